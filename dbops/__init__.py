@@ -1,0 +1,3 @@
+"""dbops: declarative PostgreSQL operations."""
+
+__version__ = "0.1.0"

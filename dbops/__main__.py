@@ -1,0 +1,3 @@
+from dbops.cli import main
+
+main()

@@ -1,0 +1,327 @@
+"""The typed Plan: what every stage after loading reads. Built only from a validated, defaulted document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from dbops.config.source import Document
+from dbops.config.units import parse_duration
+from dbops.errors import ConnectionError
+
+Profile = Literal["oltp", "analytics", "mixed"]
+
+
+class Secret:
+    """A value that never prints. Only dbops.connect calls reveal().
+
+    A secret given by a reference to an unset variable is resolved late: validating or rendering a
+    plan needs no password, connecting does, and fails then with the variable's name and origin.
+    """
+
+    __slots__ = ("_missing", "_value")
+
+    def __init__(self, value: str | None, *, missing: str = "") -> None:
+        self._value = value
+        self._missing = missing
+
+    def reveal(self) -> str:
+        if self._value is None:
+            raise ConnectionError(self._missing)
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Replica:
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Database:
+    embedded: bool
+    host: str
+    port: int
+    name: str
+    user: str
+    password: Secret | None
+    sslmode: str
+    connect_timeout: timedelta
+    replicas: tuple[Replica, ...]
+
+
+@dataclass(frozen=True)
+class DynamicSizing:
+    enabled: bool
+    target_utilization: float
+
+
+@dataclass(frozen=True)
+class ReadRouting:
+    strategy: Literal["round_robin", "least_lag"]
+    max_lag: timedelta
+    read_your_writes: bool
+
+
+@dataclass(frozen=True)
+class Pool:
+    profile: Profile
+    role: str | None
+    instances: int
+    min_size: int
+    max_size: int
+    reserve: int
+    acquire_timeout: timedelta
+    max_idle: timedelta
+    max_lifetime: timedelta
+    leak_detection_threshold: timedelta
+    slow_query_threshold: timedelta
+    log_queries: bool
+    log_slow_queries: bool
+    dynamic_sizing: DynamicSizing
+    read_routing: ReadRouting
+
+    @property
+    def demand(self) -> int:
+        """Connections the application's pools can open at most, plus the reserve."""
+        return self.instances * self.max_size + self.reserve
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    login: bool
+    connection_limit: int
+    settings: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Retries:
+    attempts: int
+    backoff: timedelta
+
+
+@dataclass(frozen=True)
+class Migrations:
+    directory: Path
+    target: str
+    zero_downtime: bool
+    lock_timeout: timedelta
+    statement_timeout: timedelta
+    lock_wait: timedelta
+    allow_out_of_order: bool
+    retries: Retries
+    lint_fail_on: Literal["error", "warning", "info", "never"]
+
+
+@dataclass(frozen=True)
+class Retention:
+    keep_last: int
+    max_age: timedelta
+
+
+@dataclass(frozen=True)
+class BackupPolicy:
+    directory: Path
+    before_migrate: bool
+    format: Literal["custom", "directory"]
+    jobs: int
+    globals: bool
+    schedule: str | None
+    retention: Retention
+    verify_checksums: bool
+    restore_test: str
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    connection_utilization: float
+    response_time: timedelta
+    error_rate: float
+    replication_lag: timedelta
+    long_transaction: timedelta
+    idle_in_transaction: timedelta
+    slow_query: timedelta
+
+
+@dataclass(frozen=True)
+class Gates:
+    before_apply: bool
+    after_each_stage: bool
+    settle: timedelta
+
+
+@dataclass(frozen=True)
+class AlertChannel:
+    type: Literal["log", "webhook", "command"]
+    url: Secret | None
+    command: str | None
+    timeout: timedelta
+    retries: int
+    cooldown: timedelta
+
+
+@dataclass(frozen=True)
+class Recovery:
+    enabled: bool
+    terminate_idle_in_transaction_after: timedelta | None
+
+
+@dataclass(frozen=True)
+class Health:
+    enabled: bool
+    monitoring: bool
+    check_interval: timedelta
+    thresholds: Thresholds
+    gates: Gates
+    alerts: tuple[AlertChannel, ...]
+    recovery: Recovery
+
+
+@dataclass(frozen=True)
+class DriftIgnore:
+    path: str
+    until: date
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One environment's plan, typed, with every default filled in."""
+
+    environment: str
+    source: Path
+    root: Path
+    inventory: Path | None
+    database: Database
+    pool: Pool
+    roles: dict[str, Role]
+    settings: dict[str, str]
+    migrations: Migrations
+    backup: BackupPolicy | None
+    health: Health
+    drift_ignores: tuple[DriftIgnore, ...]
+    document: Document = field(repr=False, compare=False)
+
+
+def setting_text(value: Any) -> str:
+    """A setting as PostgreSQL spells it: booleans become on/off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _dur(value: str) -> timedelta:
+    return parse_duration(value)
+
+
+def _password(doc: Document) -> Secret | None:
+    path = ("database", "password")
+    if path in doc.deferred:
+        return Secret(None, missing=str(doc.problem(path, doc.deferred[path])))
+    value = doc.data["database"].get("password")
+    return None if value in (None, "") else Secret(str(value))
+
+
+def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
+    """Turn a validated document with defaults filled in into a Plan."""
+    d = doc.data
+    db, pool, mig, health = d["database"], d["pool"], d["migrations"], d["health"]
+    backup = d.get("backup")
+    return Plan(
+        environment=d["environment"],
+        source=source,
+        root=root,
+        inventory=root / d["inventory"] if "inventory" in d else None,
+        database=Database(
+            embedded=db["embedded"], host=str(db["host"]), port=db["port"], name=db["name"],
+            user=str(db["user"]),
+            password=_password(doc),
+            sslmode=db["sslmode"], connect_timeout=_dur(db["connect_timeout"]),
+            replicas=tuple(
+                Replica(name=r.get("name", f"replica{n + 1}"), host=r["host"], port=r["port"])
+                for n, r in enumerate(db["replicas"])
+            ),
+        ),
+        pool=Pool(
+            profile=pool["profile"], role=pool.get("role"), instances=pool["instances"],
+            min_size=pool["min_size"], max_size=pool["max_size"], reserve=pool["reserve"],
+            acquire_timeout=_dur(pool["acquire_timeout"]), max_idle=_dur(pool["max_idle"]),
+            max_lifetime=_dur(pool["max_lifetime"]),
+            leak_detection_threshold=_dur(pool["leak_detection_threshold"]),
+            slow_query_threshold=_dur(pool["slow_query_threshold"]),
+            log_queries=pool["log_queries"], log_slow_queries=pool["log_slow_queries"],
+            dynamic_sizing=DynamicSizing(**pool["dynamic_sizing"]),
+            read_routing=ReadRouting(
+                strategy=pool["read_routing"]["strategy"],
+                max_lag=_dur(pool["read_routing"]["max_lag"]),
+                read_your_writes=pool["read_routing"]["read_your_writes"],
+            ),
+        ),
+        roles={
+            name: Role(name=name, login=r["login"], connection_limit=r["connection_limit"],
+                       settings={k: setting_text(v) for k, v in r.get("settings", {}).items()})
+            for name, r in d.get("roles", {}).items()
+        },
+        settings={k: setting_text(v) for k, v in d.get("settings", {}).items()},
+        migrations=Migrations(
+            directory=root / mig["directory"], target=mig["target"],
+            zero_downtime=mig["zero_downtime"], lock_timeout=_dur(mig["lock_timeout"]),
+            statement_timeout=_dur(mig["statement_timeout"]), lock_wait=_dur(mig["lock_wait"]),
+            allow_out_of_order=mig["allow_out_of_order"],
+            retries=Retries(mig["retries"]["attempts"], _dur(mig["retries"]["backoff"])),
+            lint_fail_on=mig["lint"]["fail_on"],
+        ),
+        backup=None if backup is None else BackupPolicy(
+            directory=root / backup["directory"], before_migrate=backup["before_migrate"],
+            format=backup["format"], jobs=backup["jobs"], globals=backup["globals"],
+            schedule=backup.get("schedule"),
+            retention=Retention(backup["retention"]["keep_last"],
+                                _dur(backup["retention"]["max_age"])),
+            verify_checksums=backup["verify"]["checksums"],
+            restore_test=backup["verify"]["restore_test"],
+        ),
+        health=Health(
+            enabled=health["enabled"], monitoring=health["monitoring"],
+            check_interval=_dur(health["check_interval"]),
+            thresholds=Thresholds(
+                connection_utilization=health["thresholds"]["connection_utilization"],
+                error_rate=health["thresholds"]["error_rate"],
+                **{k: _dur(v) for k, v in health["thresholds"].items()
+                   if k not in ("connection_utilization", "error_rate")},
+            ),
+            gates=Gates(health["gates"]["before_apply"], health["gates"]["after_each_stage"],
+                        _dur(health["gates"]["settle"])),
+            alerts=tuple(
+                AlertChannel(type=a["type"], url=Secret(a["url"]) if a.get("url") else None,
+                             command=a.get("command"), timeout=_dur(a["timeout"]),
+                             retries=a["retries"], cooldown=_dur(a["cooldown"]))
+                for a in health["alerts"]
+            ),
+            recovery=Recovery(
+                enabled=health["recovery"]["enabled"],
+                terminate_idle_in_transaction_after=(
+                    _dur(health["recovery"]["terminate_idle_in_transaction_after"])
+                    if "terminate_idle_in_transaction_after" in health["recovery"] else None),
+            ),
+        ),
+        drift_ignores=tuple(
+            DriftIgnore(i["path"], date.fromisoformat(i["until"]), i["reason"])
+            for i in d["drift"]["ignore"]
+        ),
+        document=doc,
+    )

@@ -1,0 +1,136 @@
+"""The only place that turns a plan into connection parameters and the only place that sees passwords.
+
+Every message that can carry a connection string passes through `mask` before a user sees it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from dbops.config.model import Plan, Replica
+from dbops.errors import ConnectionError
+
+MASK = "***"
+_revealed: set[str] = set()
+
+_PATTERNS = [
+    re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE),
+    re.compile(r"(PGPASSWORD\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)"),
+    re.compile(r"((?:postgres|postgresql)://[^:/@\s]*:)([^@\s]*)(@)"),
+]
+
+
+def mask(text: str) -> str:
+    """`text` with every password this process has revealed, and every password-shaped field, masked."""
+    for secret in sorted(_revealed, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(3) if m.lastindex == 3 else ""),
+                           text)
+    return text
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one server of the plan lives, and how to log in. Its repr never shows the password."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    sslmode: str
+    connect_timeout: timedelta
+    password: str | None = None
+    name: str = "primary"
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.describe()})"
+
+    def describe(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+def endpoint(plan: Plan, replica: Replica | None = None, *, dbname: str | None = None) -> Endpoint:
+    """The primary's (or a replica's) endpoint; the embedded development cluster resolves its port here."""
+    db = plan.database
+    host, port = db.host, db.port
+    if db.embedded:
+        host, port = embedded_address(plan.root)
+    if replica is not None:
+        host, port = replica.host, replica.port
+    password = db.password.reveal() if db.password is not None else None
+    if password:
+        _revealed.add(password)
+    return Endpoint(host=host, port=port, dbname=dbname or db.name, user=db.user,
+                    sslmode=db.sslmode, connect_timeout=db.connect_timeout, password=password,
+                    name=replica.name if replica else "primary")
+
+
+def embedded_address(root: Path) -> tuple[str, int]:
+    from dbops.local import development_cluster  # local.py is only needed for embedded plans
+
+    status = development_cluster(root).status()
+    if not status.running or status.port is None:
+        raise ConnectionError("the embedded development database is not running: "
+                              "start it with `dbops local up`")
+    return "127.0.0.1", status.port
+
+
+def params(ep: Endpoint, *, command: str, statement_timeout: timedelta | None = None,
+           lock_timeout: timedelta | None = None) -> dict[str, Any]:
+    """psycopg.connect keyword arguments for `ep`, tagged `application_name=dbops/<command>`."""
+    options = []
+    if statement_timeout is not None:
+        options.append(f"-c statement_timeout={int(statement_timeout.total_seconds() * 1000)}")
+    if lock_timeout is not None:
+        options.append(f"-c lock_timeout={int(lock_timeout.total_seconds() * 1000)}")
+    kwargs: dict[str, Any] = {
+        "host": ep.host, "port": ep.port, "dbname": ep.dbname, "user": ep.user,
+        "sslmode": ep.sslmode, "connect_timeout": max(1, int(ep.connect_timeout.total_seconds())),
+        "application_name": f"dbops/{command}",
+    }
+    if ep.password:
+        kwargs["password"] = ep.password
+    if options:
+        kwargs["options"] = " ".join(options)
+    return kwargs
+
+
+def open_connection(ep: Endpoint, *, command: str, autocommit: bool = False,
+                    statement_timeout: timedelta | None = None,
+                    lock_timeout: timedelta | None = None) -> psycopg.Connection[Any]:
+    """A connection to `ep`; failures raise dbops ConnectionError with a masked one-line reason."""
+    try:
+        return psycopg.connect(autocommit=autocommit, **params(
+            ep, command=command, statement_timeout=statement_timeout, lock_timeout=lock_timeout))
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConnectionError(mask(f"cannot connect to {ep.describe()}: {reason}")) from None
+
+
+@contextmanager
+def connection(plan: Plan, *, command: str, replica: Replica | None = None,
+               dbname: str | None = None, autocommit: bool = False,
+               statement_timeout: timedelta | None = None,
+               lock_timeout: timedelta | None = None) -> Iterator[psycopg.Connection[Any]]:
+    """Open, yield and always close a connection to the plan's primary (or one replica)."""
+    ep = endpoint(plan, replica, dbname=dbname)
+    conn = open_connection(ep, command=command, autocommit=autocommit,
+                           statement_timeout=statement_timeout, lock_timeout=lock_timeout)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def with_database(ep: Endpoint, dbname: str) -> Endpoint:
+    return replace(ep, dbname=dbname)
+
