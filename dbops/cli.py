@@ -77,8 +77,10 @@ def _print_status(action: str) -> None:
     cluster = embedded.development_cluster(Path.cwd())
     status = getattr(cluster, action)()
     if status.running:
-        click.echo(f"running: PostgreSQL {status.version} on 127.0.0.1:{status.port} "
-                   f"(pid {status.pid}, data {status.data_dir})")
+        click.echo(
+            f"running: PostgreSQL {status.version} on 127.0.0.1:{status.port} "
+            f"(pid {status.pid}, data {status.data_dir})"
+        )
     else:
         state = "stopped" if status.initialized else "not created"
         click.echo(f"{state}: {status.data_dir}")
@@ -109,4 +111,3 @@ def local_down() -> None:
 def local_status() -> None:
     """Show whether the development cluster runs, where, and which version."""
     _print_status("status")
-

@@ -33,8 +33,9 @@ def mask(text: str) -> str:
     for secret in sorted(_revealed, key=len, reverse=True):
         text = text.replace(secret, MASK)
     for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(3) if m.lastindex == 3 else ""),
-                           text)
+        text = pattern.sub(
+            lambda m: m.group(1) + MASK + (m.group(3) if m.lastindex == 3 else ""), text
+        )
     return text
 
 
@@ -69,9 +70,16 @@ def endpoint(plan: Plan, replica: Replica | None = None, *, dbname: str | None =
     password = db.password.reveal() if db.password is not None else None
     if password:
         _revealed.add(password)
-    return Endpoint(host=host, port=port, dbname=dbname or db.name, user=db.user,
-                    sslmode=db.sslmode, connect_timeout=db.connect_timeout, password=password,
-                    name=replica.name if replica else "primary")
+    return Endpoint(
+        host=host,
+        port=port,
+        dbname=dbname or db.name,
+        user=db.user,
+        sslmode=db.sslmode,
+        connect_timeout=db.connect_timeout,
+        password=password,
+        name=replica.name if replica else "primary",
+    )
 
 
 def embedded_address(root: Path) -> tuple[str, int]:
@@ -79,13 +87,19 @@ def embedded_address(root: Path) -> tuple[str, int]:
 
     status = development_cluster(root).status()
     if not status.running or status.port is None:
-        raise ConnectionError("the embedded development database is not running: "
-                              "start it with `dbops local up`")
+        raise ConnectionError(
+            "the embedded development database is not running: start it with `dbops local up`"
+        )
     return "127.0.0.1", status.port
 
 
-def params(ep: Endpoint, *, command: str, statement_timeout: timedelta | None = None,
-           lock_timeout: timedelta | None = None) -> dict[str, Any]:
+def params(
+    ep: Endpoint,
+    *,
+    command: str,
+    statement_timeout: timedelta | None = None,
+    lock_timeout: timedelta | None = None,
+) -> dict[str, Any]:
     """psycopg.connect keyword arguments for `ep`, tagged `application_name=dbops/<command>`."""
     options = []
     if statement_timeout is not None:
@@ -93,8 +107,12 @@ def params(ep: Endpoint, *, command: str, statement_timeout: timedelta | None = 
     if lock_timeout is not None:
         options.append(f"-c lock_timeout={int(lock_timeout.total_seconds() * 1000)}")
     kwargs: dict[str, Any] = {
-        "host": ep.host, "port": ep.port, "dbname": ep.dbname, "user": ep.user,
-        "sslmode": ep.sslmode, "connect_timeout": max(1, int(ep.connect_timeout.total_seconds())),
+        "host": ep.host,
+        "port": ep.port,
+        "dbname": ep.dbname,
+        "user": ep.user,
+        "sslmode": ep.sslmode,
+        "connect_timeout": max(1, int(ep.connect_timeout.total_seconds())),
         "application_name": f"dbops/{command}",
     }
     if ep.password:
@@ -104,27 +122,47 @@ def params(ep: Endpoint, *, command: str, statement_timeout: timedelta | None = 
     return kwargs
 
 
-def open_connection(ep: Endpoint, *, command: str, autocommit: bool = False,
-                    statement_timeout: timedelta | None = None,
-                    lock_timeout: timedelta | None = None) -> psycopg.Connection[Any]:
+def open_connection(
+    ep: Endpoint,
+    *,
+    command: str,
+    autocommit: bool = False,
+    statement_timeout: timedelta | None = None,
+    lock_timeout: timedelta | None = None,
+) -> psycopg.Connection[Any]:
     """A connection to `ep`; failures raise dbops ConnectionError with a masked one-line reason."""
     try:
-        return psycopg.connect(autocommit=autocommit, **params(
-            ep, command=command, statement_timeout=statement_timeout, lock_timeout=lock_timeout))
+        return psycopg.connect(
+            autocommit=autocommit,
+            **params(
+                ep, command=command, statement_timeout=statement_timeout, lock_timeout=lock_timeout
+            ),
+        )
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ConnectionError(mask(f"cannot connect to {ep.describe()}: {reason}")) from None
 
 
 @contextmanager
-def connection(plan: Plan, *, command: str, replica: Replica | None = None,
-               dbname: str | None = None, autocommit: bool = False,
-               statement_timeout: timedelta | None = None,
-               lock_timeout: timedelta | None = None) -> Iterator[psycopg.Connection[Any]]:
+def connection(
+    plan: Plan,
+    *,
+    command: str,
+    replica: Replica | None = None,
+    dbname: str | None = None,
+    autocommit: bool = False,
+    statement_timeout: timedelta | None = None,
+    lock_timeout: timedelta | None = None,
+) -> Iterator[psycopg.Connection[Any]]:
     """Open, yield and always close a connection to the plan's primary (or one replica)."""
     ep = endpoint(plan, replica, dbname=dbname)
-    conn = open_connection(ep, command=command, autocommit=autocommit,
-                           statement_timeout=statement_timeout, lock_timeout=lock_timeout)
+    conn = open_connection(
+        ep,
+        command=command,
+        autocommit=autocommit,
+        statement_timeout=statement_timeout,
+        lock_timeout=lock_timeout,
+    )
     try:
         yield conn
     finally:
@@ -133,4 +171,3 @@ def connection(plan: Plan, *, command: str, replica: Replica | None = None,
 
 def with_database(ep: Endpoint, dbname: str) -> Endpoint:
     return replace(ep, dbname=dbname)
-

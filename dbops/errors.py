@@ -32,7 +32,7 @@ class PlanError(DbopsError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class ConnectionError(DbopsError):  # noqa: A001 - deliberately shadows the builtin inside dbops
+class ConnectionError(DbopsError):
     """The database could not be reached; the message is already masked."""
 
 

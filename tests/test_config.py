@@ -37,8 +37,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def expectations(path: Path) -> list[str]:
-    return [line.removeprefix("# expect: ") for line in path.read_text().splitlines()
-            if line.startswith("# expect: ")]
+    return [
+        line.removeprefix("# expect: ")
+        for line in path.read_text().splitlines()
+        if line.startswith("# expect: ")
+    ]
 
 
 def test_corpus_is_large_enough() -> None:
@@ -64,8 +67,10 @@ def test_every_repository_plan_is_valid(monkeypatch: pytest.MonkeyPatch) -> None
 def test_unknown_environment_lists_known_ones(project: Path) -> None:
     result = CliRunner().invoke(main, ["validate", "prod"])
     assert result.exit_code == 1
-    assert result.stderr.strip() == ("plans/prod.yaml: unknown environment 'prod' "
-                                     "(known environments: development, production, staging)")
+    assert result.stderr.strip() == (
+        "plans/prod.yaml: unknown environment 'prod' "
+        "(known environments: development, production, staging)"
+    )
 
 
 def test_environment_name_and_paths_resolve_to_the_same_plan(project: Path) -> None:
@@ -93,15 +98,30 @@ def test_precedence_flag_over_environment_over_file_over_profile(project: Path) 
 
 
 def test_seed_environment_variables_are_typed(project: Path) -> None:
-    plan = load_plan("staging", environ={
-        "DB_HOST": "db.example", "DB_PORT": "6543", "DB_NAME": "tm", "DB_USER": "ops",
-        "DB_SSL_MODE": "verify-ca", "DB_POOL_MIN": "1", "DB_HEALTH_CHECK_ENABLED": "false",
-        "DB_MONITORING_ENABLED": "0", "DB_SLOW_QUERY_THRESHOLD": "1500", "DB_LOG_QUERIES": "true",
-        "DB_LOG_SLOW_QUERIES": "off",
-    })
+    plan = load_plan(
+        "staging",
+        environ={
+            "DB_HOST": "db.example",
+            "DB_PORT": "6543",
+            "DB_NAME": "tm",
+            "DB_USER": "ops",
+            "DB_SSL_MODE": "verify-ca",
+            "DB_POOL_MIN": "1",
+            "DB_HEALTH_CHECK_ENABLED": "false",
+            "DB_MONITORING_ENABLED": "0",
+            "DB_SLOW_QUERY_THRESHOLD": "1500",
+            "DB_LOG_QUERIES": "true",
+            "DB_LOG_SLOW_QUERIES": "off",
+        },
+    )
     db, pool = plan.database, plan.pool
-    assert (db.host, db.port, db.name, db.user, db.sslmode) == ("db.example", 6543, "tm", "ops",
-                                                                 "verify-ca")
+    assert (db.host, db.port, db.name, db.user, db.sslmode) == (
+        "db.example",
+        6543,
+        "tm",
+        "ops",
+        "verify-ca",
+    )
     assert (pool.min_size, pool.log_queries, pool.log_slow_queries) == (1, True, False)
     assert pool.slow_query_threshold == timedelta(milliseconds=1500)
     assert (plan.health.enabled, plan.health.monitoring) == (False, False)
@@ -110,8 +130,9 @@ def test_seed_environment_variables_are_typed(project: Path) -> None:
 def test_bad_environment_override_names_the_variable(project: Path) -> None:
     with pytest.raises(PlanError) as caught:
         load_plan("staging", environ={"DB_POOL_MAX": "lots"})
-    assert str(caught.value) == ("environment DB_POOL_MAX: pool.max_size: "
-                                 "must be integer, got string 'lots'")
+    assert str(caught.value) == (
+        "environment DB_POOL_MAX: pool.max_size: must be integer, got string 'lots'"
+    )
 
 
 def test_unknown_override_is_refused(project: Path) -> None:
@@ -130,10 +151,14 @@ def test_interpolation_default_and_escape(project: Path) -> None:
     (project / "plans" / "qa.yaml").write_text(
         "apiVersion: dbops/v1\nenvironment: qa\ndatabase:\n"
         "  name: app\n  host: ${QA_HOST:-qa.internal}\n  port: ${QA_PORT}\n"
-        "  user: pay$$roll\n")
+        "  user: pay$$roll\n"
+    )
     plan = load_plan("qa", environ={"QA_PORT": "5999"})
     assert (plan.database.host, plan.database.port, plan.database.user) == (
-        "qa.internal", 5999, "pay$roll")
+        "qa.internal",
+        5999,
+        "pay$roll",
+    )
 
 
 def test_password_is_resolved_only_when_connecting(project: Path) -> None:
@@ -141,8 +166,10 @@ def test_password_is_resolved_only_when_connecting(project: Path) -> None:
     assert plan.database.password is not None
     with pytest.raises(ConnectionError) as caught:
         endpoint(plan)
-    assert str(caught.value) == ("plans/production.yaml:10:13: database.password: "
-                                 "environment variable DB_PASSWORD is not set")
+    assert str(caught.value) == (
+        "plans/production.yaml:10:13: database.password: "
+        "environment variable DB_PASSWORD is not set"
+    )
     plan = load_plan("production", environ={"DB_PASSWORD": "s3cret-value"})
     assert "s3cret-value" not in repr(plan)
     assert endpoint(plan).password == "s3cret-value"
@@ -165,4 +192,5 @@ def test_budget_checked_with_environment_override(project: Path) -> None:
         load_plan("production", environ={"DB_POOL_MAX": "25"})
     assert str(caught.value).endswith(
         "pool.max_size: connection budget: 6 instances × 25 + 5 reserve = 155 "
-        "exceeds roles.taskmaster_app.connection_limit (130)")
+        "exceeds roles.taskmaster_app.connection_limit (130)"
+    )

@@ -45,8 +45,16 @@ ENV_OVERRIDES: dict[str, JsonPath] = {
 SECRET_PATHS: frozenset[JsonPath] = frozenset({("database", "password")})
 
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
-             "0": False, "false": False, "no": False, "off": False}
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def known_environments(root: Path) -> list[str]:
@@ -75,8 +83,17 @@ def resolve_plan_path(ref: str, root: Path) -> Path:
     path = root / PLANS_DIR / f"{ref}.yaml"
     if not path.exists():
         known = ", ".join(known_environments(root)) or f"none: {PLANS_DIR}/ has no plans"
-        raise PlanError([Problem(f"{PLANS_DIR}/{ref}.yaml", 0, 0, "",
-                                 f"unknown environment '{ref}' (known environments: {known})")])
+        raise PlanError(
+            [
+                Problem(
+                    f"{PLANS_DIR}/{ref}.yaml",
+                    0,
+                    0,
+                    "",
+                    f"unknown environment '{ref}' (known environments: {known})",
+                )
+            ]
+        )
     return path
 
 
@@ -101,16 +118,30 @@ def environment(root: Path, environ: Mapping[str, str] | None = None) -> dict[st
     return {**read_dotenv(root / ".env"), **(os.environ if environ is None else environ)}
 
 
-def load_plan(ref: str, *, root: Path | None = None, environ: Mapping[str, str] | None = None,
-              overrides: Mapping[str, str] | None = None) -> Plan:
+def load_plan(
+    ref: str,
+    *,
+    root: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Plan:
     """Load, validate and build one plan; raises PlanError listing every problem found."""
     root = Path.cwd() if root is None else root
     env = environment(root, environ)
     path = resolve_plan_path(ref, root)
     doc, problems = load_document(path, env)
     if doc.data.get("abstract") is True:
-        raise PlanError([Problem(display_path(path), 1, 1, "",
-                                 "this plan is abstract (only for extends): name a concrete plan")])
+        raise PlanError(
+            [
+                Problem(
+                    display_path(path),
+                    1,
+                    1,
+                    "",
+                    "this plan is abstract (only for extends): name a concrete plan",
+                )
+            ]
+        )
     _apply_environment(doc, env)
     problems += _apply_overrides(doc, overrides or {})
     broken = {p.path for p in problems}
@@ -125,7 +156,9 @@ def load_plan(ref: str, *, root: Path | None = None, environ: Mapping[str, str] 
     return build_plan(doc, source=path, root=root)
 
 
-def validate_file(path: Path, *, root: Path, environ: Mapping[str, str] | None = None) -> list[Problem]:
+def validate_file(
+    path: Path, *, root: Path, environ: Mapping[str, str] | None = None
+) -> list[Problem]:
     """Every problem in one plan file (abstract files are checked against the schema only)."""
     env = environment(root, environ)
     try:
@@ -142,8 +175,9 @@ def validate_file(path: Path, *, root: Path, environ: Mapping[str, str] | None =
     return []
 
 
-def load_document(path: Path, env: Mapping[str, str],
-                  chain: tuple[Path, ...] = ()) -> tuple[Document, list[Problem]]:
+def load_document(
+    path: Path, env: Mapping[str, str], chain: tuple[Path, ...] = ()
+) -> tuple[Document, list[Problem]]:
     """One file with its `extends` ancestors merged beneath it, ${VAR}s resolved.
 
     Missing variables are returned as problems (so every problem in a file is reported);
@@ -175,8 +209,10 @@ def _merge(base: Document, top: Document) -> Document:
         origins={**base.origins, **top.origins},
         key_origins={**base.key_origins, **top.key_origins},
         interpolated=(base.interpolated - set(top.origins)) | top.interpolated,
-        deferred={**{p: m for p, m in base.deferred.items() if p not in top.origins},
-                  **top.deferred},
+        deferred={
+            **{p: m for p, m in base.deferred.items() if p not in top.origins},
+            **top.deferred,
+        },
     )
 
 
@@ -215,12 +251,20 @@ def _interpolate(doc: Document, env: Mapping[str, str]) -> list[Problem]:
             _set(doc.data, path, "")
             continue
         if missing:
-            problems += [doc.problem(path, f"environment variable {name} is not set "
-                                           f"(and ${{{name}}} has no :-default)") for name in missing]
+            problems += [
+                doc.problem(
+                    path,
+                    f"environment variable {name} is not set (and ${{{name}}} has no :-default)",
+                )
+                for name in missing
+            ]
             continue
         if "${" in value.replace("$${", "") and "${" in result:
-            problems.append(doc.problem(path, f"malformed reference in {value!r} "
-                                              "(use ${NAME} or ${NAME:-default})"))
+            problems.append(
+                doc.problem(
+                    path, f"malformed reference in {value!r} (use ${{NAME}} or ${{NAME:-default}})"
+                )
+            )
             continue
         if result != value:
             doc.interpolated.add(path)
@@ -250,10 +294,7 @@ def _expects(path: JsonPath, kind: str) -> bool:
 def _set(data: dict[str, Any], path: JsonPath, value: Any) -> None:
     node: Any = data
     for part in path[:-1]:
-        if isinstance(part, str) and isinstance(node, dict):
-            node = node.setdefault(part, {})
-        else:
-            node = node[part]
+        node = node.setdefault(part, {}) if isinstance(node, dict) else node[part]
     node[path[-1]] = value
 
 

@@ -248,23 +248,33 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
         root=root,
         inventory=root / d["inventory"] if "inventory" in d else None,
         database=Database(
-            embedded=db["embedded"], host=str(db["host"]), port=db["port"], name=db["name"],
+            embedded=db["embedded"],
+            host=str(db["host"]),
+            port=db["port"],
+            name=db["name"],
             user=str(db["user"]),
             password=_password(doc),
-            sslmode=db["sslmode"], connect_timeout=_dur(db["connect_timeout"]),
+            sslmode=db["sslmode"],
+            connect_timeout=_dur(db["connect_timeout"]),
             replicas=tuple(
                 Replica(name=r.get("name", f"replica{n + 1}"), host=r["host"], port=r["port"])
                 for n, r in enumerate(db["replicas"])
             ),
         ),
         pool=Pool(
-            profile=pool["profile"], role=pool.get("role"), instances=pool["instances"],
-            min_size=pool["min_size"], max_size=pool["max_size"], reserve=pool["reserve"],
-            acquire_timeout=_dur(pool["acquire_timeout"]), max_idle=_dur(pool["max_idle"]),
+            profile=pool["profile"],
+            role=pool.get("role"),
+            instances=pool["instances"],
+            min_size=pool["min_size"],
+            max_size=pool["max_size"],
+            reserve=pool["reserve"],
+            acquire_timeout=_dur(pool["acquire_timeout"]),
+            max_idle=_dur(pool["max_idle"]),
             max_lifetime=_dur(pool["max_lifetime"]),
             leak_detection_threshold=_dur(pool["leak_detection_threshold"]),
             slow_query_threshold=_dur(pool["slow_query_threshold"]),
-            log_queries=pool["log_queries"], log_slow_queries=pool["log_slow_queries"],
+            log_queries=pool["log_queries"],
+            log_slow_queries=pool["log_slow_queries"],
             dynamic_sizing=DynamicSizing(**pool["dynamic_sizing"]),
             read_routing=ReadRouting(
                 strategy=pool["read_routing"]["strategy"],
@@ -273,50 +283,77 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             ),
         ),
         roles={
-            name: Role(name=name, login=r["login"], connection_limit=r["connection_limit"],
-                       settings={k: setting_text(v) for k, v in r.get("settings", {}).items()})
+            name: Role(
+                name=name,
+                login=r["login"],
+                connection_limit=r["connection_limit"],
+                settings={k: setting_text(v) for k, v in r.get("settings", {}).items()},
+            )
             for name, r in d.get("roles", {}).items()
         },
         settings={k: setting_text(v) for k, v in d.get("settings", {}).items()},
         migrations=Migrations(
-            directory=root / mig["directory"], target=mig["target"],
-            zero_downtime=mig["zero_downtime"], lock_timeout=_dur(mig["lock_timeout"]),
-            statement_timeout=_dur(mig["statement_timeout"]), lock_wait=_dur(mig["lock_wait"]),
+            directory=root / mig["directory"],
+            target=mig["target"],
+            zero_downtime=mig["zero_downtime"],
+            lock_timeout=_dur(mig["lock_timeout"]),
+            statement_timeout=_dur(mig["statement_timeout"]),
+            lock_wait=_dur(mig["lock_wait"]),
             allow_out_of_order=mig["allow_out_of_order"],
             retries=Retries(mig["retries"]["attempts"], _dur(mig["retries"]["backoff"])),
             lint_fail_on=mig["lint"]["fail_on"],
         ),
-        backup=None if backup is None else BackupPolicy(
-            directory=root / backup["directory"], before_migrate=backup["before_migrate"],
-            format=backup["format"], jobs=backup["jobs"], globals=backup["globals"],
+        backup=None
+        if backup is None
+        else BackupPolicy(
+            directory=root / backup["directory"],
+            before_migrate=backup["before_migrate"],
+            format=backup["format"],
+            jobs=backup["jobs"],
+            globals=backup["globals"],
             schedule=backup.get("schedule"),
-            retention=Retention(backup["retention"]["keep_last"],
-                                _dur(backup["retention"]["max_age"])),
+            retention=Retention(
+                backup["retention"]["keep_last"], _dur(backup["retention"]["max_age"])
+            ),
             verify_checksums=backup["verify"]["checksums"],
             restore_test=backup["verify"]["restore_test"],
         ),
         health=Health(
-            enabled=health["enabled"], monitoring=health["monitoring"],
+            enabled=health["enabled"],
+            monitoring=health["monitoring"],
             check_interval=_dur(health["check_interval"]),
             thresholds=Thresholds(
                 connection_utilization=health["thresholds"]["connection_utilization"],
                 error_rate=health["thresholds"]["error_rate"],
-                **{k: _dur(v) for k, v in health["thresholds"].items()
-                   if k not in ("connection_utilization", "error_rate")},
+                **{
+                    k: _dur(v)
+                    for k, v in health["thresholds"].items()
+                    if k not in ("connection_utilization", "error_rate")
+                },
             ),
-            gates=Gates(health["gates"]["before_apply"], health["gates"]["after_each_stage"],
-                        _dur(health["gates"]["settle"])),
+            gates=Gates(
+                health["gates"]["before_apply"],
+                health["gates"]["after_each_stage"],
+                _dur(health["gates"]["settle"]),
+            ),
             alerts=tuple(
-                AlertChannel(type=a["type"], url=Secret(a["url"]) if a.get("url") else None,
-                             command=a.get("command"), timeout=_dur(a["timeout"]),
-                             retries=a["retries"], cooldown=_dur(a["cooldown"]))
+                AlertChannel(
+                    type=a["type"],
+                    url=Secret(a["url"]) if a.get("url") else None,
+                    command=a.get("command"),
+                    timeout=_dur(a["timeout"]),
+                    retries=a["retries"],
+                    cooldown=_dur(a["cooldown"]),
+                )
                 for a in health["alerts"]
             ),
             recovery=Recovery(
                 enabled=health["recovery"]["enabled"],
                 terminate_idle_in_transaction_after=(
                     _dur(health["recovery"]["terminate_idle_in_transaction_after"])
-                    if "terminate_idle_in_transaction_after" in health["recovery"] else None),
+                    if "terminate_idle_in_transaction_after" in health["recovery"]
+                    else None
+                ),
             ),
         ),
         drift_ignores=tuple(

@@ -66,14 +66,22 @@ def _explain(error: ValidationError, doc: Document) -> list[Problem]:
     kind = error.validator
     if kind == "additionalProperties" and isinstance(value, dict):
         allowed = sorted(schema.get("properties", {}))
-        return [doc.problem((*path, key), _unknown_key(key, allowed), at_key=True)
-                for key in value if key not in allowed]
+        return [
+            doc.problem((*path, key), _unknown_key(key, allowed), at_key=True)
+            for key in value
+            if key not in allowed
+        ]
     if kind == "required":
-        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
+        missing = [k for k in _listed(error.validator_value) if isinstance(value, dict) and k not in value]
         return [doc.problem(path, f"missing required key '{key}'") for key in missing]
     if "propertyNames" in error.absolute_schema_path:
-        return [doc.problem((*path, str(value)),
-                            "invalid name (lower-case letters, digits and _ only)", at_key=True)]
+        return [
+            doc.problem(
+                (*path, str(value)),
+                "invalid name (lower-case letters, digits and _ only)",
+                at_key=True,
+            )
+        ]
     return [doc.problem(path, _message(kind, error, value, schema))]
 
 
@@ -90,7 +98,7 @@ def _message(kind: Any, error: ValidationError, value: Any, schema: dict[str, An
         names = " or ".join(expected) if isinstance(expected, list) else str(expected)
         return f"must be {names}, got {_json_type(value)} {value!r}"
     if kind == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
+        options = ", ".join(str(o) for o in _listed(error.validator_value))
         return f"must be one of {options} (got {value!r})"
     if kind == "format":
         return f"{_FORMAT_HINTS.get(str(error.validator_value), 'invalid format')}: {value!r}"
@@ -105,6 +113,10 @@ def _message(kind: Any, error: ValidationError, value: Any, schema: dict[str, An
     if kind == "pattern":
         return f"invalid value {value!r}: {schema.get('description', 'does not match ' + str(error.validator_value))}"
     return error.message
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def _json_type(value: Any) -> str:

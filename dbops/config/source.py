@@ -84,8 +84,17 @@ def read_document(path: Path) -> Document:
         raise PlanError([Problem(name, 1, 1, "", "the plan file is empty")])
     if not isinstance(node, yaml.MappingNode):
         where = node.start_mark
-        raise PlanError([Problem(name, where.line + 1, where.column + 1, "",
-                                 "the top level of a plan must be a mapping of keys")])
+        raise PlanError(
+            [
+                Problem(
+                    name,
+                    where.line + 1,
+                    where.column + 1,
+                    "",
+                    "the top level of a plan must be a mapping of keys",
+                )
+            ]
+        )
     document = Document(data={})
     problems: list[Problem] = []
     document.data = _convert(node, (), name, document, problems)
@@ -98,8 +107,9 @@ def _origin(file: str, node: yaml.Node) -> Origin:
     return Origin(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _convert(node: yaml.Node, path: JsonPath, file: str, doc: Document,
-             problems: list[Problem]) -> Any:
+def _convert(
+    node: yaml.Node, path: JsonPath, file: str, doc: Document, problems: list[Problem]
+) -> Any:
     doc.origins[path] = _origin(file, node)
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
@@ -108,15 +118,23 @@ def _convert(node: yaml.Node, path: JsonPath, file: str, doc: Document,
             child = (*path, key)
             if key in result:
                 first = doc.key_origins[child]
-                problems.append(Problem(file, key_node.start_mark.line + 1,
-                                        key_node.start_mark.column + 1, dotted(child),
-                                        f"duplicate key (first written at line {first.line})"))
+                problems.append(
+                    Problem(
+                        file,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        dotted(child),
+                        f"duplicate key (first written at line {first.line})",
+                    )
+                )
                 continue
             doc.key_origins[child] = _origin(file, key_node)
             result[key] = _convert(value_node, child, file, doc, problems)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, n), file, doc, problems) for n, item in enumerate(node.value)]
+        return [
+            _convert(item, (*path, n), file, doc, problems) for n, item in enumerate(node.value)
+        ]
     return _scalar(node)
 
 

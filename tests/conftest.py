@@ -1,0 +1,70 @@
+"""Fixtures backed by real PostgreSQL clusters the harness starts itself (see harness.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import (
+    TEST_SETTINGS,
+    Project,
+    TestDatabase,
+    fresh_database,
+    make_project,
+    scratch_area,
+)
+
+from dbops.local import Cluster
+
+
+@pytest.fixture(scope="session")
+def pg_area() -> Iterator[Path]:
+    """The session's scratch directory holding the primary's and the replica's data."""
+    with scratch_area() as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def pg_primary(pg_area: Path) -> Iterator[Cluster]:
+    """A started primary cluster shared by the whole session."""
+    cluster = Cluster(pg_area / "primary", settings=TEST_SETTINGS)
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def pg_replica(pg_primary: Cluster, pg_area: Path) -> Iterator[Cluster]:
+    """A started streaming replica of pg_primary."""
+    replica = Cluster(pg_area / "replica")  # stops it even if start_replica fails half-way
+    try:
+        replica = pg_primary.start_replica(replica.data_dir)
+        yield replica
+    finally:
+        replica.down()
+
+
+@pytest.fixture
+def database(pg_primary: Cluster) -> Iterator[TestDatabase]:
+    """A fresh, empty database on pg_primary for one test, dropped afterwards."""
+    with fresh_database(pg_primary) as db:
+        yield db
+
+
+@pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A directory for a test's own data directories; clusters left running under it are
+    stopped and it is removed afterwards."""
+    with scratch_area() as base:
+        yield base
+
+
+@pytest.fixture
+def project(database: TestDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """A scratch dbops project (plans/test.yaml -> the test's database) as the working directory."""
+    project = make_project(tmp_path / "project", database)
+    monkeypatch.chdir(project.root)
+    return project

@@ -1,0 +1,55 @@
+"""connect.py: parameters from a plan, real connections, and masking of secrets."""
+
+from __future__ import annotations
+
+import pytest
+from harness import Project
+
+from dbops import connect
+from dbops.config.load import load_plan
+from dbops.errors import ConnectionError
+
+SENTINEL = "Sentinel-Pw-7f3a9"
+
+
+def test_mask_hides_password_fields_and_uris() -> None:
+    text = (
+        "host=db password=abc123 user=x; postgresql://app:s3cr%40t@db:5432/tm; "
+        "PGPASSWORD='quoted pw' psql; password = 'with spaces'"
+    )
+    masked = connect.mask(text)
+    for secret in ("abc123", "s3cr%40t", "quoted pw", "with spaces"):
+        assert secret not in masked
+    assert "postgresql://app:***@db:5432/tm" in masked
+    assert "host=db" in masked
+
+
+def test_connection_carries_application_name_and_timeouts(project: Project) -> None:
+    plan = load_plan("test", environ={"DB_PASSWORD": SENTINEL})
+    with connect.connection(
+        plan,
+        command="status",
+        statement_timeout=plan.migrations.lock_timeout * 5,
+        lock_timeout=plan.migrations.lock_timeout,
+    ) as conn:
+        row = conn.execute(
+            "SELECT current_setting('application_name'), current_setting('lock_timeout'),"
+            " current_setting('statement_timeout'), current_database()"
+        ).fetchone()
+    assert row == ("dbops/status", "2s", "10s", project.database.name)
+
+
+def test_failed_connection_is_masked_and_names_the_endpoint(project: Project) -> None:
+    plan = load_plan("test", environ={"DB_PASSWORD": SENTINEL, "DB_PORT": "1"})
+    with pytest.raises(ConnectionError) as caught, connect.connection(plan, command="status"):
+        pass
+    message = str(caught.value)
+    assert message.startswith(f"cannot connect to postgres@127.0.0.1:1/{project.database.name}:")
+    assert SENTINEL not in message
+    assert "\n" not in message
+
+
+def test_revealed_password_is_masked_anywhere(project: Project) -> None:
+    plan = load_plan("test", environ={"DB_PASSWORD": SENTINEL})
+    connect.endpoint(plan)
+    assert connect.mask(f"something echoed {SENTINEL} back") == "something echoed *** back"
