@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from dbops import __version__
 from dbops.config.load import plan_files, resolve_plan_path, validate_file
 from dbops.config.source import display_path
+from dbops.config.units import parse_duration
 from dbops.connect import mask
 from dbops.errors import DbopsError, PlanError
+
+if TYPE_CHECKING:
+    from dbops.migrate.engine import MigrationEngine, Progress, RunResult
+    from dbops.migrate.source import Migration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +71,190 @@ def validate(plans: tuple[str, ...]) -> None:
     if problems:
         sys.exit(EXIT_ERROR)
     click.echo(f"{len(paths)} plan(s) valid: {', '.join(display_path(p) for p in paths)}")
+
+
+def _engine(env: str) -> MigrationEngine:
+    from dbops.migrate.engine import MigrationEngine
+
+    return MigrationEngine.from_plan(env, notify=lambda message: click.echo(mask(message), err=True))
+
+
+def _confirm(action: str, environment: str, yes: bool) -> None:
+    """Changing a database needs --yes, or a yes at the prompt (development needs neither)."""
+    if yes or environment == "development":
+        return
+    if not sys.stdin.isatty():
+        raise DbopsError(f"refusing to {action} on {environment} without --yes (no terminal to ask)")
+    if not click.confirm(f"{action} on {environment}?", default=False):
+        raise DbopsError("cancelled")
+
+
+@contextmanager
+def _progress(verb: str, total_hint: str) -> Iterator[Progress]:
+    """Live progress on a terminal, one plain line per migration otherwise."""
+    if not sys.stdout.isatty():
+        def line(done: int, total: int, migration: Migration, ms: float) -> None:
+            click.echo(f"{verb} {migration.version} {migration.name} ({ms:.0f} ms) [{done}/{total}]")
+
+        yield line
+        return
+    from rich.progress import Progress as Bar
+
+    with Bar(transient=False) as bar:
+        task = bar.add_task(total_hint, total=None)
+
+        def advance(done: int, total: int, migration: Migration, ms: float) -> None:
+            bar.update(task, completed=done, total=total,
+                       description=f"{verb} {migration.version} {migration.name}")
+
+        yield advance
+
+
+def _duration_option(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.group()
+def migrate() -> None:
+    """Versioned SQL migrations: create, hash, status, validate, up, baseline."""
+
+
+@migrate.command("create")
+@click.argument("description")
+@click.option("--zero-downtime", is_flag=True, help="Mark the migration as written to run online.")
+@click.option("--estimated-duration", help="How long it should take, e.g. '30 seconds' or 5m.")
+@click.option("--risk-level", type=click.Choice(["low", "medium", "high"]), default="low",
+              show_default=True)
+@click.option("--requires", multiple=True, help="A version that must be applied first.")
+@click.option("--directory", type=click.Path(path_type=Path), default=Path("migrations"),
+              show_default=True)
+@handle_errors
+def migrate_create(description: str, zero_downtime: bool, estimated_duration: str | None,
+                   risk_level: str, requires: tuple[str, ...], directory: Path) -> None:
+    """Write a new migration from the template and update dbops.sum."""
+    from dbops.migrate.engine import create_migration
+
+    path = create_migration(directory, description, zero_downtime=zero_downtime,
+                            estimated_duration=estimated_duration, risk=risk_level,
+                            requires=requires)
+    click.echo(f"created {display_path(path)}")
+
+
+@migrate.command("hash")
+@click.option("--directory", type=click.Path(path_type=Path), default=Path("migrations"),
+              show_default=True)
+@handle_errors
+def migrate_hash(directory: Path) -> None:
+    """Write migrations/dbops.sum, the integrity file validate and up check."""
+    from dbops.migrate import source
+
+    source.load(directory)
+    click.echo(f"wrote {display_path(source.write_sum(directory))}")
+
+
+@migrate.command("status")
+@click.argument("env")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def migrate_status(env: str, fmt: str) -> None:
+    """Each migration: version, name, state (applied, pending, modified, missing-file, partial)."""
+    from rich.console import Console
+
+    from dbops.migrate import report
+
+    rows = _engine(env).get_migration_status()
+    if fmt == "json":
+        click.echo(report.status_json(rows))
+    else:
+        report.status_table(rows, Console(highlight=False))
+
+
+@migrate.command("validate")
+@click.argument("env")
+@handle_errors
+def migrate_validate(env: str) -> None:
+    """Check dbops.sum, SQL syntax, checksums against the history and dependencies."""
+    problems = _engine(env).validate_migrations()
+    for problem in problems:
+        fail(problem)
+    if problems:
+        sys.exit(EXIT_ERROR)
+    click.echo("migrations valid")
+
+
+@migrate.command("up")
+@click.argument("env")
+@click.option("--target", help="Version to migrate to (default: the plan's migrations.target).")
+@click.option("--dry-run", is_flag=True, help="Print the exact statements and steps; run nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
+@click.option("--allow-out-of-order", is_flag=True, default=None,
+              help="Apply a version older than the newest applied one.")
+@handle_errors
+def migrate_up(env: str, target: str | None, dry_run: bool, yes: bool, lock_wait: str | None,
+               allow_out_of_order: bool | None) -> None:
+    """Apply pending migrations."""
+    engine = _engine(env)
+    wait = _duration_option(lock_wait)
+    if dry_run:
+        preview = engine.run_migrations(target=target, dry_run=True,
+                                        allow_out_of_order=allow_out_of_order)
+        click.echo("\n".join(report_listing(preview)))
+        return
+    _confirm("apply pending migrations", engine.plan.environment, yes)
+    with _progress("applied", "applying migrations") as progress:
+        result = engine.run_migrations(target=target, lock_wait=wait, progress=progress,
+                                       allow_out_of_order=allow_out_of_order)
+    click.echo(f"{len(result.executions)} migration(s) applied" if result.executions
+               else "nothing to apply: the database is up to date")
+
+
+@migrate.command("baseline")
+@click.argument("env")
+@click.option("--version", "version", required=True, help="Newest version the database has.")
+@click.option("--yes", is_flag=True)
+@handle_errors
+def migrate_baseline(env: str, version: str, yes: bool) -> None:
+    """Adopt an existing database: record migrations up to VERSION as applied, run nothing."""
+    engine = _engine(env)
+    _confirm(f"baseline at {version}", engine.plan.environment, yes)
+    adopted = engine.baseline(version)
+    click.echo(f"baselined at {version}: {len(adopted)} migration(s) recorded as applied")
+
+
+@main.command()
+@click.argument("env")
+@click.option("--count", type=int, help="How many of the newest migrations to roll back.")
+@click.option("--to", "to", help="Roll back every migration applied after this version.")
+@click.option("--dry-run", is_flag=True, help="Print the exact statements and steps; run nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
+@handle_errors
+def rollback(env: str, count: int | None, to: str | None, dry_run: bool, yes: bool,
+             lock_wait: str | None) -> None:
+    """Run down sections newest first (the last one by default)."""
+    engine = _engine(env)
+    if dry_run:
+        preview = engine.rollback_migrations(count=count, to=to, dry_run=True)
+        click.echo("\n".join(report_listing(preview)))
+        return
+    _confirm("roll back migrations", engine.plan.environment, yes)
+    with _progress("rolled back", "rolling back") as progress:
+        result = engine.rollback_migrations(count=count, to=to, progress=progress,
+                                            lock_wait=_duration_option(lock_wait))
+    click.echo(f"{len(result.executions)} migration(s) rolled back" if result.executions
+               else "nothing to roll back")
+
+
+def report_listing(result: RunResult) -> list[str]:
+    from dbops.migrate.report import dry_run_listing
+
+    return dry_run_listing(result)
 
 
 @main.group()

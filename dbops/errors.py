@@ -44,6 +44,16 @@ class MigrationError(DbopsError):
     """A migration could not be parsed, validated, applied or rolled back."""
 
 
+class StatementFailed(MigrationError):
+    """A migration statement failed; names the file, line, statement and SQLSTATE."""
+
+    def __init__(self, *, file: str, line: int, statement: str, sqlstate: str | None,
+                 reason: str) -> None:
+        self.file, self.line, self.statement = file, line, statement
+        self.sqlstate, self.reason = sqlstate, reason
+        super().__init__(f"{file}:{line}: {statement}: {reason} (SQLSTATE {sqlstate or 'unknown'})")
+
+
 class LockTimeout(MigrationError):
     """Another runner holds the migration lock and did not release it in time."""
 

@@ -1,0 +1,222 @@
+"""MigrationEngine: the migration commands as a Python API (what the CLI and applications call).
+Wires the files (source), the database (history, runner) and the plan together; holds no SQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import psycopg
+
+from dbops.config.load import load_plan
+from dbops.config.model import Plan
+from dbops.connect import endpoint, open_connection
+from dbops.errors import MigrationError
+from dbops.migrate import history, pending, source
+from dbops.migrate.history import Direction
+from dbops.migrate.runner import Execution, Notify, Runner, RunSettings, prepare
+from dbops.migrate.source import Migration, MigrationSet
+
+Progress = Callable[[int, int, Migration, float], None]
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("dbops", "templates"), keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined, autoescape=False)
+_SLUG = re.compile(r"[^a-z0-9]+")
+_SPOKEN_DURATION = re.compile(
+    r"^(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)$")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did (or, with dry_run, would do): one Execution per migration, in order."""
+
+    direction: Direction
+    executions: tuple[Execution, ...]
+    durations_ms: tuple[float, ...]
+    dry_run: bool
+
+
+class MigrationEngine:
+    """Apply, roll back, inspect and create migrations for one plan's database."""
+
+    def __init__(self, plan: Plan, *, notify: Notify | None = None) -> None:
+        self.plan = plan
+        self._notify = notify
+
+    @classmethod
+    def from_plan(cls, plan: Plan | str, *, root: Path | None = None,
+                  notify: Notify | None = None) -> MigrationEngine:
+        """From a Plan, or an environment name / plan path resolved like the CLI does."""
+        return cls(plan if isinstance(plan, Plan) else load_plan(plan, root=root), notify=notify)
+
+    @property
+    def directory(self) -> Path:
+        return self.plan.migrations.directory
+
+    @cached_property
+    def migrations(self) -> MigrationSet:
+        """The migration files, parsed and ordered (loaded once)."""
+        return source.load(self.directory)
+
+    def _connect(self, command: str, **kwargs: Any) -> psycopg.Connection[Any]:
+        return open_connection(endpoint(self.plan), command=command, **kwargs)
+
+    def _read(self) -> tuple[list[history.AppliedMigration], list[history.JournalEntry]]:
+        with self._connect("migrate-status", autocommit=True) as conn:
+            conn.read_only = True
+            return history.read(conn), history.read_journal(conn)
+
+    def get_migration_status(self) -> list[pending.MigrationStatus]:
+        """Every migration with its state: applied, pending, modified, missing-file or partial."""
+        applied, journal = self._read()
+        return pending.status(self.migrations, applied, journal)
+
+    def validate_migrations(self) -> list[str]:
+        """Every problem found: integrity file, SQL that does not parse, checksums against the
+        history, dependencies. Empty when all is well."""
+        problems: list[str] = []
+        try:
+            source.check_sum(self.directory)
+        except MigrationError as exc:
+            problems.append(str(exc))
+        try:
+            migrations = self.migrations
+        except MigrationError as exc:
+            return [*problems, str(exc)]
+        for migration in migrations:
+            for section in (migration.up, migration.down):
+                try:
+                    if section is not None:
+                        section.statements(migration.path)
+                except MigrationError as exc:
+                    problems.append(str(exc))
+        applied, _ = self._read()
+        rows = pending.status(self.migrations, applied, [])
+        problems += [row.detail for row in rows if row.state == "modified"]
+        problems += [f"applied migration {row.version} {row.name} has no file"
+                     for row in rows if row.state == "missing-file"]
+        return problems
+
+    def run_migrations(self, *, target: str | None = None, dry_run: bool = False,
+                       allow_out_of_order: bool | None = None, lock_wait: timedelta | None = None,
+                       progress: Progress | None = None) -> RunResult:
+        """Apply pending migrations up to `target` (default: the plan's target)."""
+        source.check_sum(self.directory)
+        settings = self.plan.migrations
+        out_of_order = settings.allow_out_of_order if allow_out_of_order is None else allow_out_of_order
+
+        def choose(applied: list[history.AppliedMigration]) -> list[Migration]:
+            return pending.to_apply(self.migrations, applied, target=target or settings.target,
+                                    allow_out_of_order=out_of_order)
+
+        return self._run("up", choose, dry_run=dry_run, lock_wait=lock_wait, progress=progress)
+
+    def rollback_migrations(self, *, count: int | None = None, to: str | None = None,
+                            dry_run: bool = False, lock_wait: timedelta | None = None,
+                            progress: Progress | None = None) -> RunResult:
+        """Run down sections newest first: the last `count` (default 1), or all after `to`."""
+        if count is not None and to is not None:
+            raise MigrationError("give either count or to, not both")
+        if count is not None and count < 1:
+            raise MigrationError(f"count must be at least 1 (got {count})")
+
+        def choose(applied: list[history.AppliedMigration]) -> list[Migration]:
+            return pending.to_revert(self.migrations, applied, count=count, to=to)
+
+        return self._run("down", choose, dry_run=dry_run, lock_wait=lock_wait, progress=progress)
+
+    def _run(self, direction: Direction,
+             choose: Callable[[list[history.AppliedMigration]], list[Migration]], *,
+             dry_run: bool, lock_wait: timedelta | None, progress: Progress | None) -> RunResult:
+        if dry_run:
+            applied, _ = self._read()
+            executions = tuple(prepare(m, direction) for m in choose(applied))
+            return RunResult(direction, executions, (), dry_run=True)
+        settings = self.plan.migrations
+        wait = settings.lock_wait if lock_wait is None else lock_wait
+        with (history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
+              self._connect(f"migrate-{direction}", autocommit=True) as conn):
+            history.ensure_schema(conn)
+            applied = history.read(conn)
+            # Parse everything before running anything: a syntax error refuses the whole run.
+            executions = tuple(prepare(m, direction) for m in choose(applied))
+            journal = history.read_journal(conn)
+            runner = Runner(conn, RunSettings(settings.lock_timeout, settings.statement_timeout,
+                                              settings.retries), self._notify)
+            durations: list[float] = []
+            for number, execution in enumerate(executions, start=1):
+                steps = {j.step: j.status for j in journal
+                         if j.version == execution.migration.version and j.direction == direction}
+                durations.append(runner.run(execution, steps))
+                if progress:
+                    progress(number, len(executions), execution.migration, durations[-1])
+        return RunResult(direction, executions, tuple(durations), dry_run=False)
+
+    def baseline(self, version: str) -> list[Migration]:
+        """Adopt an existing database: record every migration up to `version` as applied
+        without running it. Refused when the history already has entries."""
+        if self.migrations.get(version) is None:
+            raise MigrationError(f"unknown baseline version {version}: no file in "
+                                 f"{self.directory.name}/")
+        adopted = [m for m in self.migrations if m.version <= version]
+        with (history.runner_lock(endpoint(self.plan), wait=self.plan.migrations.lock_wait,
+                                  command="migrate-lock"),
+              self._connect("migrate-baseline", autocommit=True) as conn):
+            history.ensure_schema(conn)
+            if history.read(conn):
+                raise MigrationError("cannot baseline: the database already has migration history")
+            with conn.transaction():
+                for migration in adopted:
+                    history.record(conn, version=migration.version, name=migration.name,
+                                   checksum=migration.checksum, duration_ms=0, mode="baseline")
+        return adopted
+
+    def write_sum(self) -> Path:
+        source.load(self.directory)  # refuse to bless a directory that does not parse
+        return source.write_sum(self.directory)
+
+    def create_migration(self, description: str, *, zero_downtime: bool = False,
+                         estimated_duration: str | None = None, risk: str = "low",
+                         requires: tuple[str, ...] = ()) -> Path:
+        """Write a new migration from the template and update dbops.sum; returns its path."""
+        return create_migration(self.directory, description, zero_downtime=zero_downtime,
+                                estimated_duration=estimated_duration, risk=risk,
+                                requires=requires)
+
+
+def create_migration(directory: Path, description: str, *, zero_downtime: bool = False,
+                     estimated_duration: str | None = None, risk: str = "low",
+                     requires: tuple[str, ...] = ()) -> Path:
+    """A new `<version>_<slug>.sql` in `directory` (no database needed), dbops.sum updated."""
+    slug = _SLUG.sub("_", description.lower()).strip("_")[:60].strip("_")
+    if not slug:
+        raise MigrationError(f"cannot make a file name from the description {description!r}")
+    if risk not in ("low", "medium", "high"):
+        raise MigrationError(f"risk level must be low, medium or high (got {risk!r})")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{source.new_version(directory)}_{slug}.sql"
+    path.write_text(_TEMPLATES.get_template("migration.sql.j2").render(
+        description=description.strip(), risk=risk, zero_downtime=zero_downtime,
+        estimated_duration=_duration(estimated_duration), requires=requires), encoding="utf-8")
+    source.write_sum(directory)
+    return path
+
+
+def _duration(spoken: str | None) -> str | None:
+    """'30 seconds' -> '30s'; plan-style durations pass through."""
+    if spoken is None:
+        return None
+    match = _SPOKEN_DURATION.match(spoken.strip().lower())
+    if not match:
+        raise MigrationError(f"estimated duration {spoken!r} is not a duration "
+                             "(e.g. '30 seconds', '5m', '1h')")
+    number, unit = match.groups()
+    short = "ms" if unit.startswith("milli") or unit == "ms" else unit[0]
+    return f"{number}{short}"

@@ -1,0 +1,206 @@
+"""The migration history in the target database (schema `dbops`): the history table, the step
+journal of non-transactional migrations, and the runner lock. Knows the database, never reads files."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import class_row
+
+from dbops import __version__
+from dbops.connect import Endpoint, open_connection
+from dbops.errors import LockTimeout
+
+Direction = Literal["up", "down"]
+Mode = Literal["transaction", "steps", "baseline"]
+
+# The runner lock's advisory key ('dbop' 'migr' would not fit in one int4; keep it below 2**31
+# so pg_locks shows it as classid 0, objid LOCK_KEY).
+LOCK_KEY = 1_684_172_912
+
+# Each entry upgrades the history schema by one version; never edit one that has shipped.
+_UPGRADES: tuple[str, ...] = (
+    """
+    CREATE TABLE dbops.migration_history (
+        version         text PRIMARY KEY,
+        name            text NOT NULL,
+        checksum        text NOT NULL,
+        applied_at      timestamptz NOT NULL DEFAULT now(),
+        duration_ms     double precision NOT NULL,
+        applied_by_role text NOT NULL DEFAULT current_user,
+        applied_by_host text NOT NULL,
+        dbops_version   text NOT NULL,
+        execution_mode  text NOT NULL CHECK (execution_mode IN ('transaction', 'steps', 'baseline')),
+        applied_order   bigint GENERATED ALWAYS AS IDENTITY
+    );
+    CREATE TABLE dbops.migration_journal (
+        version     text NOT NULL,
+        direction   text NOT NULL CHECK (direction IN ('up', 'down')),
+        step        integer NOT NULL,
+        statement   text NOT NULL,
+        status      text NOT NULL CHECK (status IN ('started', 'done')),
+        started_at  timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        PRIMARY KEY (version, direction, step)
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    version: str
+    name: str
+    checksum: str
+    applied_at: datetime
+    duration_ms: float
+    applied_by_role: str
+    applied_by_host: str
+    dbops_version: str
+    execution_mode: str
+    applied_order: int
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    version: str
+    direction: str
+    step: int
+    statement: str
+    status: str
+
+
+def exists(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regclass('dbops.migration_history') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def read(conn: psycopg.Connection[Any]) -> list[AppliedMigration]:
+    """Every applied migration, oldest first, in one query (empty before first use)."""
+    if not exists(conn):
+        return []
+    with conn.cursor(row_factory=class_row(AppliedMigration)) as cur:
+        cur.execute("""
+            SELECT version, name, checksum, applied_at, duration_ms, applied_by_role,
+                   applied_by_host, dbops_version, execution_mode, applied_order
+            FROM dbops.migration_history ORDER BY applied_order""")
+        return cur.fetchall()
+
+
+def read_journal(conn: psycopg.Connection[Any]) -> list[JournalEntry]:
+    if not exists(conn):
+        return []
+    with conn.cursor(row_factory=class_row(JournalEntry)) as cur:
+        cur.execute("SELECT version, direction, step, statement, status"
+                    " FROM dbops.migration_journal ORDER BY version, direction, step")
+        return cur.fetchall()
+
+
+def ensure_schema(conn: psycopg.Connection[Any]) -> None:
+    """Create the dbops schema on first use and apply any upgrades since. Call under the lock."""
+    with conn.transaction():
+        conn.execute("CREATE SCHEMA IF NOT EXISTS dbops")
+        conn.execute("CREATE TABLE IF NOT EXISTS dbops.meta (key text PRIMARY KEY, value text NOT NULL)")
+        row = conn.execute("SELECT value FROM dbops.meta WHERE key = 'history_version'").fetchone()
+        current = int(row[0]) if row else 0
+        for number, ddl in enumerate(_UPGRADES[current:], start=current + 1):
+            conn.execute(ddl)
+            conn.execute(
+                "INSERT INTO dbops.meta VALUES ('history_version', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(number),))
+
+
+def record(conn: psycopg.Connection[Any], *, version: str, name: str, checksum: str,
+           duration_ms: float, mode: Mode) -> None:
+    conn.execute(
+        "INSERT INTO dbops.migration_history"
+        " (version, name, checksum, duration_ms, applied_by_host, dbops_version, execution_mode)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (version, name, checksum, duration_ms, socket.gethostname(), __version__, mode))
+
+
+def forget(conn: psycopg.Connection[Any], version: str) -> None:
+    conn.execute("DELETE FROM dbops.migration_history WHERE version = %s", (version,))
+
+
+def journal_start(conn: psycopg.Connection[Any], version: str, direction: Direction, step: int,
+                  statement: str) -> None:
+    conn.execute(
+        "INSERT INTO dbops.migration_journal (version, direction, step, statement, status)"
+        " VALUES (%s, %s, %s, %s, 'started')"
+        " ON CONFLICT (version, direction, step) DO UPDATE SET started_at = now()",
+        (version, direction, step, statement))
+
+
+def journal_done(conn: psycopg.Connection[Any], version: str, direction: Direction,
+                 step: int) -> None:
+    conn.execute(
+        "UPDATE dbops.migration_journal SET status = 'done', finished_at = now()"
+        " WHERE version = %s AND direction = %s AND step = %s", (version, direction, step))
+
+
+def journal_clear(conn: psycopg.Connection[Any], version: str) -> None:
+    conn.execute("DELETE FROM dbops.migration_journal WHERE version = %s", (version,))
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    application_name: str
+    since: datetime
+    user: str
+    client: str | None
+
+    def __str__(self) -> str:
+        client = f" from {self.client}" if self.client else ""
+        return (f"pid {self.pid} ({self.application_name or 'no application_name'}, "
+                f"user {self.user}{client}) since {self.since:%Y-%m-%d %H:%M:%S %Z}")
+
+
+def lock_holder(conn: psycopg.Connection[Any]) -> LockHolder | None:
+    with conn.cursor(row_factory=class_row(LockHolder)) as cur:
+        cur.execute("""
+            SELECT a.pid, a.application_name, a.state_change AS since, a.usename AS user,
+                   a.client_addr::text AS client
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s
+              AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database
+                                                   WHERE datname = current_database())""",
+                    (LOCK_KEY,))
+        return cur.fetchone()
+
+
+@contextmanager
+def runner_lock(ep: Endpoint, *, wait: timedelta, command: str,
+                poll: float = 0.1) -> Iterator[psycopg.Connection[Any]]:
+    """Hold the migration runner lock for the block.
+
+    A session-level advisory lock on its own autocommit connection: the session stays idle and
+    outside any transaction, so CREATE INDEX CONCURRENTLY in the same run does not wait on it, and
+    the server releases it the moment the process dies. Another holder is waited for up to
+    `wait`, then named in the LockTimeout.
+    """
+    conn = open_connection(ep, command=command, autocommit=True)
+    try:
+        deadline = time.monotonic() + wait.total_seconds()
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+            if time.monotonic() >= deadline:
+                holder = lock_holder(conn)
+                who = str(holder) if holder else "a session that has since ended"
+                raise LockTimeout(f"another migration runner holds the lock on {ep.describe()}: "
+                                  f"{who}; waited {wait.total_seconds():g}s (--lock-wait)")
+            time.sleep(poll)
+        try:
+            yield conn
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    finally:
+        conn.close()
+

@@ -1,0 +1,231 @@
+"""Executes one migration in one direction: a single transaction, or journaled steps outside one
+for statements PostgreSQL refuses inside a transaction block, resumed after a crash at the first
+unfinished step. Retries statements that hit lock_timeout; cleans up invalid concurrent indexes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg import sql as pgsql
+
+from dbops.config.model import Retries
+from dbops.errors import StatementFailed
+from dbops.migrate import history
+from dbops.migrate.history import Direction, Mode
+from dbops.migrate.source import Migration, Section
+from dbops.migrate.sql import Statement
+
+# When re-running a started non-transactional step, these mean it had completed before the crash.
+_ALREADY_DONE = (pgerrors.DuplicateTable, pgerrors.DuplicateObject, pgerrors.UndefinedObject,
+                 pgerrors.UndefinedTable, pgerrors.DuplicateDatabase, pgerrors.InvalidCatalogName)
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    statements: tuple[Statement, ...]
+    transactional: bool
+
+    def describe(self) -> str:
+        where = "in a transaction" if self.transactional else "outside a transaction"
+        return f"step {self.number} ({where})"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What running one migration in one direction will do, statement by statement."""
+
+    migration: Migration
+    direction: Direction
+    steps: tuple[Step, ...]
+
+    @property
+    def mode(self) -> Mode:
+        return "transaction" if len(self.steps) == 1 and self.steps[0].transactional else "steps"
+
+
+def prepare(migration: Migration, direction: Direction) -> Execution:
+    """Split a migration's section into steps; parse errors name the file and line."""
+    section: Section | None = migration.up if direction == "up" else migration.down
+    assert section is not None, "callers check for a down section first"
+    statements = section.statements(migration.path)
+    if migration.transaction and all(s.transactional for s in statements):
+        return Execution(migration, direction, (Step(1, tuple(statements), True),))
+    steps: list[Step] = []
+    for statement in statements:
+        joinable = (migration.transaction and statement.transactional and steps
+                    and steps[-1].transactional)
+        if joinable:
+            last = steps[-1]
+            steps[-1] = Step(last.number, (*last.statements, statement), True)
+        else:
+            steps.append(Step(len(steps) + 1, (statement,), statement.transactional))
+    return Execution(migration, direction, tuple(steps))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    lock_timeout: timedelta
+    statement_timeout: timedelta
+    retries: Retries
+
+
+Notify = Callable[[str], None]
+
+
+class Runner:
+    """Runs Executions on one autocommit connection, recording each in the history."""
+
+    def __init__(self, conn: psycopg.Connection[Any], settings: RunSettings,
+                 notify: Notify | None = None) -> None:
+        self._conn = conn
+        self._settings = settings
+        self._notify = notify or (lambda message: None)
+        self._configure_session()
+
+    def _configure_session(self) -> None:
+        s = self._settings
+        self._conn.execute("SELECT set_config('lock_timeout', %s, false),"
+                           " set_config('statement_timeout', %s, false)",
+                           (_ms(s.lock_timeout), _ms(s.statement_timeout)))
+        if self._conn.info.server_version >= 140000:
+            # A killed runner's backend stops a long statement (say an index build) within a second.
+            self._conn.execute("SET client_connection_check_interval = '1s'")
+
+    def run(self, execution: Execution, journal: dict[int, str]) -> float:
+        """Apply (or revert) one migration; returns its duration in milliseconds."""
+        started = time.perf_counter()
+        if execution.mode == "transaction":
+            self._retrying(execution, lambda: self._in_transaction(execution, started))
+        else:
+            for step in execution.steps:
+                if journal.get(step.number) == "done":
+                    self._notify(f"{execution.migration}: {step.describe()} already done, skipped")
+                    continue
+                if step.transactional:
+                    self._retrying(execution, partial(self._transactional_step, execution, step))
+                else:
+                    resumed = journal.get(step.number) == "started"
+                    self._retrying(execution, partial(self._outside_step, execution, step,
+                                                      resumed=resumed))
+            with self._conn.transaction():
+                self._finish(execution, started)
+        return (time.perf_counter() - started) * 1000
+
+    def _in_transaction(self, execution: Execution, started: float) -> None:
+        with self._conn.transaction():
+            for statement in execution.steps[0].statements:
+                self._execute(execution, statement)
+            self._finish(execution, started)
+
+    def _finish(self, execution: Execution, started: float) -> None:
+        migration = execution.migration
+        if execution.direction == "up":
+            history.record(self._conn, version=migration.version, name=migration.name,
+                           checksum=migration.checksum, mode=execution.mode,
+                           duration_ms=(time.perf_counter() - started) * 1000)
+        else:
+            history.forget(self._conn, migration.version)
+        if execution.mode == "steps":
+            history.journal_clear(self._conn, migration.version)
+
+    def _transactional_step(self, execution: Execution, step: Step) -> None:
+        version = execution.migration.version
+        with self._conn.transaction():
+            history.journal_start(self._conn, version, execution.direction, step.number,
+                                  step.statements[0].summary)
+            for statement in step.statements:
+                self._execute(execution, statement)
+            history.journal_done(self._conn, version, execution.direction, step.number)
+
+    def _outside_step(self, execution: Execution, step: Step, *, resumed: bool) -> None:
+        version, statement = execution.migration.version, step.statements[0]
+        if resumed and self._index_already_built(statement):
+            self._notify(f"{execution.migration}: {step.describe()} had completed before "
+                         "the interruption")
+        else:
+            history.journal_start(self._conn, version, execution.direction, step.number,
+                                  statement.summary)
+            try:
+                self._execute(execution, statement)
+            except StatementFailed as failure:
+                if not (resumed and isinstance(failure.__cause__, _ALREADY_DONE)):
+                    self._drop_invalid_index(statement)
+                    raise
+                self._notify(f"{execution.migration}: {step.describe()} had completed before "
+                             "the interruption")
+        history.journal_done(self._conn, version, execution.direction, step.number)
+
+    def _index_already_built(self, statement: Statement) -> bool:
+        """For a resumed CREATE INDEX CONCURRENTLY: True when a valid index exists; an INVALID
+        one, left by the interrupted build, is dropped so the build can run again."""
+        if statement.index is None:
+            return False
+        row = self._conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                                 (_qualified(statement.index),)).fetchone()
+        if row is None:
+            return False
+        if row[0]:
+            return True
+        self._drop_invalid_index(statement)
+        return False
+
+    def _drop_invalid_index(self, statement: Statement) -> None:
+        if statement.index is None:
+            return
+        name = _qualified(statement.index)
+        row = self._conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                                 (name,)).fetchone()
+        if row is not None and not row[0]:
+            self._notify(f"dropping INVALID index {name} left by a failed concurrent build")
+            schema, index = statement.index
+            target = pgsql.Identifier(schema, index) if schema else pgsql.Identifier(index)
+            self._conn.execute(pgsql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(target))
+
+    def _execute(self, execution: Execution, statement: Statement) -> None:
+        try:
+            self._conn.execute(statement.text, prepare=False)
+        except psycopg.Error as exc:
+            raise StatementFailed(
+                file=execution.migration.file, line=statement.line, statement=statement.summary,
+                sqlstate=exc.sqlstate, reason=_first_line(exc)) from exc
+
+    def _retrying(self, execution: Execution, action: Callable[[], None]) -> None:
+        retries = self._settings.retries
+        delay = retries.backoff.total_seconds()
+        for attempt in range(1, retries.attempts + 1):
+            try:
+                action()
+                return
+            except StatementFailed as failure:
+                if not isinstance(failure.__cause__, pgerrors.LockNotAvailable):
+                    raise
+                if attempt == retries.attempts:
+                    failure.args = (f"{failure} after {attempt} attempts",)
+                    raise
+                self._notify(f"{execution.migration}: lock_timeout at {failure.file}:"
+                             f"{failure.line}, retry {attempt}/{retries.attempts - 1} in {delay:g}s")
+                time.sleep(delay)
+                delay *= 2
+
+
+def _first_line(exc: psycopg.Error) -> str:
+    text = exc.diag.message_primary or str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _qualified(index: tuple[str | None, str]) -> str:
+    schema, name = index
+    quoted = pgsql.Identifier(name).as_string(None)
+    return f"{pgsql.Identifier(schema).as_string(None)}.{quoted}" if schema else quoted
+
+
+def _ms(value: timedelta) -> str:
+    return f"{int(value.total_seconds() * 1000)}ms"

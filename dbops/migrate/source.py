@@ -1,0 +1,270 @@
+"""Migration files on disk: parsing, metadata, checksums, the dbops.sum integrity file and the
+dependency graph. Never touches a database."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dbops.config.source import display_path
+from dbops.errors import MigrationError
+from dbops.migrate import sql
+
+SUM_FILE = "dbops.sum"
+_NAME = re.compile(r"^(\d{14})_([a-z0-9][a-z0-9_]*)\.sql$")
+_DIRECTIVE = re.compile(r"^--\s*dbops:([a-z-]+)\s*(.*?)\s*$")
+_SECTION = re.compile(r"^--\s*migrate:(up|down)\s*$")
+_FLAGS = {"zero-downtime"}
+_VALUED = {"requires", "risk", "estimated-duration", "transaction", "ignore"}
+_RISKS = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class Section:
+    """The up or down SQL of a migration, with the file line its text starts on."""
+
+    text: str
+    line: int
+
+    def statements(self, path: Path) -> list[sql.Statement]:
+        try:
+            return sql.split(self.text, self.line)
+        except sql.SqlSyntaxError as exc:
+            raise MigrationError(f"{display_path(path)}:{exc.line}: {exc.message}") from None
+
+    @property
+    def empty(self) -> bool:
+        return not any(line.strip() and not line.strip().startswith("--")
+                       for line in self.text.splitlines())
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+    description: str
+    up: Section
+    down: Section | None
+    requires: tuple[str, ...]
+    risk: str
+    estimated_duration: str | None
+    zero_downtime: bool
+    transaction: bool
+    checksum: str
+
+    @property
+    def file(self) -> str:
+        return display_path(self.path)
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.name}"
+
+
+def checksum(text: str) -> str:
+    """SHA-256 of a migration's up section, insensitive to line endings and outer blank lines."""
+    return hashlib.sha256(text.replace("\r\n", "\n").strip().encode("utf-8")).hexdigest()
+
+
+def parse(path: Path) -> Migration:
+    """One migration file; raises MigrationError naming the file and line of any problem."""
+    where = display_path(path)
+    match = _NAME.match(path.name)
+    if not match:
+        raise MigrationError(f"{where}: file name must be <YYYYMMDDHHMMSS>_<slug>.sql "
+                             "(lower-case slug of letters, digits and _)")
+    version, name = match.groups()
+    try:
+        datetime.strptime(version, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise MigrationError(f"{where}: version {version} is not a UTC timestamp "
+                             "YYYYMMDDHHMMSS") from None
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise MigrationError(f"{where}: the migration file is empty")
+    lines = text.splitlines()
+    sections: dict[str, int] = {}
+    directives: dict[str, list[str]] = {}
+    description = ""
+    for number, line in enumerate(lines, start=1):
+        section = _SECTION.match(line.strip())
+        if section:
+            if section.group(1) in sections:
+                raise MigrationError(f"{where}:{number}: second '-- migrate:{section.group(1)}' "
+                                     f"(first at line {sections[section.group(1)]})")
+            sections[section.group(1)] = number
+            continue
+        directive = _DIRECTIVE.match(line.strip())
+        if directive:
+            key, value = directive.groups()
+            _check_directive(where, number, key, value)
+            directives.setdefault(key, []).append(value)
+        elif not sections and line.startswith("--") and not description:
+            description = line.removeprefix("--").strip()
+    if "up" not in sections:
+        raise MigrationError(f"{where}: no '-- migrate:up' section")
+    up_at, down_at = sections["up"], sections.get("down")
+    if down_at is not None and down_at < up_at:
+        raise MigrationError(f"{where}:{down_at}: '-- migrate:down' must follow '-- migrate:up'")
+    up = Section("\n".join(lines[up_at:down_at - 1 if down_at else None]), up_at + 1)
+    if up.empty:
+        raise MigrationError(f"{where}:{up_at}: the '-- migrate:up' section is empty")
+    down = None
+    if down_at is not None:
+        down = Section("\n".join(lines[down_at:]), down_at + 1)
+        down = None if down.empty else down
+    transaction = directives.get("transaction", ["on"])[-1]
+    return Migration(
+        version=version, name=name, path=path, description=description or name.replace("_", " "),
+        up=up, down=down,
+        requires=tuple(v for value in directives.get("requires", []) for v in value.split()),
+        risk=directives.get("risk", ["low"])[-1],
+        estimated_duration=directives.get("estimated-duration", [None])[-1],
+        zero_downtime="zero-downtime" in directives, transaction=transaction != "off",
+        checksum=checksum(up.text),
+    )
+
+
+def _check_directive(where: str, line: int, key: str, value: str) -> None:
+    if key not in _FLAGS | _VALUED:
+        known = ", ".join(sorted(_FLAGS | _VALUED))
+        raise MigrationError(f"{where}:{line}: unknown directive 'dbops:{key}' (known: {known})")
+    if key in _VALUED and not value:
+        raise MigrationError(f"{where}:{line}: 'dbops:{key}' needs a value")
+    if key == "risk" and value not in _RISKS:
+        raise MigrationError(f"{where}:{line}: dbops:risk must be low, medium or high (got {value!r})")
+    if key == "transaction" and value not in ("on", "off"):
+        raise MigrationError(f"{where}:{line}: dbops:transaction must be on or off (got {value!r})")
+    if key == "requires" and not all(re.fullmatch(r"\d{14}", v) for v in value.split()):
+        raise MigrationError(f"{where}:{line}: dbops:requires takes versions (YYYYMMDDHHMMSS)")
+
+
+@dataclass(frozen=True)
+class MigrationSet:
+    """Every migration of a directory, in the order they apply: dependencies first, then by version."""
+
+    directory: Path
+    migrations: tuple[Migration, ...]
+
+    def __iter__(self) -> Iterator[Migration]:
+        return iter(self.migrations)
+
+    def __len__(self) -> int:
+        return len(self.migrations)
+
+    def get(self, version: str) -> Migration | None:
+        return next((m for m in self.migrations if m.version == version), None)
+
+    @property
+    def latest(self) -> str | None:
+        return max((m.version for m in self.migrations), default=None)
+
+
+def migration_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.sql") if p.is_file())
+
+
+def load(directory: Path) -> MigrationSet:
+    """Parse a directory and order it; duplicates, unknown requirements and cycles are errors."""
+    if not directory.is_dir():
+        raise MigrationError(f"{display_path(directory)}: migration directory not found")
+    migrations = [parse(path) for path in migration_files(directory)]
+    by_version: dict[str, Migration] = {}
+    for migration in migrations:
+        if migration.version in by_version:
+            raise MigrationError(f"duplicate version {migration.version}: "
+                                 f"{by_version[migration.version].file} and {migration.file}")
+        by_version[migration.version] = migration
+    for migration in migrations:
+        for required in migration.requires:
+            if required not in by_version:
+                raise MigrationError(f"{migration.file}: requires unknown version {required}")
+    return MigrationSet(directory, tuple(_ordered(by_version)))
+
+
+def _ordered(by_version: dict[str, Migration]) -> list[Migration]:
+    """Topological order with the version as tie-break (Kahn's algorithm over a heap)."""
+    waiting = {v: set(m.requires) for v, m in by_version.items()}
+    ready = [v for v, needs in waiting.items() if not needs]
+    heapq.heapify(ready)
+    ordered: list[Migration] = []
+    while ready:
+        version = heapq.heappop(ready)
+        ordered.append(by_version[version])
+        for other, needs in waiting.items():
+            if version in needs:
+                needs.discard(version)
+                if not needs:
+                    heapq.heappush(ready, other)
+    if len(ordered) < len(by_version):
+        stuck = sorted(set(by_version) - {m.version for m in ordered})
+        files = " -> ".join(by_version[v].file for v in _cycle(stuck, by_version))
+        raise MigrationError(f"dependency cycle: {files}")
+    return ordered
+
+
+def _cycle(stuck: list[str], by_version: dict[str, Migration]) -> list[str]:
+    path = [stuck[0]]
+    while True:
+        step = next(r for r in by_version[path[-1]].requires if r in stuck)
+        if step in path:
+            return [*path[path.index(step):], step]
+        path.append(step)
+
+
+def render_sum(directory: Path) -> str:
+    """The dbops.sum text: a hash of the whole set on top, then one line per file.
+
+    The total on the first line changes whenever any file does, so two branches that each add a
+    migration conflict in git rather than in production.
+    """
+    lines = [f"{p.name} sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}"
+             for p in migration_files(directory)]
+    total = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+    header = "# written by `dbops migrate hash`; do not edit. A conflict here means two branches added migrations."
+    return "\n".join([header, f"total sha256:{total}", *lines]) + "\n"
+
+
+def write_sum(directory: Path) -> Path:
+    path = directory / SUM_FILE
+    path.write_text(render_sum(directory), encoding="utf-8")
+    return path
+
+
+def check_sum(directory: Path) -> None:
+    """Refuse a directory whose dbops.sum does not match its files, naming what differs."""
+    path = directory / SUM_FILE
+    where = display_path(path)
+    if not path.is_file():
+        raise MigrationError(f"{where} is missing: run `dbops migrate hash`")
+    recorded = _sum_lines(path.read_text(encoding="utf-8"))
+    actual = _sum_lines(render_sum(directory))
+    if recorded == actual:
+        return
+    changes = [f"{name} {'added' if name not in recorded else 'removed' if name not in actual else 'changed'}"
+               for name in sorted(set(recorded) | set(actual))
+               if recorded.get(name) != actual.get(name) and name != "total"]
+    detail = ", ".join(changes) or "the total does not match"
+    raise MigrationError(f"{where} is out of date ({detail}): run `dbops migrate hash` "
+                         "and commit it with the migrations")
+
+
+def _sum_lines(text: str) -> dict[str, str]:
+    pairs = (line.rsplit(" ", 1) for line in text.splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {name: digest for name, digest in (p for p in pairs if len(p) == 2)}
+
+
+def new_version(directory: Path, now: datetime | None = None) -> str:
+    """A UTC timestamp version, one second later than any taken one."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
+    taken = {p.name[:14] for p in migration_files(directory)} if directory.is_dir() else set()
+    while stamp in taken:
+        later = datetime.strptime(stamp, "%Y%m%d%H%M%S") + timedelta(seconds=1)
+        stamp = later.strftime("%Y%m%d%H%M%S")
+    return stamp
