@@ -76,7 +76,9 @@ def validate(plans: tuple[str, ...]) -> None:
 def _engine(env: str) -> MigrationEngine:
     from dbops.migrate.engine import MigrationEngine
 
-    return MigrationEngine.from_plan(env, notify=lambda message: click.echo(mask(message), err=True))
+    return MigrationEngine.from_plan(
+        env, notify=lambda message: click.echo(mask(message), err=True)
+    )
 
 
 def _confirm(action: str, environment: str, yes: bool) -> None:
@@ -84,7 +86,9 @@ def _confirm(action: str, environment: str, yes: bool) -> None:
     if yes or environment == "development":
         return
     if not sys.stdin.isatty():
-        raise DbopsError(f"refusing to {action} on {environment} without --yes (no terminal to ask)")
+        raise DbopsError(
+            f"refusing to {action} on {environment} without --yes (no terminal to ask)"
+        )
     if not click.confirm(f"{action} on {environment}?", default=False):
         raise DbopsError("cancelled")
 
@@ -93,8 +97,11 @@ def _confirm(action: str, environment: str, yes: bool) -> None:
 def _progress(verb: str, total_hint: str) -> Iterator[Progress]:
     """Live progress on a terminal, one plain line per migration otherwise."""
     if not sys.stdout.isatty():
+
         def line(done: int, total: int, migration: Migration, ms: float) -> None:
-            click.echo(f"{verb} {migration.version} {migration.name} ({ms:.0f} ms) [{done}/{total}]")
+            click.echo(
+                f"{verb} {migration.version} {migration.name} ({ms:.0f} ms) [{done}/{total}]"
+            )
 
         yield line
         return
@@ -104,8 +111,12 @@ def _progress(verb: str, total_hint: str) -> Iterator[Progress]:
         task = bar.add_task(total_hint, total=None)
 
         def advance(done: int, total: int, migration: Migration, ms: float) -> None:
-            bar.update(task, completed=done, total=total,
-                       description=f"{verb} {migration.version} {migration.name}")
+            bar.update(
+                task,
+                completed=done,
+                total=total,
+                description=f"{verb} {migration.version} {migration.name}",
+            )
 
         yield advance
 
@@ -128,26 +139,40 @@ def migrate() -> None:
 @click.argument("description")
 @click.option("--zero-downtime", is_flag=True, help="Mark the migration as written to run online.")
 @click.option("--estimated-duration", help="How long it should take, e.g. '30 seconds' or 5m.")
-@click.option("--risk-level", type=click.Choice(["low", "medium", "high"]), default="low",
-              show_default=True)
+@click.option(
+    "--risk-level", type=click.Choice(["low", "medium", "high"]), default="low", show_default=True
+)
 @click.option("--requires", multiple=True, help="A version that must be applied first.")
-@click.option("--directory", type=click.Path(path_type=Path), default=Path("migrations"),
-              show_default=True)
+@click.option(
+    "--directory", type=click.Path(path_type=Path), default=Path("migrations"), show_default=True
+)
 @handle_errors
-def migrate_create(description: str, zero_downtime: bool, estimated_duration: str | None,
-                   risk_level: str, requires: tuple[str, ...], directory: Path) -> None:
+def migrate_create(
+    description: str,
+    zero_downtime: bool,
+    estimated_duration: str | None,
+    risk_level: str,
+    requires: tuple[str, ...],
+    directory: Path,
+) -> None:
     """Write a new migration from the template and update dbops.sum."""
     from dbops.migrate.engine import create_migration
 
-    path = create_migration(directory, description, zero_downtime=zero_downtime,
-                            estimated_duration=estimated_duration, risk=risk_level,
-                            requires=requires)
+    path = create_migration(
+        directory,
+        description,
+        zero_downtime=zero_downtime,
+        estimated_duration=estimated_duration,
+        risk=risk_level,
+        requires=requires,
+    )
     click.echo(f"created {display_path(path)}")
 
 
 @migrate.command("hash")
-@click.option("--directory", type=click.Path(path_type=Path), default=Path("migrations"),
-              show_default=True)
+@click.option(
+    "--directory", type=click.Path(path_type=Path), default=Path("migrations"), show_default=True
+)
 @handle_errors
 def migrate_hash(directory: Path) -> None:
     """Write migrations/dbops.sum, the integrity file validate and up check."""
@@ -193,25 +218,40 @@ def migrate_validate(env: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the exact statements and steps; run nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
-@click.option("--allow-out-of-order", is_flag=True, default=None,
-              help="Apply a version older than the newest applied one.")
+@click.option(
+    "--allow-out-of-order",
+    is_flag=True,
+    default=None,
+    help="Apply a version older than the newest applied one.",
+)
 @handle_errors
-def migrate_up(env: str, target: str | None, dry_run: bool, yes: bool, lock_wait: str | None,
-               allow_out_of_order: bool | None) -> None:
+def migrate_up(
+    env: str,
+    target: str | None,
+    dry_run: bool,
+    yes: bool,
+    lock_wait: str | None,
+    allow_out_of_order: bool | None,
+) -> None:
     """Apply pending migrations."""
     engine = _engine(env)
     wait = _duration_option(lock_wait)
     if dry_run:
-        preview = engine.run_migrations(target=target, dry_run=True,
-                                        allow_out_of_order=allow_out_of_order)
+        preview = engine.run_migrations(
+            target=target, dry_run=True, allow_out_of_order=allow_out_of_order
+        )
         click.echo("\n".join(report_listing(preview)))
         return
     _confirm("apply pending migrations", engine.plan.environment, yes)
     with _progress("applied", "applying migrations") as progress:
-        result = engine.run_migrations(target=target, lock_wait=wait, progress=progress,
-                                       allow_out_of_order=allow_out_of_order)
-    click.echo(f"{len(result.executions)} migration(s) applied" if result.executions
-               else "nothing to apply: the database is up to date")
+        result = engine.run_migrations(
+            target=target, lock_wait=wait, progress=progress, allow_out_of_order=allow_out_of_order
+        )
+    click.echo(
+        f"{len(result.executions)} migration(s) applied"
+        if result.executions
+        else "nothing to apply: the database is up to date"
+    )
 
 
 @migrate.command("baseline")
@@ -235,8 +275,9 @@ def migrate_baseline(env: str, version: str, yes: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
 @handle_errors
-def rollback(env: str, count: int | None, to: str | None, dry_run: bool, yes: bool,
-             lock_wait: str | None) -> None:
+def rollback(
+    env: str, count: int | None, to: str | None, dry_run: bool, yes: bool, lock_wait: str | None
+) -> None:
     """Run down sections newest first (the last one by default)."""
     engine = _engine(env)
     if dry_run:
@@ -245,10 +286,14 @@ def rollback(env: str, count: int | None, to: str | None, dry_run: bool, yes: bo
         return
     _confirm("roll back migrations", engine.plan.environment, yes)
     with _progress("rolled back", "rolling back") as progress:
-        result = engine.rollback_migrations(count=count, to=to, progress=progress,
-                                            lock_wait=_duration_option(lock_wait))
-    click.echo(f"{len(result.executions)} migration(s) rolled back" if result.executions
-               else "nothing to roll back")
+        result = engine.rollback_migrations(
+            count=count, to=to, progress=progress, lock_wait=_duration_option(lock_wait)
+        )
+    click.echo(
+        f"{len(result.executions)} migration(s) rolled back"
+        if result.executions
+        else "nothing to roll back"
+    )
 
 
 def report_listing(result: RunResult) -> list[str]:

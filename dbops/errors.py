@@ -47,8 +47,9 @@ class MigrationError(DbopsError):
 class StatementFailed(MigrationError):
     """A migration statement failed; names the file, line, statement and SQLSTATE."""
 
-    def __init__(self, *, file: str, line: int, statement: str, sqlstate: str | None,
-                 reason: str) -> None:
+    def __init__(
+        self, *, file: str, line: int, statement: str, sqlstate: str | None, reason: str
+    ) -> None:
         self.file, self.line, self.statement = file, line, statement
         self.sqlstate, self.reason = sqlstate, reason
         super().__init__(f"{file}:{line}: {statement}: {reason} (SQLSTATE {sqlstate or 'unknown'})")

@@ -72,7 +72,9 @@ def _explain(error: ValidationError, doc: Document) -> list[Problem]:
             if key not in allowed
         ]
     if kind == "required":
-        missing = [k for k in _listed(error.validator_value) if isinstance(value, dict) and k not in value]
+        missing = [
+            k for k in _listed(error.validator_value) if isinstance(value, dict) and k not in value
+        ]
         return [doc.problem(path, f"missing required key '{key}'") for key in missing]
     if "propertyNames" in error.absolute_schema_path:
         return [

@@ -26,11 +26,15 @@ from dbops.migrate.source import Migration, MigrationSet
 Progress = Callable[[int, int, Migration, float], None]
 
 _TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("dbops", "templates"), keep_trailing_newline=True,
-    undefined=jinja2.StrictUndefined, autoescape=False)
+    loader=jinja2.PackageLoader("dbops", "templates"),
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+)
 _SLUG = re.compile(r"[^a-z0-9]+")
 _SPOKEN_DURATION = re.compile(
-    r"^(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)$")
+    r"^(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)$"
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,9 @@ class MigrationEngine:
         self._notify = notify
 
     @classmethod
-    def from_plan(cls, plan: Plan | str, *, root: Path | None = None,
-                  notify: Notify | None = None) -> MigrationEngine:
+    def from_plan(
+        cls, plan: Plan | str, *, root: Path | None = None, notify: Notify | None = None
+    ) -> MigrationEngine:
         """From a Plan, or an environment name / plan path resolved like the CLI does."""
         return cls(plan if isinstance(plan, Plan) else load_plan(plan, root=root), notify=notify)
 
@@ -100,27 +105,48 @@ class MigrationEngine:
         applied, _ = self._read()
         rows = pending.status(self.migrations, applied, [])
         problems += [row.detail for row in rows if row.state == "modified"]
-        problems += [f"applied migration {row.version} {row.name} has no file"
-                     for row in rows if row.state == "missing-file"]
+        problems += [
+            f"applied migration {row.version} {row.name} has no file"
+            for row in rows
+            if row.state == "missing-file"
+        ]
         return problems
 
-    def run_migrations(self, *, target: str | None = None, dry_run: bool = False,
-                       allow_out_of_order: bool | None = None, lock_wait: timedelta | None = None,
-                       progress: Progress | None = None) -> RunResult:
+    def run_migrations(
+        self,
+        *,
+        target: str | None = None,
+        dry_run: bool = False,
+        allow_out_of_order: bool | None = None,
+        lock_wait: timedelta | None = None,
+        progress: Progress | None = None,
+    ) -> RunResult:
         """Apply pending migrations up to `target` (default: the plan's target)."""
         source.check_sum(self.directory)
         settings = self.plan.migrations
-        out_of_order = settings.allow_out_of_order if allow_out_of_order is None else allow_out_of_order
+        out_of_order = (
+            settings.allow_out_of_order if allow_out_of_order is None else allow_out_of_order
+        )
 
         def choose(applied: list[history.AppliedMigration]) -> list[Migration]:
-            return pending.to_apply(self.migrations, applied, target=target or settings.target,
-                                    allow_out_of_order=out_of_order)
+            return pending.to_apply(
+                self.migrations,
+                applied,
+                target=target or settings.target,
+                allow_out_of_order=out_of_order,
+            )
 
         return self._run("up", choose, dry_run=dry_run, lock_wait=lock_wait, progress=progress)
 
-    def rollback_migrations(self, *, count: int | None = None, to: str | None = None,
-                            dry_run: bool = False, lock_wait: timedelta | None = None,
-                            progress: Progress | None = None) -> RunResult:
+    def rollback_migrations(
+        self,
+        *,
+        count: int | None = None,
+        to: str | None = None,
+        dry_run: bool = False,
+        lock_wait: timedelta | None = None,
+        progress: Progress | None = None,
+    ) -> RunResult:
         """Run down sections newest first: the last `count` (default 1), or all after `to`."""
         if count is not None and to is not None:
             raise MigrationError("give either count or to, not both")
@@ -132,28 +158,42 @@ class MigrationEngine:
 
         return self._run("down", choose, dry_run=dry_run, lock_wait=lock_wait, progress=progress)
 
-    def _run(self, direction: Direction,
-             choose: Callable[[list[history.AppliedMigration]], list[Migration]], *,
-             dry_run: bool, lock_wait: timedelta | None, progress: Progress | None) -> RunResult:
+    def _run(
+        self,
+        direction: Direction,
+        choose: Callable[[list[history.AppliedMigration]], list[Migration]],
+        *,
+        dry_run: bool,
+        lock_wait: timedelta | None,
+        progress: Progress | None,
+    ) -> RunResult:
         if dry_run:
             applied, _ = self._read()
             executions = tuple(prepare(m, direction) for m in choose(applied))
             return RunResult(direction, executions, (), dry_run=True)
         settings = self.plan.migrations
         wait = settings.lock_wait if lock_wait is None else lock_wait
-        with (history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
-              self._connect(f"migrate-{direction}", autocommit=True) as conn):
+        with (
+            history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
+            self._connect(f"migrate-{direction}", autocommit=True) as conn,
+        ):
             history.ensure_schema(conn)
             applied = history.read(conn)
             # Parse everything before running anything: a syntax error refuses the whole run.
             executions = tuple(prepare(m, direction) for m in choose(applied))
             journal = history.read_journal(conn)
-            runner = Runner(conn, RunSettings(settings.lock_timeout, settings.statement_timeout,
-                                              settings.retries), self._notify)
+            runner = Runner(
+                conn,
+                RunSettings(settings.lock_timeout, settings.statement_timeout, settings.retries),
+                self._notify,
+            )
             durations: list[float] = []
             for number, execution in enumerate(executions, start=1):
-                steps = {j.step: j.status for j in journal
-                         if j.version == execution.migration.version and j.direction == direction}
+                steps = {
+                    j.step: j.status
+                    for j in journal
+                    if j.version == execution.migration.version and j.direction == direction
+                }
                 durations.append(runner.run(execution, steps))
                 if progress:
                     progress(number, len(executions), execution.migration, durations[-1])
@@ -163,37 +203,64 @@ class MigrationEngine:
         """Adopt an existing database: record every migration up to `version` as applied
         without running it. Refused when the history already has entries."""
         if self.migrations.get(version) is None:
-            raise MigrationError(f"unknown baseline version {version}: no file in "
-                                 f"{self.directory.name}/")
+            raise MigrationError(
+                f"unknown baseline version {version}: no file in {self.directory.name}/"
+            )
         adopted = [m for m in self.migrations if m.version <= version]
-        with (history.runner_lock(endpoint(self.plan), wait=self.plan.migrations.lock_wait,
-                                  command="migrate-lock"),
-              self._connect("migrate-baseline", autocommit=True) as conn):
+        with (
+            history.runner_lock(
+                endpoint(self.plan), wait=self.plan.migrations.lock_wait, command="migrate-lock"
+            ),
+            self._connect("migrate-baseline", autocommit=True) as conn,
+        ):
             history.ensure_schema(conn)
             if history.read(conn):
                 raise MigrationError("cannot baseline: the database already has migration history")
             with conn.transaction():
                 for migration in adopted:
-                    history.record(conn, version=migration.version, name=migration.name,
-                                   checksum=migration.checksum, duration_ms=0, mode="baseline")
+                    history.record(
+                        conn,
+                        version=migration.version,
+                        name=migration.name,
+                        checksum=migration.checksum,
+                        duration_ms=0,
+                        mode="baseline",
+                    )
         return adopted
 
     def write_sum(self) -> Path:
         source.load(self.directory)  # refuse to bless a directory that does not parse
         return source.write_sum(self.directory)
 
-    def create_migration(self, description: str, *, zero_downtime: bool = False,
-                         estimated_duration: str | None = None, risk: str = "low",
-                         requires: tuple[str, ...] = ()) -> Path:
+    def create_migration(
+        self,
+        description: str,
+        *,
+        zero_downtime: bool = False,
+        estimated_duration: str | None = None,
+        risk: str = "low",
+        requires: tuple[str, ...] = (),
+    ) -> Path:
         """Write a new migration from the template and update dbops.sum; returns its path."""
-        return create_migration(self.directory, description, zero_downtime=zero_downtime,
-                                estimated_duration=estimated_duration, risk=risk,
-                                requires=requires)
+        return create_migration(
+            self.directory,
+            description,
+            zero_downtime=zero_downtime,
+            estimated_duration=estimated_duration,
+            risk=risk,
+            requires=requires,
+        )
 
 
-def create_migration(directory: Path, description: str, *, zero_downtime: bool = False,
-                     estimated_duration: str | None = None, risk: str = "low",
-                     requires: tuple[str, ...] = ()) -> Path:
+def create_migration(
+    directory: Path,
+    description: str,
+    *,
+    zero_downtime: bool = False,
+    estimated_duration: str | None = None,
+    risk: str = "low",
+    requires: tuple[str, ...] = (),
+) -> Path:
     """A new `<version>_<slug>.sql` in `directory` (no database needed), dbops.sum updated."""
     slug = _SLUG.sub("_", description.lower()).strip("_")[:60].strip("_")
     if not slug:
@@ -202,9 +269,16 @@ def create_migration(directory: Path, description: str, *, zero_downtime: bool =
         raise MigrationError(f"risk level must be low, medium or high (got {risk!r})")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{source.new_version(directory)}_{slug}.sql"
-    path.write_text(_TEMPLATES.get_template("migration.sql.j2").render(
-        description=description.strip(), risk=risk, zero_downtime=zero_downtime,
-        estimated_duration=_duration(estimated_duration), requires=requires), encoding="utf-8")
+    path.write_text(
+        _TEMPLATES.get_template("migration.sql.j2").render(
+            description=description.strip(),
+            risk=risk,
+            zero_downtime=zero_downtime,
+            estimated_duration=_duration(estimated_duration),
+            requires=requires,
+        ),
+        encoding="utf-8",
+    )
     source.write_sum(directory)
     return path
 
@@ -215,8 +289,9 @@ def _duration(spoken: str | None) -> str | None:
         return None
     match = _SPOKEN_DURATION.match(spoken.strip().lower())
     if not match:
-        raise MigrationError(f"estimated duration {spoken!r} is not a duration "
-                             "(e.g. '30 seconds', '5m', '1h')")
+        raise MigrationError(
+            f"estimated duration {spoken!r} is not a duration (e.g. '30 seconds', '5m', '1h')"
+        )
     number, unit = match.groups()
     short = "ms" if unit.startswith("milli") or unit == "ms" else unit[0]
     return f"{number}{short}"

@@ -98,8 +98,10 @@ def read_journal(conn: psycopg.Connection[Any]) -> list[JournalEntry]:
     if not exists(conn):
         return []
     with conn.cursor(row_factory=class_row(JournalEntry)) as cur:
-        cur.execute("SELECT version, direction, step, statement, status"
-                    " FROM dbops.migration_journal ORDER BY version, direction, step")
+        cur.execute(
+            "SELECT version, direction, step, statement, status"
+            " FROM dbops.migration_journal ORDER BY version, direction, step"
+        )
         return cur.fetchall()
 
 
@@ -107,43 +109,60 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     """Create the dbops schema on first use and apply any upgrades since. Call under the lock."""
     with conn.transaction():
         conn.execute("CREATE SCHEMA IF NOT EXISTS dbops")
-        conn.execute("CREATE TABLE IF NOT EXISTS dbops.meta (key text PRIMARY KEY, value text NOT NULL)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS dbops.meta (key text PRIMARY KEY, value text NOT NULL)"
+        )
         row = conn.execute("SELECT value FROM dbops.meta WHERE key = 'history_version'").fetchone()
         current = int(row[0]) if row else 0
         for number, ddl in enumerate(_UPGRADES[current:], start=current + 1):
             conn.execute(ddl)
             conn.execute(
                 "INSERT INTO dbops.meta VALUES ('history_version', %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(number),))
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(number),),
+            )
 
 
-def record(conn: psycopg.Connection[Any], *, version: str, name: str, checksum: str,
-           duration_ms: float, mode: Mode) -> None:
+def record(
+    conn: psycopg.Connection[Any],
+    *,
+    version: str,
+    name: str,
+    checksum: str,
+    duration_ms: float,
+    mode: Mode,
+) -> None:
     conn.execute(
         "INSERT INTO dbops.migration_history"
         " (version, name, checksum, duration_ms, applied_by_host, dbops_version, execution_mode)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (version, name, checksum, duration_ms, socket.gethostname(), __version__, mode))
+        (version, name, checksum, duration_ms, socket.gethostname(), __version__, mode),
+    )
 
 
 def forget(conn: psycopg.Connection[Any], version: str) -> None:
     conn.execute("DELETE FROM dbops.migration_history WHERE version = %s", (version,))
 
 
-def journal_start(conn: psycopg.Connection[Any], version: str, direction: Direction, step: int,
-                  statement: str) -> None:
+def journal_start(
+    conn: psycopg.Connection[Any], version: str, direction: Direction, step: int, statement: str
+) -> None:
     conn.execute(
         "INSERT INTO dbops.migration_journal (version, direction, step, statement, status)"
         " VALUES (%s, %s, %s, %s, 'started')"
         " ON CONFLICT (version, direction, step) DO UPDATE SET started_at = now()",
-        (version, direction, step, statement))
+        (version, direction, step, statement),
+    )
 
 
-def journal_done(conn: psycopg.Connection[Any], version: str, direction: Direction,
-                 step: int) -> None:
+def journal_done(
+    conn: psycopg.Connection[Any], version: str, direction: Direction, step: int
+) -> None:
     conn.execute(
         "UPDATE dbops.migration_journal SET status = 'done', finished_at = now()"
-        " WHERE version = %s AND direction = %s AND step = %s", (version, direction, step))
+        " WHERE version = %s AND direction = %s AND step = %s",
+        (version, direction, step),
+    )
 
 
 def journal_clear(conn: psycopg.Connection[Any], version: str) -> None:
@@ -160,26 +179,31 @@ class LockHolder:
 
     def __str__(self) -> str:
         client = f" from {self.client}" if self.client else ""
-        return (f"pid {self.pid} ({self.application_name or 'no application_name'}, "
-                f"user {self.user}{client}) since {self.since:%Y-%m-%d %H:%M:%S %Z}")
+        return (
+            f"pid {self.pid} ({self.application_name or 'no application_name'}, "
+            f"user {self.user}{client}) since {self.since:%Y-%m-%d %H:%M:%S %Z}"
+        )
 
 
 def lock_holder(conn: psycopg.Connection[Any]) -> LockHolder | None:
     with conn.cursor(row_factory=class_row(LockHolder)) as cur:
-        cur.execute("""
+        cur.execute(
+            """
             SELECT a.pid, a.application_name, a.state_change AS since, a.usename AS user,
                    a.client_addr::text AS client
             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s
               AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database
                                                    WHERE datname = current_database())""",
-                    (LOCK_KEY,))
+            (LOCK_KEY,),
+        )
         return cur.fetchone()
 
 
 @contextmanager
-def runner_lock(ep: Endpoint, *, wait: timedelta, command: str,
-                poll: float = 0.1) -> Iterator[psycopg.Connection[Any]]:
+def runner_lock(
+    ep: Endpoint, *, wait: timedelta, command: str, poll: float = 0.1
+) -> Iterator[psycopg.Connection[Any]]:
     """Hold the migration runner lock for the block.
 
     A session-level advisory lock on its own autocommit connection: the session stays idle and
@@ -194,8 +218,10 @@ def runner_lock(ep: Endpoint, *, wait: timedelta, command: str,
             if time.monotonic() >= deadline:
                 holder = lock_holder(conn)
                 who = str(holder) if holder else "a session that has since ended"
-                raise LockTimeout(f"another migration runner holds the lock on {ep.describe()}: "
-                                  f"{who}; waited {wait.total_seconds():g}s (--lock-wait)")
+                raise LockTimeout(
+                    f"another migration runner holds the lock on {ep.describe()}: "
+                    f"{who}; waited {wait.total_seconds():g}s (--lock-wait)"
+                )
             time.sleep(poll)
         try:
             yield conn
@@ -203,4 +229,3 @@ def runner_lock(ep: Endpoint, *, wait: timedelta, command: str,
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     finally:
         conn.close()
-

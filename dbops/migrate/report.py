@@ -12,8 +12,13 @@ from rich.table import Table
 from dbops.migrate.engine import RunResult
 from dbops.migrate.pending import MigrationStatus
 
-_STYLE = {"applied": "green", "pending": "yellow", "modified": "bold red",
-          "missing-file": "bold red", "partial": "magenta"}
+_STYLE = {
+    "applied": "green",
+    "pending": "yellow",
+    "modified": "bold red",
+    "missing-file": "bold red",
+    "partial": "magenta",
+}
 
 
 def status_json(rows: list[MigrationStatus]) -> str:
@@ -36,8 +41,10 @@ def status_table(rows: list[MigrationStatus], console: Console) -> None:
         table.add_row(r.version, r.name, state, applied, duration)
     console.print(table)
     counts = {state: sum(1 for r in rows if r.state == state) for state in _STYLE}
-    console.print(", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no migrations",
-                  highlight=False)
+    console.print(
+        ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no migrations",
+        highlight=False,
+    )
     for r in rows:
         if r.detail and r.state != "pending":
             console.print(f"{r.version}: {r.detail}", highlight=False)
@@ -51,8 +58,11 @@ def dry_run_listing(result: RunResult) -> list[str]:
     lines = [f"would {verb} {len(result.executions)} migration(s):"]
     for execution in result.executions:
         m = execution.migration
-        mode = ("one transaction" if execution.mode == "transaction"
-                else f"{len(execution.steps)} journaled steps")
+        mode = (
+            "one transaction"
+            if execution.mode == "transaction"
+            else f"{len(execution.steps)} journaled steps"
+        )
         lines.append(f"-- {m.version} {m.name} ({m.file}, {mode})")
         for step in execution.steps:
             if execution.mode == "steps":

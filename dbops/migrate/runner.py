@@ -23,8 +23,14 @@ from dbops.migrate.source import Migration, Section
 from dbops.migrate.sql import Statement
 
 # When re-running a started non-transactional step, these mean it had completed before the crash.
-_ALREADY_DONE = (pgerrors.DuplicateTable, pgerrors.DuplicateObject, pgerrors.UndefinedObject,
-                 pgerrors.UndefinedTable, pgerrors.DuplicateDatabase, pgerrors.InvalidCatalogName)
+_ALREADY_DONE = (
+    pgerrors.DuplicateTable,
+    pgerrors.DuplicateObject,
+    pgerrors.UndefinedObject,
+    pgerrors.UndefinedTable,
+    pgerrors.DuplicateDatabase,
+    pgerrors.InvalidCatalogName,
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,9 @@ def prepare(migration: Migration, direction: Direction) -> Execution:
         return Execution(migration, direction, (Step(1, tuple(statements), True),))
     steps: list[Step] = []
     for statement in statements:
-        joinable = (migration.transaction and statement.transactional and steps
-                    and steps[-1].transactional)
+        joinable = (
+            migration.transaction and statement.transactional and steps and steps[-1].transactional
+        )
         if joinable:
             last = steps[-1]
             steps[-1] = Step(last.number, (*last.statements, statement), True)
@@ -83,8 +90,9 @@ Notify = Callable[[str], None]
 class Runner:
     """Runs Executions on one autocommit connection, recording each in the history."""
 
-    def __init__(self, conn: psycopg.Connection[Any], settings: RunSettings,
-                 notify: Notify | None = None) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], settings: RunSettings, notify: Notify | None = None
+    ) -> None:
         self._conn = conn
         self._settings = settings
         self._notify = notify or (lambda message: None)
@@ -92,9 +100,11 @@ class Runner:
 
     def _configure_session(self) -> None:
         s = self._settings
-        self._conn.execute("SELECT set_config('lock_timeout', %s, false),"
-                           " set_config('statement_timeout', %s, false)",
-                           (_ms(s.lock_timeout), _ms(s.statement_timeout)))
+        self._conn.execute(
+            "SELECT set_config('lock_timeout', %s, false),"
+            " set_config('statement_timeout', %s, false)",
+            (_ms(s.lock_timeout), _ms(s.statement_timeout)),
+        )
         if self._conn.info.server_version >= 140000:
             # A killed runner's backend stops a long statement (say an index build) within a second.
             self._conn.execute("SET client_connection_check_interval = '1s'")
@@ -113,8 +123,9 @@ class Runner:
                     self._retrying(execution, partial(self._transactional_step, execution, step))
                 else:
                     resumed = journal.get(step.number) == "started"
-                    self._retrying(execution, partial(self._outside_step, execution, step,
-                                                      resumed=resumed))
+                    self._retrying(
+                        execution, partial(self._outside_step, execution, step, resumed=resumed)
+                    )
             with self._conn.transaction():
                 self._finish(execution, started)
         return (time.perf_counter() - started) * 1000
@@ -128,9 +139,14 @@ class Runner:
     def _finish(self, execution: Execution, started: float) -> None:
         migration = execution.migration
         if execution.direction == "up":
-            history.record(self._conn, version=migration.version, name=migration.name,
-                           checksum=migration.checksum, mode=execution.mode,
-                           duration_ms=(time.perf_counter() - started) * 1000)
+            history.record(
+                self._conn,
+                version=migration.version,
+                name=migration.name,
+                checksum=migration.checksum,
+                mode=execution.mode,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
         else:
             history.forget(self._conn, migration.version)
         if execution.mode == "steps":
@@ -139,8 +155,9 @@ class Runner:
     def _transactional_step(self, execution: Execution, step: Step) -> None:
         version = execution.migration.version
         with self._conn.transaction():
-            history.journal_start(self._conn, version, execution.direction, step.number,
-                                  step.statements[0].summary)
+            history.journal_start(
+                self._conn, version, execution.direction, step.number, step.statements[0].summary
+            )
             for statement in step.statements:
                 self._execute(execution, statement)
             history.journal_done(self._conn, version, execution.direction, step.number)
@@ -148,19 +165,23 @@ class Runner:
     def _outside_step(self, execution: Execution, step: Step, *, resumed: bool) -> None:
         version, statement = execution.migration.version, step.statements[0]
         if resumed and self._index_already_built(statement):
-            self._notify(f"{execution.migration}: {step.describe()} had completed before "
-                         "the interruption")
+            self._notify(
+                f"{execution.migration}: {step.describe()} had completed before the interruption"
+            )
         else:
-            history.journal_start(self._conn, version, execution.direction, step.number,
-                                  statement.summary)
+            history.journal_start(
+                self._conn, version, execution.direction, step.number, statement.summary
+            )
             try:
                 self._execute(execution, statement)
             except StatementFailed as failure:
                 if not (resumed and isinstance(failure.__cause__, _ALREADY_DONE)):
                     self._drop_invalid_index(statement)
                     raise
-                self._notify(f"{execution.migration}: {step.describe()} had completed before "
-                             "the interruption")
+                self._notify(
+                    f"{execution.migration}: {step.describe()} had completed before "
+                    "the interruption"
+                )
         history.journal_done(self._conn, version, execution.direction, step.number)
 
     def _index_already_built(self, statement: Statement) -> bool:
@@ -168,8 +189,10 @@ class Runner:
         one, left by the interrupted build, is dropped so the build can run again."""
         if statement.index is None:
             return False
-        row = self._conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
-                                 (_qualified(statement.index),)).fetchone()
+        row = self._conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+            (_qualified(statement.index),),
+        ).fetchone()
         if row is None:
             return False
         if row[0]:
@@ -181,8 +204,9 @@ class Runner:
         if statement.index is None:
             return
         name = _qualified(statement.index)
-        row = self._conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
-                                 (name,)).fetchone()
+        row = self._conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,)
+        ).fetchone()
         if row is not None and not row[0]:
             self._notify(f"dropping INVALID index {name} left by a failed concurrent build")
             schema, index = statement.index
@@ -194,8 +218,12 @@ class Runner:
             self._conn.execute(statement.text, prepare=False)
         except psycopg.Error as exc:
             raise StatementFailed(
-                file=execution.migration.file, line=statement.line, statement=statement.summary,
-                sqlstate=exc.sqlstate, reason=_first_line(exc)) from exc
+                file=execution.migration.file,
+                line=statement.line,
+                statement=statement.summary,
+                sqlstate=exc.sqlstate,
+                reason=_first_line(exc),
+            ) from exc
 
     def _retrying(self, execution: Execution, action: Callable[[], None]) -> None:
         retries = self._settings.retries
@@ -210,8 +238,10 @@ class Runner:
                 if attempt == retries.attempts:
                     failure.args = (f"{failure} after {attempt} attempts",)
                     raise
-                self._notify(f"{execution.migration}: lock_timeout at {failure.file}:"
-                             f"{failure.line}, retry {attempt}/{retries.attempts - 1} in {delay:g}s")
+                self._notify(
+                    f"{execution.migration}: lock_timeout at {failure.file}:"
+                    f"{failure.line}, retry {attempt}/{retries.attempts - 1} in {delay:g}s"
+                )
                 time.sleep(delay)
                 delay *= 2
 

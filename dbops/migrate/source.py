@@ -39,8 +39,9 @@ class Section:
 
     @property
     def empty(self) -> bool:
-        return not any(line.strip() and not line.strip().startswith("--")
-                       for line in self.text.splitlines())
+        return not any(
+            line.strip() and not line.strip().startswith("--") for line in self.text.splitlines()
+        )
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,17 @@ def parse(path: Path) -> Migration:
     where = display_path(path)
     match = _NAME.match(path.name)
     if not match:
-        raise MigrationError(f"{where}: file name must be <YYYYMMDDHHMMSS>_<slug>.sql "
-                             "(lower-case slug of letters, digits and _)")
+        raise MigrationError(
+            f"{where}: file name must be <YYYYMMDDHHMMSS>_<slug>.sql "
+            "(lower-case slug of letters, digits and _)"
+        )
     version, name = match.groups()
     try:
         datetime.strptime(version, "%Y%m%d%H%M%S")
     except ValueError:
-        raise MigrationError(f"{where}: version {version} is not a UTC timestamp "
-                             "YYYYMMDDHHMMSS") from None
+        raise MigrationError(
+            f"{where}: version {version} is not a UTC timestamp YYYYMMDDHHMMSS"
+        ) from None
     text = path.read_text(encoding="utf-8")
     if not text.strip():
         raise MigrationError(f"{where}: the migration file is empty")
@@ -95,8 +99,10 @@ def parse(path: Path) -> Migration:
         section = _SECTION.match(line.strip())
         if section:
             if section.group(1) in sections:
-                raise MigrationError(f"{where}:{number}: second '-- migrate:{section.group(1)}' "
-                                     f"(first at line {sections[section.group(1)]})")
+                raise MigrationError(
+                    f"{where}:{number}: second '-- migrate:{section.group(1)}' "
+                    f"(first at line {sections[section.group(1)]})"
+                )
             sections[section.group(1)] = number
             continue
         directive = _DIRECTIVE.match(line.strip())
@@ -111,7 +117,7 @@ def parse(path: Path) -> Migration:
     up_at, down_at = sections["up"], sections.get("down")
     if down_at is not None and down_at < up_at:
         raise MigrationError(f"{where}:{down_at}: '-- migrate:down' must follow '-- migrate:up'")
-    up = Section("\n".join(lines[up_at:down_at - 1 if down_at else None]), up_at + 1)
+    up = Section("\n".join(lines[up_at : down_at - 1 if down_at else None]), up_at + 1)
     if up.empty:
         raise MigrationError(f"{where}:{up_at}: the '-- migrate:up' section is empty")
     down = None
@@ -120,12 +126,17 @@ def parse(path: Path) -> Migration:
         down = None if down.empty else down
     transaction = directives.get("transaction", ["on"])[-1]
     return Migration(
-        version=version, name=name, path=path, description=description or name.replace("_", " "),
-        up=up, down=down,
+        version=version,
+        name=name,
+        path=path,
+        description=description or name.replace("_", " "),
+        up=up,
+        down=down,
         requires=tuple(v for value in directives.get("requires", []) for v in value.split()),
         risk=directives.get("risk", ["low"])[-1],
         estimated_duration=directives.get("estimated-duration", [None])[-1],
-        zero_downtime="zero-downtime" in directives, transaction=transaction != "off",
+        zero_downtime="zero-downtime" in directives,
+        transaction=transaction != "off",
         checksum=checksum(up.text),
     )
 
@@ -137,7 +148,9 @@ def _check_directive(where: str, line: int, key: str, value: str) -> None:
     if key in _VALUED and not value:
         raise MigrationError(f"{where}:{line}: 'dbops:{key}' needs a value")
     if key == "risk" and value not in _RISKS:
-        raise MigrationError(f"{where}:{line}: dbops:risk must be low, medium or high (got {value!r})")
+        raise MigrationError(
+            f"{where}:{line}: dbops:risk must be low, medium or high (got {value!r})"
+        )
     if key == "transaction" and value not in ("on", "off"):
         raise MigrationError(f"{where}:{line}: dbops:transaction must be on or off (got {value!r})")
     if key == "requires" and not all(re.fullmatch(r"\d{14}", v) for v in value.split()):
@@ -177,8 +190,10 @@ def load(directory: Path) -> MigrationSet:
     by_version: dict[str, Migration] = {}
     for migration in migrations:
         if migration.version in by_version:
-            raise MigrationError(f"duplicate version {migration.version}: "
-                                 f"{by_version[migration.version].file} and {migration.file}")
+            raise MigrationError(
+                f"duplicate version {migration.version}: "
+                f"{by_version[migration.version].file} and {migration.file}"
+            )
         by_version[migration.version] = migration
     for migration in migrations:
         for required in migration.requires:
@@ -213,7 +228,7 @@ def _cycle(stuck: list[str], by_version: dict[str, Migration]) -> list[str]:
     while True:
         step = next(r for r in by_version[path[-1]].requires if r in stuck)
         if step in path:
-            return [*path[path.index(step):], step]
+            return [*path[path.index(step) :], step]
         path.append(step)
 
 
@@ -223,8 +238,10 @@ def render_sum(directory: Path) -> str:
     The total on the first line changes whenever any file does, so two branches that each add a
     migration conflict in git rather than in production.
     """
-    lines = [f"{p.name} sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}"
-             for p in migration_files(directory)]
+    lines = [
+        f"{p.name} sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}"
+        for p in migration_files(directory)
+    ]
     total = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
     header = "# written by `dbops migrate hash`; do not edit. A conflict here means two branches added migrations."
     return "\n".join([header, f"total sha256:{total}", *lines]) + "\n"
@@ -246,17 +263,24 @@ def check_sum(directory: Path) -> None:
     actual = _sum_lines(render_sum(directory))
     if recorded == actual:
         return
-    changes = [f"{name} {'added' if name not in recorded else 'removed' if name not in actual else 'changed'}"
-               for name in sorted(set(recorded) | set(actual))
-               if recorded.get(name) != actual.get(name) and name != "total"]
+    changes = [
+        f"{name} {'added' if name not in recorded else 'removed' if name not in actual else 'changed'}"
+        for name in sorted(set(recorded) | set(actual))
+        if recorded.get(name) != actual.get(name) and name != "total"
+    ]
     detail = ", ".join(changes) or "the total does not match"
-    raise MigrationError(f"{where} is out of date ({detail}): run `dbops migrate hash` "
-                         "and commit it with the migrations")
+    raise MigrationError(
+        f"{where} is out of date ({detail}): run `dbops migrate hash` "
+        "and commit it with the migrations"
+    )
 
 
 def _sum_lines(text: str) -> dict[str, str]:
-    pairs = (line.rsplit(" ", 1) for line in text.splitlines()
-             if line.strip() and not line.startswith("#"))
+    pairs = (
+        line.rsplit(" ", 1)
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#")
+    )
     return {name: digest for name, digest in (p for p in pairs if len(p) == 2)}
 
 

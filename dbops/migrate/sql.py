@@ -47,16 +47,25 @@ def _transactional(node: ast.Node) -> bool:
         # REINDEX DATABASE/SYSTEM and REINDEX ... CONCURRENTLY refuse transaction blocks.
         kind = node.kind.name if node.kind is not None else ""
         return not _reindex_concurrently(node) and kind not in (
-            "REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM")
+            "REINDEX_OBJECT_DATABASE",
+            "REINDEX_OBJECT_SYSTEM",
+        )
     if isinstance(node, ast.VacuumStmt):
         return not node.is_vacuumcmd  # ANALYZE alone may run in a transaction
     if isinstance(node, ast.ClusterStmt):
         return node.relation is not None
-    if isinstance(node, ast.CreateSubscriptionStmt | ast.AlterSubscriptionStmt |
-                  ast.DropSubscriptionStmt):
+    if isinstance(
+        node, ast.CreateSubscriptionStmt | ast.AlterSubscriptionStmt | ast.DropSubscriptionStmt
+    ):
         return False
-    return not isinstance(node, ast.AlterSystemStmt | ast.CreatedbStmt | ast.DropdbStmt |
-                          ast.CreateTableSpaceStmt | ast.DropTableSpaceStmt)
+    return not isinstance(
+        node,
+        ast.AlterSystemStmt
+        | ast.CreatedbStmt
+        | ast.DropdbStmt
+        | ast.CreateTableSpaceStmt
+        | ast.DropTableSpaceStmt,
+    )
 
 
 def _line_at(text: str, offset: int) -> int:
@@ -86,11 +95,18 @@ def split(text: str, first_line: int = 1) -> list[Statement]:
                 "transaction control (BEGIN/COMMIT/ROLLBACK) is not allowed in a migration: "
                 "dbops runs each migration in its own transaction "
                 "(use '-- dbops:transaction off' to run statements one by one)",
-                where + first_line - 1)
+                where + first_line - 1,
+            )
         index = None
         if isinstance(node, ast.IndexStmt) and node.concurrent and node.idxname and node.relation:
             index = (node.relation.schemaname, node.idxname)
-        statements.append(Statement(text=body, line=where + first_line - 1,
-                                    kind=type(node).__name__,
-                                    transactional=_transactional(node), index=index))
+        statements.append(
+            Statement(
+                text=body,
+                line=where + first_line - 1,
+                kind=type(node).__name__,
+                transactional=_transactional(node),
+                index=index,
+            )
+        )
     return statements

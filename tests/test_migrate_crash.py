@@ -1,0 +1,156 @@
+"""The runner under SIGKILL and under contention: history always matches the schema, no lock is
+left behind, a re-run completes, and concurrent runners apply every migration exactly once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from harness import Project, fresh_database, make_project
+
+from dbops.local import Cluster
+from dbops.migrate import source
+from dbops.migrate.history import LOCK_KEY
+
+COUNT = 10
+STEPS_MIGRATION = 6  # runs outside a transaction: a table, then CREATE INDEX CONCURRENTLY
+
+
+def version(n: int) -> str:
+    return f"202501010000{n:02d}"
+
+
+def write_migrations(project: Project) -> None:
+    directory = project.root / "migrations"
+    for n in range(1, COUNT + 1):
+        up = (
+            f"CREATE TABLE t{n} (id int);\nINSERT INTO applied_log VALUES ('{version(n)}');\n"
+            "SELECT pg_sleep(0.03);"
+        )
+        if n == 1:
+            up = "CREATE TABLE applied_log (version text NOT NULL);\n" + up
+        if n == STEPS_MIGRATION:
+            up += f"\nCREATE INDEX CONCURRENTLY t{n}_idx ON t{n} (id);"
+        (directory / f"{version(n)}_m{n}.sql").write_text(
+            f"-- step {n}\n-- migrate:up\n{up}\n-- migrate:down\nDROP TABLE t{n};\n"
+        )
+    source.write_sum(directory)
+
+
+def start_runner(project: Project) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dbops", "migrate", "up", "test", "--yes"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def assert_consistent(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    """History matches the schema exactly; returns the applied versions."""
+    has_history = conn.execute("SELECT to_regclass('dbops.migration_history')").fetchone()
+    applied = set()
+    if has_history and has_history[0]:
+        applied = {r[0] for r in conn.execute("SELECT version FROM dbops.migration_history")}
+    tables = {
+        r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
+    logged: dict[str, int] = {}
+    if "applied_log" in tables:
+        logged = dict(conn.execute("SELECT version, count(*) FROM applied_log GROUP BY version"))
+    for n in range(1, COUNT + 1):
+        v = version(n)
+        assert logged.get(v, 0) <= 1, f"{v} ran twice"
+        if n == STEPS_MIGRATION:
+            if v in applied:
+                valid = conn.execute(
+                    "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('t6_idx')"
+                ).fetchone()
+                assert valid == (True,)
+            continue
+        assert (v in applied) == (f"t{n}" in tables), f"history and schema disagree on {v}"
+        assert (v in applied) == (logged.get(v, 0) == 1)
+    return applied
+
+
+def assert_lock_released(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    deadline = time.monotonic() + 10
+    while conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted",
+        (LOCK_KEY,),
+    ).fetchone() != (0,):
+        assert time.monotonic() < deadline, "the runner lock is still held"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def projects(pg_primary: Cluster, tmp_path: Path) -> Iterator[Iterator[Project]]:
+    """Fresh projects on fresh databases, as many as a test asks for."""
+
+    def make() -> Iterator[Project]:
+        n = 0
+        while True:
+            n += 1
+            with fresh_database(pg_primary) as db:
+                project = make_project(tmp_path / f"p{n}", db)
+                write_migrations(project)
+                yield project
+
+    maker = make()
+    yield maker
+    maker.close()
+
+
+def test_sigkill_at_random_points_never_breaks_history(projects: Iterator[Project]) -> None:
+    seed = int(os.environ.get("DBOPS_CRASH_SEED", time.time()))
+    rng = random.Random(seed)
+    timing = next(projects)
+    started = time.monotonic()
+    assert start_runner(timing).wait(timeout=60) == 0
+    full_run = time.monotonic() - started
+    kills_mid_run = 0
+    progress: list[int] = []  # migrations applied when the kill landed
+    for _ in range(20):
+        project = next(projects)
+        runner = start_runner(project)
+        time.sleep(rng.uniform(0.0, full_run))
+        if runner.poll() is None:
+            kills_mid_run += 1
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+        with project.database.connect() as conn:
+            assert_lock_released(conn)
+            progress.append(len(assert_consistent(conn)))
+        rerun = project.run("migrate", "up", "test", "--yes")
+        assert rerun.returncode == 0, f"seed {seed}: {rerun.stderr}"
+        with project.database.connect() as conn:
+            assert assert_consistent(conn) == {version(n) for n in range(1, COUNT + 1)}
+            assert conn.execute(
+                "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+            ).fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM dbops.migration_journal").fetchone() == (0,)
+    assert kills_mid_run >= 10, f"seed {seed}: only {kills_mid_run} kills landed mid-run"
+    assert len({p for p in progress if 0 < p < COUNT}) >= 3, f"seed {seed}: kills at {progress}"
+
+
+def test_two_runners_at_once_apply_each_migration_exactly_once(projects: Iterator[Project]) -> None:
+    for _ in range(3):
+        project = next(projects)
+        first, second = start_runner(project), start_runner(project)
+        assert first.wait(timeout=60) == 0, first.communicate()[1]
+        assert second.wait(timeout=60) == 0, second.communicate()[1]
+        with project.database.connect() as conn:
+            assert assert_consistent(conn) == {version(n) for n in range(1, COUNT + 1)}
+            counts = conn.execute("SELECT count(*), count(DISTINCT version) FROM applied_log")
+            assert counts.fetchone() == (COUNT, COUNT)
