@@ -1,3 +1,25 @@
-"""dbops: declarative PostgreSQL operations."""
+"""dbops: declarative PostgreSQL operations.
+
+The runtime API is imported lazily, so `import dbops` (and the CLI) stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from dbops.migrate.engine import MigrationEngine
+
+__all__ = ["MigrationEngine", "__version__"]
+
+_EXPORTS = {"MigrationEngine": "dbops.migrate.engine"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dbops' has no attribute {name!r}")

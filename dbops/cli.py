@@ -188,15 +188,13 @@ def migrate_hash(directory: Path) -> None:
 @handle_errors
 def migrate_status(env: str, fmt: str) -> None:
     """Each migration: version, name, state (applied, pending, modified, missing-file, partial)."""
-    from rich.console import Console
-
     from dbops.migrate import report
 
     rows = _engine(env).get_migration_status()
     if fmt == "json":
         click.echo(report.status_json(rows))
     else:
-        report.status_table(rows, Console(highlight=False))
+        click.echo("\n".join(report.status_table(rows, color=sys.stdout.isatty())))
 
 
 @migrate.command("validate")

@@ -373,3 +373,33 @@ def test_unparsable_sql_refuses_the_whole_run(project: Project) -> None:
     assert (
         'migrations/20250101000002_m0002.sql:5: syntax error at or near "CREAT"' in validate.stderr
     )
+
+
+def test_python_api_mirrors_the_seed(project: Project) -> None:
+    from dbops import MigrationEngine as Exported
+
+    migration(project, "20250101000001", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    e = Exported.from_plan("test")
+    path = e.create_migration("add user preferences table", risk="medium")
+    path.write_text(path.read_text().replace(
+        "-- migrate:up\n", "-- migrate:up\nCREATE TABLE user_preferences (id int);\n").replace(
+        "-- migrate:down\n", "-- migrate:down\nDROP TABLE user_preferences;\n"))
+    e.write_sum()
+    e = Exported.from_plan("test")
+    assert e.validate_migrations() == []
+    assert len(e.run_migrations().executions) == 2
+    assert tables(project) == {"a", "user_preferences"}
+    assert [s.state for s in e.get_migration_status()] == ["applied", "applied"]
+    e.rollback_migrations(to="20250101000001")
+    assert tables(project) == {"a"}
+
+
+def test_cli_create_writes_the_file_and_the_sum(project: Project) -> None:
+    result = project.run("migrate", "create", "add user preferences table", "--zero-downtime",
+                         "--estimated-duration", "30 seconds", "--risk-level", "low")
+    assert result.returncode == 0, result.stderr
+    created = result.stdout.strip().removeprefix("created ")
+    assert created.startswith("migrations/") and created.endswith("_add_user_preferences_table.sql")
+    text = (project.root / created).read_text()
+    assert "-- dbops:zero-downtime" in text and "-- dbops:estimated-duration 30s" in text
+    source.check_sum(project.root / "migrations")

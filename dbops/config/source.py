@@ -57,10 +57,12 @@ class Document:
 
 def display_path(path: Path) -> str:
     """Paths in messages are relative to the working directory when they can be."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    if not path.is_absolute():
         return str(path)
+    cwd = Path.cwd()
+    if not path.is_relative_to(cwd):
+        path, cwd = path.resolve(), cwd.resolve()  # through symlinks only when needed
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
 
 
 def read_document(path: Path) -> Document:

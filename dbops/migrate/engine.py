@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import psycopg
 
 from dbops.config.load import load_plan
@@ -20,17 +19,13 @@ from dbops.connect import endpoint, open_connection
 from dbops.errors import MigrationError
 from dbops.migrate import history, pending, source
 from dbops.migrate.history import Direction
-from dbops.migrate.runner import Execution, Notify, Runner, RunSettings, prepare
 from dbops.migrate.source import Migration, MigrationSet
+
+if TYPE_CHECKING:
+    from dbops.migrate.runner import Execution, Notify
 
 Progress = Callable[[int, int, Migration, float], None]
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("dbops", "templates"),
-    keep_trailing_newline=True,
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-)
 _SLUG = re.compile(r"[^a-z0-9]+")
 _SPOKEN_DURATION = re.compile(
     r"^(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)$"
@@ -167,6 +162,8 @@ class MigrationEngine:
         lock_wait: timedelta | None,
         progress: Progress | None,
     ) -> RunResult:
+        from dbops.migrate.runner import Runner, RunSettings, prepare
+
         if dry_run:
             applied, _ = self._read()
             executions = tuple(prepare(m, direction) for m in choose(applied))
@@ -267,10 +264,15 @@ def create_migration(
         raise MigrationError(f"cannot make a file name from the description {description!r}")
     if risk not in ("low", "medium", "high"):
         raise MigrationError(f"risk level must be low, medium or high (got {risk!r})")
+    import jinja2
+
+    templates = jinja2.Environment(
+        loader=jinja2.PackageLoader("dbops", "templates"), keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined, autoescape=False)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{source.new_version(directory)}_{slug}.sql"
     path.write_text(
-        _TEMPLATES.get_template("migration.sql.j2").render(
+        templates.get_template("migration.sql.j2").render(
             description=description.strip(),
             risk=risk,
             zero_downtime=zero_downtime,

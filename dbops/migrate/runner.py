@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -20,7 +20,9 @@ from dbops.errors import StatementFailed
 from dbops.migrate import history
 from dbops.migrate.history import Direction, Mode
 from dbops.migrate.source import Migration, Section
-from dbops.migrate.sql import Statement
+
+if TYPE_CHECKING:
+    from dbops.migrate.sql import Statement
 
 # When re-running a started non-transactional step, these mean it had completed before the crash.
 _ALREADY_DONE = (

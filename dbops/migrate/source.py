@@ -9,11 +9,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dbops.config.source import display_path
 from dbops.errors import MigrationError
-from dbops.migrate import sql
+
+if TYPE_CHECKING:
+    from dbops.migrate.sql import Statement
 
 SUM_FILE = "dbops.sum"
 _NAME = re.compile(r"^(\d{14})_([a-z0-9][a-z0-9_]*)\.sql$")
@@ -31,7 +35,9 @@ class Section:
     text: str
     line: int
 
-    def statements(self, path: Path) -> list[sql.Statement]:
+    def statements(self, path: Path) -> list[Statement]:
+        from dbops.migrate import sql  # pglast loads only when SQL is actually parsed
+
         try:
             return sql.split(self.text, self.line)
         except sql.SqlSyntaxError as exc:
@@ -171,7 +177,11 @@ class MigrationSet:
         return len(self.migrations)
 
     def get(self, version: str) -> Migration | None:
-        return next((m for m in self.migrations if m.version == version), None)
+        return self._by_version.get(version)
+
+    @cached_property
+    def _by_version(self) -> dict[str, Migration]:
+        return {m.version: m for m in self.migrations}
 
     @property
     def latest(self) -> str | None:
@@ -205,17 +215,20 @@ def load(directory: Path) -> MigrationSet:
 def _ordered(by_version: dict[str, Migration]) -> list[Migration]:
     """Topological order with the version as tie-break (Kahn's algorithm over a heap)."""
     waiting = {v: set(m.requires) for v, m in by_version.items()}
+    dependents: dict[str, list[str]] = {}
+    for version, needs in waiting.items():
+        for required in needs:
+            dependents.setdefault(required, []).append(version)
     ready = [v for v, needs in waiting.items() if not needs]
     heapq.heapify(ready)
     ordered: list[Migration] = []
     while ready:
         version = heapq.heappop(ready)
         ordered.append(by_version[version])
-        for other, needs in waiting.items():
-            if version in needs:
-                needs.discard(version)
-                if not needs:
-                    heapq.heappush(ready, other)
+        for other in dependents.get(version, ()):
+            waiting[other].discard(version)
+            if not waiting[other]:
+                heapq.heappush(ready, other)
     if len(ordered) < len(by_version):
         stuck = sorted(set(by_version) - {m.version for m in ordered})
         files = " -> ".join(by_version[v].file for v in _cycle(stuck, by_version))
