@@ -194,3 +194,13 @@ def test_budget_checked_with_environment_override(project: Path) -> None:
         "pool.max_size: connection budget: 6 instances × 25 + 5 reserve = 155 "
         "exceeds roles.taskmaster_app.connection_limit (130)"
     )
+
+
+def test_validation_cache_never_hides_a_new_problem(project: Path) -> None:
+    load_plan("staging", environ={})
+    seals = list((project / ".dbops" / "cache" / "valid-plans").iterdir())
+    assert len(seals) == 1
+    path = project / "plans" / "staging.yaml"
+    path.write_text(path.read_text().replace("instances: 2", "instances: two"))
+    with pytest.raises(PlanError, match=r"pool.instances: must be integer, got string 'two'"):
+        load_plan("staging", environ={})

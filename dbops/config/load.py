@@ -145,7 +145,8 @@ def load_plan(
     _apply_environment(doc, env)
     problems += _apply_overrides(doc, overrides or {})
     broken = {p.path for p in problems}
-    problems += [p for p in schema.validate(doc) if p.path not in broken]
+    cache = root / ".dbops" / "cache" / "valid-plans"
+    problems += [p for p in schema.validate(doc, cache=cache) if p.path not in broken]
     if problems:
         raise PlanError(problems)
     apply_profile(doc.data.setdefault("pool", {}))

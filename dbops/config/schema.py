@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, ValidationError
 
 from dbops.config.source import Document, JsonPath
 from dbops.config.units import is_duration, is_size
@@ -42,6 +44,8 @@ def _is_date(value: object) -> bool:
 
 @cache
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator, FormatChecker
+
     checker = FormatChecker(formats=())
     checker.checks("duration")(lambda v: not isinstance(v, str) or is_duration(v))
     checker.checks("size")(lambda v: not isinstance(v, str) or is_size(v))
@@ -49,8 +53,33 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(plan_schema(), format_checker=checker)
 
 
-def validate(doc: Document, *, abstract: bool = False) -> list[Problem]:
-    """Every schema problem in the document; an abstract (extend-only) plan may omit required keys."""
+def validate(doc: Document, *, abstract: bool = False,
+             cache: Path | None = None) -> list[Problem]:
+    """Every schema problem in the document; an abstract (extend-only) plan may omit required keys.
+
+    With `cache`, a document (with this very schema) that validated before is not validated
+    again: loading jsonschema is a good part of a fast command's start-up.
+    """
+    seal = _seal(doc, abstract) if cache is not None else ""
+    if cache is not None and (cache / seal).exists():
+        return []
+    problems = _problems(doc, abstract=abstract)
+    if cache is not None and not problems:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            (cache / seal).touch()
+        except OSError:
+            pass  # a read-only checkout simply validates every time
+    return problems
+
+
+def _seal(doc: Document, abstract: bool) -> str:
+    digest = hashlib.sha256(SCHEMA_PATH.read_bytes())
+    digest.update(json.dumps([doc.data, abstract], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _problems(doc: Document, *, abstract: bool) -> list[Problem]:
     problems: list[Problem] = []
     for error in _validator().iter_errors(doc.data):
         if abstract and error.validator == "required":

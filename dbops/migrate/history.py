@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from dbops import __version__
@@ -129,19 +130,34 @@ def record(
     version: str,
     name: str,
     checksum: str,
-    duration_ms: float,
+    duration_ms: float | None,
     mode: Mode,
 ) -> None:
-    conn.execute(
+    conn.execute(record_query(version=version, name=name, checksum=checksum,
+                              duration_ms=duration_ms, mode=mode))
+
+
+def record_query(*, version: str, name: str, checksum: str, duration_ms: float | None,
+                 mode: Mode) -> sql.Composed:
+    """The history INSERT with its values bound as literals, so it can travel in one message with
+    the migration's own statements. Without a duration, the message's own run time is recorded."""
+    duration = (sql.Literal(duration_ms) if duration_ms is not None else sql.SQL(
+        "1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())"))
+    return sql.SQL(
         "INSERT INTO dbops.migration_history"
         " (version, name, checksum, duration_ms, applied_by_host, dbops_version, execution_mode)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (version, name, checksum, duration_ms, socket.gethostname(), __version__, mode),
-    )
+        " VALUES ({}, {}, {}, {}, {}, {}, {})"
+    ).format(sql.Literal(version), sql.Literal(name), sql.Literal(checksum), duration,
+             sql.Literal(socket.gethostname()), sql.Literal(__version__), sql.Literal(mode))
 
 
 def forget(conn: psycopg.Connection[Any], version: str) -> None:
-    conn.execute("DELETE FROM dbops.migration_history WHERE version = %s", (version,))
+    conn.execute(forget_query(version))
+
+
+def forget_query(version: str) -> sql.Composed:
+    return sql.SQL("DELETE FROM dbops.migration_history WHERE version = {}").format(
+        sql.Literal(version))
 
 
 def journal_start(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql as pgsql
+from psycopg.pq import TransactionStatus
 
 from dbops.config.model import Retries
 from dbops.errors import StatementFailed
@@ -133,6 +134,26 @@ class Runner:
         return (time.perf_counter() - started) * 1000
 
     def _in_transaction(self, execution: Execution, started: float) -> None:
+        """The whole migration and its history row in one message (one round trip); on any
+        error, rolled back and run again statement by statement to name the failing one."""
+        try:
+            self._conn.execute(self._one_message(execution), prepare=False)
+            return
+        except psycopg.Error:
+            if self._conn.info.transaction_status != TransactionStatus.IDLE:
+                self._conn.execute("ROLLBACK")
+        self._statement_by_statement(execution, started)
+
+    def _one_message(self, execution: Execution) -> str:
+        migration = execution.migration
+        bookkeeping = (
+            history.record_query(version=migration.version, name=migration.name,
+                                 checksum=migration.checksum, duration_ms=None, mode="transaction")
+            if execution.direction == "up" else history.forget_query(migration.version))
+        body = ";\n".join(s.text for s in execution.steps[0].statements)
+        return f"BEGIN;\n{body};\n{bookkeeping.as_string(self._conn)};\nCOMMIT"
+
+    def _statement_by_statement(self, execution: Execution, started: float) -> None:
         with self._conn.transaction():
             for statement in execution.steps[0].statements:
                 self._execute(execution, statement)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ def parse(path: Path) -> Migration:
         )
     version, name = match.groups()
     try:
-        datetime.strptime(version, "%Y%m%d%H%M%S")
+        _timestamp(version)
     except ValueError:
         raise MigrationError(
             f"{where}: version {version} is not a UTC timestamp YYYYMMDDHHMMSS"
@@ -189,7 +190,16 @@ class MigrationSet:
 
 
 def migration_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.sql") if p.is_file())
+    with os.scandir(directory) as entries:
+        names = sorted(e.name for e in entries if e.name.endswith(".sql") and e.is_file())
+    return [directory / name for name in names]
+
+
+def _timestamp(version: str) -> datetime:
+    """YYYYMMDDHHMMSS as a datetime (strptime costs ten times as much, for thousands of files)."""
+    v = version
+    return datetime(int(v[:4]), int(v[4:6]), int(v[6:8]), int(v[8:10]), int(v[10:12]),
+                    int(v[12:14]))
 
 
 def load(directory: Path) -> MigrationSet:
@@ -302,6 +312,6 @@ def new_version(directory: Path, now: datetime | None = None) -> str:
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
     taken = {p.name[:14] for p in migration_files(directory)} if directory.is_dir() else set()
     while stamp in taken:
-        later = datetime.strptime(stamp, "%Y%m%d%H%M%S") + timedelta(seconds=1)
+        later = _timestamp(stamp) + timedelta(seconds=1)
         stamp = later.strftime("%Y%m%d%H%M%S")
     return stamp
