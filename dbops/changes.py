@@ -106,7 +106,11 @@ class ChangeSet:
             raise ValueError(f"unsupported plan file format_version {data.get('format_version')!r}"
                              f" (this dbops reads {FORMAT_VERSION})")
         data.pop("summary", None)
-        changes = tuple(Change(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in c.items()}) for c in data.pop("changes"))
+        changes = tuple(_change(c) for c in data.pop("changes"))
         gates = tuple(Gate(g["name"], tuple(g["checks"])) for g in data.pop("gates"))
         return cls(changes=changes, gates=gates, notes=tuple(data.pop("notes")), **data)
+
+
+def _change(data: dict[str, Any]) -> Change:
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return Change(**fields)
