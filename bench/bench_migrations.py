@@ -25,13 +25,15 @@ dbops); a run that exits 0 without applying everything counts as failed.
 Status: M migrations are applied (untimed) with alembic and with dbops, one warm-up call each,
 then `alembic current` and `dbops migrate status bench` are timed alternately.
 
-Results: a table of medians, minimums and ratios on stdout, and bench/results/migrations.json.
+Results: a table of medians, minimums and ratios on stdout, and bench/results/migrations.json
+(or --output).
 The issue's targets: dbops faster than alembic and yoyo, at most 1.5x psql -f; status under half
 of `alembic current`. A failed tool is reported with its stderr tail; the exit status is then 1.
 
 Run from the project root (PostgreSQL server binaries, psql, alembic and yoyo-migrations needed):
 
     python3 bench/bench_migrations.py [--count 500] [--status-count 1000] [--repeat 3]
+        [--tools psql,alembic,yoyo,dbops] [--output FILE]
 """
 
 from __future__ import annotations
@@ -300,12 +302,13 @@ def run(command: Command) -> subprocess.CompletedProcess[str]:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise ToolFailed(f"`{command}` did not finish within {COMMAND_TIMEOUT:.0f}s") from exc
+        raise ToolFailed(f"`{short(command)}` took over {COMMAND_TIMEOUT:.0f}s") from exc
     except OSError as exc:
-        raise ToolFailed(f"cannot run `{command}`: {exc}") from exc
+        raise ToolFailed(f"cannot run `{short(command)}`: {exc}") from exc
     if result.returncode != 0:
         raise ToolFailed(
-            f"`{command}` exited with {result.returncode}", tail(result.stderr or result.stdout)
+            f"`{short(command)}` exited with {result.returncode}",
+            tail(result.stderr or result.stdout),
         )
     return result
 
@@ -430,7 +433,7 @@ def status_command(server: Server, tool: Tool, workdir: Path, count: int) -> Com
     output = run(project.status).stdout
     if project.status_must_print is not None and project.status_must_print not in output:
         raise ToolFailed(
-            f"`{project.status}` did not print {project.status_must_print}", tail(output)
+            f"`{short(project.status)}` did not print {project.status_must_print}", tail(output)
         )
     return project.status
 
@@ -550,14 +553,14 @@ def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def short(command: str) -> str:
+def short(command: Command | str) -> str:
     """A command without the interpreter's path: `alembic current`, not `/usr/.../python -m ...`."""
-    return command.split(" -m ", 1)[-1]
+    return str(command).split(" -m ", 1)[-1]
 
 
 def timing_columns(row: dict[str, Any]) -> str:
     if row["failed"]:
-        return f"FAILED: {short(row['error'])}"
+        return f"FAILED: {row['error']}"
     return f"{fmt(row['median'], '8.2f')} {fmt(row['min'], '8.2f')}"
 
 
@@ -588,10 +591,9 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  {target['target']:34} {fmt(target['ratio'], '.2f'):>6}  {verdict}")
 
 
-def write_results(report: dict[str, Any]) -> Path:
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return RESULTS_FILE
+def write_results(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 def failures(report: dict[str, Any]) -> list[str]:
@@ -608,6 +610,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="migrations applied before timing the status commands (0: skip)",
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per tool")
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="the JSON results file")
     parser.add_argument(
         "--tools", default=",".join(labels), help=f"a comma-separated subset of {','.join(labels)}"
     )
@@ -667,7 +670,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print_report(report)
-    print(f"\nresults written to {write_results(report)}")
+    write_results(report, args.output)
+    print(f"\nresults written to {args.output}")
     failed = failures(report)
     if failed:
         print(f"failed: {'; '.join(failed)}", file=sys.stderr)

@@ -20,6 +20,9 @@ from dbops.connect import mask
 from dbops.errors import DbopsError, PlanError
 
 if TYPE_CHECKING:
+    from dbops.changes import ChangeSet
+    from dbops.config.model import Plan
+    from dbops.execute import ApplyReport
     from dbops.migrate.engine import MigrationEngine, Progress, RunResult
     from dbops.migrate.source import Migration
 
@@ -298,6 +301,121 @@ def report_listing(result: RunResult) -> list[str]:
     from dbops.migrate.report import dry_run_listing
 
     return dry_run_listing(result)
+
+
+def _load(env: str, overrides: tuple[str, ...]) -> Plan:
+    from dbops.config.load import load_plan
+
+    pairs = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: use --set key.path=value", param_hint="--set")
+        pairs[key] = value
+    return load_plan(env, overrides=pairs)
+
+
+_set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                           help="Override a plan setting (highest precedence), e.g. pool.max_size=30.")
+
+
+def _render(changeset: ChangeSet, fmt: str) -> str:
+    from dbops import render
+
+    if fmt == "json":
+        return render.json(changeset)
+    if fmt == "markdown":
+        return render.markdown(changeset)
+    return render.text(changeset, color=sys.stdout.isatty())
+
+
+@main.command()
+@click.argument("env")
+@click.option("--diff", "--detailed-exitcode", "diff", is_flag=True,
+              help="Exit 2 when there are changes (the pull-request check).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option("--out", type=click.Path(path_type=Path), help="Save the plan to apply it later.")
+@_set_option
+@handle_errors
+def plan(env: str, diff: bool, fmt: str, out: Path | None, overrides: tuple[str, ...]) -> None:
+    """Show what apply would change; never writes (one read-only transaction)."""
+    from dbops import pipeline
+
+    planned = pipeline.plan(_load(env, overrides))
+    click.echo(_render(planned.changeset, fmt))
+    if out is not None:
+        out.write_text(planned.changeset.to_json() + "\n", encoding="utf-8")
+        click.echo(f"saved the plan to {display_path(out)}", err=True)
+    if diff and not planned.changeset.empty:
+        sys.exit(EXIT_CHANGES)
+
+
+@main.command()
+@click.argument("env")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--plan-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Apply a plan saved with `dbops plan --out`, if still fresh.")
+@click.option("--dry-run", is_flag=True, help="Print the exact pyinfra operations; run nothing.")
+@click.option("--allow-restart", is_flag=True, help="Apply settings that need a restart.")
+@_set_option
+@handle_errors
+def apply(env: str, yes: bool, plan_file: Path | None, dry_run: bool, allow_restart: bool,
+          overrides: tuple[str, ...]) -> None:
+    """Plan, confirm, then execute through pyinfra with health gates and automatic rollback."""
+    from dbops import pipeline
+    from dbops.changes import ChangeSet
+
+    the_plan = _load(env, overrides)
+    planned = pipeline.plan(the_plan, command="apply")
+    changeset = planned.changeset
+    if plan_file is not None:
+        try:
+            changeset = ChangeSet.from_json(plan_file.read_text(encoding="utf-8"))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DbopsError(f"{display_path(plan_file)}: not a dbops plan file: {exc}") from None
+        if changeset.environment != the_plan.environment:
+            raise DbopsError(f"{display_path(plan_file)} was made for {changeset.environment}, "
+                             f"not {the_plan.environment}")
+        pipeline.check_fresh(changeset, planned.changeset)
+    click.echo(_render(changeset, "text"))
+    if changeset.empty:
+        return
+    if dry_run:
+        for op in pipeline.dry_run(the_plan, changeset, allow_restart=allow_restart):
+            kind = "server.shell" if op.run is None else "python.call"
+            click.echo(mask(f"{kind} [{op.target.host}] {op.name}"))
+            for command in op.commands:
+                click.echo(mask(f"    {command}"))
+        return
+    _confirm(f"apply these changes to {the_plan.environment}", the_plan.environment, yes)
+    report = pipeline.apply(the_plan, changeset, planned.live, allow_restart=allow_restart,
+                            notify=lambda message: click.echo(mask(message)))
+    for line in _report_lines(report):
+        click.echo(mask(line), err=report.result != "applied")
+    if report.result != "applied":
+        sys.exit(EXIT_ERROR)
+
+
+def _report_lines(report: ApplyReport) -> list[str]:
+    lines = [f"apply {report.result}" + (f": {report.reason}" if report.reason else "")]
+    lines += [f"  applied: {item}" for item in report.applied]
+    lines += [f"  rolled back: {item}" for item in report.rolled_back]
+    lines += [f"  skipped: {item} (needs --allow-restart)" for item in report.skipped]
+    return lines
+
+
+@main.command()
+@click.argument("env")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_set_option
+@handle_errors
+def drift(env: str, fmt: str, overrides: tuple[str, ...]) -> None:
+    """Out-of-band drift (exit 2) vs pending configuration (exit 3); 0 in sync. Read-only."""
+    from dbops import pipeline
+
+    report = pipeline.drift(_load(env, overrides))
+    click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
+    sys.exit(report.exit_code)
 
 
 @main.group()

@@ -283,7 +283,8 @@ def _typed(text: str, path: JsonPath) -> Any:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-    return value if isinstance(value, int | float | bool) else text
+    structured = _expects(path, "array") or _expects(path, "object")
+    return value if isinstance(value, int | float | bool) or structured else text
 
 
 def _expects(path: JsonPath, kind: str) -> bool:

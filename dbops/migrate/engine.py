@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from dbops import ledger
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.connect import endpoint, open_connection
 from dbops.errors import MigrationError
+from dbops.inspect import schema_fingerprint
 from dbops.migrate import history, pending, source
 from dbops.migrate.history import Direction
 from dbops.migrate.source import Migration, MigrationSet
@@ -174,7 +176,7 @@ class MigrationEngine:
             history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
             self._connect(f"migrate-{direction}", autocommit=True) as conn,
         ):
-            history.ensure_schema(conn)
+            ledger.ensure_schema(conn)
             applied = history.read(conn)
             # Parse everything before running anything: a syntax error refuses the whole run.
             executions = tuple(prepare(m, direction) for m in choose(applied))
@@ -185,15 +187,20 @@ class MigrationEngine:
                 self._notify,
             )
             durations: list[float] = []
-            for number, execution in enumerate(executions, start=1):
-                steps = {
-                    j.step: j.status
-                    for j in journal
-                    if j.version == execution.migration.version and j.direction == direction
-                }
-                durations.append(runner.run(execution, steps))
-                if progress:
-                    progress(number, len(executions), execution.migration, durations[-1])
+            before = schema_fingerprint(conn) if executions else {}
+            try:
+                for number, execution in enumerate(executions, start=1):
+                    steps = {
+                        j.step: j.status
+                        for j in journal
+                        if j.version == execution.migration.version and j.direction == direction
+                    }
+                    durations.append(runner.run(execution, steps))
+                    if progress:
+                        progress(number, len(executions), execution.migration, durations[-1])
+            finally:
+                if durations:  # what dbops itself changed is not drift
+                    ledger.record_migrations(conn, before, schema_fingerprint(conn))
         return RunResult(direction, executions, tuple(durations), dry_run=False)
 
     def baseline(self, version: str) -> list[Migration]:
@@ -210,7 +217,7 @@ class MigrationEngine:
             ),
             self._connect("migrate-baseline", autocommit=True) as conn,
         ):
-            history.ensure_schema(conn)
+            ledger.ensure_schema(conn)
             if history.read(conn):
                 raise MigrationError("cannot baseline: the database already has migration history")
             with conn.transaction():

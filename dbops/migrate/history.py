@@ -1,5 +1,6 @@
-"""The migration history in the target database (schema `dbops`): the history table, the step
-journal of non-transactional migrations, and the runner lock. Knows the database, never reads files."""
+"""The migration history in the target database (schema `dbops`, created by dbops.ledger): the
+history table, the step journal of non-transactional migrations, and the runner lock. Knows the
+database, never reads files."""
 
 from __future__ import annotations
 
@@ -25,35 +26,6 @@ Mode = Literal["transaction", "steps", "baseline"]
 # The runner lock's advisory key ('dbop' 'migr' would not fit in one int4; keep it below 2**31
 # so pg_locks shows it as classid 0, objid LOCK_KEY).
 LOCK_KEY = 1_684_172_912
-
-# Each entry upgrades the history schema by one version; never edit one that has shipped.
-_UPGRADES: tuple[str, ...] = (
-    """
-    CREATE TABLE dbops.migration_history (
-        version         text PRIMARY KEY,
-        name            text NOT NULL,
-        checksum        text NOT NULL,
-        applied_at      timestamptz NOT NULL DEFAULT now(),
-        duration_ms     double precision NOT NULL,
-        applied_by_role text NOT NULL DEFAULT current_user,
-        applied_by_host text NOT NULL,
-        dbops_version   text NOT NULL,
-        execution_mode  text NOT NULL CHECK (execution_mode IN ('transaction', 'steps', 'baseline')),
-        applied_order   bigint GENERATED ALWAYS AS IDENTITY
-    );
-    CREATE TABLE dbops.migration_journal (
-        version     text NOT NULL,
-        direction   text NOT NULL CHECK (direction IN ('up', 'down')),
-        step        integer NOT NULL,
-        statement   text NOT NULL,
-        status      text NOT NULL CHECK (status IN ('started', 'done')),
-        started_at  timestamptz NOT NULL DEFAULT now(),
-        finished_at timestamptz,
-        PRIMARY KEY (version, direction, step)
-    );
-    """,
-)
-
 
 @dataclass(frozen=True)
 class AppliedMigration:
@@ -104,24 +76,6 @@ def read_journal(conn: psycopg.Connection[Any]) -> list[JournalEntry]:
             " FROM dbops.migration_journal ORDER BY version, direction, step"
         )
         return cur.fetchall()
-
-
-def ensure_schema(conn: psycopg.Connection[Any]) -> None:
-    """Create the dbops schema on first use and apply any upgrades since. Call under the lock."""
-    with conn.transaction():
-        conn.execute("CREATE SCHEMA IF NOT EXISTS dbops")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS dbops.meta (key text PRIMARY KEY, value text NOT NULL)"
-        )
-        row = conn.execute("SELECT value FROM dbops.meta WHERE key = 'history_version'").fetchone()
-        current = int(row[0]) if row else 0
-        for number, ddl in enumerate(_UPGRADES[current:], start=current + 1):
-            conn.execute(ddl)
-            conn.execute(
-                "INSERT INTO dbops.meta VALUES ('history_version', %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(number),),
-            )
 
 
 def record(

@@ -1,0 +1,1 @@
+"""Health: checks (one definition of healthy), shared by the apply gates and the monitor."""

@@ -1,0 +1,206 @@
+"""Plan -> LiveState: what the live servers look like, read in one read-only transaction per server
+with a handful of queries. The facts side of dbops: never writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import psycopg
+
+from dbops import ledger
+from dbops.config.model import Plan
+from dbops.connect import Endpoint, endpoint, open_connection
+from dbops.migrate import history
+from dbops.setting_values import SettingSpec, display
+
+_SETTINGS = """
+    SELECT name, setting, unit, vartype, context, source, pending_restart, min_val, max_val,
+           coalesce(enumvals, '{}'), boot_val, reset_val
+    FROM pg_settings"""
+
+# Written by ALTER SYSTEM; readable by superusers and pg_read_all_settings only.
+_AUTO_CONF = """
+    SELECT name, setting FROM pg_file_settings
+    WHERE sourcefile LIKE '%postgresql.auto.conf' AND error IS NULL ORDER BY seqno"""
+
+_ROLES = """
+    SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, coalesce(s.setconfig, '{}'),
+           (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = r.rolname)
+    FROM pg_roles r LEFT JOIN pg_db_role_setting s ON s.setrole = r.oid AND s.setdatabase = 0
+    WHERE r.rolname !~ '^pg_'"""
+
+_REPLICATION = """
+    SELECT application_name, client_addr::text, state,
+           extract(epoch FROM replay_lag)::float8,
+           pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint
+    FROM pg_stat_replication ORDER BY application_name"""
+
+# A definition per user object; equal definitions hash equal, whatever the catalog's OIDs.
+_FINGERPRINT = """
+    WITH user_ns AS (
+        SELECT oid, nspname FROM pg_namespace
+        WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'dbops')
+          AND nspname !~ '^pg_(toast|temp)'),
+    extension_objects AS (SELECT objid FROM pg_depend WHERE deptype = 'e')
+    SELECT 'table.' || n.nspname || '.' || c.relname,
+           md5(string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                          || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                          || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''),
+                          ', ' ORDER BY a.attnum))
+    FROM pg_class c JOIN user_ns n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+    WHERE c.relkind IN ('r', 'p') AND c.oid NOT IN (SELECT objid FROM extension_objects)
+    GROUP BY n.nspname, c.relname
+    UNION ALL
+    SELECT 'index.' || n.nspname || '.' || c.relname,
+           md5(pg_get_indexdef(c.oid) || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END)
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN user_ns n ON n.oid = c.relnamespace
+    UNION ALL
+    SELECT 'constraint.' || n.nspname || '.' || t.relname || '.' || con.conname,
+           md5(pg_get_constraintdef(con.oid))
+    FROM pg_constraint con JOIN pg_class t ON t.oid = con.conrelid
+    JOIN user_ns n ON n.oid = t.relnamespace
+    UNION ALL
+    SELECT 'view.' || n.nspname || '.' || c.relname, md5(pg_get_viewdef(c.oid))
+    FROM pg_class c JOIN user_ns n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('v', 'm') AND c.oid NOT IN (SELECT objid FROM extension_objects)
+    UNION ALL
+    SELECT 'function.' || n.nspname || '.' || p.proname
+           || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+           md5(pg_get_functiondef(p.oid))
+    FROM pg_proc p JOIN user_ns n ON n.oid = p.pronamespace
+    WHERE p.prokind IN ('f', 'p') AND p.oid NOT IN (SELECT objid FROM extension_objects)"""
+
+
+@dataclass(frozen=True)
+class LiveSetting:
+    spec: SettingSpec
+    setting: str  # the running value, in the setting's unit
+    context: str
+    source: str
+    pending_restart: bool
+    written: str | None  # what ALTER SYSTEM left in postgresql.auto.conf (None: nothing, or unreadable)
+
+    @property
+    def shown(self) -> str:
+        return display(self.spec, self.setting)
+
+
+@dataclass(frozen=True)
+class Server:
+    """One PostgreSQL server of the plan: the primary or a replica."""
+
+    name: str
+    endpoint: str
+    in_recovery: bool
+    settings: dict[str, LiveSetting]
+    auto_conf_readable: bool
+
+
+@dataclass(frozen=True)
+class LiveRole:
+    name: str
+    login: bool
+    connection_limit: int
+    settings: dict[str, str]
+    sessions: int
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    application_name: str
+    client: str | None
+    state: str
+    replay_lag_seconds: float | None
+    lag_bytes: int | None
+
+
+@dataclass(frozen=True)
+class LiveState:
+    database: str
+    server_version: int
+    servers: dict[str, Server]
+    roles: dict[str, LiveRole]
+    applied: tuple[history.AppliedMigration, ...]
+    journal: tuple[history.JournalEntry, ...]
+    replication: tuple[ReplicaStatus, ...]
+    schema: dict[str, str]
+    snapshot: ledger.Snapshot | None
+    current_user: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def primary(self) -> Server:
+        return self.servers["primary"]
+
+
+def inspect(plan: Plan, *, command: str = "plan") -> LiveState:
+    """Read the primary (and each replica's settings) without writing anything."""
+    primary = endpoint(plan)
+    with _read_only(primary, command) as conn:
+        state = _read_primary(conn, plan, primary)
+    servers = dict(state.servers)
+    for replica in plan.database.replicas:
+        ep = endpoint(plan, replica)
+        with _read_only(ep, command) as conn:
+            servers[replica.name] = _read_server(conn, replica.name, ep)
+    return replace(state, servers=servers)
+
+
+def _read_only(ep: Endpoint, command: str) -> psycopg.Connection[Any]:
+    conn = open_connection(ep, command=command)
+    conn.read_only = True
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    return conn
+
+
+def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint) -> LiveState:
+    server = _read_server(conn, "primary", ep)
+    version, user = conn.execute("SELECT current_setting('server_version_num')::int, current_user"
+                                 ).fetchone() or (0, "")
+    roles = {
+        name: LiveRole(name, login, limit, dict(_split_setting(s) for s in config), sessions)
+        for name, login, limit, config, sessions in conn.execute(_ROLES)
+    }
+    replication = () if server.in_recovery else tuple(
+        ReplicaStatus(*row) for row in conn.execute(_REPLICATION))
+    return LiveState(
+        database=ep.describe(), server_version=int(version), servers={"primary": server},
+        roles=roles, applied=tuple(history.read(conn)),
+        journal=tuple(history.read_journal(conn)), replication=replication,
+        schema=schema_fingerprint(conn),
+        snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user))
+
+
+def _read_server(conn: psycopg.Connection[Any], name: str, ep: Endpoint) -> Server:
+    rows = conn.execute(_SETTINGS).fetchall()
+    written, readable = _auto_conf(conn)
+    settings = {
+        row[0]: LiveSetting(
+            spec=SettingSpec(row[0], row[3], row[2], row[7], row[8], tuple(row[9])),
+            setting=row[1], context=row[4], source=row[5], pending_restart=row[6],
+            written=written.get(row[0]))
+        for row in rows
+    }
+    recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return Server(name, ep.describe(), bool(recovery and recovery[0]), settings, readable)
+
+
+def _auto_conf(conn: psycopg.Connection[Any]) -> tuple[dict[str, str], bool]:
+    try:
+        with conn.transaction():  # a savepoint: a role without the privilege still plans
+            return dict(conn.execute(_AUTO_CONF).fetchall()), True
+    except psycopg.errors.InsufficientPrivilege:
+        return {}, False
+
+
+def schema_fingerprint(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """Every user table, index, constraint, view and function, with a hash of its definition."""
+    return dict(conn.execute(_FINGERPRINT).fetchall())
+
+
+def _split_setting(item: str) -> tuple[str, str]:
+    name, _, value = item.partition("=")
+    return name, value

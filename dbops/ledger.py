@@ -1,0 +1,150 @@
+"""Schema `dbops` in the target database: its versioned DDL, the last-applied snapshot and the
+audit log of applies. A database carries its own truth; dbops needs no state file."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from dbops import __version__
+
+# Each entry upgrades the dbops schema by one version; never edit one that has shipped.
+_UPGRADES: tuple[str, ...] = (
+    """
+    CREATE TABLE dbops.migration_history (
+        version         text PRIMARY KEY,
+        name            text NOT NULL,
+        checksum        text NOT NULL,
+        applied_at      timestamptz NOT NULL DEFAULT now(),
+        duration_ms     double precision NOT NULL,
+        applied_by_role text NOT NULL DEFAULT current_user,
+        applied_by_host text NOT NULL,
+        dbops_version   text NOT NULL,
+        execution_mode  text NOT NULL CHECK (execution_mode IN ('transaction', 'steps', 'baseline')),
+        applied_order   bigint GENERATED ALWAYS AS IDENTITY
+    );
+    CREATE TABLE dbops.migration_journal (
+        version     text NOT NULL,
+        direction   text NOT NULL CHECK (direction IN ('up', 'down')),
+        step        integer NOT NULL,
+        statement   text NOT NULL,
+        status      text NOT NULL CHECK (status IN ('started', 'done')),
+        started_at  timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        PRIMARY KEY (version, direction, step)
+    );
+    """,
+    """
+    CREATE TABLE dbops.applied_snapshot (
+        environment        text PRIMARY KEY,
+        plan_hash          text NOT NULL,
+        applied_at         timestamptz NOT NULL DEFAULT now(),
+        settings           jsonb NOT NULL,
+        roles              jsonb NOT NULL,
+        schema_fingerprint jsonb NOT NULL
+    );
+    CREATE TABLE dbops.apply_audit (
+        id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at            timestamptz NOT NULL DEFAULT now(),
+        who           text NOT NULL DEFAULT current_user,
+        client_host   text NOT NULL,
+        dbops_version text NOT NULL,
+        environment   text NOT NULL,
+        plan_hash     text NOT NULL,
+        changes       jsonb NOT NULL,
+        result        text NOT NULL CHECK (result IN ('applied', 'rolled back', 'failed')),
+        reason        text NOT NULL DEFAULT ''
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What dbops last applied to this database for an environment."""
+
+    environment: str
+    plan_hash: str
+    applied_at: datetime
+    settings: dict[str, str]
+    roles: dict[str, dict[str, Any]]
+    schema_fingerprint: dict[str, str]
+
+
+def ensure_schema(conn: psycopg.Connection[Any]) -> None:
+    """Create schema dbops on first use and apply the upgrades since; idempotent."""
+    with conn.transaction():
+        conn.execute("CREATE SCHEMA IF NOT EXISTS dbops")
+        conn.execute("CREATE TABLE IF NOT EXISTS dbops.meta (key text PRIMARY KEY, value text NOT NULL)")
+        row = conn.execute("SELECT value FROM dbops.meta WHERE key = 'schema_version'").fetchone()
+        current = int(row[0]) if row else 0
+        for number, ddl in enumerate(_UPGRADES[current:], start=current + 1):
+            conn.execute(ddl)
+            conn.execute(
+                "INSERT INTO dbops.meta VALUES ('schema_version', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(number),))
+
+
+def read_snapshot(conn: psycopg.Connection[Any], environment: str) -> Snapshot | None:
+    row = conn.execute("SELECT to_regclass('dbops.applied_snapshot') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    with conn.cursor(row_factory=class_row(Snapshot)) as cur:
+        cur.execute("SELECT environment, plan_hash, applied_at, settings, roles, schema_fingerprint"
+                    " FROM dbops.applied_snapshot WHERE environment = %s", (environment,))
+        return cur.fetchone()
+
+
+def write_snapshot(conn: psycopg.Connection[Any], snapshot: Snapshot) -> None:
+    conn.execute(
+        "INSERT INTO dbops.applied_snapshot"
+        " (environment, plan_hash, applied_at, settings, roles, schema_fingerprint)"
+        " VALUES (%s, %s, now(), %s, %s, %s) ON CONFLICT (environment) DO UPDATE SET"
+        " plan_hash = excluded.plan_hash, applied_at = excluded.applied_at,"
+        " settings = excluded.settings, roles = excluded.roles,"
+        " schema_fingerprint = excluded.schema_fingerprint",
+        (snapshot.environment, snapshot.plan_hash, Jsonb(snapshot.settings),
+         Jsonb(snapshot.roles), Jsonb(snapshot.schema_fingerprint)))
+
+
+def advance(known: dict[str, str], before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
+    """The fingerprint dbops knows, moved by exactly what changed between `before` and `after`
+    (its own migrations), so changes made by hand stay visible as drift."""
+    moved = dict(known)
+    for address in set(before) | set(after):
+        if before.get(address) == after.get(address):
+            continue
+        if address in after:
+            moved[address] = after[address]
+        else:
+            moved.pop(address, None)
+    return moved
+
+
+def record_migrations(conn: psycopg.Connection[Any], before: dict[str, str],
+                      after: dict[str, str]) -> None:
+    """After migrations ran outside apply, advance every snapshot's fingerprint by their effect."""
+    row = conn.execute("SELECT to_regclass('dbops.applied_snapshot') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return
+    for environment, known in conn.execute(
+            "SELECT environment, schema_fingerprint FROM dbops.applied_snapshot").fetchall():
+        conn.execute("UPDATE dbops.applied_snapshot SET schema_fingerprint = %s"
+                     " WHERE environment = %s", (Jsonb(advance(known, before, after)), environment))
+
+
+def audit(conn: psycopg.Connection[Any], *, environment: str, plan_hash: str,
+          changes: list[dict[str, Any]], result: str, reason: str = "") -> None:
+    conn.execute(
+        "INSERT INTO dbops.apply_audit"
+        " (client_host, dbops_version, environment, plan_hash, changes, result, reason)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (socket.gethostname(), __version__, environment, plan_hash,
+         Jsonb(json.loads(json.dumps(changes, default=str))), result, reason))

@@ -1,0 +1,104 @@
+"""The one path plan, apply and drift share: load -> inspect -> plan, then render, execute or
+classify. Because apply executes the very ChangeSet that plan renders, "plan showed X but apply
+did Y" cannot happen by construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from dbops import ledger
+from dbops.changes import ChangeSet
+from dbops.config.model import Plan
+from dbops.connect import connection
+from dbops.drift import DriftReport, detect
+from dbops.errors import DbopsError
+from dbops.inspect import LiveState, inspect, schema_fingerprint
+from dbops.migrate import source
+from dbops.planner import make_changeset
+
+if TYPE_CHECKING:
+    from dbops.execute import ApplyReport, Notify, Operation
+
+
+@dataclass(frozen=True)
+class Planned:
+    changeset: ChangeSet
+    live: LiveState
+
+
+def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
+    """Inspect the live database (read-only) and compute the ChangeSet."""
+    live = inspect(the_plan, command=command)
+    directory = the_plan.migrations.directory
+    migrations = None
+    if directory.is_dir():
+        source.check_sum(directory)
+        migrations = source.load(directory)
+    return Planned(make_changeset(the_plan, live, migrations), live)
+
+
+def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
+    planned = plan(the_plan, command="drift")
+    return detect(the_plan, planned.live, planned.changeset, today=today or date.today())
+
+
+class StalePlan(DbopsError):
+    """A saved plan file whose objects changed in the live database since it was made."""
+
+
+def check_fresh(saved: ChangeSet, fresh: ChangeSet) -> None:
+    """Refuse a saved ChangeSet when any object it touches changed since it was planned."""
+    current = {c.address: c for c in fresh.changes}
+    for change in saved.changes:
+        now = current.get(change.address)
+        if now is None:
+            raise StalePlan(f"the plan file is stale: {change.address} no longer needs "
+                            "this change (the live database changed since the plan was made)")
+        if now.fingerprint != change.fingerprint or now.after != change.after:
+            raise StalePlan(f"the plan file is stale: {change.address} changed in the live "
+                            "database since the plan was made; plan again")
+
+
+def dry_run(the_plan: Plan, changeset: ChangeSet, *, allow_restart: bool) -> list[Operation]:
+    from dbops.execute import Executor
+
+    executor = Executor(the_plan, changeset, allow_restart=allow_restart)
+    return [op for _, ops in executor.stages() for op in ops]
+
+
+def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restart: bool,
+          notify: Notify) -> ApplyReport:
+    """Execute through pyinfra, then record the snapshot (on success) and an audit row."""
+    from dbops.execute import Executor
+
+    report = Executor(the_plan, changeset, allow_restart=allow_restart, notify=notify).run()
+    record(the_plan, changeset, live, report)
+    return report
+
+
+def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyReport) -> None:
+    skipped = set(report.skipped)
+    previous = live.snapshot.settings if live.snapshot else {}
+    settings = {name: value for name, value in the_plan.settings.items()
+                if f"setting.{name}" not in skipped}
+    settings.update({name: previous[name] for name in previous
+                     if f"setting.{name}" in skipped and name in previous})
+    roles = {name: {"login": r.login, "connection_limit": r.connection_limit,
+                    "settings": r.settings} for name, r in the_plan.roles.items()}
+    with connection(the_plan, command="apply", autocommit=True) as conn:
+        ledger.ensure_schema(conn)
+        with conn.transaction():
+            if report.result == "applied":
+                after = schema_fingerprint(conn)
+                known = ledger.advance(live.snapshot.schema_fingerprint, live.schema, after) \
+                    if live.snapshot else after
+                ledger.write_snapshot(conn, ledger.Snapshot(
+                    environment=the_plan.environment, plan_hash=changeset.plan_hash,
+                    applied_at=None,  # type: ignore[arg-type]  # the database sets now()
+                    settings=settings, roles=roles, schema_fingerprint=known))
+            ledger.audit(conn, environment=the_plan.environment, plan_hash=changeset.plan_hash,
+                         changes=[{"address": c.address, "action": c.action, "before": c.before,
+                                   "after": c.after} for c in changeset.changes],
+                         result=report.result, reason=report.reason)

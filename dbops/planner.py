@@ -1,0 +1,300 @@
+"""(Plan, LiveState, migration files) -> ChangeSet. Pure: no I/O. Every difference becomes a Change
+with the SQL that makes it and the SQL that undoes it; what cannot be applied is a PlanError."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from psycopg import sql
+
+from dbops.changes import Action, Change, ChangeSet, Gate, Risk, Scalar
+from dbops.config.model import Plan, Role
+from dbops.config.units import format_duration
+from dbops.errors import MigrationError, PlanError, Problem
+from dbops.inspect import LiveRole, LiveSetting, LiveState
+from dbops.migrate import pending
+from dbops.migrate.source import MigrationSet
+from dbops.setting_values import check, same
+
+RELOAD = "SELECT pg_reload_conf()"
+_TAKES_EFFECT = {"postmaster": "restart", "sighup": "reload", "superuser-backend": "new sessions",
+                 "backend": "new sessions", "superuser": "reload", "user": "reload"}
+
+
+def plan_hash(plan: Plan) -> str:
+    """A hash of the effective plan, secrets left out."""
+    data = json.loads(json.dumps(plan.document.data, default=str))
+    data.get("database", {}).pop("password", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sql(query: sql.Composable) -> str:
+    return query.as_string(None)
+
+
+def _fingerprint(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Findings:
+    changes: list[Change]
+    problems: list[Problem]
+    notes: list[str]
+
+
+def make_changeset(plan: Plan, live: LiveState, migrations: MigrationSet | None) -> ChangeSet:
+    """Everything apply would do to make the live database match the plan, in stage order."""
+    found = _Findings([], [], [])
+    _settings(plan, live, found)
+    _roles(plan, live, found)
+    _budget(plan, live, found)
+    if migrations is not None:
+        _migrations(plan, live, migrations, found)
+    if found.problems:
+        raise PlanError(found.problems)
+    return ChangeSet(
+        environment=plan.environment, database=live.database, plan_hash=plan_hash(plan),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        changes=tuple(found.changes), gates=_gates(plan), notes=tuple(found.notes))
+
+
+def _settings(plan: Plan, live: LiveState, found: _Findings) -> None:
+    doc = plan.document
+    for name, wanted in plan.settings.items():
+        current = live.primary.settings.get(name)
+        if current is None:
+            found.problems.append(doc.problem(("settings", name), "unknown setting", at_key=True))
+            continue
+        if current.context == "internal":
+            found.problems.append(doc.problem(("settings", name),
+                                              "is read-only (internal) and cannot be set"))
+            continue
+        try:
+            check(current.spec, wanted)
+        except ValueError as exc:
+            found.problems.append(doc.problem(("settings", name), str(exc).split(": ", 1)[1]))
+            continue
+        change = _setting_change(name, wanted, live)
+        if change:
+            found.changes.append(change)
+    managed = set(live.snapshot.settings) if live.snapshot else set()
+    for name in sorted(managed - set(plan.settings)):
+        current = live.primary.settings.get(name)
+        if current is not None and current.written is not None:
+            found.changes.append(_setting_removal(name, current))
+
+
+def _setting_change(name: str, wanted: str, live: LiveState) -> Change | None:
+    primary = live.primary.settings[name]
+    differing, waiting = [], []
+    for server in live.servers.values():
+        current = server.settings[name]
+        if same(current.spec, current.setting, wanted):
+            continue
+        if current.pending_restart and current.written and same(current.spec, current.written, wanted):
+            waiting.append(server.name)
+        else:
+            differing.append(server.name)
+    if not differing and not waiting:
+        return None
+    takes_effect = _TAKES_EFFECT.get(primary.context, "reload")
+    restart = takes_effect == "restart"
+    statements = ((_sql(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+        sql.Identifier(*name.split(".")), sql.Literal(wanted))), RELOAD) if differing else ())
+    reason = (f"takes effect after a restart{': already written, waiting for one' if not differing else ''}"
+              if restart else f"takes effect on {takes_effect}")
+    return Change(
+        kind="setting", address=f"setting.{name}", action="~!" if restart else "~",
+        before=primary.shown, after=wanted, risk="high" if restart else "low", reason=reason,
+        reversible=True, statements=statements, inverse=_restore(name, primary),
+        hosts=tuple(differing or waiting), takes_effect=takes_effect,
+        fingerprint=_fingerprint(primary.setting, primary.written))
+
+
+def _restore(name: str, before: LiveSetting) -> tuple[str, ...]:
+    target = sql.Identifier(*name.split("."))
+    if before.written is None:
+        return (_sql(sql.SQL("ALTER SYSTEM RESET {}").format(target)), RELOAD)
+    return (_sql(sql.SQL("ALTER SYSTEM SET {} = {}").format(target, sql.Literal(before.written))),
+            RELOAD)
+
+
+def _setting_removal(name: str, current: LiveSetting) -> Change:
+    target = sql.Identifier(*name.split("."))
+    return Change(
+        kind="setting", address=f"setting.{name}", action="-", before=current.written, after=None,
+        risk="low", reason="no longer in the plan: back to the server's configuration file",
+        reversible=True, statements=(_sql(sql.SQL("ALTER SYSTEM RESET {}").format(target)), RELOAD),
+        inverse=_restore(name, current), takes_effect=_TAKES_EFFECT.get(current.context, "reload"),
+        fingerprint=_fingerprint(current.setting, current.written))
+
+
+def _roles(plan: Plan, live: LiveState, found: _Findings) -> None:
+    for name, role in plan.roles.items():
+        bad = [k for k in role.settings if k not in live.primary.settings]
+        for key in bad:
+            found.problems.append(plan.document.problem(("roles", name, "settings", key),
+                                                        "unknown setting", at_key=True))
+        if bad:
+            continue
+        current = live.roles.get(name)
+        if current is None:
+            found.changes.append(_role_creation(role))
+        else:
+            found.changes += _role_alterations(role, current, live)
+
+
+def _ident(name: str) -> sql.Identifier:
+    return sql.Identifier(name)
+
+
+def _role_creation(role: Role) -> Change:
+    statements = [_sql(sql.SQL("CREATE ROLE {} {} CONNECTION LIMIT {}").format(
+        _ident(role.name), sql.SQL("LOGIN" if role.login else "NOLOGIN"),
+        sql.Literal(role.connection_limit)))]
+    statements += [_sql(sql.SQL("ALTER ROLE {} SET {} = {}").format(
+        _ident(role.name), sql.Identifier(*k.split(".")), sql.Literal(v)))
+        for k, v in role.settings.items()]
+    detail = [f"connection_limit {role.connection_limit}", "login" if role.login else "nologin"]
+    detail += [f"{k} = {v}" for k, v in role.settings.items()]
+    return Change(
+        kind="role", address=f"role.{role.name}", action="+", before=None, after=role.name,
+        risk="low", reason="a new role (its password is set outside dbops)", reversible=True,
+        statements=tuple(statements), inverse=(_sql(sql.SQL("DROP ROLE {}").format(_ident(role.name))),),
+        fingerprint=_fingerprint(None), detail=tuple(detail))
+
+
+def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Change]:
+    name, who = role.name, _ident(role.name)
+    changes: list[Change] = []
+    fingerprint = _fingerprint(current.login, current.connection_limit, current.settings)
+
+    def alter(attribute: str, before: Scalar, after: Scalar, make: sql.Composable,
+              undo: sql.Composable, action: Action = "~", risk: Risk = "low",
+              reason: str = "") -> None:
+        changes.append(Change(
+            kind="role", address=f"role.{name}.{attribute}", action=action,
+            before=before, after=after, risk=risk, reason=reason or "takes effect on new sessions",
+            reversible=True, statements=(_sql(make),), inverse=(_sql(undo),),
+            takes_effect="new sessions", fingerprint=fingerprint))
+
+    if current.login != role.login:
+        flag = sql.SQL("LOGIN" if role.login else "NOLOGIN")
+        old = sql.SQL("LOGIN" if current.login else "NOLOGIN")
+        alter("login", current.login, role.login, sql.SQL("ALTER ROLE {} {}").format(who, flag),
+              sql.SQL("ALTER ROLE {} {}").format(who, old), risk="medium")
+    if current.connection_limit != role.connection_limit:
+        limit = sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}")
+        alter("connection_limit", current.connection_limit, role.connection_limit,
+              limit.format(who, sql.Literal(role.connection_limit)),
+              limit.format(who, sql.Literal(current.connection_limit)),
+              reason="takes effect on new connections")
+    set_, reset = sql.SQL("ALTER ROLE {} SET {} = {}"), sql.SQL("ALTER ROLE {} RESET {}")
+    for key in sorted(set(role.settings) | set(current.settings)):
+        target = sql.Identifier(*key.split("."))
+        wanted, have = role.settings.get(key), current.settings.get(key)
+        spec = live.primary.settings[key].spec if key in live.primary.settings else None
+        if wanted is not None and have is not None and spec and same(spec, have, wanted):
+            continue
+        if wanted is not None and have is None:
+            alter(f"settings.{key}", None, wanted, set_.format(who, target, sql.Literal(wanted)),
+                  reset.format(who, target), action="+")
+        elif wanted is not None:
+            alter(f"settings.{key}", have, wanted, set_.format(who, target, sql.Literal(wanted)),
+                  set_.format(who, target, sql.Literal(have)))
+        else:
+            alter(f"settings.{key}", have, None, reset.format(who, target),
+                  set_.format(who, target, sql.Literal(have)), action="-")
+    return changes
+
+
+def _budget(plan: Plan, live: LiveState, found: _Findings) -> None:
+    """The pools must fit the role's limit, and the role's limit the server's connections."""
+    pool, doc = plan.pool, plan.document
+
+    def live_int(name: str) -> int:
+        setting = live.primary.settings.get(name)
+        return int(setting.setting) if setting else 0
+
+    def planned_int(name: str) -> int:
+        return int(plan.settings[name]) if name in plan.settings and plan.settings[name].isdigit() \
+            else live_int(name)
+
+    max_connections = planned_int("max_connections")
+    reserved = planned_int("superuser_reserved_connections") + planned_int("reserved_connections")
+    available = max_connections - reserved
+    role = pool.role
+    if role in plan.roles:
+        limit = plan.roles[role].connection_limit
+    elif role in live.roles:
+        limit = live.roles[role].connection_limit
+    else:
+        limit = -1
+    demand = pool.demand
+    spelled = f"{pool.instances} × {pool.max_size} + {pool.reserve} reserve = {demand}"
+    where = f"max_connections {max_connections} minus {reserved} reserved ({available})"
+    if limit >= 0 and demand > limit:
+        found.problems.append(doc.problem(("pool", "max_size"), f"connection budget: {spelled} "
+                                          f"exceeds role {role}'s connection limit {limit}"))
+    elif limit >= 0 and limit > available:
+        found.problems.append(doc.problem(("roles", role or "", "connection_limit"),
+                                          f"connection budget: {limit} exceeds {where}"))
+    elif limit < 0 and demand > available:
+        found.problems.append(doc.problem(("pool", "max_size"),
+                                          f"connection budget: {spelled} exceeds {where}"))
+    else:
+        role_part = f" ≤ role limit {limit}" if limit >= 0 else ""
+        found.notes.append(f"connection budget: {spelled}{role_part} ≤ {where}")
+
+
+def _migrations(plan: Plan, live: LiveState, migrations: MigrationSet, found: _Findings) -> None:
+    settings = plan.migrations
+    applied = list(live.applied)
+    try:
+        target = settings.target
+        newer = [a for a in applied if target != "latest" and a.version > target]
+        if newer:
+            for migration in pending.to_revert(migrations, applied, count=len(newer), to=None):
+                found.changes.append(Change(
+                    kind="migration", address=f"migration.{migration.version}", action="-",
+                    before=migration.name, after=None, risk="high",
+                    reason=f"rolls back to the target {target}: runs its down section",
+                    reversible=False, fingerprint=migration.checksum[:16],
+                    detail=(migration.description,)))
+            return
+        for migration in pending.to_apply(migrations, applied, target=target,
+                                          allow_out_of_order=settings.allow_out_of_order):
+            mode = "one transaction" if migration.transaction else "statements one by one"
+            found.changes.append(Change(
+                kind="migration", address=f"migration.{migration.version}", action="+",
+                before=None, after=migration.name, risk=migration.risk,  # type: ignore[arg-type]
+                reason=migration.description, reversible=migration.down is not None,
+                fingerprint=migration.checksum[:16],
+                detail=(f"{migration.file} ({mode})",)
+                + ((f"estimated {migration.estimated_duration}",) if migration.estimated_duration else ())))
+    except MigrationError as exc:
+        found.problems.append(plan.document.problem(("migrations",), str(exc)))
+
+
+def _gates(plan: Plan) -> tuple[Gate, ...]:
+    health = plan.health
+    if not health.enabled:
+        return ()
+    t = health.thresholds
+    checks = (
+        f"connectivity: round trip <= {format_duration(t.response_time)}",
+        f"connection utilisation <= {t.connection_utilization:.0%}",
+        f"replication lag <= {format_duration(t.replication_lag)}",
+        f"no transaction older than {format_duration(t.long_transaction)}",
+        f"error rate <= {t.error_rate:.0%}",
+    )
+    gates = []
+    if health.gates.before_apply:
+        gates.append(Gate("before apply", checks))
+    if health.gates.after_each_stage:
+        gates.append(Gate("after each stage", checks))
+    return tuple(gates)
