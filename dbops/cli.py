@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+import psycopg
 
 from dbops import __version__
 from dbops.config.load import plan_files, resolve_plan_path, validate_file
@@ -48,6 +49,10 @@ def handle_errors(func: F) -> F:
             sys.exit(EXIT_ERROR)
         except DbopsError as exc:
             fail(f"error: {exc}")
+            sys.exit(EXIT_ERROR)
+        except psycopg.Error as exc:  # a server refusal dbops did not anticipate: still one line
+            reason = (exc.diag.message_primary or str(exc)).splitlines()[0]
+            fail(f"error: {reason} (SQLSTATE {exc.sqlstate or 'unknown'})")
             sys.exit(EXIT_ERROR)
 
     return wrapper  # type: ignore[return-value]

@@ -99,11 +99,11 @@ def _settings(plan: Plan, live: LiveState, applied: dict[str, str]) -> list[Drif
         if setting is None:
             continue
         spec, before, wanted = setting.spec, applied.get(name), plan.settings.get(name)
-        current = setting.written if live.primary.auto_conf_readable else setting.setting
+        current = setting.written if live.primary.auto_conf_readable else setting.server_value
         address = f"setting.{name}"
         if before is not None and (current is None or not same(spec, current, before)):
-            items.append(DriftItem("out-of-band", address, before, setting.shown
-                                   if current == setting.setting else current, wanted))
+            items.append(DriftItem("out-of-band", address, before,
+                                   current if current is not None else setting.shown, wanted))
         if not _same(spec, before, wanted):
             items.append(DriftItem("pending", address, before, setting.shown, wanted))
     return items

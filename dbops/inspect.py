@@ -19,10 +19,14 @@ _SETTINGS = """
            coalesce(enumvals, '{}'), boot_val, reset_val
     FROM pg_settings"""
 
-# Written by ALTER SYSTEM; readable by superusers and pg_read_all_settings only.
-_AUTO_CONF = """
-    SELECT name, setting FROM pg_file_settings
-    WHERE sourcefile LIKE '%postgresql.auto.conf' AND error IS NULL ORDER BY seqno"""
+# The configuration files' values, ALTER SYSTEM's postgresql.auto.conf last; readable by
+# superusers and pg_read_all_settings only.
+_FILE_SETTINGS = """
+    SELECT name, setting, sourcefile LIKE '%postgresql.auto.conf' FROM pg_file_settings
+    WHERE error IS NULL ORDER BY seqno"""
+
+# Where a session's value masks the server's: the planner compares with the server's.
+SESSION_SOURCES = frozenset({"client", "session", "user", "database"})
 
 _ROLES = """
     SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, coalesce(s.setconfig, '{}'),
@@ -82,10 +86,19 @@ class LiveSetting:
     source: str
     pending_restart: bool
     written: str | None  # what ALTER SYSTEM left in postgresql.auto.conf (None: nothing, or unreadable)
+    configured: str | None  # the configuration files' value (auto.conf included)
+    boot_val: str
+
+    @property
+    def server_value(self) -> str:
+        """The server-wide value, not one a session, role or database setting put on top."""
+        if self.source not in SESSION_SOURCES:
+            return self.setting
+        return self.configured if self.configured is not None else self.boot_val
 
     @property
     def shown(self) -> str:
-        return display(self.spec, self.setting)
+        return display(self.spec, self.server_value)
 
 
 @dataclass(frozen=True)
@@ -176,24 +189,28 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint) -> Li
 
 def _read_server(conn: psycopg.Connection[Any], name: str, ep: Endpoint) -> Server:
     rows = conn.execute(_SETTINGS).fetchall()
-    written, readable = _auto_conf(conn)
+    configured, written, readable = _file_settings(conn)
     settings = {
         row[0]: LiveSetting(
             spec=SettingSpec(row[0], row[3], row[2], row[7], row[8], tuple(row[9])),
             setting=row[1], context=row[4], source=row[5], pending_restart=row[6],
-            written=written.get(row[0]))
+            written=written.get(row[0]), configured=configured.get(row[0]), boot_val=row[10])
         for row in rows
     }
     recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()
     return Server(name, ep.describe(), bool(recovery and recovery[0]), settings, readable)
 
 
-def _auto_conf(conn: psycopg.Connection[Any]) -> tuple[dict[str, str], bool]:
+def _file_settings(conn: psycopg.Connection[Any]) -> tuple[dict[str, str], dict[str, str], bool]:
+    """(value in the files, value ALTER SYSTEM wrote, readable); later rows win, as in PostgreSQL."""
     try:
         with conn.transaction():  # a savepoint: a role without the privilege still plans
-            return dict(conn.execute(_AUTO_CONF).fetchall()), True
+            rows = conn.execute(_FILE_SETTINGS).fetchall()
     except psycopg.errors.InsufficientPrivilege:
-        return {}, False
+        return {}, {}, False
+    configured = {name: value for name, value, _ in rows}
+    written = {name: value for name, value, auto in rows if auto}
+    return configured, written, True
 
 
 def schema_fingerprint(conn: psycopg.Connection[Any]) -> dict[str, str]:

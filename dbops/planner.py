@@ -93,7 +93,7 @@ def _setting_change(name: str, wanted: str, live: LiveState) -> Change | None:
     differing, waiting = [], []
     for server in live.servers.values():
         current = server.settings[name]
-        if same(current.spec, current.setting, wanted):
+        if same(current.spec, current.server_value, wanted):
             continue
         if current.pending_restart and current.written and same(current.spec, current.written, wanted):
             waiting.append(server.name)
@@ -112,7 +112,7 @@ def _setting_change(name: str, wanted: str, live: LiveState) -> Change | None:
         before=primary.shown, after=wanted, risk="high" if restart else "low", reason=reason,
         reversible=True, statements=statements, inverse=_restore(name, primary),
         hosts=tuple(differing or waiting), takes_effect=takes_effect,
-        fingerprint=_fingerprint(primary.setting, primary.written))
+        fingerprint=_fingerprint(primary.server_value, primary.written))
 
 
 def _restore(name: str, before: LiveSetting) -> tuple[str, ...]:
@@ -130,7 +130,7 @@ def _setting_removal(name: str, current: LiveSetting) -> Change:
         risk="low", reason="no longer in the plan: back to the server's configuration file",
         reversible=True, statements=(_sql(sql.SQL("ALTER SYSTEM RESET {}").format(target)), RELOAD),
         inverse=_restore(name, current), takes_effect=_TAKES_EFFECT.get(current.context, "reload"),
-        fingerprint=_fingerprint(current.setting, current.written))
+        fingerprint=_fingerprint(current.server_value, current.written))
 
 
 def _roles(plan: Plan, live: LiveState, found: _Findings) -> None:

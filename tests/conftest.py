@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from harness import (
     TEST_SETTINGS,
@@ -14,6 +15,7 @@ from harness import (
     make_project,
     scratch_area,
 )
+from psycopg import sql
 
 from dbops.local import Cluster
 
@@ -68,3 +70,31 @@ def project(database: TestDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     project = make_project(tmp_path / "project", database)
     monkeypatch.chdir(project.root)
     return project
+
+
+@pytest.fixture
+def server_reset(pg_primary: Cluster, pg_replica: Cluster) -> Iterator[None]:
+    """Tests that apply server settings or roles leave both servers as they found them."""
+    yield
+    for cluster in (pg_primary, pg_replica):
+        with psycopg.connect(
+            host=cluster.host,
+            port=cluster.port,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            # Not RESET ALL: a replica's primary_conninfo lives in postgresql.auto.conf too.
+            written = conn.execute(
+                "SELECT DISTINCT name FROM pg_file_settings WHERE sourcefile"
+                " LIKE '%postgresql.auto.conf'"
+            ).fetchall()
+            for (name,) in written:
+                if not name.startswith("primary_"):
+                    conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+            conn.execute("SELECT pg_reload_conf()")
+            if cluster is pg_primary:
+                for (role,) in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname LIKE 'app_%'"
+                ):
+                    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

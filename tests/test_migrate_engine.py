@@ -381,9 +381,11 @@ def test_python_api_mirrors_the_seed(project: Project) -> None:
     migration(project, "20250101000001", "CREATE TABLE a (id int);", "DROP TABLE a;")
     e = Exported.from_plan("test")
     path = e.create_migration("add user preferences table", risk="medium")
-    path.write_text(path.read_text().replace(
-        "-- migrate:up\n", "-- migrate:up\nCREATE TABLE user_preferences (id int);\n").replace(
-        "-- migrate:down\n", "-- migrate:down\nDROP TABLE user_preferences;\n"))
+    path.write_text(
+        path.read_text()
+        .replace("-- migrate:up\n", "-- migrate:up\nCREATE TABLE user_preferences (id int);\n")
+        .replace("-- migrate:down\n", "-- migrate:down\nDROP TABLE user_preferences;\n")
+    )
     e.write_sum()
     e = Exported.from_plan("test")
     assert e.validate_migrations() == []
@@ -395,8 +397,16 @@ def test_python_api_mirrors_the_seed(project: Project) -> None:
 
 
 def test_cli_create_writes_the_file_and_the_sum(project: Project) -> None:
-    result = project.run("migrate", "create", "add user preferences table", "--zero-downtime",
-                         "--estimated-duration", "30 seconds", "--risk-level", "low")
+    result = project.run(
+        "migrate",
+        "create",
+        "add user preferences table",
+        "--zero-downtime",
+        "--estimated-duration",
+        "30 seconds",
+        "--risk-level",
+        "low",
+    )
     assert result.returncode == 0, result.stderr
     created = result.stdout.strip().removeprefix("created ")
     assert created.startswith("migrations/") and created.endswith("_add_user_preferences_table.sql")

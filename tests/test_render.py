@@ -20,14 +20,30 @@ DATABASE = "dbops@db:5432/taskmaster_db"
 SYMBOLS: list[Action] = ["+", "~", "-", "~!"]
 
 
-def changeset(*changes: Change, gates: tuple[Gate, ...] = (), notes: tuple[str, ...] = ()) -> ChangeSet:
-    return ChangeSet(environment="production", database=DATABASE, plan_hash="3f2a9c0d",
-                     created_at="2025-06-10T12:00:00+00:00", changes=changes, gates=gates,
-                     notes=notes)
+def changeset(
+    *changes: Change, gates: tuple[Gate, ...] = (), notes: tuple[str, ...] = ()
+) -> ChangeSet:
+    return ChangeSet(
+        environment="production",
+        database=DATABASE,
+        plan_hash="3f2a9c0d",
+        created_at="2025-06-10T12:00:00+00:00",
+        changes=changes,
+        gates=gates,
+        notes=notes,
+    )
 
 
-def change(address: str, action: Action, before: Any = None, after: Any = None, *,
-           risk: Risk = "low", reason: str = "", **fields: Any) -> Change:
+def change(
+    address: str,
+    action: Action,
+    before: Any = None,
+    after: Any = None,
+    *,
+    risk: Risk = "low",
+    reason: str = "",
+    **fields: Any,
+) -> Change:
     kind: Kind = address.split(".")[0]  # type: ignore[assignment]
     return Change(kind, address, action, before, after, risk, reason, True, **fields)
 
@@ -35,30 +51,61 @@ def change(address: str, action: Action, before: Any = None, after: Any = None, 
 def representative() -> ChangeSet:
     """What the planner produces for production: settings, roles, a migration, gates, notes."""
     return changeset(
-        change("setting.work_mem", "~", "4MB", "32MB", takes_effect="reload",
-               statements=("ALTER SYSTEM SET work_mem = '32MB'", "SELECT pg_reload_conf()"),
-               inverse=("ALTER SYSTEM RESET work_mem", "SELECT pg_reload_conf()"),
-               hosts=("primary", "replica1")),
-        change("setting.shared_buffers", "~!", "128MB", "2GB", risk="high",
-               reason="needs a restart: applied only with --allow-restart", takes_effect="restart",
-               statements=("ALTER SYSTEM SET shared_buffers = '2GB'",),
-               inverse=("ALTER SYSTEM RESET shared_buffers",)),
-        change("role.taskmaster_app", "+", statements=("CREATE ROLE taskmaster_app LOGIN",),
-               inverse=("DROP ROLE taskmaster_app",)),
-        change("role.taskmaster_app.connection_limit", "~", 100, 130, risk="medium",
-               reason="above the pool budget of 125"),
+        change(
+            "setting.work_mem",
+            "~",
+            "4MB",
+            "32MB",
+            takes_effect="reload",
+            statements=("ALTER SYSTEM SET work_mem = '32MB'", "SELECT pg_reload_conf()"),
+            inverse=("ALTER SYSTEM RESET work_mem", "SELECT pg_reload_conf()"),
+            hosts=("primary", "replica1"),
+        ),
+        change(
+            "setting.shared_buffers",
+            "~!",
+            "128MB",
+            "2GB",
+            risk="high",
+            reason="needs a restart: applied only with --allow-restart",
+            takes_effect="restart",
+            statements=("ALTER SYSTEM SET shared_buffers = '2GB'",),
+            inverse=("ALTER SYSTEM RESET shared_buffers",),
+        ),
+        change(
+            "role.taskmaster_app",
+            "+",
+            statements=("CREATE ROLE taskmaster_app LOGIN",),
+            inverse=("DROP ROLE taskmaster_app",),
+        ),
+        change(
+            "role.taskmaster_app.connection_limit",
+            "~",
+            100,
+            130,
+            risk="medium",
+            reason="above the pool budget of 125",
+        ),
         change("role.taskmaster_app.settings.statement_timeout", "-", "30s"),
-        change("migration.20250610120000", "+", None, "index_tasks_queue",
-               detail=("2 journaled steps", "CREATE INDEX CONCURRENTLY ... on tasks")),
-        gates=(Gate("before apply", ("connectivity <= 5s", "connection utilisation <= 80%")),
-               Gate("after each stage", ("replication lag <= 30s",))),
+        change(
+            "migration.20250610120000",
+            "+",
+            None,
+            "index_tasks_queue",
+            detail=("2 journaled steps", "CREATE INDEX CONCURRENTLY ... on tasks"),
+        ),
+        gates=(
+            Gate("before apply", ("connectivity <= 5s", "connection utilisation <= 80%")),
+            Gate("after each stage", ("replication lag <= 30s",)),
+        ),
         notes=("pool budget: 6 × 20 + 5 = 125 of role limit 130, max_connections 200",),
     )
 
 
 def migrations(count: int) -> ChangeSet:
-    return changeset(*(change(f"migration.2025061012{i:04d}", "+", None, f"step_{i}")
-                       for i in range(count)))
+    return changeset(
+        *(change(f"migration.2025061012{i:04d}", "+", None, f"step_{i}") for i in range(count))
+    )
 
 
 def test_text_renders_a_representative_plan() -> None:
@@ -94,33 +141,45 @@ def test_text_renders_a_representative_plan() -> None:
 
 
 def test_text_closes_with_the_summary_line() -> None:
-    cs = changeset(change("setting.work_mem", "~", "4MB", "32MB"),
-                   change("setting.shared_buffers", "~!", "128MB", "2GB"),
-                   change("role.app", "+"), change("role.old", "-"), change("role.older", "-"))
+    cs = changeset(
+        change("setting.work_mem", "~", "4MB", "32MB"),
+        change("setting.shared_buffers", "~!", "128MB", "2GB"),
+        change("role.app", "+"),
+        change("role.old", "-"),
+        change("role.older", "-"),
+    )
     assert render.text(cs, color=False).splitlines()[-1] == (
         "Plan: 1 to add, 2 to change, 2 to remove, 1 needs restart"
     )
     assert render.text(cs, color=False).splitlines()[-1] == str(cs.summary())
 
 
-@pytest.mark.parametrize(("action", "before", "after", "line"), [
-    ("+", None, "30s", "  + role.app.settings.statement_timeout: 30s"),
-    ("~", "10s", "30s", "  ~ role.app.settings.statement_timeout: 10s -> 30s"),
-    ("-", "10s", None, "  - role.app.settings.statement_timeout: 10s"),
-    ("~!", "10s", "30s", "  ~! role.app.settings.statement_timeout: 10s -> 30s"),
-])
-def test_each_action_has_its_symbol(action: Action, before: str | None, after: str | None,
-                                    line: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "before", "after", "line"),
+    [
+        ("+", None, "30s", "  + role.app.settings.statement_timeout: 30s"),
+        ("~", "10s", "30s", "  ~ role.app.settings.statement_timeout: 10s -> 30s"),
+        ("-", "10s", None, "  - role.app.settings.statement_timeout: 10s"),
+        ("~!", "10s", "30s", "  ~! role.app.settings.statement_timeout: 10s -> 30s"),
+    ],
+)
+def test_each_action_has_its_symbol(
+    action: Action, before: str | None, after: str | None, line: str
+) -> None:
     cs = changeset(change("role.app.settings.statement_timeout", action, before, after))
     assert render.text(cs, color=False).splitlines()[3] == line
 
 
 def test_values_are_spelled_plainly() -> None:
-    cs = changeset(change("role.app.login", "~", False, True),
-                   change("setting.search_path", "~", "", "app"),
-                   change("role.app", "+"))
+    cs = changeset(
+        change("role.app.login", "~", False, True),
+        change("setting.search_path", "~", "", "app"),
+        change("role.app", "+"),
+    )
     assert render.text(cs, color=False).splitlines()[3:5] == [
-        "  ~ role.app.login: false -> true", "  + role.app"]
+        "  ~ role.app.login: false -> true",
+        "  + role.app",
+    ]
     assert "  ~ setting.search_path: '' -> app" in render.text(cs, color=False).splitlines()
 
 
@@ -129,15 +188,20 @@ def test_colour_codes_only_with_color() -> None:
     plain = render.text(cs, color=False)
     coloured = render.text(cs, color=True)
     assert "\x1b[" not in plain
-    for i, (action, colour) in enumerate(zip(SYMBOLS, ["green", "yellow", "red", "magenta"],
-                                             strict=True)):
+    for i, (action, colour) in enumerate(
+        zip(SYMBOLS, ["green", "yellow", "red", "magenta"], strict=True)
+    ):
         assert f"  {click.style(action, fg=colour)} setting.s{i}" in coloured
     assert click.unstyle(coloured) == plain
 
 
 def test_risk_is_shown_for_medium_and_high_only() -> None:
-    cs = changeset(*(change(f"setting.{risk}", "~", "1", "2", risk=risk, reason=f"{risk} reason")
-                     for risk in get_args(Risk)))
+    cs = changeset(
+        *(
+            change(f"setting.{risk}", "~", "1", "2", risk=risk, reason=f"{risk} reason")
+            for risk in get_args(Risk)
+        )
+    )
     out = render.text(cs, color=False)
     assert "low reason" not in out
     assert "      risk medium: medium reason" in out
@@ -145,11 +209,16 @@ def test_risk_is_shown_for_medium_and_high_only() -> None:
 
 
 def test_kinds_are_grouped_in_changeset_order() -> None:
-    cs = changeset(change("migration.1", "+", None, "a"), change("setting.a", "~", "1", "2"),
-                   change("migration.2", "+", None, "b"))
+    cs = changeset(
+        change("migration.1", "+", None, "a"),
+        change("setting.a", "~", "1", "2"),
+        change("migration.2", "+", None, "b"),
+    )
     lines = render.text(cs, color=False).splitlines()
     assert [line for line in lines if line.endswith(":") and not line.startswith(" ")] == [
-        "Migrations:", "Settings:"]
+        "Migrations:",
+        "Settings:",
+    ]
     assert lines.index("  + migration.2: b") == lines.index("  + migration.1: a") + 1
 
 
@@ -171,15 +240,23 @@ def test_markdown_puts_summary_warnings_and_counts_before_the_details() -> None:
     assert lines[2] == "**Plan: 2 to add, 3 to change, 1 to remove, 1 needs restart**"
     first_details = md.index("<details>")
     assert md.index("> [!WARNING]") < first_details
-    assert md.index("> - `~!` setting.shared\\_buffers (high risk, needs a restart): needs a restart:"
-                    " applied only with --allow-restart") < first_details
+    assert (
+        md.index(
+            "> - `~!` setting.shared\\_buffers (high risk, needs a restart): needs a restart:"
+            " applied only with --allow-restart"
+        )
+        < first_details
+    )
     assert md.index("| setting | 0 | 2 | 0 | 1 |") < first_details
     assert "| role | 1 | 1 | 1 | 0 |" in md
     assert "<details><summary>setting: 2 changes (2 to change, 1 needs restart)</summary>" in md
-    assert ("| `~` | setting.work\\_mem | 4MB | 32MB | low | reload | on primary, replica1 |"
-            in lines)
-    assert ("| `+` | migration.20250610120000 |  | index\\_tasks\\_queue | low |"
-            " 2 journaled steps<br>CREATE INDEX CONCURRENTLY ... on tasks |") in lines
+    assert (
+        "| `~` | setting.work\\_mem | 4MB | 32MB | low | reload | on primary, replica1 |" in lines
+    )
+    assert (
+        "| `+` | migration.20250610120000 |  | index\\_tasks\\_queue | low |"
+        " 2 journaled steps<br>CREATE INDEX CONCURRENTLY ... on tasks |"
+    ) in lines
     assert md.index("#### Gates") > md.rindex("</details>")
     assert md.endswith("- pool budget: 6 × 20 + 5 = 125 of role limit 130, max\\_connections 200")
 
@@ -210,7 +287,7 @@ def test_markdown_keeps_500_migrations_collapsed() -> None:
     assert md.splitlines()[2] == "**Plan: 500 to add, 0 to change, 0 to remove, 0 needs restart**"
     assert md.count("<details>") == md.count("</details>") == 1
     assert "<details open" not in md
-    details = md[md.index("<details>"):md.index("</details>")]
+    details = md[md.index("<details>") : md.index("</details>")]
     rows = [line for line in md.splitlines() if line.startswith("| `+` | migration.")]
     assert len(rows) == 500 and all(row in details for row in rows)
     assert "[!WARNING]" not in md
@@ -225,11 +302,13 @@ def test_markdown_lists_at_most_ten_flagged_changes_above_the_fold() -> None:
 
 
 def test_markdown_escapes_table_cells() -> None:
-    cs = changeset(change("setting.search_path", "~", "a|b", "`x` <y>\nz", reason="r|s",
-                          risk="medium"))
+    cs = changeset(
+        change("setting.search_path", "~", "a|b", "`x` <y>\nz", reason="r|s", risk="medium")
+    )
     row = next(line for line in render.markdown(cs).splitlines() if line.startswith("| `~`"))
-    assert row == ("| `~` | setting.search\\_path | a\\|b | \\`x\\` \\<y\\><br>z |"
-                   " **medium**: r\\|s |")
+    assert row == (
+        "| `~` | setting.search\\_path | a\\|b | \\`x\\` \\<y\\><br>z | **medium**: r\\|s |"
+    )
     assert re.findall(r"(?<!\\)\|", row) == ["|"] * 6  # five cells, every inner | escaped
 
 
@@ -240,8 +319,11 @@ def test_json_is_the_changeset_json_and_round_trips() -> None:
     assert ChangeSet.from_json(render.json(changeset())) == changeset()
 
 
-@pytest.mark.parametrize("cs", [representative(), changeset(), migrations(3)],
-                         ids=["representative", "empty", "migrations"])
+@pytest.mark.parametrize(
+    "cs",
+    [representative(), changeset(), migrations(3)],
+    ids=["representative", "empty", "migrations"],
+)
 def test_json_validates_against_the_schema(cs: ChangeSet) -> None:
     Draft202012Validator.check_schema(SCHEMA)
     validator = Draft202012Validator(SCHEMA, format_checker=FormatChecker())

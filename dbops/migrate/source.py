@@ -281,6 +281,8 @@ def check_sum(directory: Path) -> None:
     path = directory / SUM_FILE
     where = display_path(path)
     if not path.is_file():
+        if not migration_files(directory):
+            return  # nothing to protect yet
         raise MigrationError(f"{where} is missing: run `dbops migrate hash`")
     recorded = _sum_lines(path.read_text(encoding="utf-8"))
     actual = _sum_lines(render_sum(directory))
