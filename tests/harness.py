@@ -114,8 +114,9 @@ class Project:
     def plan(self) -> Path:
         return self.root / "plans" / "test.yaml"
 
-    def write_plan(self, extra: str = "", *, environment: str = "test") -> Path:
-        """(Re)write plans/<environment>.yaml for the database, with `extra` YAML appended."""
+    def write_plan(self, extra: str = "", *, environment: str = "test", database: str = "") -> Path:
+        """(Re)write plans/<environment>.yaml for the database, with `extra` YAML appended and
+        `database` lines added to the database section."""
         db = self.database
         path = self.root / "plans" / f"{environment}.yaml"
         path.write_text(
@@ -124,7 +125,9 @@ class Project:
             "database:\n"
             f"  host: {db.host}\n  port: {db.port}\n  name: {db.name}\n  user: {db.user}\n"
             "  password: ${DB_PASSWORD:-}\n  sslmode: disable\n"
-            "pool: { instances: 1, min_size: 1, max_size: 4 }\n" + extra
+            + database
+            + "pool: { instances: 1, min_size: 1, max_size: 4 }\n"
+            + extra
         )
         return path
 

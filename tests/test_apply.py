@@ -238,15 +238,9 @@ def test_multi_host_inventory_applies_to_each_server(
         "replica = [('@chroot//', {'pg_name': 'replica1'})]\n"
     )
     project.write_plan(
-        "  replicas:\n    - { name: replica1, host: 127.0.0.1, port: %d }\n" % pg_replica.port
+        "inventory: inventories/test.py\nsettings:\n  work_mem: 12MB\n",
+        database=f"  replicas:\n    - {{ name: replica1, host: 127.0.0.1, port: {pg_replica.port} }}\n",
     )
-    text = project.plan.read_text()
-    replicas = text[
-        text.index("  replicas:") : text.index("\n", text.index("port: %d" % pg_replica.port)) + 1
-    ]
-    text = text.replace(replicas, "")
-    text = text.replace("  sslmode: disable\n", "  sslmode: disable\n" + replicas)
-    project.plan.write_text(text + "inventory: inventories/test.py\nsettings:\n  work_mem: 12MB\n")
     wait_for_database_on(pg_replica, project.database.name)
     result = project.run("apply", "test", "--yes")
     assert result.returncode == 0, result.stderr + result.stdout
