@@ -21,24 +21,52 @@ COMMANDS = [
     ("rollback", "test", "--dry-run"),
     ("rollback", "test", "--yes"),
     ("migrate", "baseline", "test", "--version", "20250101000001", "--yes"),
+    ("plan", "test"),
+    ("plan", "test", "--format", "json"),
+    ("plan", "test", "--format", "markdown"),
+    ("plan", "test", "--diff", "--out", "saved.json"),
+    ("apply", "test", "--dry-run"),
+    ("apply", "test", "--yes"),
+    ("drift", "test"),
+    ("drift", "test", "--format", "json"),
 ]
 
 
 def add_migration(project: Project) -> None:
+    project.write_plan("settings:\n  work_mem: 20MB\n")
     (project.root / "migrations" / "20250101000001_a.sql").write_text(
         "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"
     )
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
-def test_sentinel_password_never_printed(project: Project, args: tuple[str, ...]) -> None:
+def test_sentinel_password_never_printed(
+    project: Project, args: tuple[str, ...], server_reset: None
+) -> None:
     add_migration(project)
     project.run("migrate", "hash")
     result = project.run(*args, env={"DB_PASSWORD": SENTINEL})
     assert SENTINEL not in result.stdout + result.stderr
+    for written in (project.root / "saved.json", project.root / ".dbops" / "logs" / "pyinfra.log"):
+        if written.exists():
+            assert SENTINEL not in written.read_text()
 
 
-@pytest.mark.parametrize("args", [c for c in COMMANDS if len(c) > 2], ids=" ".join)
+def test_apply_writes_pyinfra_log_without_the_password(
+    project: Project, server_reset: None
+) -> None:
+    add_migration(project)
+    project.run("migrate", "hash")
+    result = project.run("apply", "test", "--yes", env={"DB_PASSWORD": SENTINEL})
+    assert result.returncode == 0, result.stderr
+    log = (project.root / ".dbops" / "logs" / "pyinfra.log").read_text()
+    assert "Starting operation: setting.work_mem on primary" in log
+    assert SENTINEL not in log
+
+
+@pytest.mark.parametrize(
+    "args", [c for c in COMMANDS if len(c) > 2 or c[0] in ("plan", "drift")], ids=" ".join
+)
 def test_sentinel_password_not_printed_when_the_server_is_unreachable(
     project: Project, args: tuple[str, ...]
 ) -> None:
