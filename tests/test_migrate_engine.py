@@ -280,7 +280,8 @@ def test_lock_timeout_is_retried_with_backoff(project: Project) -> None:
     )
     e.run_migrations()
     blocker.join()
-    assert any("lock_timeout" in m and "retry 1/9" in m for m in e.messages)  # type: ignore[attr-defined]
+    messages = e.messages  # type: ignore[attr-defined]
+    assert any("waiting for pid" in m and "retry 1/9" in m for m in messages), messages
     with project.database.connect() as conn:
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'busy'"
@@ -300,7 +301,7 @@ def test_lock_timeout_gives_up_after_the_last_attempt(project: Project) -> None:
         with pytest.raises(StatementFailed) as caught:
             e.run_migrations()
     assert caught.value.sqlstate == "55P03"
-    assert str(caught.value).endswith("after 2 attempts")
+    assert "no lock after 2 attempts (lock_timeout 100ms); blocked by pid " in str(caught.value)
     assert history(project) == []
 
 

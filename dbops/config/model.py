@@ -176,9 +176,24 @@ class AlertChannel:
 
 
 @dataclass(frozen=True)
+class RecoveryAction:
+    """One opt-in recovery action: act on sessions of `roles` past `after`, or only audit (dry run)."""
+
+    after: timedelta | None
+    roles: tuple[str, ...]
+    dry_run: bool
+
+
+@dataclass(frozen=True)
 class Recovery:
+    """Guarded recovery. `enabled` is the master switch; an action that is None is not opted in."""
+
     enabled: bool
     terminate_idle_in_transaction_after: timedelta | None
+    dry_run: bool = False
+    terminate_idle_in_transaction: RecoveryAction | None = None
+    cancel_blocking_queries: RecoveryAction | None = None
+    reset_pool_after_failover: RecoveryAction | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +250,39 @@ def _password(doc: Document) -> Secret | None:
         return Secret(None, missing=str(doc.problem(path, doc.deferred[path])))
     value = doc.data["database"].get("password")
     return None if value in (None, "") else Secret(str(value))
+
+
+def _recovery(rec: dict[str, Any], *, plan_roles: tuple[str, ...]) -> Recovery:
+    """The recovery policy; the `terminate_idle_in_transaction_after` shorthand is the action with
+    the plan's roles, and the action's own block wins when both are written."""
+    dry_run = bool(rec["dry_run"])
+
+    def action(name: str) -> RecoveryAction | None:
+        block = rec.get(name)
+        if block is None:
+            return None
+        return RecoveryAction(
+            after=_dur(block["after"]),
+            roles=tuple(block.get("roles", plan_roles)),
+            dry_run=block.get("dry_run", dry_run),
+        )
+
+    terminate = action("terminate_idle_in_transaction")
+    if terminate is None and "terminate_idle_in_transaction_after" in rec:
+        terminate = RecoveryAction(
+            _dur(rec["terminate_idle_in_transaction_after"]), plan_roles, dry_run
+        )
+    reset = rec["reset_pool_after_failover"]
+    return Recovery(
+        enabled=rec["enabled"],
+        terminate_idle_in_transaction_after=terminate.after if terminate else None,
+        dry_run=dry_run,
+        terminate_idle_in_transaction=terminate,
+        cancel_blocking_queries=action("cancel_blocking_queries"),
+        reset_pool_after_failover=(
+            RecoveryAction(None, (), reset.get("dry_run", dry_run)) if reset["enabled"] else None
+        ),
+    )
 
 
 def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
@@ -347,14 +395,7 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
                 )
                 for a in health["alerts"]
             ),
-            recovery=Recovery(
-                enabled=health["recovery"]["enabled"],
-                terminate_idle_in_transaction_after=(
-                    _dur(health["recovery"]["terminate_idle_in_transaction_after"])
-                    if "terminate_idle_in_transaction_after" in health["recovery"]
-                    else None
-                ),
-            ),
+            recovery=_recovery(health["recovery"], plan_roles=tuple(d.get("roles", {}))),
         ),
         drift_ignores=tuple(
             DriftIgnore(i["path"], date.fromisoformat(i["until"]), i["reason"])

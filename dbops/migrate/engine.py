@@ -164,11 +164,11 @@ class MigrationEngine:
         lock_wait: timedelta | None,
         progress: Progress | None,
     ) -> RunResult:
-        from dbops.migrate.runner import Runner, RunSettings, prepare
+        from dbops.migrate.runner import Runner, RunSettings
 
         if dry_run:
             applied, _ = self._read()
-            executions = tuple(prepare(m, direction) for m in choose(applied))
+            executions = tuple(self._prepare(m, direction) for m in choose(applied))
             return RunResult(direction, executions, (), dry_run=True)
         settings = self.plan.migrations
         wait = settings.lock_wait if lock_wait is None else lock_wait
@@ -179,7 +179,7 @@ class MigrationEngine:
             ledger.ensure_schema(conn)
             applied = history.read(conn)
             # Parse everything before running anything: a syntax error refuses the whole run.
-            executions = tuple(prepare(m, direction) for m in choose(applied))
+            executions = tuple(self._prepare(m, direction) for m in choose(applied))
             journal = history.read_journal(conn)
             runner = Runner(
                 conn,
@@ -202,6 +202,12 @@ class MigrationEngine:
                 if durations:  # what dbops itself changed is not drift
                     ledger.record_migrations(conn, before, schema_fingerprint(conn))
         return RunResult(direction, executions, tuple(durations), dry_run=False)
+
+    def _prepare(self, migration: Migration, direction: Direction) -> Execution:
+        from dbops.migrate.runner import prepare
+
+        online = self.plan.migrations.zero_downtime or migration.zero_downtime
+        return prepare(migration, direction, zero_downtime=online)
 
     def baseline(self, version: str) -> list[Migration]:
         """Adopt an existing database: record every migration up to `version` as applied

@@ -4,6 +4,7 @@ unfinished step. Retries statements that hit lock_timeout; cleans up invalid con
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,10 +42,11 @@ class Step:
     number: int
     statements: tuple[Statement, ...]
     transactional: bool
+    note: str = ""  # why an online rewrite made this step
 
     def describe(self) -> str:
         where = "in a transaction" if self.transactional else "outside a transaction"
-        return f"step {self.number} ({where})"
+        return f"step {self.number} ({where}{': ' + self.note if self.note else ''})"
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,25 @@ class Execution:
         return "transaction" if len(self.steps) == 1 and self.steps[0].transactional else "steps"
 
 
-def prepare(migration: Migration, direction: Direction) -> Execution:
-    """Split a migration's section into steps; parse errors name the file and line."""
+# Statement kinds an online rewrite may change; a migration without them runs as written.
+_REWRITABLE = frozenset({"IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt", "RenameStmt",
+                         "VacuumStmt", "ClusterStmt"})
+
+
+def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool = False) -> Execution:
+    """Split a migration's section into steps (rewritten into online steps when zero_downtime);
+    parse errors name the file and line."""
     section: Section | None = migration.up if direction == "up" else migration.down
     assert section is not None, "callers check for a down section first"
     statements = section.statements(migration.path)
+    if zero_downtime and direction == "up" and any(s.kind in _REWRITABLE for s in statements):
+        from dbops.migrate.strategy import online_steps
+
+        online = online_steps(migration)
+        if len(online) > 1 or not online[0].transactional:
+            return Execution(migration, direction, tuple(
+                Step(n, step.statements, step.transactional, step.note)
+                for n, step in enumerate(online, start=1)))
     if migration.transaction and all(s.transactional for s in statements):
         return Execution(migration, direction, (Step(1, tuple(statements), True),))
     steps: list[Step] = []
@@ -116,18 +132,21 @@ class Runner:
         """Apply (or revert) one migration; returns its duration in milliseconds."""
         started = time.perf_counter()
         if execution.mode == "transaction":
-            self._retrying(execution, lambda: self._in_transaction(execution, started))
+            self._retrying(execution, lambda: self._in_transaction(execution, started),
+                           execution.steps[0].statements)
         else:
             for step in execution.steps:
                 if journal.get(step.number) == "done":
                     self._notify(f"{execution.migration}: {step.describe()} already done, skipped")
                     continue
                 if step.transactional:
-                    self._retrying(execution, partial(self._transactional_step, execution, step))
+                    self._retrying(execution, partial(self._transactional_step, execution, step),
+                                   step.statements)
                 else:
                     resumed = journal.get(step.number) == "started"
                     self._retrying(
-                        execution, partial(self._outside_step, execution, step, resumed=resumed)
+                        execution, partial(self._outside_step, execution, step, resumed=resumed),
+                        step.statements,
                     )
             with self._conn.transaction():
                 self._finish(execution, started)
@@ -248,25 +267,59 @@ class Runner:
                 reason=_first_line(exc),
             ) from exc
 
-    def _retrying(self, execution: Execution, action: Callable[[], None]) -> None:
+    def _retrying(self, execution: Execution, action: Callable[[], None],
+                  statements: tuple[Statement, ...]) -> None:
+        """Run `action`, waiting out lock blockers: a long transaction already holding a lock on
+        the tables is waited for before the DDL asks for its lock (so the DDL never sits in the
+        lock queue in front of the application's writes); a lock_timeout is retried with
+        exponential backoff and jitter; when the attempts run out, the blockers are named."""
         retries = self._settings.retries
         delay = retries.backoff.total_seconds()
+        tables = tuple(dict.fromkeys(r for s in statements for r in s.relations))
+        first = statements[0] if statements else None
         for attempt in range(1, retries.attempts + 1):
+            blockers = self._blockers(tables)
             try:
+                if blockers:
+                    raise StatementFailed(
+                        file=execution.migration.file, line=first.line if first else 0,
+                        statement=first.summary if first else "", sqlstate="55P03",
+                        reason=f"waiting for {blockers[0]}")
                 action()
                 return
             except StatementFailed as failure:
-                if not isinstance(failure.__cause__, pgerrors.LockNotAvailable):
+                lock_wait = bool(blockers) or isinstance(failure.__cause__, pgerrors.LockNotAvailable)
+                if not lock_wait:
                     raise
                 if attempt == retries.attempts:
-                    failure.args = (f"{failure} after {attempt} attempts",)
-                    raise
-                self._notify(
-                    f"{execution.migration}: lock_timeout at {failure.file}:"
-                    f"{failure.line}, retry {attempt}/{retries.attempts - 1} in {delay:g}s"
-                )
-                time.sleep(delay)
+                    named = blockers or self._blockers(tables, any_age=True)
+                    who = f"; blocked by {named[0]}" if named else ""
+                    raise StatementFailed(
+                        file=failure.file, line=failure.line, statement=failure.statement,
+                        sqlstate="55P03",
+                        reason=f"no lock after {attempt} attempts (lock_timeout "
+                               f"{_ms(self._settings.lock_timeout)}){who}") from failure.__cause__
+                pause = delay * random.uniform(1.0, 1.25)  # jitter: runners do not retry in step
+                self._notify(f"{execution.migration}: {failure.reason} at {failure.file}:"
+                             f"{failure.line}, retry {attempt}/{retries.attempts - 1} in {pause:.1f}s")
+                time.sleep(pause)
                 delay *= 2
+
+    def _blockers(self, tables: tuple[str, ...], *, any_age: bool = False) -> list[str]:
+        """Sessions holding a lock on these tables inside a transaction older than lock_timeout."""
+        if not tables:
+            return []
+        age = "0" if any_age else _ms(self._settings.lock_timeout)
+        rows = self._conn.execute(
+            "SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),"
+            " a.xact_start, a.query_start, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60)"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.granted AND l.relation IN (SELECT to_regclass(t) FROM unnest(%s::text[]) t)"
+            " AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL"
+            " AND now() - a.xact_start > %s::interval ORDER BY a.xact_start",
+            (list(tables), age)).fetchall()
+        return [f"pid {pid} ({app}), in a transaction since {xact:%H:%M:%S}, query started "
+                f"{started:%H:%M:%S}: {query}" for pid, app, xact, started, query in rows]
 
 
 def _first_line(exc: psycopg.Error) -> str:

@@ -65,6 +65,7 @@ class Migration:
     zero_downtime: bool
     transaction: bool
     checksum: str
+    ignores: tuple[tuple[str, str], ...] = ()  # (rule id, reason) from `-- dbops:ignore`
 
     @property
     def file(self) -> str:
@@ -145,6 +146,7 @@ def parse(path: Path) -> Migration:
         zero_downtime="zero-downtime" in directives,
         transaction=transaction != "off",
         checksum=checksum(up.text),
+        ignores=tuple((v.split(None, 1)[0], v.split(None, 1)[1]) for v in directives.get("ignore", [])),
     )
 
 
@@ -160,6 +162,9 @@ def _check_directive(where: str, line: int, key: str, value: str) -> None:
         )
     if key == "transaction" and value not in ("on", "off"):
         raise MigrationError(f"{where}:{line}: dbops:transaction must be on or off (got {value!r})")
+    if key == "ignore" and len(value.split(None, 1)) < 2:
+        raise MigrationError(f"{where}:{line}: dbops:ignore needs a rule id and a reason, "
+                             "e.g. '-- dbops:ignore set-not-null the table is empty'")
     if key == "requires" and not all(re.fullmatch(r"\d{14}", v) for v in value.split()):
         raise MigrationError(f"{where}:{line}: dbops:requires takes versions (YYYYMMDDHHMMSS)")
 

@@ -28,6 +28,7 @@ class Statement:
     kind: str
     transactional: bool
     index: tuple[str | None, str] | None = None  # (schema, name) an online index build creates
+    relations: tuple[str, ...] = ()  # tables a DDL statement locks (for finding its blockers)
 
     @property
     def summary(self) -> str:
@@ -68,6 +69,31 @@ def _transactional(node: ast.Node) -> bool:
     )
 
 
+# Statements whose lock can queue the application's queries behind them.
+DDL_KINDS = frozenset({"AlterTableStmt", "IndexStmt", "DropStmt", "ReindexStmt", "RenameStmt",
+                       "TruncateStmt", "VacuumStmt", "ClusterStmt", "CreateTrigStmt",
+                       "AlterEnumStmt", "CreateStmt"})
+
+
+def _relations(node: ast.Node) -> tuple[str, ...]:
+    found: list[str] = []
+
+    def visit(item: object) -> None:
+        if isinstance(item, ast.RangeVar) and item.relname:
+            name = f"{item.schemaname}.{item.relname}" if item.schemaname else str(item.relname)
+            if name not in found:
+                found.append(name)
+        elif isinstance(item, ast.Node):
+            for attr in getattr(item, "__slots__", ()):
+                visit(getattr(item, attr, None))
+        elif isinstance(item, tuple):
+            for element in item:
+                visit(element)
+
+    visit(node)
+    return tuple(found)
+
+
 def _line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
@@ -100,13 +126,15 @@ def split(text: str, first_line: int = 1) -> list[Statement]:
         index = None
         if isinstance(node, ast.IndexStmt) and node.concurrent and node.idxname and node.relation:
             index = (node.relation.schemaname, node.idxname)
+        kind = type(node).__name__
         statements.append(
             Statement(
                 text=body,
                 line=where + first_line - 1,
-                kind=type(node).__name__,
+                kind=kind,
                 transactional=_transactional(node),
                 index=index,
+                relations=_relations(node) if kind in DDL_KINDS else (),
             )
         )
     return statements

@@ -1,0 +1,196 @@
+"""Online rewrites: the statements of a zero-downtime migration turned into steps that keep the
+application writing (CONCURRENTLY builds, NOT VALID + VALIDATE, NOT NULL through a validated
+CHECK, unique constraints over concurrently built indexes). What cannot be made safe is refused
+with the recipe to follow instead, unless the file says `-- dbops:ignore <rule> <reason>`. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pglast
+from pglast import ast, enums
+from pglast.stream import RawStream
+from psycopg import sql
+
+from dbops.errors import MigrationError
+from dbops.migrate.analyze import RULES, analyze
+from dbops.migrate.source import Migration
+from dbops.migrate.sql import Statement
+
+# Hazards no rewrite removes: a person must follow the recipe (or accept it in the file).
+REFUSED = ("type-change-rewrites", "volatile-default", "rename-breaks-clients",
+           "table-rewrite-lock", "not-null-without-default")
+
+
+@dataclass(frozen=True)
+class OnlineStep:
+    """One step of the rewritten migration: its statements and whether they share a transaction."""
+
+    statements: tuple[Statement, ...]
+    transactional: bool
+    note: str = ""
+
+
+def _q(*names: str | None) -> str:
+    return sql.Identifier(*[n for n in names if n]).as_string(None)
+
+
+def _table(rel: ast.RangeVar) -> str:
+    return _q(rel.schemaname, rel.relname)
+
+
+def _name(*parts: str) -> str:
+    """PostgreSQL's way of naming an unnamed object, truncated to 63 bytes like it."""
+    return "_".join(parts)[:63]
+
+
+def _columns(expr: ast.Node) -> list[str]:
+    found: list[str] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, ast.ColumnRef):
+            last = node.fields[-1] if node.fields else None
+            if isinstance(last, ast.String) and last.sval and last.sval not in found:
+                found.append(last.sval)
+        elif isinstance(node, ast.Node):
+            for attr in getattr(node, "__slots__", ()):
+                visit(getattr(node, attr, None))
+        elif isinstance(node, tuple):
+            for item in node:
+                visit(item)
+
+    visit(expr)
+    return found
+
+
+def online_steps(migration: Migration) -> list[OnlineStep]:
+    """The migration's up section as online steps; raises MigrationError for what cannot be made
+    safe, naming the file, line and the recipe."""
+    analyses = analyze(migration)
+    steps: list[OnlineStep] = []
+    created: set[str] = set()
+    for analysis in analyses:
+        statement = analysis.statement
+        for finding in analysis.findings:
+            if finding.rule in REFUSED and not finding.suppressed:
+                raise MigrationError(
+                    f"{finding.file}:{finding.line}: {finding.rule}: {finding.message}; it cannot "
+                    f"run online. Instead: {RULES[finding.rule].fix} (or accept it with "
+                    f"'-- dbops:ignore {finding.rule} <reason>')")
+        node = pglast.parse_sql(statement.text)[0].stmt
+        assert node is not None
+        if isinstance(node, ast.CreateStmt) and node.relation is not None:
+            created.add(str(node.relation.relname))
+        rewritten = _rewrite(node, statement, created) if _risky(analysis.findings) else None
+        if rewritten is None:
+            _append(steps, statement)
+        else:
+            steps += rewritten
+    return steps
+
+
+def _risky(findings: tuple[object, ...]) -> bool:
+    return any(getattr(f, "rule", "") in ("index-not-concurrent", "drop-index-not-concurrent",
+                                           "reindex-not-concurrent", "constraint-not-valid",
+                                           "set-not-null", "unique-builds-index")
+               and not getattr(f, "suppressed", "") for f in findings)
+
+
+def _append(steps: list[OnlineStep], statement: Statement) -> None:
+    """Plain statements share a transaction with the plain statements before them."""
+    if statement.transactional and steps and steps[-1].transactional and not steps[-1].note:
+        last = steps[-1]
+        steps[-1] = OnlineStep((*last.statements, statement), True)
+    else:
+        steps.append(OnlineStep((statement,), statement.transactional))
+
+
+def _derived(statement: Statement, text: str, *, transactional: bool,
+             index: tuple[str | None, str] | None = None) -> Statement:
+    return Statement(text=text, line=statement.line, kind=statement.kind,
+                     transactional=transactional, index=index, relations=statement.relations)
+
+
+def _rewrite(node: ast.Node, statement: Statement, created: set[str]) -> list[OnlineStep] | None:
+    if isinstance(node, ast.IndexStmt):
+        return [_concurrent_index(node, statement)]
+    if isinstance(node, ast.DropStmt) and len(node.objects or ()) == 1:
+        node.concurrent, node.missing_ok = True, True
+        return [OnlineStep((_derived(statement, RawStream()(node), transactional=False),), False,
+                           "DROP INDEX CONCURRENTLY")]
+    if isinstance(node, ast.ReindexStmt):
+        text = RawStream()(node)
+        text = text.replace("REINDEX ", "REINDEX (CONCURRENTLY) ", 1) if "(" not in text.split()[1] \
+            else text
+        return [OnlineStep((_derived(statement, text, transactional=False),), False,
+                           "REINDEX CONCURRENTLY")]
+    if isinstance(node, ast.AlterTableStmt):
+        steps: list[OnlineStep] = []
+        for cmd in node.cmds or ():
+            steps += _alter_command(node, cmd, statement)
+        return steps
+    return None
+
+
+def _concurrent_index(node: ast.IndexStmt, statement: Statement) -> OnlineStep:
+    assert node.relation is not None
+    if not node.idxname:
+        columns = [p.name or "expr" for p in node.indexParams or ()]
+        node.idxname = _name(str(node.relation.relname), *columns, "idx")
+    node.concurrent, node.if_not_exists = True, True
+    return OnlineStep((_derived(statement, RawStream()(node), transactional=False,
+                                index=(node.relation.schemaname, node.idxname)),), False,
+                      "CREATE INDEX CONCURRENTLY")
+
+
+def _alter_command(node: ast.AlterTableStmt, cmd: ast.AlterTableCmd,
+                   statement: Statement) -> list[OnlineStep]:
+    relation = node.relation
+    assert relation is not None
+    table, relname = _table(relation), str(relation.relname)
+    at, ct = enums.AlterTableType, enums.ConstrType
+    constraint = cmd.def_ if isinstance(cmd.def_, ast.Constraint) else None
+
+    def tx(*texts: str, note: str = "") -> OnlineStep:
+        return OnlineStep(tuple(_derived(statement, t, transactional=True) for t in texts), True,
+                          note)
+
+    if cmd.subtype == at.AT_AddConstraint and constraint is not None:
+        if constraint.contype in (ct.CONSTR_FOREIGN, ct.CONSTR_CHECK) and not constraint.skip_validation:
+            if not constraint.conname:
+                if constraint.contype == ct.CONSTR_FOREIGN:
+                    cols = [c.sval for c in constraint.fk_attrs or ()]
+                    constraint.conname = _name(relname, *cols, "fkey")
+                else:
+                    cols = _columns(constraint.raw_expr) if constraint.raw_expr else []
+                    constraint.conname = _name(relname, *(cols if len(cols) == 1 else []), "check")
+            constraint.skip_validation = True
+            single = ast.AlterTableStmt(relation=node.relation, cmds=(cmd,), objtype=node.objtype)
+            return [tx(RawStream()(single), note="added NOT VALID: no scan under the strong lock"),
+                    tx(f"ALTER TABLE {table} VALIDATE CONSTRAINT {_q(constraint.conname)}",
+                       note="validated under SHARE UPDATE EXCLUSIVE: writes go on")]
+        if constraint.contype in (ct.CONSTR_UNIQUE, ct.CONSTR_PRIMARY) and not constraint.indexname:
+            cols = [k.sval for k in constraint.keys or ()]
+            primary = constraint.contype == ct.CONSTR_PRIMARY
+            name = constraint.conname or (_name(relname, "pkey") if primary
+                                          else _name(relname, *cols, "key"))
+            build = (f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {_q(name)} ON {table} "
+                     f"({', '.join(_q(c) for c in cols)})")
+            kind = "PRIMARY KEY" if primary else "UNIQUE"
+            return [OnlineStep((_derived(statement, build, transactional=False,
+                                         index=(relation.schemaname, name)),), False,
+                               "unique index built concurrently"),
+                    tx(f"ALTER TABLE {table} ADD CONSTRAINT {_q(name)} {kind} USING INDEX {_q(name)}",
+                       note="constraint attached to the ready index")]
+    if cmd.subtype == at.AT_SetNotNull and cmd.name:
+        check = _name(relname, str(cmd.name), "not_null")
+        column = _q(cmd.name)
+        return [tx(f"ALTER TABLE {table} ADD CONSTRAINT {_q(check)} CHECK ({column} IS NOT NULL) "
+                   "NOT VALID", note="a CHECK added NOT VALID"),
+                tx(f"ALTER TABLE {table} VALIDATE CONSTRAINT {_q(check)}",
+                   note="validated while writes go on"),
+                tx(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL",
+                   f"ALTER TABLE {table} DROP CONSTRAINT {_q(check)}",
+                   note="SET NOT NULL uses the validated CHECK and skips the scan")]
+    single = ast.AlterTableStmt(relation=node.relation, cmds=(cmd,), objtype=node.objtype)
+    return [tx(RawStream()(single))]

@@ -1,0 +1,84 @@
+"""Errors of the runtime pool: typed, each carrying what a caller needs to act, messages one line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dbops.errors import DbopsError
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a checked-out connection: where it was checked out, by whom, for how long."""
+
+    node: str
+    file: str
+    line: int
+    function: str
+    holder: str
+    held_for: float
+
+    @property
+    def site(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+    def __str__(self) -> str:
+        return f"held {self.held_for:.2f}s by {self.holder} at {self.site}"
+
+
+class PoolError(DbopsError):
+    """Base of the runtime pool's errors."""
+
+
+class PoolConfigError(PoolError):
+    """The pool cannot be built as asked: sizes outside the role's connection budget, and the like."""
+
+
+class PoolClosed(PoolError):
+    """The manager was not opened yet, or was shut down."""
+
+
+class PoolExhausted(PoolError):
+    """No connection became free within the acquire timeout; names the current holders."""
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        timeout: float,
+        size: int,
+        max_size: int,
+        in_use: int,
+        waiting: int,
+        holders: Sequence[Holder],
+    ) -> None:
+        self.node, self.timeout = node, timeout
+        self.size, self.max_size, self.in_use, self.waiting = size, max_size, in_use, waiting
+        self.holders = tuple(sorted(holders, key=lambda h: h.held_for, reverse=True))
+        listed = "; ".join(f"[{n}] {h}" for n, h in enumerate(self.holders[:10], 1))
+        more = f"; and {len(self.holders) - 10} more" if len(self.holders) > 10 else ""
+        super().__init__(
+            f"no connection to {node} within {timeout:.2f}s: pool size {size} (max {max_size}), "
+            f"{in_use} in use, {waiting} waiting; holders: {listed or 'none'}{more}"
+        )
+
+
+class ConnectionLost(PoolError):
+    """The server went away during a call (restart, crash, terminated backend).
+
+    `may_have_committed` is True when the statement might have been applied before the loss;
+    later calls get fresh connections, so retrying is the caller's decision, not the pool's.
+    """
+
+    def __init__(self, node: str, reason: str, *, may_have_committed: bool) -> None:
+        self.node, self.reason, self.may_have_committed = node, reason, may_have_committed
+        outcome = (
+            "it may or may not have been applied"
+            if may_have_committed
+            else "it was not applied"
+        )
+        super().__init__(
+            f"the connection to {node} was lost during the call ({reason}); {outcome}; "
+            "later calls use new connections"
+        )

@@ -1,0 +1,155 @@
+"""Which server a read goes to. Pure: the managers feed it probe results and connection failures,
+it keeps each replica's state and orders the candidates for one read.
+
+Rules:
+- only checkouts with intent read are routed here (no guessing from SQL text);
+- a replica is a candidate while it is admitted (not ejected) and its lag is at most max_lag;
+- with a read-your-writes position (the caller's last commit LSN), a replica whose last known
+  replay LSN is behind it is a candidate only after a fresh check on the connection;
+- the primary is always the last candidate, so with every replica out, reads go to the primary.
+
+Lag is measured in the client, against the primary's WAL: each monitor round records the
+primary's flush LSN with the time it was seen; a replica's lag is the time since the first such
+sample its replay LSN has not reached (0 when it has replayed the newest). That is what "how
+stale can a read be" means, needs no clock agreement between servers, and grows while replay is
+paused under writes; its resolution is the monitor interval.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+logger = logging.getLogger("dbops.pool")
+
+PRIMARY = "primary"
+
+
+def parse_lsn(text: str) -> int:
+    """'16/B374D848' -> the 64-bit position."""
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def format_lsn(lsn: int) -> str:
+    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+
+
+@dataclass
+class ReplicaState:
+    """What the router knows about one replica."""
+
+    name: str
+    admitted: bool = True
+    ejected_until: float = 0.0
+    failures: int = 0
+    reason: str = ""
+    replay_lsn: int | None = None
+    lag: float | None = None
+    checked_at: float = 0.0
+
+
+class WalHistory:
+    """(time, primary flush LSN) samples, one per new position, for the lag measure above."""
+
+    def __init__(self, maxlen: int = 4096) -> None:
+        self._samples: deque[tuple[float, int]] = deque(maxlen=maxlen)
+
+    def record(self, lsn: int, now: float) -> None:
+        if not self._samples or lsn > self._samples[-1][1]:
+            self._samples.append((now, lsn))
+
+    @property
+    def latest(self) -> int | None:
+        return self._samples[-1][1] if self._samples else None
+
+    def lag(self, replay_lsn: int, now: float) -> float:
+        """Seconds since the primary first had WAL this replica has not replayed; 0 if none."""
+        for seen_at, lsn in self._samples:
+            if lsn > replay_lsn:
+                return max(0.0, now - seen_at)
+        return 0.0
+
+
+class Router:
+    """Replica states and the order in which one read tries the servers."""
+
+    def __init__(
+        self,
+        replicas: Sequence[str],
+        *,
+        strategy: Literal["round_robin", "least_lag"],
+        max_lag: float,
+        eject_backoff: float,
+        eject_backoff_max: float,
+    ) -> None:
+        self.replicas = {name: ReplicaState(name) for name in replicas}
+        self.strategy = strategy
+        self.max_lag = max_lag
+        self.eject_backoff = eject_backoff
+        self.eject_backoff_max = eject_backoff_max
+        self.history = WalHistory()
+        self._turn = itertools.count()
+
+    def candidates(self, after_lsn: int = 0) -> list[tuple[str, bool]]:
+        """The servers to try for one read, in order, each with whether a fresh replay check is
+        needed first (read-your-writes); the primary last, never needing a check."""
+        usable = [
+            r for r in self.replicas.values()
+            if r.admitted and r.lag is not None and r.lag <= self.max_lag
+        ]  # fmt: skip
+        if usable:
+            start = next(self._turn) % len(usable)
+            usable = usable[start:] + usable[:start]
+            if self.strategy == "least_lag":
+                usable.sort(key=lambda r: r.lag or 0.0)  # stable: ties keep the rotation
+        out = [
+            (r.name, bool(after_lsn) and (r.replay_lsn is None or r.replay_lsn < after_lsn))
+            for r in usable
+        ]
+        out.append((PRIMARY, False))
+        return out
+
+    def observe_primary(self, flush_lsn: int, now: float) -> None:
+        self.history.record(flush_lsn, now)
+
+    def observe_replica(self, name: str, replay_lsn: int | None, now: float) -> None:
+        """A successful probe: the replica answers and is in recovery; re-admits an ejected one."""
+        state = self.replicas[name]
+        state.checked_at = now
+        if replay_lsn is not None:
+            state.replay_lsn = max(replay_lsn, state.replay_lsn or 0)
+            state.lag = self.history.lag(state.replay_lsn, now)
+        if not state.admitted:
+            logger.info("replica %s is healthy again: re-admitted for reads", name)
+        state.admitted, state.failures, state.reason = True, 0, ""
+        if state.lag is not None and state.lag > self.max_lag:
+            state.reason = f"lag {state.lag:.1f}s over max_lag {self.max_lag:.1f}s"
+
+    def replayed(self, name: str, replay_lsn: int) -> None:
+        """A fresh read-your-writes check saw this replay position."""
+        state = self.replicas[name]
+        state.replay_lsn = max(replay_lsn, state.replay_lsn or 0)
+
+    def eject(self, name: str, reason: str, now: float | None = None) -> None:
+        """Take a failed replica out of rotation; it is probed again after a doubling backoff."""
+        now = time.perf_counter() if now is None else now
+        state = self.replicas[name]
+        if state.admitted or now >= state.ejected_until:
+            delay = min(self.eject_backoff * 2**state.failures, self.eject_backoff_max)
+            state.failures += 1
+            state.ejected_until = now + delay
+            if state.admitted:
+                logger.warning(
+                    "replica %s ejected from read routing for %.1fs: %s", name, delay, reason
+                )
+        state.admitted, state.reason = False, reason
+
+    def due_for_probe(self, now: float) -> list[str]:
+        """Admitted replicas, and ejected ones whose backoff has passed."""
+        return [r.name for r in self.replicas.values() if r.admitted or now >= r.ejected_until]
