@@ -79,6 +79,17 @@ _FINGERPRINT = """
 
 
 @dataclass(frozen=True)
+class TableStats:
+    """Live statistics of one table, for turning a migration hazard into an estimate."""
+
+    name: str
+    rows: float
+    bytes: int
+    writes_per_second: float
+    long_transactions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LiveSetting:
     spec: SettingSpec
     setting: str  # the running value, in the setting's unit
@@ -149,11 +160,12 @@ class LiveState:
         return self.servers["primary"]
 
 
-def inspect(plan: Plan, *, command: str = "plan") -> LiveState:
-    """Read the primary (and each replica's settings) without writing anything."""
+def inspect(plan: Plan, *, command: str = "plan", fingerprint: bool = True) -> LiveState:
+    """Read the primary (and each replica's settings) without writing anything. The schema
+    fingerprint (drift and apply need it; a plan does not) is the costliest query: optional."""
     primary = endpoint(plan)
     with _read_only(primary, command) as conn:
-        state = _read_primary(conn, plan, primary)
+        state = _read_primary(conn, plan, primary, fingerprint=fingerprint)
     servers = dict(state.servers)
     for replica in plan.database.replicas:
         ep = endpoint(plan, replica)
@@ -169,7 +181,8 @@ def _read_only(ep: Endpoint, command: str) -> psycopg.Connection[Any]:
     return conn
 
 
-def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint) -> LiveState:
+def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
+                  fingerprint: bool) -> LiveState:
     server = _read_server(conn, "primary", ep)
     version, user = conn.execute("SELECT current_setting('server_version_num')::int, current_user"
                                  ).fetchone() or (0, "")
@@ -183,7 +196,7 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint) -> Li
         database=ep.describe(), server_version=int(version), servers={"primary": server},
         roles=roles, applied=tuple(history.read(conn)),
         journal=tuple(history.read_journal(conn)), replication=replication,
-        schema=schema_fingerprint(conn),
+        schema=schema_fingerprint(conn) if fingerprint else {},
         snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user))
 
 
@@ -221,3 +234,31 @@ def schema_fingerprint(conn: psycopg.Connection[Any]) -> dict[str, str]:
 def _split_setting(item: str) -> tuple[str, str]:
     name, _, value = item.partition("=")
     return name, value
+
+
+_TABLE_STATS = """
+    SELECT c.relname, n.nspname, greatest(c.reltuples, 0)::float8,
+           pg_total_relation_size(c.oid)::bigint,
+           coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)::float8
+             / greatest(extract(epoch FROM now() - coalesce(
+                   pg_stat_get_db_stat_reset_time(
+                       (SELECT oid FROM pg_database WHERE datname = current_database())),
+                   pg_postmaster_start_time())), 1)::float8,
+           coalesce((SELECT array_agg(DISTINCT 'pid ' || a.pid || ' (' || coalesce(nullif(
+                         a.application_name, ''), 'no application_name') || '), in a transaction for '
+                         || date_trunc('second', now() - a.xact_start))
+                     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                     WHERE l.relation = c.oid AND l.granted AND a.pid <> pg_backend_pid()
+                       AND now() - a.xact_start > interval '5 seconds'), '{}')
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+    WHERE c.oid IN (SELECT to_regclass(t) FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL)"""
+
+
+def table_stats(conn: psycopg.Connection[Any], tables: list[str]) -> dict[str, TableStats]:
+    """Row estimates, sizes, average write rates and long lock holders of these tables."""
+    stats: dict[str, TableStats] = {}
+    for name, schema, rows, size, rate, holders in conn.execute(_TABLE_STATS, (tables,)):
+        entry = TableStats(str(name), float(rows), int(size), float(rate), tuple(holders))
+        stats[str(name)] = stats[f"{schema}.{name}"] = entry
+    return stats

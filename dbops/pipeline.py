@@ -30,12 +30,12 @@ class Planned:
 
 def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     """Inspect the live database (read-only) and compute the ChangeSet."""
-    live = inspect(the_plan, command=command)
+    live = inspect(the_plan, command=command, fingerprint=command != "plan")
     directory = the_plan.migrations.directory
     migrations = None
     if directory.is_dir():
-        source.check_sum(directory)
         migrations = source.load(directory)
+        source.check_sum(directory, migrations)
     return Planned(make_changeset(the_plan, live, migrations), live)
 
 

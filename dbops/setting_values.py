@@ -64,6 +64,8 @@ def normalize(spec: SettingSpec, value: str) -> Comparable:
 
 
 def _quantity(spec: SettingSpec, text: str) -> float:
+    if spec.vartype == "integer" and re.fullmatch(r"0[0-7]+|0[xX][0-9a-fA-F]+", text.strip()):
+        return float(int(text.strip(), 0 if "x" in text.lower() else 8))  # as PostgreSQL reads it
     match = _QUANTITY.match(text)
     if not match:
         raise ValueError(f"{spec.name}: {text!r} is not a number{_unit_hint(spec)}")
@@ -105,6 +107,8 @@ def same(spec: SettingSpec, a: str, b: str) -> bool:
         step = scale[1] if scale and spec.vartype == "integer" else 0
         if step:
             return round(x / step) == round(y / step)
+        if spec.vartype == "integer":
+            return x == y
         return abs(x - y) <= 1e-9 * max(1.0, abs(x), abs(y))
     return x == y
 

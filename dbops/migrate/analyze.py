@@ -6,7 +6,7 @@ statistics, when given, turn a hazard into an estimate for this very database.""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pglast
 from pglast import ast, enums
@@ -14,6 +14,9 @@ from pglast.stream import RawStream
 
 from dbops.migrate.source import Migration
 from dbops.migrate.sql import Statement, split
+
+if TYPE_CHECKING:
+    from dbops.inspect import TableStats
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER: dict[Severity, int] = {"info": 0, "warning": 1, "error": 2}
@@ -116,17 +119,6 @@ class StatementAnalysis:
                  "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"]
         modes = [mode for _, mode in self.locks]
         return max(modes, key=order.index) if modes else None
-
-
-@dataclass(frozen=True)
-class TableStats:
-    """Live statistics of one table (read by dbops.inspect.table_stats)."""
-
-    name: str
-    rows: float
-    bytes: int
-    writes_per_second: float
-    long_transactions: tuple[str, ...] = ()
 
 
 def _relation(node: ast.RangeVar | None) -> str:
@@ -445,5 +437,5 @@ def worst(findings: list[Finding]) -> Severity | None:
     return found
 
 
-__all__ = ["RULES", "Finding", "StatementAnalysis", "TableStats", "analyze", "estimate",
+__all__ = ["RULES", "Finding", "StatementAnalysis", "analyze", "estimate",
            "lint_text", "split", "with_live_severity", "worst"]

@@ -119,7 +119,7 @@ class MigrationEngine:
         progress: Progress | None = None,
     ) -> RunResult:
         """Apply pending migrations up to `target` (default: the plan's target)."""
-        source.check_sum(self.directory)
+        source.check_sum(self.directory, self.migrations)
         settings = self.plan.migrations
         out_of_order = (
             settings.allow_out_of_order if allow_out_of_order is None else allow_out_of_order

@@ -66,6 +66,7 @@ class Migration:
     transaction: bool
     checksum: str
     ignores: tuple[tuple[str, str], ...] = ()  # (rule id, reason) from `-- dbops:ignore`
+    file_hash: str = ""  # SHA-256 of the whole file, as dbops.sum records it
 
     @property
     def file(self) -> str:
@@ -80,9 +81,20 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.replace("\r\n", "\n").strip().encode("utf-8")).hexdigest()
 
 
+class _Where:
+    """A file's display name, worked out only when a message needs it (thousands of files are
+    parsed per command; almost none of them produce a message)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __format__(self, spec: str) -> str:
+        return display_path(self.path)
+
+
 def parse(path: Path) -> Migration:
     """One migration file; raises MigrationError naming the file and line of any problem."""
-    where = display_path(path)
+    where = _Where(path)
     match = _NAME.match(path.name)
     if not match:
         raise MigrationError(
@@ -96,7 +108,8 @@ def parse(path: Path) -> Migration:
         raise MigrationError(
             f"{where}: version {version} is not a UTC timestamp YYYYMMDDHHMMSS"
         ) from None
-    text = path.read_text(encoding="utf-8")
+    content = path.read_bytes()
+    text = content.decode("utf-8")
     if not text.strip():
         raise MigrationError(f"{where}: the migration file is empty")
     lines = text.splitlines()
@@ -146,11 +159,12 @@ def parse(path: Path) -> Migration:
         zero_downtime="zero-downtime" in directives,
         transaction=transaction != "off",
         checksum=checksum(up.text),
+        file_hash=hashlib.sha256(content).hexdigest(),
         ignores=tuple((v.split(None, 1)[0], v.split(None, 1)[1]) for v in directives.get("ignore", [])),
     )
 
 
-def _check_directive(where: str, line: int, key: str, value: str) -> None:
+def _check_directive(where: _Where, line: int, key: str, value: str) -> None:
     if key not in _FLAGS | _VALUED:
         known = ", ".join(sorted(_FLAGS | _VALUED))
         raise MigrationError(f"{where}:{line}: unknown directive 'dbops:{key}' (known: {known})")
@@ -260,16 +274,17 @@ def _cycle(stuck: list[str], by_version: dict[str, Migration]) -> list[str]:
         path.append(step)
 
 
-def render_sum(directory: Path) -> str:
+def render_sum(directory: Path, hashes: dict[str, str] | None = None) -> str:
     """The dbops.sum text: a hash of the whole set on top, then one line per file.
 
     The total on the first line changes whenever any file does, so two branches that each add a
-    migration conflict in git rather than in production.
+    migration conflict in git rather than in production. `hashes` (file name -> SHA-256) saves
+    reading the files again when they were just parsed.
     """
-    lines = [
-        f"{p.name} sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}"
-        for p in migration_files(directory)
-    ]
+    if hashes is None:
+        hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                  for p in migration_files(directory)}
+    lines = [f"{name} sha256:{digest}" for name, digest in sorted(hashes.items())]
     total = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
     header = "# written by `dbops migrate hash`; do not edit. A conflict here means two branches added migrations."
     return "\n".join([header, f"total sha256:{total}", *lines]) + "\n"
@@ -281,8 +296,9 @@ def write_sum(directory: Path) -> Path:
     return path
 
 
-def check_sum(directory: Path) -> None:
-    """Refuse a directory whose dbops.sum does not match its files, naming what differs."""
+def check_sum(directory: Path, migrations: MigrationSet | None = None) -> None:
+    """Refuse a directory whose dbops.sum does not match its files, naming what differs.
+    Given the directory's parsed migrations, their recorded hashes stand for the files."""
     path = directory / SUM_FILE
     where = display_path(path)
     if not path.is_file():
@@ -290,7 +306,8 @@ def check_sum(directory: Path) -> None:
             return  # nothing to protect yet
         raise MigrationError(f"{where} is missing: run `dbops migrate hash`")
     recorded = _sum_lines(path.read_text(encoding="utf-8"))
-    actual = _sum_lines(render_sum(directory))
+    hashes = ({m.path.name: m.file_hash for m in migrations} if migrations is not None else None)
+    actual = _sum_lines(render_sum(directory, hashes))
     if recorded == actual:
         return
     changes = [
