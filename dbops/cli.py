@@ -260,6 +260,44 @@ def migrate_up(
     )
 
 
+@migrate.command("lint")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--env", help="Plan whose live tables turn hazards into estimates (and lint policy).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
+    """Hazards of each statement (locks, rewrites, destructive changes); exit 1 at fail_on."""
+    from dbops.migrate import source
+    from dbops.migrate.lint import lint
+
+    if env is not None:
+        report = _engine(env).lint(list(files) or None)
+    else:
+        migrations = [source.parse(f) for f in files] if files else list(
+            source.load(Path("migrations")))
+        report = lint(migrations, zero_downtime=True, fail_on="error")
+    click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
+    if report.failing():
+        sys.exit(EXIT_ERROR)
+
+
+@migrate.command("explain")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--env", help="Plan whose live tables give the estimates (and zero-downtime policy).")
+@handle_errors
+def migrate_explain(file: Path, env: str | None) -> None:
+    """The exact steps a migration will run, their locks and, with --env, live estimates."""
+    from dbops.migrate import source
+    from dbops.migrate.lint import explain
+    from dbops.migrate.runner import prepare
+
+    if env is not None:
+        click.echo("\n".join(_engine(env).explain(file)))
+    else:
+        migration = source.parse(file)
+        click.echo("\n".join(explain(prepare(migration, "up", zero_downtime=True))))
+
+
 @migrate.command("baseline")
 @click.argument("env")
 @click.option("--version", "version", required=True, help="Newest version the database has.")

@@ -29,6 +29,8 @@ def version(n: int) -> str:
 
 
 def write_migrations(project: Project) -> None:
+    # Kills should land in the run itself, not in a rehearsal on a schema copy before it.
+    project.write_plan("migrations: { rehearse: never }\n")
     directory = project.root / "migrations"
     for n in range(1, COUNT + 1):
         up = (

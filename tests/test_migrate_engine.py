@@ -305,6 +305,25 @@ def test_lock_timeout_gives_up_after_the_last_attempt(project: Project) -> None:
     assert history(project) == []
 
 
+def test_rehearsal_finds_the_failure_before_the_target_is_touched(project: Project) -> None:
+    migration(project, "20250101000001",
+              "CREATE TABLE runs (id int);\nINSERT INTO runs VALUES (1), (1);\n"
+              "CREATE UNIQUE INDEX CONCURRENTLY runs_id ON runs (id);",
+              "DROP TABLE runs;")
+    with pytest.raises(MigrationError) as caught:
+        engine(project).run_migrations()
+    assert str(caught.value).startswith(
+        "rehearsal on a copy of the schema failed, the target was not touched: "
+        "migrations/20250101000001_m0001.sql:6: CREATE UNIQUE INDEX CONCURRENTLY runs_id ON runs "
+        "(id): could not create unique index \"runs_id\": Key (id)=(1) is duplicated. "
+        "(SQLSTATE 23505)")
+    assert tables(project) == set()
+    with project.database.connect() as conn:
+        leftovers = conn.execute("SELECT count(*) FROM pg_database "
+                                 "WHERE datname LIKE 'dbops_rehearsal_%'").fetchone()
+        assert leftovers == (0,)
+
+
 def test_failed_concurrent_build_is_cleaned_up_and_the_run_resumes(project: Project) -> None:
     migration(
         project,
@@ -316,7 +335,7 @@ def test_failed_concurrent_build_is_cleaned_up_and_the_run_resumes(project: Proj
         "DROP TABLE runs;\nDROP TABLE counter;",
     )
     with pytest.raises(StatementFailed) as caught:
-        engine(project).run_migrations()
+        engine(project, "migrations: { rehearse: never }\n").run_migrations()
     assert caught.value.sqlstate == "23505" and caught.value.line == 8
     with project.database.connect() as conn:
         invalid = conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()

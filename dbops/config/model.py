@@ -126,6 +126,7 @@ class Migrations:
     allow_out_of_order: bool
     retries: Retries
     lint_fail_on: Literal["error", "warning", "info", "never"]
+    rehearse: Literal["auto", "always", "never"]
 
 
 @dataclass(frozen=True)
@@ -350,6 +351,7 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             allow_out_of_order=mig["allow_out_of_order"],
             retries=Retries(mig["retries"]["attempts"], _dur(mig["retries"]["backoff"])),
             lint_fail_on=mig["lint"]["fail_on"],
+            rehearse=mig["rehearse"],
         ),
         backup=None
         if backup is None

@@ -377,23 +377,36 @@ SCAN_BYTES_PER_SECOND = 50 * 1024 * 1024
 SMALL_TABLE_BYTES = 8 * 1024 * 1024
 
 
+_VERBS = {"IndexStmt": "CREATE INDEX", "AlterTableStmt": "ALTER TABLE", "DropStmt": "DROP",
+          "ReindexStmt": "REINDEX", "VacuumStmt": "VACUUM", "ClusterStmt": "CLUSTER",
+          "TruncateStmt": "TRUNCATE", "RenameStmt": "RENAME", "CreateStmt": "CREATE TABLE"}
+
+
 def estimate(analysis: StatementAnalysis, stats: dict[str, TableStats]) -> list[str]:
     """What this statement will do to the live tables it touches, in words."""
     lines = []
+    verb = _VERBS.get(analysis.statement.kind, analysis.statement.kind.removesuffix("Stmt"))
     for relation, mode in analysis.locks:
         table = stats.get(relation) or stats.get(relation.split(".")[-1])
         if table is None or mode not in BLOCKS_WRITES:
             continue
-        seconds = table.bytes / SCAN_BYTES_PER_SECOND if (analysis.scans or analysis.rewrites) else 0.0
+        work = analysis.scans or analysis.rewrites
+        seconds = table.bytes / SCAN_BYTES_PER_SECOND if work else 0.0
         blocked = table.writes_per_second * seconds
         what = "reads and writes" if mode in BLOCKS_READS else "writes"
+        held = f"for ~{_duration(seconds)}" if work else "briefly"
+        advice = f" → {RULES[r].fix}" if (r := _rule_for(analysis)) else ""
         lines.append(
-            f"{analysis.statement.kind.removesuffix('Stmt')} on {table.name} "
-            f"({_count(table.rows)} rows, {_size(table.bytes)}, ~{table.writes_per_second:,.0f} "
-            f"writes/s) holds {mode} for ~{_duration(seconds)}: blocks {what}"
-            + (f", about {_count(blocked)} writes" if blocked >= 1 else ""))
+            f"{verb} on {table.name} ({_count(table.rows)} rows, {_size(table.bytes)}, "
+            f"~{table.writes_per_second:,.0f} writes/s) holds {mode} {held}: blocks {what}"
+            + (f", about {_count(blocked)} writes" if blocked >= 1 else "") + advice)
         lines += [f"waits first for {t}" for t in table.long_transactions]
     return lines
+
+
+def _rule_for(analysis: StatementAnalysis) -> str | None:
+    active = [f.rule for f in analysis.findings if not f.suppressed and f.severity != "info"]
+    return active[0] if active else None
 
 
 def with_live_severity(finding: Finding, stats: dict[str, TableStats]) -> Finding:

@@ -24,6 +24,8 @@ from dbops.migrate.history import Direction
 from dbops.migrate.source import Migration, MigrationSet
 
 if TYPE_CHECKING:
+    from dbops.inspect import TableStats
+    from dbops.migrate.lint import LintReport
     from dbops.migrate.runner import Execution, Notify
 
 Progress = Callable[[int, int, Migration, float], None]
@@ -181,6 +183,8 @@ class MigrationEngine:
             # Parse everything before running anything: a syntax error refuses the whole run.
             executions = tuple(self._prepare(m, direction) for m in choose(applied))
             journal = history.read_journal(conn)
+            if direction == "up" and executions:
+                self._prevalidate(executions)
             runner = Runner(
                 conn,
                 RunSettings(settings.lock_timeout, settings.statement_timeout, settings.retries),
@@ -201,13 +205,66 @@ class MigrationEngine:
             finally:
                 if durations:  # what dbops itself changed is not drift
                     ledger.record_migrations(conn, before, schema_fingerprint(conn))
+            if durations:
+                from dbops.migrate.rehearsal import post_validate
+
+                post_validate(conn, self._notify or (lambda message: None))
         return RunResult(direction, executions, tuple(durations), dry_run=False)
+
+    def _prevalidate(self, executions: tuple[Execution, ...]) -> None:
+        """Lint at the plan's fail_on, then (when the policy says) rehearse on a schema copy."""
+        from dbops.migrate.lint import lint
+        from dbops.migrate.rehearsal import rehearse
+        from dbops.migrate.runner import RunSettings
+
+        settings = self.plan.migrations
+        report = lint([e.migration for e in executions], zero_downtime=settings.zero_downtime,
+                      fail_on=settings.lint_fail_on)
+        failing = report.failing()
+        if failing:
+            raise MigrationError(f"{failing[0]} (lint fails at {settings.lint_fail_on}: fix it, "
+                                 f"or accept it with '-- dbops:ignore {failing[0].rule} <reason>')")
+        wanted = settings.rehearse == "always" or (
+            settings.rehearse == "auto" and any(e.mode == "steps" for e in executions))
+        if wanted:
+            rehearse(endpoint(self.plan), executions,
+                     RunSettings(settings.lock_timeout, settings.statement_timeout,
+                                 settings.retries), self._notify or (lambda message: None))
 
     def _prepare(self, migration: Migration, direction: Direction) -> Execution:
         from dbops.migrate.runner import prepare
 
         online = self.plan.migrations.zero_downtime or migration.zero_downtime
         return prepare(migration, direction, zero_downtime=online)
+
+    def table_stats(self, migrations: list[Migration]) -> dict[str, TableStats]:
+        """Live statistics of the tables these migrations touch (read-only)."""
+        from dbops.inspect import table_stats
+        from dbops.migrate.lint import tables_of
+
+        names = tables_of(migrations)
+        if not names:
+            return {}
+        with self._connect("migrate-lint", autocommit=True) as conn:
+            conn.read_only = True
+            return table_stats(conn, names)
+
+    def lint(self, paths: list[Path] | None = None, *, live: bool = True) -> LintReport:
+        """Findings for the given files (default: every migration), with live estimates."""
+        from dbops.migrate.lint import lint
+
+        migrations = [source.parse(p) for p in paths] if paths else list(self.migrations)
+        settings = self.plan.migrations
+        return lint(migrations, zero_downtime=settings.zero_downtime, fail_on=settings.lint_fail_on,
+                    stats=self.table_stats(migrations) if live else None)
+
+    def explain(self, path: Path, *, live: bool = True) -> list[str]:
+        """The exact steps a migration file will run, with locks and live estimates."""
+        from dbops.migrate.lint import explain
+
+        migration = source.parse(path)
+        return explain(self._prepare(migration, "up"),
+                       self.table_stats([migration]) if live else None)
 
     def baseline(self, version: str) -> list[Migration]:
         """Adopt an existing database: record every migration up to `version` as applied

@@ -323,8 +323,11 @@ class Runner:
 
 
 def _first_line(exc: psycopg.Error) -> str:
+    """The server's message, with its detail when it names the rows (a duplicated key)."""
     text = exc.diag.message_primary or str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0] if text else type(exc).__name__
+    detail = exc.diag.message_detail
+    return f"{first}: {detail.splitlines()[0]}" if detail else first
 
 
 def _qualified(index: tuple[str | None, str]) -> str:

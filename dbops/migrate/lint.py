@@ -1,0 +1,127 @@
+"""Lint and explain: findings of the analysis rules per migration, made concrete by live table
+statistics when they are given, and the exact steps a migration will run. Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+from dbops.inspect import TableStats
+from dbops.migrate.analyze import (
+    RULES,
+    SEVERITY_ORDER,
+    Finding,
+    StatementAnalysis,
+    analyze,
+    estimate,
+    with_live_severity,
+)
+from dbops.migrate.runner import Execution
+from dbops.migrate.source import Migration
+from dbops.migrate.strategy import REFUSED
+
+# Hazards the online rewrites remove: with zero-downtime on, they are information, not errors.
+REWRITTEN = ("index-not-concurrent", "drop-index-not-concurrent", "reindex-not-concurrent",
+             "constraint-not-valid", "set-not-null", "unique-builds-index")
+
+
+@dataclass(frozen=True)
+class LintReport:
+    findings: tuple[Finding, ...]
+    estimates: dict[str, tuple[str, ...]]  # "file:line" -> what it does to the live tables
+    fail_on: str
+
+    def failing(self) -> list[Finding]:
+        if self.fail_on == "never":
+            return []
+        floor = SEVERITY_ORDER[self.fail_on]  # type: ignore[index]
+        return [f for f in self.findings
+                if not f.suppressed and SEVERITY_ORDER[f.severity] >= floor]
+
+    def lines(self) -> list[str]:
+        out = []
+        for finding in self.findings:
+            out.append(str(finding))
+            out += [f"    {line}" for line in self.estimates.get(f"{finding.file}:{finding.line}", ())]
+        counts = {level: sum(1 for f in self.findings if f.severity == level and not f.suppressed)
+                  for level in ("error", "warning", "info")}
+        ignored = sum(1 for f in self.findings if f.suppressed)
+        out.append(f"{counts['error']} error(s), {counts['warning']} warning(s), "
+                   f"{counts['info']} info, {ignored} ignored; failing at {self.fail_on}")
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({"format_version": 1, "fail_on": self.fail_on,
+                           "failing": len(self.failing()),
+                           "findings": [{**asdict(f), "estimate": list(self.estimates.get(
+                               f"{f.file}:{f.line}", ()))} for f in self.findings]}, indent=2)
+
+
+def lint(migrations: list[Migration], *, zero_downtime: bool, fail_on: str,
+         stats: dict[str, TableStats] | None = None) -> LintReport:
+    findings: list[Finding] = []
+    estimates: dict[str, tuple[str, ...]] = {}
+    for migration in migrations:
+        online = zero_downtime or migration.zero_downtime
+        for rule, _ in migration.ignores:
+            if rule not in RULES:
+                findings.append(Finding("unknown-rule", "error", migration.file, 1,
+                                        f"dbops:ignore names an unknown rule '{rule}' "
+                                        f"(rules: {', '.join(sorted(RULES))})"))
+        for analysis in analyze(migration):
+            for finding in analysis.findings:
+                findings.append(_judge(finding, online, stats))
+            if stats:
+                lines = estimate(analysis, stats)
+                if lines:
+                    estimates[f"{migration.file}:{analysis.statement.line}"] = tuple(lines)
+    return LintReport(tuple(findings), estimates, fail_on)
+
+
+def _judge(finding: Finding, online: bool, stats: dict[str, TableStats] | None) -> Finding:
+    if stats:
+        finding = with_live_severity(finding, stats)
+    if online and finding.rule in REWRITTEN and finding.severity != "info":
+        return replace(finding, severity="info",
+                       message=f"{finding.message} (zero-downtime: run online instead)")
+    if online and finding.rule in REFUSED and not finding.suppressed:
+        return replace(finding, severity="error",
+                       message=f"{finding.message} (zero-downtime refuses it: {RULES[finding.rule].fix})")
+    return finding
+
+
+def explain(execution: Execution, stats: dict[str, TableStats] | None = None) -> list[str]:
+    """The steps a migration will run, each statement with its lock and, given live statistics,
+    what it will do to the tables it touches."""
+    migration = execution.migration
+    lines = [f"{migration.version} {migration.name} ({migration.file}): {len(execution.steps)} "
+             f"step(s), {'one transaction' if execution.mode == 'transaction' else 'journaled'}"]
+    for step in execution.steps:
+        lines.append(f"  {step.describe()}")
+        for statement in step.statements:
+            analysis = _statement(statement.text, migration)
+            lock = analysis.strongest_lock if analysis else None
+            where = ", ".join(r for r, _ in analysis.locks) if analysis and analysis.locks else ""
+            lines.append(f"    {statement.text};")
+            if lock:
+                lines.append(f"      lock: {lock}{' on ' + where if where else ''}")
+            if analysis and stats:
+                lines += [f"      {line}" for line in estimate(analysis, stats)]
+    return lines
+
+
+def _statement(text: str, migration: Migration) -> StatementAnalysis | None:
+    from dbops.migrate.analyze import lint_text
+
+    analyses = lint_text(text, migration.file)
+    return analyses[0] if analyses else None
+
+
+def tables_of(migrations: list[Migration]) -> list[str]:
+    """Every table the migrations' statements lock (to read live statistics for)."""
+    names: list[str] = []
+    for migration in migrations:
+        for analysis in analyze(migration):
+            names += [relation for relation, _ in analysis.locks if relation not in names]
+    return names
+
