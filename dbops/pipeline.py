@@ -33,10 +33,54 @@ def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     live = inspect(the_plan, command=command, fingerprint=command != "plan")
     directory = the_plan.migrations.directory
     migrations = None
+    notes: dict[str, tuple[str, ...]] = {}
     if directory.is_dir():
         migrations = source.load(directory)
         source.check_sum(directory, migrations)
-    return Planned(make_changeset(the_plan, live, migrations), live)
+        notes = _analysis(the_plan, live, migrations)
+    return Planned(make_changeset(the_plan, live, migrations, analysis=notes), live)
+
+
+def _analysis(
+    the_plan: Plan, live: LiveState, migrations: source.MigrationSet
+) -> dict[str, tuple[str, ...]]:
+    """Per pending migration: its findings and what it will do to the live tables."""
+    applied = {a.version for a in live.applied}
+    waiting = [m for m in migrations if m.version not in applied]
+    if not waiting:
+        return {}
+    from dbops.inspect import table_stats
+    from dbops.migrate.lint import lint, tables_of
+
+    names = tables_of(waiting)
+    stats = {}
+    if names:
+        with connection(the_plan, command="plan", autocommit=True) as conn:
+            conn.read_only = True
+            stats = table_stats(conn, names)
+    settings = the_plan.migrations
+    notes = {}
+    from dbops.migrate.runner import prepare
+
+    for migration in waiting:
+        report = lint(
+            [migration],
+            zero_downtime=settings.zero_downtime,
+            fail_on=settings.lint_fail_on,
+            stats=stats,
+        )
+        online = settings.zero_downtime or migration.zero_downtime
+        execution = prepare(migration, "up", zero_downtime=online)
+        lines = ["runs in one transaction" if execution.mode == "transaction"
+                 else f"runs as {len(execution.steps)} journaled step(s)"
+                 + (" (rewritten online)" if online else "")]
+        for finding in report.findings:
+            lines.append(
+                f"line {finding.line}: {finding.severity} {finding.rule}: {finding.message}"
+            )
+            lines += [f"  {e}" for e in report.estimates.get(f"{finding.file}:{finding.line}", ())]
+        notes[migration.version] = tuple(lines)
+    return notes
 
 
 def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
@@ -54,11 +98,15 @@ def check_fresh(saved: ChangeSet, fresh: ChangeSet) -> None:
     for change in saved.changes:
         now = current.get(change.address)
         if now is None:
-            raise StalePlan(f"the plan file is stale: {change.address} no longer needs "
-                            "this change (the live database changed since the plan was made)")
+            raise StalePlan(
+                f"the plan file is stale: {change.address} no longer needs "
+                "this change (the live database changed since the plan was made)"
+            )
         if now.fingerprint != change.fingerprint or now.after != change.after:
-            raise StalePlan(f"the plan file is stale: {change.address} changed in the live "
-                            "database since the plan was made; plan again")
+            raise StalePlan(
+                f"the plan file is stale: {change.address} changed in the live "
+                "database since the plan was made; plan again"
+            )
 
 
 def dry_run(the_plan: Plan, changeset: ChangeSet, *, allow_restart: bool) -> list[Operation]:
@@ -68,8 +116,9 @@ def dry_run(the_plan: Plan, changeset: ChangeSet, *, allow_restart: bool) -> lis
     return [op for _, ops in executor.stages() for op in ops]
 
 
-def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restart: bool,
-          notify: Notify) -> ApplyReport:
+def apply(
+    the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restart: bool, notify: Notify
+) -> ApplyReport:
     """Execute through pyinfra, then record the snapshot (on success) and an audit row."""
     from dbops.execute import Executor
 
@@ -81,24 +130,49 @@ def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restar
 def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyReport) -> None:
     skipped = set(report.skipped)
     previous = live.snapshot.settings if live.snapshot else {}
-    settings = {name: value for name, value in the_plan.settings.items()
-                if f"setting.{name}" not in skipped}
-    settings.update({name: previous[name] for name in previous
-                     if f"setting.{name}" in skipped and name in previous})
-    roles = {name: {"login": r.login, "connection_limit": r.connection_limit,
-                    "settings": r.settings} for name, r in the_plan.roles.items()}
+    settings = {
+        name: value for name, value in the_plan.settings.items() if f"setting.{name}" not in skipped
+    }
+    settings.update(
+        {
+            name: previous[name]
+            for name in previous
+            if f"setting.{name}" in skipped and name in previous
+        }
+    )
+    roles = {
+        name: {"login": r.login, "connection_limit": r.connection_limit, "settings": r.settings}
+        for name, r in the_plan.roles.items()
+    }
     with connection(the_plan, command="apply", autocommit=True) as conn:
         ledger.ensure_schema(conn)
         with conn.transaction():
             if report.result == "applied":
                 after = schema_fingerprint(conn)
-                known = ledger.advance(live.snapshot.schema_fingerprint, live.schema, after) \
-                    if live.snapshot else after
-                ledger.write_snapshot(conn, ledger.Snapshot(
-                    environment=the_plan.environment, plan_hash=changeset.plan_hash,
-                    applied_at=None,  # type: ignore[arg-type]  # the database sets now()
-                    settings=settings, roles=roles, schema_fingerprint=known))
-            ledger.audit(conn, environment=the_plan.environment, plan_hash=changeset.plan_hash,
-                         changes=[{"address": c.address, "action": c.action, "before": c.before,
-                                   "after": c.after} for c in changeset.changes],
-                         result=report.result, reason=report.reason)
+                known = (
+                    ledger.advance(live.snapshot.schema_fingerprint, live.schema, after)
+                    if live.snapshot
+                    else after
+                )
+                ledger.write_snapshot(
+                    conn,
+                    ledger.Snapshot(
+                        environment=the_plan.environment,
+                        plan_hash=changeset.plan_hash,
+                        applied_at=None,  # type: ignore[arg-type]  # the database sets now()
+                        settings=settings,
+                        roles=roles,
+                        schema_fingerprint=known,
+                    ),
+                )
+            ledger.audit(
+                conn,
+                environment=the_plan.environment,
+                plan_hash=changeset.plan_hash,
+                changes=[
+                    {"address": c.address, "action": c.action, "before": c.before, "after": c.after}
+                    for c in changeset.changes
+                ],
+                result=report.result,
+                reason=report.reason,
+            )

@@ -20,8 +20,14 @@ from dbops.migrate.source import MigrationSet
 from dbops.setting_values import check, same
 
 RELOAD = "SELECT pg_reload_conf()"
-_TAKES_EFFECT = {"postmaster": "restart", "sighup": "reload", "superuser-backend": "new sessions",
-                 "backend": "new sessions", "superuser": "reload", "user": "reload"}
+_TAKES_EFFECT = {
+    "postmaster": "restart",
+    "sighup": "reload",
+    "superuser-backend": "new sessions",
+    "backend": "new sessions",
+    "superuser": "reload",
+    "user": "reload",
+}
 
 
 def plan_hash(plan: Plan) -> str:
@@ -46,20 +52,32 @@ class _Findings:
     notes: list[str]
 
 
-def make_changeset(plan: Plan, live: LiveState, migrations: MigrationSet | None) -> ChangeSet:
-    """Everything apply would do to make the live database match the plan, in stage order."""
+def make_changeset(
+    plan: Plan,
+    live: LiveState,
+    migrations: MigrationSet | None,
+    *,
+    analysis: dict[str, tuple[str, ...]] | None = None,
+) -> ChangeSet:
+    """Everything apply would do to make the live database match the plan, in stage order.
+    `analysis` adds, per pending migration version, what it will do to the live tables."""
     found = _Findings([], [], [])
     _settings(plan, live, found)
     _roles(plan, live, found)
     _budget(plan, live, found)
     if migrations is not None:
-        _migrations(plan, live, migrations, found)
+        _migrations(plan, live, migrations, found, analysis or {})
     if found.problems:
         raise PlanError(found.problems)
     return ChangeSet(
-        environment=plan.environment, database=live.database, plan_hash=plan_hash(plan),
+        environment=plan.environment,
+        database=live.database,
+        plan_hash=plan_hash(plan),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        changes=tuple(found.changes), gates=_gates(plan), notes=tuple(found.notes))
+        changes=tuple(found.changes),
+        gates=_gates(plan),
+        notes=tuple(found.notes),
+    )
 
 
 def _settings(plan: Plan, live: LiveState, found: _Findings) -> None:
@@ -70,8 +88,9 @@ def _settings(plan: Plan, live: LiveState, found: _Findings) -> None:
             found.problems.append(doc.problem(("settings", name), "unknown setting", at_key=True))
             continue
         if current.context == "internal":
-            found.problems.append(doc.problem(("settings", name),
-                                              "is read-only (internal) and cannot be set"))
+            found.problems.append(
+                doc.problem(("settings", name), "is read-only (internal) and cannot be set")
+            )
             continue
         try:
             check(current.spec, wanted)
@@ -95,7 +114,11 @@ def _setting_change(name: str, wanted: str, live: LiveState) -> Change | None:
         current = server.settings[name]
         if same(current.spec, current.server_value, wanted):
             continue
-        if current.pending_restart and current.written and same(current.spec, current.written, wanted):
+        if (
+            current.pending_restart
+            and current.written
+            and same(current.spec, current.written, wanted)
+        ):
             waiting.append(server.name)
         else:
             differing.append(server.name)
@@ -103,42 +126,77 @@ def _setting_change(name: str, wanted: str, live: LiveState) -> Change | None:
         return None
     takes_effect = _TAKES_EFFECT.get(primary.context, "reload")
     restart = takes_effect == "restart"
-    statements = ((_sql(sql.SQL("ALTER SYSTEM SET {} = {}").format(
-        sql.Identifier(*name.split(".")), sql.Literal(wanted))), RELOAD) if differing else ())
-    reason = (f"takes effect after a restart{': already written, waiting for one' if not differing else ''}"
-              if restart else f"takes effect on {takes_effect}")
+    statements = (
+        (
+            _sql(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    sql.Identifier(*name.split(".")), sql.Literal(wanted)
+                )
+            ),
+            RELOAD,
+        )
+        if differing
+        else ()
+    )
+    reason = (
+        f"takes effect after a restart{': already written, waiting for one' if not differing else ''}"
+        if restart
+        else f"takes effect on {takes_effect}"
+    )
     return Change(
-        kind="setting", address=f"setting.{name}", action="~!" if restart else "~",
-        before=primary.shown, after=wanted, risk="high" if restart else "low", reason=reason,
-        reversible=True, statements=statements, inverse=_restore(name, primary),
-        hosts=tuple(differing or waiting), takes_effect=takes_effect,
-        fingerprint=_fingerprint(primary.server_value, primary.written))
+        kind="setting",
+        address=f"setting.{name}",
+        action="~!" if restart else "~",
+        before=primary.shown,
+        after=wanted,
+        risk="high" if restart else "low",
+        reason=reason,
+        reversible=True,
+        statements=statements,
+        inverse=_restore(name, primary),
+        hosts=tuple(differing or waiting),
+        takes_effect=takes_effect,
+        fingerprint=_fingerprint(primary.server_value, primary.written),
+    )
 
 
 def _restore(name: str, before: LiveSetting) -> tuple[str, ...]:
     target = sql.Identifier(*name.split("."))
     if before.written is None:
         return (_sql(sql.SQL("ALTER SYSTEM RESET {}").format(target)), RELOAD)
-    return (_sql(sql.SQL("ALTER SYSTEM SET {} = {}").format(target, sql.Literal(before.written))),
-            RELOAD)
+    return (
+        _sql(sql.SQL("ALTER SYSTEM SET {} = {}").format(target, sql.Literal(before.written))),
+        RELOAD,
+    )
 
 
 def _setting_removal(name: str, current: LiveSetting) -> Change:
     target = sql.Identifier(*name.split("."))
     return Change(
-        kind="setting", address=f"setting.{name}", action="-", before=current.written, after=None,
-        risk="low", reason="no longer in the plan: back to the server's configuration file",
-        reversible=True, statements=(_sql(sql.SQL("ALTER SYSTEM RESET {}").format(target)), RELOAD),
-        inverse=_restore(name, current), takes_effect=_TAKES_EFFECT.get(current.context, "reload"),
-        fingerprint=_fingerprint(current.server_value, current.written))
+        kind="setting",
+        address=f"setting.{name}",
+        action="-",
+        before=current.written,
+        after=None,
+        risk="low",
+        reason="no longer in the plan: back to the server's configuration file",
+        reversible=True,
+        statements=(_sql(sql.SQL("ALTER SYSTEM RESET {}").format(target)), RELOAD),
+        inverse=_restore(name, current),
+        takes_effect=_TAKES_EFFECT.get(current.context, "reload"),
+        fingerprint=_fingerprint(current.server_value, current.written),
+    )
 
 
 def _roles(plan: Plan, live: LiveState, found: _Findings) -> None:
     for name, role in plan.roles.items():
         bad = [k for k in role.settings if k not in live.primary.settings]
         for key in bad:
-            found.problems.append(plan.document.problem(("roles", name, "settings", key),
-                                                        "unknown setting", at_key=True))
+            found.problems.append(
+                plan.document.problem(
+                    ("roles", name, "settings", key), "unknown setting", at_key=True
+                )
+            )
         if bad:
             continue
         current = live.roles.get(name)
@@ -153,19 +211,39 @@ def _ident(name: str) -> sql.Identifier:
 
 
 def _role_creation(role: Role) -> Change:
-    statements = [_sql(sql.SQL("CREATE ROLE {} {} CONNECTION LIMIT {}").format(
-        _ident(role.name), sql.SQL("LOGIN" if role.login else "NOLOGIN"),
-        sql.Literal(role.connection_limit)))]
-    statements += [_sql(sql.SQL("ALTER ROLE {} SET {} = {}").format(
-        _ident(role.name), sql.Identifier(*k.split(".")), sql.Literal(v)))
-        for k, v in role.settings.items()]
+    statements = [
+        _sql(
+            sql.SQL("CREATE ROLE {} {} CONNECTION LIMIT {}").format(
+                _ident(role.name),
+                sql.SQL("LOGIN" if role.login else "NOLOGIN"),
+                sql.Literal(role.connection_limit),
+            )
+        )
+    ]
+    statements += [
+        _sql(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                _ident(role.name), sql.Identifier(*k.split(".")), sql.Literal(v)
+            )
+        )
+        for k, v in role.settings.items()
+    ]
     detail = [f"connection_limit {role.connection_limit}", "login" if role.login else "nologin"]
     detail += [f"{k} = {v}" for k, v in role.settings.items()]
     return Change(
-        kind="role", address=f"role.{role.name}", action="+", before=None, after=role.name,
-        risk="low", reason="a new role (its password is set outside dbops)", reversible=True,
-        statements=tuple(statements), inverse=(_sql(sql.SQL("DROP ROLE {}").format(_ident(role.name))),),
-        fingerprint=_fingerprint(None), detail=tuple(detail))
+        kind="role",
+        address=f"role.{role.name}",
+        action="+",
+        before=None,
+        after=role.name,
+        risk="low",
+        reason="a new role (its password is set outside dbops)",
+        reversible=True,
+        statements=tuple(statements),
+        inverse=(_sql(sql.SQL("DROP ROLE {}").format(_ident(role.name))),),
+        fingerprint=_fingerprint(None),
+        detail=tuple(detail),
+    )
 
 
 def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Change]:
@@ -173,26 +251,54 @@ def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Ch
     changes: list[Change] = []
     fingerprint = _fingerprint(current.login, current.connection_limit, current.settings)
 
-    def alter(attribute: str, before: Scalar, after: Scalar, make: sql.Composable,
-              undo: sql.Composable, action: Action = "~", risk: Risk = "low",
-              reason: str = "") -> None:
-        changes.append(Change(
-            kind="role", address=f"role.{name}.{attribute}", action=action,
-            before=before, after=after, risk=risk, reason=reason or "takes effect on new sessions",
-            reversible=True, statements=(_sql(make),), inverse=(_sql(undo),),
-            takes_effect="new sessions", fingerprint=fingerprint))
+    def alter(
+        attribute: str,
+        before: Scalar,
+        after: Scalar,
+        make: sql.Composable,
+        undo: sql.Composable,
+        action: Action = "~",
+        risk: Risk = "low",
+        reason: str = "",
+    ) -> None:
+        changes.append(
+            Change(
+                kind="role",
+                address=f"role.{name}.{attribute}",
+                action=action,
+                before=before,
+                after=after,
+                risk=risk,
+                reason=reason or "takes effect on new sessions",
+                reversible=True,
+                statements=(_sql(make),),
+                inverse=(_sql(undo),),
+                takes_effect="new sessions",
+                fingerprint=fingerprint,
+            )
+        )
 
     if current.login != role.login:
         flag = sql.SQL("LOGIN" if role.login else "NOLOGIN")
         old = sql.SQL("LOGIN" if current.login else "NOLOGIN")
-        alter("login", current.login, role.login, sql.SQL("ALTER ROLE {} {}").format(who, flag),
-              sql.SQL("ALTER ROLE {} {}").format(who, old), risk="medium")
+        alter(
+            "login",
+            current.login,
+            role.login,
+            sql.SQL("ALTER ROLE {} {}").format(who, flag),
+            sql.SQL("ALTER ROLE {} {}").format(who, old),
+            risk="medium",
+        )
     if current.connection_limit != role.connection_limit:
         limit = sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}")
-        alter("connection_limit", current.connection_limit, role.connection_limit,
-              limit.format(who, sql.Literal(role.connection_limit)),
-              limit.format(who, sql.Literal(current.connection_limit)),
-              reason="takes effect on new connections")
+        alter(
+            "connection_limit",
+            current.connection_limit,
+            role.connection_limit,
+            limit.format(who, sql.Literal(role.connection_limit)),
+            limit.format(who, sql.Literal(current.connection_limit)),
+            reason="takes effect on new connections",
+        )
     set_, reset = sql.SQL("ALTER ROLE {} SET {} = {}"), sql.SQL("ALTER ROLE {} RESET {}")
     for key in sorted(set(role.settings) | set(current.settings)):
         target = sql.Identifier(*key.split("."))
@@ -201,14 +307,31 @@ def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Ch
         if wanted is not None and have is not None and spec and same(spec, have, wanted):
             continue
         if wanted is not None and have is None:
-            alter(f"settings.{key}", None, wanted, set_.format(who, target, sql.Literal(wanted)),
-                  reset.format(who, target), action="+")
+            alter(
+                f"settings.{key}",
+                None,
+                wanted,
+                set_.format(who, target, sql.Literal(wanted)),
+                reset.format(who, target),
+                action="+",
+            )
         elif wanted is not None:
-            alter(f"settings.{key}", have, wanted, set_.format(who, target, sql.Literal(wanted)),
-                  set_.format(who, target, sql.Literal(have)))
+            alter(
+                f"settings.{key}",
+                have,
+                wanted,
+                set_.format(who, target, sql.Literal(wanted)),
+                set_.format(who, target, sql.Literal(have)),
+            )
         else:
-            alter(f"settings.{key}", have, None, reset.format(who, target),
-                  set_.format(who, target, sql.Literal(have)), action="-")
+            alter(
+                f"settings.{key}",
+                have,
+                None,
+                reset.format(who, target),
+                set_.format(who, target, sql.Literal(have)),
+                action="-",
+            )
     return changes
 
 
@@ -221,8 +344,11 @@ def _budget(plan: Plan, live: LiveState, found: _Findings) -> None:
         return int(setting.setting) if setting else 0
 
     def planned_int(name: str) -> int:
-        return int(plan.settings[name]) if name in plan.settings and plan.settings[name].isdigit() \
+        return (
+            int(plan.settings[name])
+            if name in plan.settings and plan.settings[name].isdigit()
             else live_int(name)
+        )
 
     max_connections = planned_int("max_connections")
     reserved = planned_int("superuser_reserved_connections") + planned_int("reserved_connections")
@@ -238,20 +364,35 @@ def _budget(plan: Plan, live: LiveState, found: _Findings) -> None:
     spelled = f"{pool.instances} × {pool.max_size} + {pool.reserve} reserve = {demand}"
     where = f"max_connections {max_connections} minus {reserved} reserved ({available})"
     if limit >= 0 and demand > limit:
-        found.problems.append(doc.problem(("pool", "max_size"), f"connection budget: {spelled} "
-                                          f"exceeds role {role}'s connection limit {limit}"))
+        found.problems.append(
+            doc.problem(
+                ("pool", "max_size"),
+                f"connection budget: {spelled} exceeds role {role}'s connection limit {limit}",
+            )
+        )
     elif limit >= 0 and limit > available:
-        found.problems.append(doc.problem(("roles", role or "", "connection_limit"),
-                                          f"connection budget: {limit} exceeds {where}"))
+        found.problems.append(
+            doc.problem(
+                ("roles", role or "", "connection_limit"),
+                f"connection budget: {limit} exceeds {where}",
+            )
+        )
     elif limit < 0 and demand > available:
-        found.problems.append(doc.problem(("pool", "max_size"),
-                                          f"connection budget: {spelled} exceeds {where}"))
+        found.problems.append(
+            doc.problem(("pool", "max_size"), f"connection budget: {spelled} exceeds {where}")
+        )
     else:
         role_part = f" ≤ role limit {limit}" if limit >= 0 else ""
         found.notes.append(f"connection budget: {spelled}{role_part} ≤ {where}")
 
 
-def _migrations(plan: Plan, live: LiveState, migrations: MigrationSet, found: _Findings) -> None:
+def _migrations(
+    plan: Plan,
+    live: LiveState,
+    migrations: MigrationSet,
+    found: _Findings,
+    analysis: dict[str, tuple[str, ...]],
+) -> None:
     settings = plan.migrations
     applied = list(live.applied)
     try:
@@ -259,23 +400,44 @@ def _migrations(plan: Plan, live: LiveState, migrations: MigrationSet, found: _F
         newer = [a for a in applied if target != "latest" and a.version > target]
         if newer:
             for migration in pending.to_revert(migrations, applied, count=len(newer), to=None):
-                found.changes.append(Change(
-                    kind="migration", address=f"migration.{migration.version}", action="-",
-                    before=migration.name, after=None, risk="high",
-                    reason=f"rolls back to the target {target}: runs its down section",
-                    reversible=False, fingerprint=migration.checksum[:16],
-                    detail=(migration.description,)))
+                found.changes.append(
+                    Change(
+                        kind="migration",
+                        address=f"migration.{migration.version}",
+                        action="-",
+                        before=migration.name,
+                        after=None,
+                        risk="high",
+                        reason=f"rolls back to the target {target}: runs its down section",
+                        reversible=False,
+                        fingerprint=migration.checksum[:16],
+                        detail=(migration.description,),
+                    )
+                )
             return
-        for migration in pending.to_apply(migrations, applied, target=target,
-                                          allow_out_of_order=settings.allow_out_of_order):
-            mode = "one transaction" if migration.transaction else "statements one by one"
-            found.changes.append(Change(
-                kind="migration", address=f"migration.{migration.version}", action="+",
-                before=None, after=migration.name, risk=migration.risk,  # type: ignore[arg-type]
-                reason=migration.description, reversible=migration.down is not None,
-                fingerprint=migration.checksum[:16],
-                detail=(f"{migration.file} ({mode})",)
-                + ((f"estimated {migration.estimated_duration}",) if migration.estimated_duration else ())))
+        for migration in pending.to_apply(
+            migrations, applied, target=target, allow_out_of_order=settings.allow_out_of_order
+        ):
+            found.changes.append(
+                Change(
+                    kind="migration",
+                    address=f"migration.{migration.version}",
+                    action="+",
+                    before=None,
+                    after=migration.name,
+                    risk=migration.risk,  # type: ignore[arg-type]
+                    reason=migration.description,
+                    reversible=migration.down is not None,
+                    fingerprint=migration.checksum[:16],
+                    detail=(migration.file,)
+                    + (
+                        (f"estimated {migration.estimated_duration}",)
+                        if migration.estimated_duration
+                        else ()
+                    )
+                    + analysis.get(migration.version, ()),
+                )
+            )
     except MigrationError as exc:
         found.problems.append(plan.document.problem(("migrations",), str(exc)))
 
