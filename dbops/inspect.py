@@ -237,7 +237,8 @@ def _split_setting(item: str) -> tuple[str, str]:
 
 
 _TABLE_STATS = """
-    SELECT c.relname, n.nspname, greatest(c.reltuples, 0)::float8,
+    SELECT c.relname, n.nspname,
+           (CASE WHEN c.reltuples < 0 THEN coalesce(s.n_live_tup, 0) ELSE c.reltuples END)::float8,
            pg_total_relation_size(c.oid)::bigint,
            coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)::float8
              / greatest(extract(epoch FROM now() - coalesce(

@@ -1,0 +1,182 @@
+"""Statement analysis without a database: locks, rewrites, the hazard rules, suppressions,
+estimates from live statistics, and the online rewrites' shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dbops.errors import MigrationError
+from dbops.inspect import TableStats
+from dbops.migrate import source
+from dbops.migrate.analyze import RULES, estimate, lint_text, with_live_severity
+from dbops.migrate.lint import lint
+from dbops.migrate.strategy import online_steps
+
+TASKS = TableStats("tasks", 2_000_000, 173 * 1024 * 1024, 2000.0)
+
+
+def rules(sql: str) -> list[tuple[int, str]]:
+    return [(f.line, f.rule) for a in lint_text(sql) for f in a.findings]
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("CREATE INDEX i ON tasks (status)", "index-not-concurrent"),
+        ("DROP INDEX i", "drop-index-not-concurrent"),
+        ("REINDEX INDEX i", "reindex-not-concurrent"),
+        (
+            "ALTER TABLE tasks ADD CONSTRAINT fk FOREIGN KEY (p) REFERENCES pipelines (id)",
+            "constraint-not-valid",
+        ),
+        ("ALTER TABLE tasks ADD CONSTRAINT c CHECK (attempt >= 0)", "constraint-not-valid"),
+        ("ALTER TABLE tasks ALTER COLUMN name SET NOT NULL", "set-not-null"),
+        ("ALTER TABLE tasks ADD UNIQUE (external_id)", "unique-builds-index"),
+        ("ALTER TABLE tasks ADD PRIMARY KEY (id)", "unique-builds-index"),
+        ("ALTER TABLE tasks ALTER COLUMN attempt TYPE bigint", "type-change-rewrites"),
+        ("ALTER TABLE tasks ADD COLUMN token uuid DEFAULT gen_random_uuid()", "volatile-default"),
+        ("ALTER TABLE tasks ADD COLUMN weight int NOT NULL", "not-null-without-default"),
+        ("ALTER TABLE tasks RENAME COLUMN name TO title", "rename-breaks-clients"),
+        ("ALTER TABLE tasks DROP COLUMN name", "drop-breaks-clients"),
+        ("DROP TABLE tasks", "drop-breaks-clients"),
+        ("TRUNCATE tasks CASCADE", "truncate-cascade"),
+        ("VACUUM FULL tasks", "table-rewrite-lock"),
+        ("CLUSTER tasks USING tasks_pkey", "table-rewrite-lock"),
+        ("SET lock_timeout = 0", "missing-lock-timeout"),
+        ("ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok'", "enum-value-order"),
+    ],
+)
+def test_each_rule_fires_with_its_line(sql: str, rule: str) -> None:
+    assert rules(f"SELECT 1;\n{sql};") == [(2, rule)]
+    assert RULES[rule].doc and RULES[rule].fix
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON tasks (status)",
+        "ALTER TABLE tasks ADD CONSTRAINT c CHECK (attempt >= 0) NOT VALID",
+        "ALTER TABLE tasks VALIDATE CONSTRAINT c",
+        "ALTER TABLE tasks ADD COLUMN priority smallint NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN seen timestamptz DEFAULT now()",
+        "ALTER TABLE tasks ADD CONSTRAINT u UNIQUE USING INDEX u",
+        "CREATE TABLE fresh (id int); CREATE INDEX ON fresh (id); ALTER TABLE fresh ADD UNIQUE (id)",
+    ],
+)
+def test_safe_statements_have_no_findings(sql: str) -> None:
+    assert [r for _, r in rules(sql) if r != "concurrently-in-transaction"] == []
+
+
+def test_locks_rewrites_and_scans() -> None:
+    [index, fk, retype] = lint_text(
+        "CREATE INDEX i ON tasks (status);\n"
+        "ALTER TABLE tasks ADD FOREIGN KEY (p) REFERENCES pipelines (id);\n"
+        "ALTER TABLE tasks ALTER COLUMN attempt TYPE bigint;"
+    )
+    assert index.locks == (("tasks", "SHARE"),) and index.scans and not index.rewrites
+    assert fk.locks == (("tasks", "SHARE ROW EXCLUSIVE"), ("pipelines", "SHARE ROW EXCLUSIVE"))
+    assert retype.strongest_lock == "ACCESS EXCLUSIVE" and retype.rewrites
+
+
+def test_live_statistics_turn_a_hazard_into_an_estimate() -> None:
+    [analysis] = lint_text("CREATE INDEX i ON tasks (status);")
+    assert estimate(analysis, {"tasks": TASKS}) == [
+        "CREATE INDEX on tasks (2.0M rows, 173 MB, ~2,000 writes/s) holds SHARE for ~3 s: "
+        "blocks writes, about 6.9k writes → CREATE INDEX CONCURRENTLY (outside a transaction)"
+    ]
+
+
+def test_a_small_table_makes_a_hazard_information() -> None:
+    [analysis] = lint_text("CREATE INDEX i ON tasks (status);")
+    small = TableStats("tasks", 300, 64 * 1024, 1.0)
+    finding = with_live_severity(analysis.findings[0], {"tasks": small})
+    assert finding.severity == "info"
+    assert finding.message.endswith("(small table: 64 kB, ~1 ms)")
+    big = with_live_severity(analysis.findings[0], {"tasks": TASKS})
+    assert big.severity == "error"
+
+
+def migration(tmp_path: Path, body: str, header: str = "") -> source.Migration:
+    path = tmp_path / "20250101000001_m.sql"
+    path.write_text(f"-- m\n{header}\n-- migrate:up\n{body}\n")
+    return source.parse(path)
+
+
+def test_suppression_needs_a_reason_and_silences(tmp_path: Path) -> None:
+    with pytest.raises(MigrationError, match="dbops:ignore needs a rule id and a reason"):
+        migration(tmp_path, "DROP TABLE tasks;", "-- dbops:ignore drop-breaks-clients")
+    m = migration(
+        tmp_path, "DROP TABLE tasks;", "-- dbops:ignore drop-breaks-clients retired in release 42"
+    )
+    report = lint([m], zero_downtime=True, fail_on="warning")
+    assert [f.suppressed for f in report.findings] == ["retired in release 42"]
+    assert report.failing() == []
+
+
+def test_unknown_rule_in_an_ignore_is_an_error(tmp_path: Path) -> None:
+    m = migration(tmp_path, "SELECT 1;", "-- dbops:ignore no-such-rule because")
+    report = lint([m], zero_downtime=True, fail_on="error")
+    assert report.failing()[0].rule == "unknown-rule"
+
+
+def test_fail_on_thresholds(tmp_path: Path) -> None:
+    m = migration(tmp_path, "DROP INDEX i;")  # a warning
+    assert lint([m], zero_downtime=False, fail_on="error").failing() == []
+    assert len(lint([m], zero_downtime=False, fail_on="warning").failing()) == 1
+    assert lint([m], zero_downtime=False, fail_on="never").failing() == []
+
+
+def test_zero_downtime_makes_rewritable_hazards_information(tmp_path: Path) -> None:
+    m = migration(tmp_path, "CREATE INDEX i ON tasks (status);")
+    assert lint([m], zero_downtime=False, fail_on="error").failing()
+    report = lint([m], zero_downtime=True, fail_on="error")
+    assert report.failing() == []
+    assert report.findings[0].message.endswith("(zero-downtime: run online instead)")
+
+
+def test_what_cannot_be_made_safe_is_refused_with_the_recipe(tmp_path: Path) -> None:
+    m = migration(tmp_path, "ALTER TABLE tasks ALTER COLUMN attempt TYPE bigint;")
+    with pytest.raises(MigrationError) as caught:
+        online_steps(m)
+    assert "type-change-rewrites" in str(caught.value)
+    assert "Instead: add a new column, backfill in batches" in str(caught.value)
+    allowed = migration(
+        tmp_path,
+        "ALTER TABLE tasks ALTER COLUMN attempt TYPE bigint;",
+        "-- dbops:ignore type-change-rewrites tasks is tiny in this product",
+    )
+    assert len(online_steps(allowed)) == 1
+
+
+def test_online_steps_shape(tmp_path: Path) -> None:
+    m = migration(
+        tmp_path,
+        "CREATE INDEX ON tasks (status);\n"
+        "ALTER TABLE tasks ALTER COLUMN name SET NOT NULL;\n"
+        "ALTER TABLE tasks ADD UNIQUE (external_id);",
+    )
+    steps = online_steps(m)
+    texts = [[s.text for s in step.statements] for step in steps]
+    assert texts == [
+        ["CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_status_idx ON tasks (status)"],
+        [
+            'ALTER TABLE "tasks" ADD CONSTRAINT "tasks_name_not_null" CHECK ("name" IS NOT NULL) '
+            "NOT VALID"
+        ],
+        ['ALTER TABLE "tasks" VALIDATE CONSTRAINT "tasks_name_not_null"'],
+        [
+            'ALTER TABLE "tasks" ALTER COLUMN "name" SET NOT NULL',
+            'ALTER TABLE "tasks" DROP CONSTRAINT "tasks_name_not_null"',
+        ],
+        [
+            'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "tasks_external_id_key" ON "tasks" '
+            '("external_id")'
+        ],
+        [
+            'ALTER TABLE "tasks" ADD CONSTRAINT "tasks_external_id_key" UNIQUE USING INDEX '
+            '"tasks_external_id_key"'
+        ],
+    ]
+    assert [s.transactional for s in steps] == [False, True, True, True, False, True]
