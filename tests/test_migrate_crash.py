@@ -114,24 +114,32 @@ def projects(pg_primary: Cluster, tmp_path: Path) -> Iterator[Iterator[Project]]
     maker.close()
 
 
+def applied_count(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    if conn.execute("SELECT to_regclass('dbops.migration_history')").fetchone() == (None,):
+        return 0
+    row = conn.execute("SELECT count(*) FROM dbops.migration_history").fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_sigkill_at_random_points_never_breaks_history(projects: Iterator[Project]) -> None:
+    """20 runs, each killed at a random point: after a random number of migrations (0..9) and a
+    random few milliseconds more, so kills land anywhere from start-up to the last migration,
+    whatever the machine's speed."""
     seed = int(os.environ.get("DBOPS_CRASH_SEED", time.time()))
     rng = random.Random(seed)
-    timing = next(projects)
-    started = time.monotonic()
-    assert start_runner(timing).wait(timeout=60) == 0
-    full_run = time.monotonic() - started
-    kills_mid_run = 0
     progress: list[int] = []  # migrations applied when the kill landed
     for _ in range(20):
         project = next(projects)
+        after, extra = rng.randrange(COUNT), rng.uniform(0.0, 0.04)
         runner = start_runner(project)
-        time.sleep(rng.uniform(0.0, full_run))
-        if runner.poll() is None:
-            kills_mid_run += 1
-        runner.send_signal(signal.SIGKILL)
-        runner.wait(timeout=30)
         with project.database.connect() as conn:
+            deadline = time.monotonic() + 60
+            while runner.poll() is None and applied_count(conn) < after:
+                assert time.monotonic() < deadline, f"seed {seed}: the runner made no progress"
+                time.sleep(0.002)
+            time.sleep(extra)
+            runner.send_signal(signal.SIGKILL)
+            runner.wait(timeout=30)
             assert_lock_released(conn)
             progress.append(len(assert_consistent(conn)))
         rerun = project.run("migrate", "up", "test", "--yes")
@@ -142,8 +150,7 @@ def test_sigkill_at_random_points_never_breaks_history(projects: Iterator[Projec
                 "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
             ).fetchone() == (0,)
             assert conn.execute("SELECT count(*) FROM dbops.migration_journal").fetchone() == (0,)
-    assert kills_mid_run >= 10, f"seed {seed}: only {kills_mid_run} kills landed mid-run"
-    assert len({p for p in progress if 0 < p < COUNT}) >= 3, f"seed {seed}: kills at {progress}"
+    assert len({p for p in progress if p < COUNT}) >= 5, f"seed {seed}: kills at {progress}"
 
 
 def test_two_runners_at_once_apply_each_migration_exactly_once(projects: Iterator[Project]) -> None:
