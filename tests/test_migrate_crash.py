@@ -86,7 +86,18 @@ def assert_consistent(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
     return applied
 
 
+def wait_for_orphans(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """A killed runner's server sessions may still finish the message they were sent (a whole
+    migration, atomically): wait until they are gone before looking."""
+    deadline = time.monotonic() + 30
+    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                       "'dbops/%' AND datname = current_database()").fetchone() != (0,):
+        assert time.monotonic() < deadline, "a killed runner's session never ended"
+        time.sleep(0.02)
+
+
 def assert_lock_released(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    wait_for_orphans(conn)
     deadline = time.monotonic() + 10
     while conn.execute(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted",
