@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from dbops.health.monitor import HealthMonitor
     from dbops.migrate.engine import MigrationEngine
 
-__all__ = ["MigrationEngine", "__version__"]
+__all__ = ["HealthMonitor", "MigrationEngine", "__version__"]
 
-_EXPORTS = {"MigrationEngine": "dbops.migrate.engine"}
+_EXPORTS = {"MigrationEngine": "dbops.migrate.engine", "HealthMonitor": "dbops.health.monitor"}
 
 
 def __getattr__(name: str) -> Any:

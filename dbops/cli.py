@@ -461,6 +461,33 @@ def drift(env: str, fmt: str, overrides: tuple[str, ...]) -> None:
     sys.exit(report.exit_code)
 
 
+@main.command()
+@click.argument("env")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--watch", is_flag=True,
+              help="Check again every few seconds (a live table on a terminal) until Ctrl-C.")
+@click.option("--serve", "address", metavar="HOST:PORT",
+              help="Monitor (alerts, recovery) and serve /health, /ready and /metrics, "
+                   "e.g. 127.0.0.1:9187.")
+@_set_option
+@handle_errors
+def health(env: str, fmt: str, watch: bool, address: str | None,
+           overrides: tuple[str, ...]) -> None:
+    """Check the database: exit 0 healthy, 2 warning, 3 critical, 1 could not check."""
+    from dbops.health import command
+
+    the_plan = _load(env, overrides)
+
+    def echo(line: str) -> None:
+        click.echo(mask(line))
+
+    if address is not None:
+        if watch:
+            raise DbopsError("--serve runs until stopped: it does not go with --watch")
+        sys.exit(command.serve(the_plan, address, echo=echo))
+    sys.exit(command.run_health(the_plan, fmt, watch, echo=echo))
+
+
 @main.group()
 def local() -> None:
     """The embedded development database under .dbops/ (what plans/development.yaml uses)."""

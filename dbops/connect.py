@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from dbops.config.model import Plan, Replica
+from dbops.config.model import Plan, Replica, Secret
 from dbops.errors import ConnectionError
 
 MASK = "***"
@@ -37,6 +37,15 @@ def mask(text: str) -> str:
             lambda m: m.group(1) + MASK + (m.group(3) if m.lastindex == 3 else ""), text
         )
     return text
+
+
+def reveal(secret: Secret) -> str:
+    """A secret's value for the one call that needs it (a webhook URL carrying a token); from now
+    on, `mask` hides it wherever it appears."""
+    value = secret.reveal()
+    if value:
+        _revealed.add(value)
+    return value
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ COMMANDS = [
     ("apply", "test", "--yes"),
     ("drift", "test"),
     ("drift", "test", "--format", "json"),
+    ("health", "test"),
+    ("health", "test", "--format", "json"),
 ]
 
 
@@ -65,7 +67,7 @@ def test_apply_writes_pyinfra_log_without_the_password(
 
 
 @pytest.mark.parametrize(
-    "args", [c for c in COMMANDS if len(c) > 2 or c[0] in ("plan", "drift")], ids=" ".join
+    "args", [c for c in COMMANDS if len(c) > 2 or c[0] in ("plan", "drift", "health")], ids=" ".join
 )
 def test_sentinel_password_not_printed_when_the_server_is_unreachable(
     project: Project, args: tuple[str, ...]
@@ -73,6 +75,10 @@ def test_sentinel_password_not_printed_when_the_server_is_unreachable(
     add_migration(project)
     project.run("migrate", "hash")
     result = project.run(*args, env={"DB_PASSWORD": SENTINEL, "DB_PORT": "1"})
-    assert result.returncode == 1
-    assert "cannot connect to postgres@127.0.0.1:1/" in result.stderr
+    if args[0] == "health":  # an unreachable database is the health check's critical verdict
+        assert result.returncode == 3
+        assert "cannot connect to postgres@127.0.0.1:1/" in result.stdout
+    else:
+        assert result.returncode == 1
+        assert "cannot connect to postgres@127.0.0.1:1/" in result.stderr
     assert SENTINEL not in result.stdout + result.stderr

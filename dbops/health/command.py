@@ -1,0 +1,163 @@
+"""The pipeline behind `dbops health`: check once, watch, or serve the HTTP endpoints.
+
+Exit codes: 0 healthy, 2 warning, 3 critical, 1 could not check (the checks could not run, or
+health checks are off in the plan). A database that cannot be reached is critical (3): the check
+ran and found it down.
+
+`dbops health` and `--watch` only look: they record the history (for trends) but send no alerts
+and take no recovery action. `--serve` is the long-running monitor: it alerts and recovers as the
+plan says.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from dbops.config.model import Plan
+from dbops.errors import DbopsError
+from dbops.health import render
+from dbops.health.monitor import HealthMonitor
+from dbops.health.pool_checks import AttachedPool
+from dbops.health.result import EXIT_COULD_NOT_CHECK
+from dbops.health.server import HealthServer
+
+WATCH_INTERVAL = 2.0
+"""Seconds between redraws of --watch (or the plan's check_interval when shorter)."""
+
+Echo = Callable[[str], None]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo = _print,
+               cycles: int | None = None, interval: float | None = None,
+               pool: AttachedPool | None = None, live: bool | None = None) -> int:
+    """Check `plan`'s database and print the result; with `watch`, again every interval until
+    interrupted (or `cycles` times). Returns the exit code of the last cycle."""
+    if not plan.health.enabled:
+        echo("could not check: health checks are off in the plan (health.enabled: false)")
+        return EXIT_COULD_NOT_CHECK
+    pause = interval if interval is not None else min(
+        WATCH_INTERVAL, plan.health.check_interval.total_seconds())
+    monitor = HealthMonitor(plan, pool=pool, alerts=False, recover=False)
+    try:
+        if not watch:
+            return _once(monitor, fmt, echo)
+        if live if live is not None else (fmt == "text" and sys.stdout.isatty()):
+            return _live(monitor, pause, cycles)
+        code, done = EXIT_COULD_NOT_CHECK, 0
+        while cycles is None or done < cycles:
+            if done:
+                time.sleep(pause)
+                if fmt == "text":
+                    echo("")
+            code = _once(monitor, fmt, echo, compact=True)
+            done += 1
+        return code
+    except KeyboardInterrupt:
+        latest = monitor.latest()
+        return latest.exit_code if latest else EXIT_COULD_NOT_CHECK
+    finally:
+        monitor.close()
+
+
+def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *, compact: bool = False) -> int:
+    report = monitor.force_health_check()
+    summary = monitor.get_health_report()
+    if fmt == "json":
+        echo(render.to_json(report, summary, indent=None if compact else 2))
+    else:
+        echo(render.text(report, summary))
+    return report.exit_code
+
+
+def _live(monitor: HealthMonitor, pause: float, cycles: int | None) -> int:
+    from rich.live import Live
+
+    report = monitor.force_health_check()
+    done = 1
+    with Live(render.table(report, monitor.get_health_report()), auto_refresh=False) as screen:
+        while cycles is None or done < cycles:
+            time.sleep(pause)
+            report = monitor.force_health_check()
+            screen.update(render.table(report, monitor.get_health_report()), refresh=True)
+            done += 1
+    return report.exit_code
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`127.0.0.1:9187`, `[::1]:9187` or `:9187` (127.0.0.1) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise DbopsError(f"--serve {text!r}: use HOST:PORT, e.g. 127.0.0.1:9187")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def serve(plan: Plan, address: str, *, echo: Echo = _print, pool: AttachedPool | None = None,
+          stop: threading.Event | None = None,
+          started: Callable[[tuple[str, int]], None] | None = None) -> int:
+    """Monitor `plan` (alerts and recovery as the plan says) and serve /health, /ready and
+    /metrics on `address` until SIGINT/SIGTERM (or `stop` is set). Returns 0 after a clean stop."""
+    host, port = parse_address(address)
+    _log_to_stderr()
+    monitor = HealthMonitor(plan, pool=pool)
+    try:
+        server = HealthServer(monitor, host, port)
+    except OSError as exc:
+        monitor.close()
+        raise DbopsError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+    stop = stop or threading.Event()
+    previous = _on_sigterm(stop)
+    try:
+        monitor.start_monitoring(force=True)
+        server.start()
+        bound = server.address
+        echo(f"serving /health, /ready and /metrics for {plan.environment} on "
+             f"http://{bound[0]}:{bound[1]} (a check every {monitor.interval:g}s)")
+        if started is not None:
+            started(bound)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        monitor.stop_monitoring()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _log_to_stderr() -> None:
+    """Alerts of the log channel, recovery audit lines and delivery failures to stderr, with a
+    time stamp, unless the application configured logging itself."""
+    health = logging.getLogger("dbops.health")
+    if health.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    health.addHandler(handler)
+    health.setLevel(logging.INFO)
+
+
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+
+
+def _on_sigterm(stop: threading.Event) -> _Handler:
+    """Make SIGTERM a clean stop (only the main thread may install handlers); returns the
+    handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    return signal.signal(signal.SIGTERM, handle)
