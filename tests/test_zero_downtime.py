@@ -225,3 +225,39 @@ def test_lint_command(project: Project) -> None:
     explain = project.run("migrate", "explain", five, "--env", "test")
     assert "step 1 (outside a transaction: CREATE INDEX CONCURRENTLY)" in explain.stdout
     assert "lock: SHARE UPDATE EXCLUSIVE on tasks" in explain.stdout
+
+
+def test_online_index_build_outwaits_a_young_reader(project: Project) -> None:
+    """CREATE INDEX CONCURRENTLY waits for older snapshots; lock_timeout must not kill it."""
+    project.write_plan("migrations: { lock_timeout: 200ms, rehearse: never }\n")
+    with project.database.connect() as conn:
+        conn.execute("CREATE TABLE busy (id int PRIMARY KEY, n int); "
+                     "INSERT INTO busy SELECT g, 0 FROM generate_series(1, 1000) g")
+    (project.root / "migrations" / "20250101000001_m.sql").write_text(
+        "-- migrate:up\nCREATE INDEX busy_n ON busy (n);\n")
+    source.write_sum(project.root / "migrations")
+    release = threading.Event()
+
+    def reader() -> None:  # a running query holds a snapshot the build must wait for
+        with psycopg.connect(project.database.conninfo, application_name="report") as c:
+            c.execute("SELECT count(*), pg_sleep(2.5) FROM busy")
+            release.wait(10)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.2)
+    try:
+        runner = subprocess.Popen([sys.executable, "-m", "dbops", "migrate", "up", "test", "--yes"],
+                                  cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env={k: v for k, v in os.environ.items()
+                                                  if not k.startswith("DB_")})
+        _, stderr = runner.communicate(timeout=60)  # the build waits ~2 s, past lock_timeout
+        release.set()
+    finally:
+        release.set()
+        thread.join()
+    assert runner.returncode == 0, stderr
+    with project.database.connect() as conn:
+        valid = conn.execute("SELECT indisvalid FROM pg_index "
+                             "WHERE indexrelid = 'busy_n'::regclass").fetchone()
+    assert valid == (True,)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -22,9 +23,12 @@ from dbops.errors import StatementFailed
 from dbops.migrate import history
 from dbops.migrate.history import Direction, Mode
 from dbops.migrate.source import Migration, Section
+from dbops.migrate.sql import Statement
 
-if TYPE_CHECKING:
-    from dbops.migrate.sql import Statement
+# Online index operations: their locks never block writes, so lock_timeout does not apply.
+MAX_PAUSE = 2.0  # seconds between two attempts at most, however long the backoff has grown
+
+_CONCURRENT_KINDS = frozenset({"IndexStmt", "DropStmt", "ReindexStmt"})
 
 # When re-running a started non-transactional step, these mean it had completed before the crash.
 _ALREADY_DONE = (
@@ -206,29 +210,42 @@ class Runner:
 
     def _outside_step(self, execution: Execution, step: Step, *, resumed: bool) -> None:
         version, statement = execution.migration.version, step.statements[0]
-        if resumed and self._index_already_built(statement):
-            self._notify(
-                f"{execution.migration}: {step.describe()} had completed before the interruption"
-            )
-        else:
-            history.journal_start(
-                self._conn, version, execution.direction, step.number, statement.summary
-            )
-            try:
-                self._execute(execution, statement)
-            except StatementFailed as failure:
-                if not (resumed and isinstance(failure.__cause__, _ALREADY_DONE)):
-                    self._drop_invalid_index(statement)
-                    raise
-                self._notify(
-                    f"{execution.migration}: {step.describe()} had completed before "
-                    "the interruption"
+        with self._concurrent(statement):
+            if self._index_already_built(execution, statement) and resumed:
+                self._notify(f"{execution.migration}: {step.describe()} had completed before "
+                             "the interruption")
+            else:
+                history.journal_start(
+                    self._conn, version, execution.direction, step.number, statement.summary
                 )
+                try:
+                    self._execute(execution, statement)
+                except StatementFailed as failure:
+                    if not (resumed and isinstance(failure.__cause__, _ALREADY_DONE)):
+                        self._drop_invalid_index(execution, statement)
+                        raise
+                    self._notify(f"{execution.migration}: {step.describe()} had completed before "
+                                 "the interruption")
         history.journal_done(self._conn, version, execution.direction, step.number)
 
-    def _index_already_built(self, statement: Statement) -> bool:
-        """For a resumed CREATE INDEX CONCURRENTLY: True when a valid index exists; an INVALID
-        one, left by the interrupted build, is dropped so the build can run again."""
+    @contextmanager
+    def _concurrent(self, statement: Statement) -> Iterator[None]:
+        """A CONCURRENTLY build or drop never blocks the application's writes (its lock does not
+        conflict with them), but waits for older transactions' snapshots: lock_timeout would only
+        make it fail, so it runs without one (statement_timeout still bounds it)."""
+        online = statement.kind in _CONCURRENT_KINDS and not statement.transactional
+        if online:
+            self._conn.execute("SET lock_timeout = 0")
+        try:
+            yield
+        finally:
+            if online:
+                self._conn.execute("SELECT set_config('lock_timeout', %s, false)",
+                                   (_ms(self._settings.lock_timeout),))
+
+    def _index_already_built(self, execution: Execution, statement: Statement) -> bool:
+        """For an online index build: True when a valid index exists; an INVALID one, left by an
+        interrupted or failed build, is dropped first (IF NOT EXISTS would keep it)."""
         if statement.index is None:
             return False
         row = self._conn.execute(
@@ -239,10 +256,10 @@ class Runner:
             return False
         if row[0]:
             return True
-        self._drop_invalid_index(statement)
+        self._drop_invalid_index(execution, statement)
         return False
 
-    def _drop_invalid_index(self, statement: Statement) -> None:
+    def _drop_invalid_index(self, execution: Execution, statement: Statement) -> None:
         if statement.index is None:
             return
         name = _qualified(statement.index)
@@ -253,7 +270,9 @@ class Runner:
             self._notify(f"dropping INVALID index {name} left by a failed concurrent build")
             schema, index = statement.index
             target = pgsql.Identifier(schema, index) if schema else pgsql.Identifier(index)
-            self._conn.execute(pgsql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(target))
+            drop = pgsql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(target)
+            self._execute(execution, Statement(drop.as_string(None), statement.line, "DropStmt",
+                                               False))
 
     def _execute(self, execution: Execution, statement: Statement) -> None:
         try:
@@ -275,7 +294,9 @@ class Runner:
         exponential backoff and jitter; when the attempts run out, the blockers are named."""
         retries = self._settings.retries
         delay = retries.backoff.total_seconds()
-        tables = tuple(dict.fromkeys(r for s in statements for r in s.relations))
+        tables = tuple(dict.fromkeys(  # online index steps queue nobody: no need to wait first
+            r for s in statements if not (s.kind in _CONCURRENT_KINDS and not s.transactional)
+            for r in s.relations))
         first = statements[0] if statements else None
         for attempt in range(1, retries.attempts + 1):
             blockers = self._blockers(tables)
@@ -299,7 +320,8 @@ class Runner:
                         sqlstate="55P03",
                         reason=f"no lock after {attempt} attempts (lock_timeout "
                                f"{_ms(self._settings.lock_timeout)}){who}") from failure.__cause__
-                pause = delay * random.uniform(1.0, 1.25)  # jitter: runners do not retry in step
+                # Jitter, so runners do not retry in step; a cap, so a released blocker is noticed.
+                pause = min(delay, MAX_PAUSE) * random.uniform(1.0, 1.25)
                 self._notify(f"{execution.migration}: {failure.reason} at {failure.file}:"
                              f"{failure.line}, retry {attempt}/{retries.attempts - 1} in {pause:.1f}s")
                 time.sleep(pause)
