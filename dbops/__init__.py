@@ -12,10 +12,16 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from dbops.health.monitor import HealthMonitor
     from dbops.migrate.engine import MigrationEngine
+    from dbops.pool import AsyncPoolManager, PoolManager
 
-__all__ = ["HealthMonitor", "MigrationEngine", "__version__"]
+__all__ = ["AsyncPoolManager", "HealthMonitor", "MigrationEngine", "PoolManager", "__version__"]
 
-_EXPORTS = {"MigrationEngine": "dbops.migrate.engine", "HealthMonitor": "dbops.health.monitor"}
+_EXPORTS = {
+    "MigrationEngine": "dbops.migrate.engine",
+    "HealthMonitor": "dbops.health.monitor",
+    "PoolManager": "dbops.pool",
+    "AsyncPoolManager": "dbops.pool",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,27 +1,32 @@
 """The connection pool of one server: a lock, a condition and a stack of idle connections.
 
-Why not psycopg_pool here: its checkout goes through a waiting queue with a per-client event
-and background workers, and measured here it served about 0.6 × the queries/s of a bare
-semaphore-guarded list of connections (bench/bench_pool.py). This pool keeps that bare shape:
-one lock acquisition to check a connection out and one to return it, with the holder record,
-the acquire-wait histogram and the utilisation integral updated inside those same sections.
-Connections are opened on demand by the caller that needs one (up to the current target size)
-and kept warm by the manager's maintenance thread (min_size, max_idle, max_lifetime).
+Why not psycopg_pool for threads: its checkout goes through a queue of waiting clients, each
+with its own event, and background workers that add and return connections, which costs time
+per checkout and spreads the waits (bench/bench_pool.py measures both side by side with a bare
+semaphore-guarded list of connections). This pool keeps the bare shape: one lock acquisition to
+check a connection out and one to give it back, with the holder record (a tuple), the
+acquire-wait histogram, the statement timings gathered on the connection and the utilisation
+integral all updated inside those same two sections. Connections are opened on demand by the
+caller that needs one (up to the current target size) and kept warm by the manager's
+maintenance thread (min_size, max_idle, max_lifetime).
 
 Every pooled connection is in autocommit: a statement on its own is one round trip; a
 transaction is an explicit `with conn.transaction():` (what PoolManager.transaction does).
 A connection returned inside a transaction is rolled back (and a warning logged); one whose
-server went away is discarded; a checkout skips any idle connection whose socket has something
+server went away is discarded; a checkout skips an idle connection whose socket has something
 to read (a terminated backend's goodbye), so connections killed while idle never reach a caller.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
-import select
 import threading
+from bisect import bisect_left
+from collections import deque
+from threading import get_ident
 from time import perf_counter
 from types import FrameType
 from typing import Any, cast
@@ -31,9 +36,17 @@ from psycopg.pq import ConnStatus, TransactionStatus
 
 from dbops.connect import mask
 from dbops.errors import ConnectionError
+from dbops.pool.connection import InstrumentedCursor, PooledConnection, socket_is_quiet
 from dbops.pool.errors import PoolClosed, PoolExhausted
-from dbops.pool.leaks import Checkout, LeakReport, find_leaks, returned_after_report
-from dbops.pool.metrics import Gauges, NodeMetrics
+from dbops.pool.leaks import (
+    Held,
+    LeakReport,
+    holder,
+    leak_reports,
+    overdue,
+    returned_after_report,
+)
+from dbops.pool.metrics import BUCKETS, Gauges, NodeMetrics
 from dbops.pool.settings import PoolSettings
 
 logger = logging.getLogger("dbops.pool")
@@ -41,48 +54,27 @@ logger = logging.getLogger("dbops.pool")
 _IDLE = TransactionStatus.IDLE
 _OK = ConnStatus.OK
 
-
-class PooledConnection(psycopg.Connection[Any]):
-    """A psycopg connection that knows its pool node, age and statement count."""
-
-    _dbops_id: int
-    _dbops_born: float
-    _dbops_idle_since: float
-    _dbops_statements: int
-    _dbops_metrics: NodeMetrics
+# A connection returned this recently (seconds) is handed out without looking at its socket,
+# as HikariCP does: a backend killed in that instant fails the first statement instead, which
+# query() takes again when the server says the session ended before it ran.
+ALIVE_BYPASS = 0.05
 
 
-class InstrumentedCursor(psycopg.Cursor[Any]):
-    """Times and counts every statement run through a pooled connection (conn.execute included)."""
+class _Waiter:
+    """A caller in line: blocks on its own lock until a connection (or a slot to open one in)
+    is handed to it."""
 
-    def execute(  # type: ignore[override]
-        self,
-        query: Any,
-        params: Any = None,
-        *,
-        prepare: bool | None = None,
-        binary: bool | None = None,
-    ) -> InstrumentedCursor:
-        conn = cast(PooledConnection, self._conn)
-        started = perf_counter()
-        try:
-            super().execute(query, params, prepare=prepare, binary=binary)
-        except BaseException:
-            conn._dbops_metrics.statement(query, params, perf_counter() - started, True)
-            raise
-        conn._dbops_metrics.statement(query, params, perf_counter() - started, False)
-        conn._dbops_statements += 1
-        return self
+    __slots__ = ("conn", "frame", "leak_check", "lock", "routed", "slot", "started", "thread")
 
-
-def socket_is_quiet(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
-    """True when an idle connection looks usable: status OK, not in a transaction, and nothing
-    waiting on its socket (an idle backend sends nothing unless it is going away)."""
-    pgconn = conn.pgconn
-    if pgconn.status != _OK or pgconn.transaction_status != _IDLE:
-        return False
-    readable, _, _ = select.select((pgconn.socket,), (), (), 0)
-    return not readable
+    def __init__(
+        self, started: float, frame: FrameType | None, leak_check: bool, routed: bool, thread: int
+    ) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.started, self.frame, self.leak_check = started, frame, leak_check
+        self.routed, self.thread = routed, thread
+        self.conn: PooledConnection | None = None
+        self.slot = False
 
 
 class Pool:
@@ -109,64 +101,113 @@ class Pool:
         self.target = max(self.min_size, 1) if self.dynamic else self.max_size
         self._conninfo = conninfo
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        metrics.lock = self._lock  # statement and wait metrics are folded in under the pool lock
         self._idle: list[PooledConnection] = []  # a stack: the most recently used is reused first
-        self._holders: dict[int, Checkout] = {}
+        self._holders: dict[int, Held] = {}
+        self._reported: set[int] = set()  # ids of checkouts reported as leaks
         self._size = 0  # open connections (idle or checked out) plus ones being opened
-        self._waiting = 0
-        self._closed = False
+        self._waiters: deque[_Waiter] = deque()  # callers in line, longest waiting first
+        self._closed = True  # until open()
         self._ids = itertools.count(1)
-        self._busy_area = 0.0  # ∫ in_use dt since _window_start, for the utilisation
+        self._wait_counts = metrics.acquire_wait.counts
+        self._busy_area = 0.0  # integral of in-use connections over time, for utilisation
         self._busy_mark = self._window_start = perf_counter()
         self._peak = 0
         self._waits = 0
+        self._generation = 0  # bumped by discard_idle: older connections are not pooled again
 
     def getconn(
-        self, timeout: float, frame: FrameType | None, *, leak_check: bool = True
+        self,
+        timeout: float,
+        frame: FrameType | None,
+        leak_check: bool = True,
+        routed: bool = False,
     ) -> PooledConnection:
-        """A usable connection within `timeout` seconds, recorded with its checkout site.
-
-        Raises PoolExhausted (naming the holders) on timeout, ConnectionError when a new
-        connection cannot be opened, PoolClosed after close().
-        """
+        """A usable connection within `timeout` seconds, recorded as held by the code running in
+        `frame` (`routed`: a read the router sent here, counted). Raises PoolExhausted (naming
+        the holders) on timeout, ConnectionError when a new connection cannot be opened,
+        PoolClosed after close()."""
         started = perf_counter()
+        with self._lock:
+            if self._idle and not self._waiters and not self._closed:
+                conn = self._idle.pop()
+                self._register(conn, started, started, frame, leak_check, routed, get_ident())
+            else:
+                conn = None
+        if conn is not None:
+            if (
+                started - conn._dbops_born < self.max_lifetime
+                and (started - conn._dbops_idle_since < ALIVE_BYPASS or socket_is_quiet(conn))
+            ):
+                return conn
+            self._drop(conn)
+        return self._getconn_slow(started, timeout, frame, leak_check, routed)
+
+    def _getconn_slow(
+        self,
+        started: float,
+        timeout: float,
+        frame: FrameType | None,
+        leak_check: bool,
+        routed: bool,
+    ) -> PooledConnection:
+        """Take an idle connection when nobody is queued, else open one while below the target
+        (growing it up to max_size when sizing is dynamic), else queue: connections returned
+        while callers wait are handed to the one waiting longest (no barging, no starvation)."""
+        thread = get_ident()
         while True:
             conn: PooledConnection | None = None
+            waiter: _Waiter | None = None
             with self._lock:
-                while True:
-                    if self._closed:
-                        raise PoolClosed(f"the pool of {self.node} is closed")
-                    if self._idle:
-                        conn = self._idle.pop()
-                        break
-                    if self._size < self.target:
-                        self._size += 1
-                        break
-                    if self.target < self.max_size:  # dynamic sizing: grow under wait pressure
-                        self.target += 1
-                        continue
-                    now = perf_counter()
-                    remaining = started + timeout - now
-                    if remaining <= 0:
-                        self.metrics.acquire_timeouts += 1
-                        raise self._exhausted(timeout, now)
-                    self._waiting += 1
+                if self._closed:
+                    raise PoolClosed(f"the pool of {self.node} is closed")
+                if self._idle and not self._waiters:
+                    conn = self._idle.pop()
+                    self._register(conn, perf_counter(), started, frame, leak_check, routed, thread)
+                elif self._size < self.target or self.target < self.max_size:
+                    self.target = max(self.target, self._size + 1)  # dynamic: grow under pressure
+                    self._size += 1
+                else:
+                    waiter = _Waiter(started, frame, leak_check, routed, thread)
+                    self._waiters.append(waiter)
                     self._waits += 1
-                    try:
-                        self._cond.wait(remaining)
-                    finally:
-                        self._waiting -= 1
-                if conn is not None:
-                    self._register(conn, perf_counter(), started, frame, leak_check)
-            if conn is None:
-                conn = self._open_reserved()
-                with self._lock:
-                    self._register(conn, perf_counter(), started, frame, leak_check)
-                return conn
-            if socket_is_quiet(conn) and perf_counter() - conn._dbops_born < self.max_lifetime:
-                conn._dbops_statements = 0
+            if waiter is not None:
+                conn = self._wait_in_line(waiter, started + timeout - perf_counter(), timeout)
+                if conn is None:  # handed a slot to open a connection in
+                    return self._open_for(started, frame, leak_check, routed, thread)
+            elif conn is None:
+                return self._open_for(started, frame, leak_check, routed, thread)
+            if perf_counter() - conn._dbops_born < self.max_lifetime and socket_is_quiet(conn):
                 return conn
             self._drop(conn)  # killed while idle, or too old: forget it and look again
+
+    def _wait_in_line(
+        self, waiter: _Waiter, remaining: float, timeout: float
+    ) -> PooledConnection | None:
+        """Block until a connection (or a slot) is handed to `waiter`; raises on timeout."""
+        waiter.lock.acquire(timeout=max(remaining, 0.0))
+        with self._lock:
+            if waiter.conn is not None or waiter.slot:  # handed over, maybe just as time ran out
+                return waiter.conn
+            self._waiters.remove(waiter)
+            if self._closed:
+                raise PoolClosed(f"the pool of {self.node} is closed")
+            self.metrics.acquire_timeouts += 1
+            raise self._exhausted(timeout, perf_counter())
+
+    def _open_for(
+        self,
+        started: float,
+        frame: FrameType | None,
+        leak_check: bool,
+        routed: bool,
+        thread: int,
+    ) -> PooledConnection:
+        """Open a connection in a slot already counted in _size and check it out."""
+        conn = self._open_reserved()
+        with self._lock:
+            self._register(conn, perf_counter(), started, frame, leak_check, routed, thread)
+        return conn
 
     def _register(
         self,
@@ -175,46 +216,79 @@ class Pool:
         started: float,
         frame: FrameType | None,
         leak_check: bool,
+        routed: bool,
+        thread: int,
     ) -> None:
         """Record a checkout; the caller holds the lock."""
         holders = self._holders
         self._busy_area += len(holders) * (now - self._busy_mark)
         self._busy_mark = now
-        holders[conn._dbops_id] = Checkout(
-            conn._dbops_id, self.node, now, frame, leak_check=leak_check
+        holders[conn._dbops_id] = (
+            (now, frame.f_code, frame.f_lineno, thread, leak_check, None)
+            if frame is not None
+            else (now, None, 0, thread, leak_check, None)
         )
         if len(holders) > self._peak:
             self._peak = len(holders)
-        self.metrics.acquires += 1
-        self.metrics.acquire_wait.observe(now - started)
+        waited = now - started
+        self._wait_counts[bisect_left(BUCKETS, waited)] += 1
+        self.metrics.acquire_wait.sum += waited
+        if routed:
+            self.metrics.reads_routed += 1
+
+    def _hand_over(self, conn: PooledConnection, now: float) -> bool:
+        """Give `conn` to the longest waiter, if any; the caller holds the lock."""
+        if not self._waiters:
+            return False
+        w = self._waiters.popleft()
+        self._register(conn, now, w.started, w.frame, w.leak_check, w.routed, w.thread)
+        w.conn = conn
+        w.lock.release()
+        return True
+
+    def _free_slot(self) -> None:
+        """A connection closed: let the longest waiter open one in its place (lock held)."""
+        if self._waiters and self._size < self.target and not self._closed:
+            w = self._waiters.popleft()
+            self._size += 1
+            w.slot = True
+            w.lock.release()
 
     def putconn(self, conn: PooledConnection) -> None:
-        """Give a connection back: rolled back if left in a transaction, dropped if broken."""
+        """Give a connection back: rolled back if left in a transaction, dropped if broken,
+        handed to the longest waiter if anyone waits."""
         keep = True
-        status = conn.pgconn.transaction_status
-        if status != _IDLE:
-            keep = self._reset(conn, status)
-        elif conn.isolation_level is not None or conn.read_only is not None:
-            conn.isolation_level = conn.read_only = None
+        if conn.pgconn.transaction_status != _IDLE:
+            keep = self._reset(conn, conn.pgconn.transaction_status)
         now = perf_counter()
         with self._lock:
-            checkout = self._holders.pop(conn._dbops_id, None)
+            record = self._holders.pop(conn._dbops_id, None)
             self._busy_area += (len(self._holders) + 1) * (now - self._busy_mark)
             self._busy_mark = now
-            if keep and not self._closed and self._size <= self.target:
-                conn._dbops_idle_since = now
-                self._idle.append(conn)
+            if conn._dbops_times:
+                self.metrics.fold(conn._dbops_times)
+            if (
+                keep
+                and self._size <= self.target
+                and conn._dbops_generation == self._generation
+                and not self._closed
+            ):
+                if not self._hand_over(conn, now):
+                    conn._dbops_idle_since = now
+                    self._idle.append(conn)
             else:
                 keep = False
                 self._size -= 1
-            if self._waiting:
-                self._cond.notify()
+                self._free_slot()
+            leaked = bool(self._reported) and conn._dbops_id in self._reported
+            if leaked:
+                self._reported.discard(conn._dbops_id)
         if not keep:
             self._close(conn)
-        if checkout is not None and checkout.reported:
-            returned_after_report(checkout, now)
+        if leaked and record is not None:
+            returned_after_report(self.node, record, now)
 
-    def _reset(self, conn: PooledConnection, status: TransactionStatus) -> bool:
+    def _reset(self, conn: PooledConnection, status: int) -> bool:
         if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             logger.warning(
                 "a connection to %s was returned inside a transaction: rolled back", self.node
@@ -232,8 +306,7 @@ class Pool:
         with self._lock:
             self._holders.pop(conn._dbops_id, None)
             self._size -= 1
-            if self._waiting:
-                self._cond.notify()
+            self._free_slot()
         self._close(conn)
 
     def _open_reserved(self) -> PooledConnection:
@@ -243,8 +316,7 @@ class Pool:
         except BaseException:
             with self._lock:
                 self._size -= 1
-                if self._waiting:
-                    self._cond.notify()
+                self._free_slot()  # the next caller in line tries (and reports) for itself
             raise
 
     def _connect(self) -> PooledConnection:
@@ -261,29 +333,36 @@ class Pool:
         now = perf_counter()
         conn._dbops_id = next(self._ids)
         conn._dbops_born = conn._dbops_idle_since = now
-        conn._dbops_statements = 0
+        conn._dbops_times = []
+        conn._dbops_log_after = self.metrics.log_after
         conn._dbops_metrics = self.metrics
+        conn._dbops_cursor = cast(InstrumentedCursor, conn.cursor())
+        conn._dbops_generation = self._generation
         self.metrics.opened += 1
         return conn
 
     def _close(self, conn: PooledConnection) -> None:
         self.metrics.closed += 1
-        try:
+        with contextlib.suppress(psycopg.Error):  # closing a connection whose server is gone
             conn.close()
-        except psycopg.Error:  # closing a connection whose server is gone
-            pass
 
     def _exhausted(self, timeout: float, now: float) -> PoolExhausted:
-        holders = [c.holder(now) for c in self._holders.values()]
+        holders = [holder(self.node, record, now) for record in self._holders.values()]
         return PoolExhausted(
             node=self.node,
             timeout=timeout,
             size=self._size,
             max_size=self.max_size,
             in_use=len(self._holders),
-            waiting=self._waiting,
+            waiting=len(self._waiters),  # the others: the caller giving up has left the line
             holders=holders,
         )
+
+    def open(self) -> None:
+        """Accept checkouts and open min_size connections (raising the first failure)."""
+        with self._lock:
+            self._closed = False
+        self.fill()
 
     def fill(self) -> None:
         """Open connections until min_size (and the target) are reached; stops at the first
@@ -295,12 +374,14 @@ class Pool:
                 self._size += 1
             conn = self._open_reserved()
             with self._lock:
-                if self._closed:
-                    self._size -= 1
+                pooled = not self._closed
+                if pooled:
+                    if not self._hand_over(conn, perf_counter()):
+                        conn._dbops_idle_since = perf_counter()
+                        self._idle.insert(0, conn)
                 else:
-                    self._idle.insert(0, conn)
-                    conn = None  # type: ignore[assignment]
-            if conn is not None:
+                    self._size -= 1
+            if not pooled:
                 self._close(conn)
 
     def maintain(self, now: float) -> None:
@@ -352,15 +433,27 @@ class Pool:
             self._peak, self._waits = in_use, 0
 
     def scan_leaks(self, now: float, threshold: float) -> list[LeakReport]:
+        """Leak reports for connections held past `threshold`, each reported once."""
         with self._lock:
-            checkouts = list(self._holders.values())
-        reports = find_leaks(checkouts, now, threshold)
-        self.metrics.leaks += len(reports)
-        return reports
+            due = overdue(self._holders.items(), self._reported, now, threshold)
+            self.metrics.leaks += len(due)
+        return leak_reports(self.node, due, now, threshold) if due else []
+
+    def count_routed(self) -> None:
+        """Count a read served here after its read-your-writes check passed."""
+        with self._lock:
+            self.metrics.reads_routed += 1
+
+    def open_leaks(self) -> int:
+        """Connections reported as leaked and still not returned."""
+        with self._lock:
+            return len(self._reported)
 
     def discard_idle(self) -> None:
-        """Close every idle connection (its server failed); new ones are opened on demand."""
+        """Close every idle connection (its server failed), and each checked-out one when it is
+        returned; new ones are opened on demand."""
         with self._lock:
+            self._generation += 1
             doomed, self._idle = self._idle, []
             self._size -= len(doomed)
         for conn in doomed:
@@ -373,7 +466,7 @@ class Pool:
                 size=self._size,
                 idle=len(self._idle),
                 in_use=len(self._holders),
-                waiting=self._waiting,
+                waiting=len(self._waiters),
                 min_size=self.min_size,
                 max_size=self.max_size,
                 target_size=self.target,
@@ -385,6 +478,7 @@ class Pool:
             self._closed = True
             doomed, self._idle = self._idle, []
             self._size -= len(doomed)
-            self._cond.notify_all()
+            for waiter in self._waiters:  # they wake, see the pool closed and raise
+                waiter.lock.release()
         for conn in doomed:
             self._close(conn)

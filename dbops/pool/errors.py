@@ -40,7 +40,10 @@ class PoolClosed(PoolError):
 
 
 class PoolExhausted(PoolError):
-    """No connection became free within the acquire timeout; names the current holders."""
+    """No connection became free within the acquire timeout; names the current holders.
+
+    `waiting` counts the other callers still waiting, not the one that gave up.
+    """
 
     def __init__(
         self,
@@ -60,7 +63,8 @@ class PoolExhausted(PoolError):
         more = f"; and {len(self.holders) - 10} more" if len(self.holders) > 10 else ""
         super().__init__(
             f"no connection to {node} within {timeout:.2f}s: pool size {size} (max {max_size}), "
-            f"{in_use} in use, {waiting} waiting; holders: {listed or 'none'}{more}"
+            f"{in_use} in use, {waiting} other caller{'' if waiting == 1 else 's'} waiting; "
+            f"holders: {listed or 'none'}{more}"
         )
 
 

@@ -68,7 +68,12 @@ class Histogram:
 
 def statement_text(query: Any) -> str:
     """A statement as text for a log line: masked, whitespace collapsed, at most 500 characters."""
-    text = query if isinstance(query, str) else getattr(query, "_obj", None) or repr(query)
+    text: Any = query
+    if hasattr(query, "as_string"):  # psycopg.sql.Composable
+        try:
+            text = query.as_string(None)
+        except Exception:  # composed of parts that need a connection to render
+            text = repr(query)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     text = " ".join(str(text).split())
@@ -81,8 +86,13 @@ def _redacted(params: Any) -> str:
 
 
 class NodeMetrics:
-    """What one node's pool and its statements did. Statement counters have their own lock so
-    that timing a statement never contends with checkouts."""
+    """What one server's pool and its statements did.
+
+    Statement durations are collected on the connection while it is checked out (only its
+    holder touches it, so no lock) and folded in here when it is returned, under `lock`: the
+    thread pool shares its own lock, so a checkout or return takes one lock, not two. A failed
+    statement is recorded as its negated duration.
+    """
 
     def __init__(
         self,
@@ -96,14 +106,17 @@ class NodeMetrics:
         self.slow_threshold = slow_threshold
         self.log_queries = log_queries
         self.log_slow_queries = log_slow_queries
+        # A statement at least this long is logged: every one with log_queries, slow ones with
+        # log_slow_queries, none otherwise.
+        self.log_after = (
+            0.0 if log_queries else slow_threshold if log_slow_queries else float("inf")
+        )
         self.lock = threading.Lock()
         self.query_time = Histogram()
         self.queries = 0
         self.errors = 0
         self.slow = 0
-        # Written under the pool's own lock, by the pool:
-        self.acquire_wait = Histogram()
-        self.acquires = 0
+        self.acquire_wait = Histogram()  # its count is the number of checkouts
         self.acquire_timeouts = 0
         self.opened = 0
         self.closed = 0
@@ -111,26 +124,32 @@ class NodeMetrics:
         self.leaks = 0
         self.reads_routed = 0
 
-    def statement(self, query: Any, params: Any, seconds: float, failed: bool) -> None:
-        """Count and time one statement; log it when the plan asks to (parameters redacted)."""
-        slow = seconds >= self.slow_threshold
-        with self.lock:
-            self.queries += 1
-            self.query_time.observe(seconds)
-            if failed:
+    def fold(self, times: list[float]) -> None:
+        """Add one checkout's statement durations; the caller holds `lock`."""
+        hist, slow = self.query_time, self.slow_threshold
+        for t in times:
+            if t < 0:
+                t = -t
                 self.errors += 1
-            if slow:
+            hist.counts[bisect_left(BUCKETS, t)] += 1
+            hist.sum += t
+            if t >= slow:
                 self.slow += 1
-        if self.log_queries:
+        self.queries += len(times)
+        times.clear()
+
+    def log_statement(self, query: Any, params: Any, seconds: float, failed: bool) -> None:
+        """Log one statement (parameters redacted): a warning when slow, else info."""
+        if seconds >= self.slow_threshold and self.log_slow_queries:
+            logger.warning(
+                "slow query on %s: %.0f ms (slow_query_threshold %.0f ms)%s: %s %s", self.node,
+                seconds * 1000, self.slow_threshold * 1000, " (failed)" if failed else "",
+                statement_text(query), _redacted(params),
+            )
+        elif self.log_queries:
             logger.info(
                 "query on %s took %.1f ms%s: %s %s", self.node, seconds * 1000,
                 " (failed)" if failed else "", statement_text(query), _redacted(params),
-            )
-        if slow and self.log_slow_queries:
-            logger.warning(
-                "slow query on %s: %.0f ms (slow_query_threshold %.0f ms): %s %s", self.node,
-                seconds * 1000, self.slow_threshold * 1000, statement_text(query),
-                _redacted(params),
             )
 
 

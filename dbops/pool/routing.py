@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -28,12 +29,28 @@ from typing import Literal
 logger = logging.getLogger("dbops.pool")
 
 PRIMARY = "primary"
+_SHORT_PAGE_HEADER = 24  # SizeOfXLogShortPHD
+_LONG_PAGE_HEADER = 40  # SizeOfXLogLongPHD, at the start of each WAL segment
 
 
 def parse_lsn(text: str) -> int:
     """'16/B374D848' -> the 64-bit position."""
     high, _, low = text.partition("/")
     return (int(high, 16) << 32) | int(low, 16)
+
+
+def record_end(lsn: int, block_size: int = 8192, segment_size: int = 16 << 20) -> int:
+    """An insert position as the end of the record before it.
+
+    pg_current_wal_insert_lsn() points past a page header when the last record ended on a page
+    boundary, while pg_last_wal_replay_lsn() is the end of the last record (the boundary). On an
+    idle server the two would never meet; this moves such a position back to the boundary.
+    """
+    if lsn % segment_size == _LONG_PAGE_HEADER:
+        return lsn - _LONG_PAGE_HEADER
+    if lsn % block_size == _SHORT_PAGE_HEADER:
+        return lsn - _SHORT_PAGE_HEADER
+    return lsn
 
 
 def format_lsn(lsn: int) -> str:
@@ -94,32 +111,59 @@ class Router:
         self.eject_backoff = eject_backoff
         self.eject_backoff_max = eject_backoff_max
         self.history = WalHistory()
+        self.block_size = 8192  # wal_block_size and wal_segment_size, read from the primary
+        self.segment_size = 16 << 20
         self._turn = itertools.count()
+        self._lock = threading.Lock()  # readers that fail together eject a replica once
+        self._orders: list[list[tuple[str, bool]]] = []
+        self._reorder()
 
     def candidates(self, after_lsn: int = 0) -> list[tuple[str, bool]]:
         """The servers to try for one read, in order, each with whether a fresh replay check is
         needed first (read-your-writes); the primary last, never needing a check."""
+        orders = self._orders
+        order = orders[next(self._turn) % len(orders)]
+        if not after_lsn:
+            return order
+        states = self.replicas
+        return [
+            (name, name != PRIMARY and (states[name].replay_lsn or 0) < after_lsn)
+            for name, _ in order
+        ]
+
+    def _reorder(self) -> None:
+        """Recompute the candidate orders after a state change (not on every read): one order
+        per rotation of the usable replicas, least lag first under least_lag."""
         usable = [
             r for r in self.replicas.values()
             if r.admitted and r.lag is not None and r.lag <= self.max_lag
         ]  # fmt: skip
-        if usable:
-            start = next(self._turn) % len(usable)
-            usable = usable[start:] + usable[:start]
+        orders = []
+        for start in range(max(len(usable), 1)):
+            rotated = usable[start:] + usable[:start]
             if self.strategy == "least_lag":
-                usable.sort(key=lambda r: r.lag or 0.0)  # stable: ties keep the rotation
-        out = [
-            (r.name, bool(after_lsn) and (r.replay_lsn is None or r.replay_lsn < after_lsn))
-            for r in usable
-        ]
-        out.append((PRIMARY, False))
-        return out
+                rotated.sort(key=lambda r: r.lag or 0.0)  # stable: ties keep the rotation
+            orders.append([*((r.name, False) for r in rotated), (PRIMARY, False)])
+        self._orders = orders
 
-    def observe_primary(self, flush_lsn: int, now: float) -> None:
-        self.history.record(flush_lsn, now)
+    def observe_primary(
+        self, flush_lsn: int, now: float, block_size: int = 0, segment_size: int = 0
+    ) -> None:
+        if block_size and segment_size:
+            self.block_size, self.segment_size = block_size, segment_size
+        with self._lock:
+            self.history.record(self.record_end(flush_lsn), now)
+
+    def record_end(self, lsn: int) -> int:
+        return record_end(lsn, self.block_size, self.segment_size)
 
     def observe_replica(self, name: str, replay_lsn: int | None, now: float) -> None:
         """A successful probe: the replica answers and is in recovery; re-admits an ejected one."""
+        with self._lock:
+            self._observe_replica(name, replay_lsn, now)
+            self._reorder()
+
+    def _observe_replica(self, name: str, replay_lsn: int | None, now: float) -> None:
         state = self.replicas[name]
         state.checked_at = now
         if replay_lsn is not None:
@@ -139,6 +183,11 @@ class Router:
     def eject(self, name: str, reason: str, now: float | None = None) -> None:
         """Take a failed replica out of rotation; it is probed again after a doubling backoff."""
         now = time.perf_counter() if now is None else now
+        with self._lock:
+            self._eject(name, reason, now)
+            self._reorder()
+
+    def _eject(self, name: str, reason: str, now: float) -> None:
         state = self.replicas[name]
         if state.admitted or now >= state.ejected_until:
             delay = min(self.eject_backoff * 2**state.failures, self.eject_backoff_max)

@@ -4,7 +4,7 @@ and the role's connection budget. Pure: no I/O besides resolving the plan's endp
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -57,7 +57,6 @@ class PoolSettings:
     eject_backoff: float = 1.0
     eject_backoff_max: float = 30.0
     retry_backoff: float = 0.02
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_size < 1:

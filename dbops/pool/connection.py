@@ -1,0 +1,70 @@
+"""A pooled connection: psycopg's Connection with the pool's bookkeeping on it, a cursor that
+times every statement, and the liveness check a checkout makes."""
+
+from __future__ import annotations
+
+import select
+from time import perf_counter
+from typing import Any, cast
+
+import psycopg
+from psycopg.pq import ConnStatus, TransactionStatus
+
+from dbops.pool.metrics import NodeMetrics
+
+_IDLE = TransactionStatus.IDLE
+_OK = ConnStatus.OK
+
+
+class PooledConnection(psycopg.Connection[Any]):
+    """A psycopg connection that knows its pool, age, and the statements of its checkout."""
+
+    _dbops_id: int
+    _dbops_born: float
+    _dbops_idle_since: float
+    _dbops_times: list[float]  # durations of this checkout's statements; failed ones negated
+    _dbops_log_after: float
+    _dbops_metrics: NodeMetrics
+    _dbops_cursor: InstrumentedCursor
+    _dbops_generation: int
+
+
+_cursor_execute = psycopg.Cursor.execute
+
+
+class InstrumentedCursor(psycopg.Cursor[Any]):
+    """Times every statement run through a pooled connection (conn.execute included)."""
+
+    def execute(
+        self,
+        query: Any,
+        params: Any = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> InstrumentedCursor:
+        conn = cast(PooledConnection, self._conn)
+        started = perf_counter()
+        try:
+            _cursor_execute(self, query, params, prepare=prepare, binary=binary)
+        except BaseException:
+            elapsed = perf_counter() - started
+            conn._dbops_times.append(-elapsed)
+            if elapsed >= conn._dbops_log_after:
+                conn._dbops_metrics.log_statement(query, params, elapsed, True)
+            raise
+        elapsed = perf_counter() - started
+        conn._dbops_times.append(elapsed)
+        if elapsed >= conn._dbops_log_after:
+            conn._dbops_metrics.log_statement(query, params, elapsed, False)
+        return self
+
+
+def socket_is_quiet(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """True when an idle connection looks usable: status OK, not in a transaction, and nothing
+    waiting on its socket (an idle backend sends nothing unless it is going away)."""
+    pgconn = conn.pgconn
+    if pgconn.status != _OK or pgconn.transaction_status != _IDLE:
+        return False
+    readable, _, _ = select.select((pgconn.socket,), (), (), 0)
+    return not readable

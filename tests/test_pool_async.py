@@ -1,0 +1,151 @@
+"""AsyncPoolManager: the same surface on psycopg_pool's AsyncConnectionPool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from typing import Any
+
+import psycopg
+import pytest
+from harness import TestDatabase
+from pool_support import FAST, db_endpoint, endpoint, wait_until
+
+from dbops.local import Cluster
+from dbops.pool import AsyncPoolManager, LeakReport, PoolClosed, PoolExhausted
+
+HERE = "tests/test_pool_async.py"
+
+
+def _line_of(marker: str) -> int:
+    with open(__file__, encoding="utf-8") as handle:
+        for n, line in enumerate(handle, 1):
+            if marker in line and "_line_of" not in line:
+                return n
+    raise AssertionError(marker)
+
+
+def _replicated(replica: Cluster, db: TestDatabase) -> None:
+    def reachable() -> bool:
+        try:
+            psycopg.connect(host=replica.host, port=replica.port, user="postgres",
+                            dbname=db.name).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    wait_until(reachable, what=f"{db.name} on the replica")
+
+
+def test_async_seed_example_routing_and_read_your_writes(
+    database: TestDatabase, pg_replica: Cluster
+) -> None:
+    _replicated(pg_replica, database)
+    replica = endpoint(pg_replica, database.name, "r1")
+
+    async def main() -> None:
+        async with AsyncPoolManager(db_endpoint(database), [replica], min_size=1, max_size=3,
+                                    **FAST) as pool:
+            await pool.query("CREATE TABLE tasks (id int PRIMARY KEY, status text)")
+            await pool.query("CREATE TABLE task_logs (task_id int, level text, message text)")
+            await pool.query("INSERT INTO tasks VALUES (1, 'queued')")
+
+            async def start(conn: Any) -> str:
+                await conn.execute("UPDATE tasks SET status = %s WHERE id = %s", ("running", 1))
+                await conn.execute(
+                    "INSERT INTO task_logs (task_id, level, message) VALUES (%s, %s, %s)",
+                    (1, "info", "Task started"),
+                )
+                return "started"
+
+            assert await pool.transaction(start) == "started"
+            # Read-your-writes: this task's read sees its own commit, wherever it runs.
+            assert await pool.query("SELECT status FROM tasks", read_only=True) == [("running",)]
+            assert await pool.query("SELECT pg_is_in_recovery()") == [(False,)]
+
+            async def other_reader() -> Any:
+                return await pool.query("SELECT pg_is_in_recovery()", read_only=True)
+
+            # A task started from this one inherits its position (its context); one started in
+            # a fresh context wrote nothing, so the replica serves it.
+            fresh = asyncio.create_task(other_reader(), context=contextvars.Context())
+            assert await fresh == [(True,)]
+            async with pool.connection("read", after_lsn="0/0") as conn:  # any position will do
+                cur = await conn.execute("SELECT pg_is_in_recovery()")
+                assert await cur.fetchone() == (True,)
+            m = pool.get_performance_metrics()
+            assert m.queries >= 8 and m.errors == 0
+            stats = pool.get_pool_stats()
+            assert stats["r1"].reads_routed >= 2
+            assert (await pool.get_health_status()).status == "healthy"
+        with pytest.raises(PoolClosed):
+            await pool.query("SELECT 1")
+
+    asyncio.run(main())
+
+
+def test_async_transaction_retries_deadlocks(database: TestDatabase) -> None:
+    async def main() -> list[int]:
+        async with AsyncPoolManager(db_endpoint(database), min_size=2, max_size=2,
+                                    **FAST) as pool:
+            await pool.query("CREATE TABLE acc (id int PRIMARY KEY, n int)")
+            await pool.query("INSERT INTO acc VALUES (1, 0), (2, 0)")
+            attempts = [0, 0]
+            both = asyncio.Barrier(2)
+
+            async def run(n: int) -> None:
+                first, second = (1, 2) if n == 0 else (2, 1)
+
+                async def body(conn: Any) -> None:
+                    attempts[n] += 1
+                    await conn.execute("SET LOCAL deadlock_timeout = '50ms'")
+                    await conn.execute("UPDATE acc SET n = n + 1 WHERE id = %s", (first,))
+                    if attempts[n] == 1:
+                        await both.wait()
+                    await conn.execute("UPDATE acc SET n = n + 1 WHERE id = %s", (second,))
+
+                await pool.transaction(body, retries=3)
+
+            await asyncio.gather(run(0), run(1))
+            assert await pool.query("SELECT n FROM acc ORDER BY id") == [(2,), (2,)]
+            return attempts
+
+    assert sorted(asyncio.run(main())) == [1, 2]
+
+
+def test_async_exhaustion_and_leaks_name_the_holding_task(
+    database: TestDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    reports: list[LeakReport] = []
+
+    async def main() -> None:
+        settings = {**FAST, "leak_detection_threshold": 0.1}
+        async with AsyncPoolManager(db_endpoint(database), min_size=1, max_size=1,
+                                    on_leak=reports.append, **settings) as pool:
+            release = asyncio.Event()
+
+            async def holder() -> None:
+                async with pool.connection():  # async-holder
+                    await release.wait()
+
+            task = asyncio.create_task(holder(), name="holder-task")
+            await asyncio.sleep(0.3)
+            with pytest.raises(PoolExhausted) as caught:
+                async with pool.connection(timeout=0.1):
+                    pass
+            message = str(caught.value)
+            assert "pool size 1 (max 1), 1 in use" in message
+            site = f"{HERE}:{_line_of('# async-holder')} in holder"
+            assert f"by task 'holder-task' at {site}" in message
+            assert len(reports) == 1
+            assert reports[0].holder.holder == "task 'holder-task'"
+            assert reports[0].holder.site == site
+            assert any("await release.wait()" in line for line in reports[0].stack)
+            release.set()
+            await task
+            assert pool.get_pool_stats()["primary"].leaks == 1
+
+    caplog.set_level(logging.INFO, logger="dbops.pool")
+    asyncio.run(main())
+    assert "reported as leaked was returned after" in caplog.text

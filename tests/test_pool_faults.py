@@ -1,0 +1,204 @@
+"""Faults against real servers: a replica stopped under read load, a replica whose replay is
+paused, the primary restarted, idle connections terminated. Servers that get stopped or paused
+are this module's own (a replica of the session primary, a primary of its own)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from harness import TEST_SETTINGS, TestDatabase, scratch_area
+from pool_support import FAST, db_endpoint, endpoint, wait_until
+
+from dbops.errors import ConnectionError
+from dbops.local import Cluster
+from dbops.pool import ConnectionLost, PoolManager
+from dbops.pool.core import ALIVE_BYPASS
+
+
+@pytest.fixture(scope="module")
+def own_replica(pg_primary: Cluster) -> Iterator[Cluster]:
+    """A streaming replica of the session primary that these tests may stop and pause."""
+    with scratch_area() as base:
+        replica = Cluster(base / "replica")
+        try:
+            replica = pg_primary.start_replica(replica.data_dir)
+            yield replica
+        finally:
+            replica.down()
+
+
+def _on(cluster: Cluster, db: TestDatabase) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(host=cluster.host, port=cluster.port, user="postgres",
+                           dbname=db.name, autocommit=True)
+
+
+def _replicated(replica: Cluster, db: TestDatabase) -> None:
+    def reachable() -> bool:
+        try:
+            _on(replica, db).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    wait_until(reachable, what=f"{db.name} on the replica")
+
+
+def test_a_replica_stopped_under_read_load_fails_no_read(
+    database: TestDatabase, own_replica: Cluster, pg_replica: Cluster
+) -> None:
+    _replicated(own_replica, database)
+    _replicated(pg_replica, database)
+    replicas = [endpoint(own_replica, database.name, "victim"),
+                endpoint(pg_replica, database.name, "steady")]
+    served: Counter[int] = Counter()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with PoolManager(db_endpoint(database), replicas, min_size=2, max_size=4,
+                     read_your_writes=False, **FAST) as pool:
+
+        def reader() -> None:
+            while not stop.is_set():
+                try:
+                    served[pool.query("SELECT inet_server_port()", read_only=True)[0][0]] += 1
+                except BaseException as exc:
+                    errors.append(exc)
+
+        readers = [threading.Thread(target=reader) for _ in range(4)]
+        for t in readers:
+            t.start()
+        try:
+            wait_until(lambda: served[own_replica.port] > 50, what="reads on the victim")
+            own_replica.down()
+            wait_until(lambda: not pool.router.replicas["victim"].admitted, what="ejection")
+            wait_until(lambda: pool.get_pool_stats()["victim"].connect_errors >= 1,
+                       what="a probe of the stopped replica")
+            during = sum(served.values())
+            time.sleep(0.3)
+            assert sum(served.values()) > during + 50  # reads went on elsewhere
+            before_restart = served[own_replica.port]
+            own_replica.up()
+            wait_until(lambda: served[own_replica.port] > before_restart + 50,
+                       what="reads on the victim again after its restart")
+            assert pool.router.replicas["victim"].admitted
+        finally:
+            stop.set()
+            for t in readers:
+                t.join()
+        assert errors == []
+
+
+def test_a_lagging_replica_gets_no_reads_and_read_your_writes_holds(
+    database: TestDatabase, own_replica: Cluster, pg_primary: Cluster
+) -> None:
+    own_replica.up()  # in case the previous test left it stopped
+    _replicated(own_replica, database)
+    replica = endpoint(own_replica, database.name, "lagging")
+    with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=3,
+                     max_lag=0.3, **FAST) as pool:
+
+        def fresh_reader_ports(n: int) -> list[int]:
+            """Ports serving n reads of a thread that wrote nothing (no read-your-writes)."""
+            ports: list[int] = []
+
+            def read() -> None:
+                ports.extend(pool.query("SELECT inet_server_port()", read_only=True)[0][0]
+                             for _ in range(n))
+
+            t = threading.Thread(target=read)
+            t.start()
+            t.join()
+            return ports
+
+        pool.query("CREATE TABLE counter (n int)")
+        pool.query("INSERT INTO counter VALUES (0)")
+        wait_until(lambda: fresh_reader_ports(1) == [own_replica.port], what="replica in rotation")
+        with _on(own_replica, database) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            i, deadline = 0, time.monotonic() + 1.0
+            while time.monotonic() < deadline:  # a write-then-read loop while replay is paused
+                i += 1
+                pool.query("UPDATE counter SET n = %s", (i,))
+                assert pool.query("SELECT n FROM counter", read_only=True) == [(i,)]
+            state = pool.router.replicas["lagging"]
+            assert state.lag is not None and state.lag > 0.3
+            assert pool.get_health_status().nodes[1].state == "lagging"
+            assert set(fresh_reader_ports(20)) == {pg_primary.port}
+        finally:
+            with _on(own_replica, database) as conn:
+                conn.execute("SELECT pg_wal_replay_resume()")
+        wait_until(lambda: set(fresh_reader_ports(5)) == {own_replica.port},
+                   what="the replica back in rotation once replay resumed")
+        assert pool.query("SELECT n FROM counter", read_only=True) == [(i,)]
+
+
+def test_a_primary_restart_fails_calls_in_flight_and_later_calls_succeed(
+    scratch_dir: object,
+) -> None:
+    cluster = Cluster(scratch_dir / "primary", settings=TEST_SETTINGS)  # type: ignore[operator]
+    cluster.up()
+    with PoolManager(endpoint(cluster, "postgres"), min_size=2, max_size=4, **FAST) as pool:
+        pool.query("CREATE TABLE t (v int)")
+        outcome: list[BaseException] = []
+
+        def long_call() -> None:
+            try:
+                pool.query("SELECT pg_sleep(30)")
+            except BaseException as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=long_call)
+        caller.start()
+        wait_until(lambda: pool.get_pool_stats()["primary"].in_use == 1, what="the call in flight")
+        time.sleep(0.1)
+        cluster.down()
+        caller.join(timeout=10)
+        assert len(outcome) == 1 and isinstance(outcome[0], ConnectionLost)
+        message = str(outcome[0])
+        assert message.startswith("the connection to primary was lost during the call (")
+        assert "terminating connection due to administrator command" in message
+        # Whether libpq delivered the server's 57P01 before the socket closed decides if the
+        # pool can say the statement did not run; either way the caller is told plainly.
+        assert message.endswith((
+            "; it was not applied; later calls use new connections",
+            "; it may or may not have been applied; later calls use new connections",
+        ))
+
+        with pytest.raises(ConnectionError, match=r"^cannot connect to primary \(postgres@"):
+            pool.query("SELECT 1")
+
+        cluster.up()
+        assert pool.query("INSERT INTO t VALUES (1)") == []
+        with pool.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        assert pool.get_health_status().status == "healthy"
+
+
+def test_idle_connections_terminated_by_the_server_are_replaced(database: TestDatabase) -> None:
+    with PoolManager(db_endpoint(database), min_size=4, max_size=4, **FAST) as pool:
+        app = "dbops/" + pool.settings.application_name
+
+        def sessions() -> int:
+            with database.connect() as conn:
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity"
+                                   " WHERE application_name = %s", (app,)).fetchone()
+            return int(row[0]) if row else 0
+
+        assert sessions() == 4
+        time.sleep(ALIVE_BYPASS)  # they are idle: checkouts look at their sockets
+        with database.connect() as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE application_name = %s", (app,))
+        wait_until(lambda: sessions() == 0, what="the pool's sessions to end")
+        held = [pool.connection() for _ in range(4)]
+        for checkout in held:  # four checkouts at once: none gets a dead connection
+            assert checkout.__enter__().execute("SELECT 1").fetchone() == (1,)
+        for checkout in held:
+            checkout.__exit__(None, None, None)
+        assert sessions() == 4
+        assert pool.get_pool_stats()["primary"].closed == 4
