@@ -21,6 +21,7 @@ from dbops.connect import mask
 from dbops.errors import DbopsError, PlanError
 
 if TYPE_CHECKING:
+    from dbops.backup import BackupManager
     from dbops.changes import ChangeSet
     from dbops.config.model import Plan
     from dbops.execute import ApplyReport
@@ -230,6 +231,8 @@ def migrate_validate(env: str) -> None:
     default=None,
     help="Apply a version older than the newest applied one.",
 )
+@click.option("--skip-backup", is_flag=True,
+              help="Migrate without the policy's before-migrate backup.")
 @handle_errors
 def migrate_up(
     env: str,
@@ -238,6 +241,7 @@ def migrate_up(
     yes: bool,
     lock_wait: str | None,
     allow_out_of_order: bool | None,
+    skip_backup: bool,
 ) -> None:
     """Apply pending migrations."""
     engine = _engine(env)
@@ -251,7 +255,8 @@ def migrate_up(
     _confirm("apply pending migrations", engine.plan.environment, yes)
     with _progress("applied", "applying migrations") as progress:
         result = engine.run_migrations(
-            target=target, lock_wait=wait, progress=progress, allow_out_of_order=allow_out_of_order
+            target=target, lock_wait=wait, progress=progress,
+            allow_out_of_order=allow_out_of_order, skip_backup=skip_backup,
         )
     click.echo(
         f"{len(result.executions)} migration(s) applied"
@@ -315,14 +320,29 @@ def migrate_baseline(env: str, version: str, yes: bool) -> None:
 @click.argument("env")
 @click.option("--count", type=int, help="How many of the newest migrations to roll back.")
 @click.option("--to", "to", help="Roll back every migration applied after this version.")
+@click.option("--emergency", is_flag=True,
+              help="Restore the latest before-migrate backup over the database instead "
+                   "(when down migrations cannot help); a safety backup is taken first.")
 @click.option("--dry-run", is_flag=True, help="Print the exact statements and steps; run nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
 @handle_errors
 def rollback(
-    env: str, count: int | None, to: str | None, dry_run: bool, yes: bool, lock_wait: str | None
+    env: str, count: int | None, to: str | None, emergency: bool, dry_run: bool, yes: bool,
+    lock_wait: str | None,
 ) -> None:
-    """Run down sections newest first (the last one by default)."""
+    """Run down sections newest first (the last one by default), or with --emergency restore
+    the latest before-migrate backup."""
+    if emergency:
+        if count is not None or to is not None:
+            raise click.UsageError("--emergency restores a backup: it takes no --count or --to")
+        backups = _backups(env)
+        if not dry_run:
+            _confirm("restore the latest before-migrate backup over the database",
+                     backups.plan.environment, yes)
+        restored = backups.emergency_rollback(dry_run=dry_run)
+        click.echo("\n".join(mask(line) for line in restored.lines()))
+        return
     engine = _engine(env)
     if dry_run:
         preview = engine.rollback_migrations(count=count, to=to, dry_run=True)
@@ -400,10 +420,12 @@ def plan(env: str, diff: bool, fmt: str, out: Path | None, overrides: tuple[str,
               help="Apply a plan saved with `dbops plan --out`, if still fresh.")
 @click.option("--dry-run", is_flag=True, help="Print the exact pyinfra operations; run nothing.")
 @click.option("--allow-restart", is_flag=True, help="Apply settings that need a restart.")
+@click.option("--skip-backup", is_flag=True,
+              help="Migrate without the policy's before-migrate backup (recorded in the audit).")
 @_set_option
 @handle_errors
 def apply(env: str, yes: bool, plan_file: Path | None, dry_run: bool, allow_restart: bool,
-          overrides: tuple[str, ...]) -> None:
+          skip_backup: bool, overrides: tuple[str, ...]) -> None:
     """Plan, confirm, then execute through pyinfra with health gates and automatic rollback."""
     from dbops import pipeline
     from dbops.changes import ChangeSet
@@ -432,6 +454,7 @@ def apply(env: str, yes: bool, plan_file: Path | None, dry_run: bool, allow_rest
         return
     _confirm(f"apply these changes to {the_plan.environment}", the_plan.environment, yes)
     report = pipeline.apply(the_plan, changeset, planned.live, allow_restart=allow_restart,
+                            skip_backup=skip_backup,
                             notify=lambda message: click.echo(mask(message)))
     for line in _report_lines(report):
         click.echo(mask(line), err=report.result != "applied")
@@ -486,6 +509,87 @@ def health(env: str, fmt: str, watch: bool, address: str | None,
             raise DbopsError("--serve runs until stopped: it does not go with --watch")
         sys.exit(command.serve(the_plan, address, echo=echo))
     sys.exit(command.run_health(the_plan, fmt, watch, echo=echo))
+
+
+def _backups(env: str) -> BackupManager:
+    from dbops.backup import BackupManager
+
+    return BackupManager.from_plan(
+        env, notify=lambda message: click.echo(mask(message), err=True)
+    )
+
+
+@main.group()
+def backup() -> None:
+    """pg_dump backups under the plan's policy: create, list, verify, restore, prune."""
+
+
+@backup.command("create")
+@click.argument("env")
+@click.option("--reason", default="manual", show_default=True,
+              help="Why: manual, scheduled, before-migrate, or a short text of your own.")
+@handle_errors
+def backup_create(env: str, reason: str) -> None:
+    """Dump the database into a new backup (written atomically, with its manifest)."""
+    from dbops.backup.report import size
+
+    manifest = _backups(env).create(reason=reason)
+    click.echo(f"backup {manifest.id} created: {size(manifest.size)}, "
+               f"migration {manifest.migration_version or 'none'}, {manifest.duration_s:.1f}s")
+
+
+@backup.command("list")
+@click.argument("env")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def backup_list(env: str, fmt: str) -> None:
+    """Backups, oldest first: id, age, size, reason, migration version, verified."""
+    from datetime import UTC, datetime
+
+    from dbops.backup import report
+
+    backups, now = _backups(env).list(), datetime.now(UTC)
+    click.echo(report.list_json(backups, now) if fmt == "json"
+               else "\n".join(report.list_table(backups, now)))
+
+
+@backup.command("verify")
+@click.argument("env")
+@click.argument("backup_id", metavar="ID")
+@click.option("--restore-test", is_flag=True,
+              help="Also restore into a scratch database, compare row counts, time it.")
+@handle_errors
+def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
+    """Check every file's SHA-256 and pg_restore --list; exit 1 when the backup is damaged."""
+    result = _backups(env).verify(backup_id, restore_test=restore_test)
+    for line in result.lines():
+        click.echo(mask(line), err=not result.ok)
+    if not result.ok:
+        sys.exit(EXIT_ERROR)
+
+
+@backup.command("restore")
+@click.argument("env")
+@click.argument("backup_id", metavar="ID")
+@click.option("--into", help="The new database to restore into (default <db>_restore_<id>).")
+@click.option("--yes", is_flag=True,
+              help="Restore over the live database (a safety backup is taken first).")
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@handle_errors
+def backup_restore(env: str, backup_id: str, into: str | None, yes: bool, dry_run: bool) -> None:
+    """Restore into a new database; over the live database only with --yes."""
+    result = _backups(env).restore(backup_id, into=into, over_live=yes and into is None,
+                                   dry_run=dry_run)
+    click.echo("\n".join(mask(line) for line in result.lines()))
+
+
+@backup.command("prune")
+@click.argument("env")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@handle_errors
+def backup_prune(env: str, dry_run: bool) -> None:
+    """Delete what retention no longer keeps; never the newest verified backup."""
+    click.echo("\n".join(_backups(env).prune(dry_run=dry_run).lines()))
 
 
 @main.group()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from dbops.backup.schedule import overdue
 from dbops.changes import ChangeSet, Scalar
 from dbops.config.model import DriftIgnore, Plan
 from dbops.inspect import LiveState
@@ -86,6 +87,10 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date) ->
         items += _schema(snapshot.schema_fingerprint, live.schema)
         items += [DriftItem("pending", c.address, c.before, c.before, c.after)
                   for c in changeset.of_kind("migration")]
+    late = overdue(plan.backup, live.backups, datetime.now(UTC))
+    if late is not None:  # out-of-band in effect: the backups the plan promises are not there
+        items.append(DriftItem("out-of-band", "backup.schedule", None, late,
+                               plan.backup.schedule if plan.backup else None))
     silenced = tuple(_ignore(i, plan.drift_ignores, today) for i in items)
     return DriftReport(plan.environment, live.database,
                        snapshot.applied_at.isoformat(timespec="seconds") if snapshot else None,

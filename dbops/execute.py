@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dbops.changes import Change, ChangeSet
 from dbops.config.model import Plan
@@ -23,6 +23,9 @@ from dbops.config.source import display_path
 from dbops.connect import endpoint, mask, open_connection
 from dbops.errors import DbopsError
 from dbops.health.checks import Counters, counters, gate_checks
+
+if TYPE_CHECKING:
+    from dbops.backup import BackupManager
 
 Result = Literal["applied", "rolled back", "failed"]
 Notify = Callable[[str], None]
@@ -57,6 +60,7 @@ class Journal:
     roles: list[Change] = field(default_factory=list)
     migrations: int = 0
     migration_direction: str = "up"
+    backups: list[str] = field(default_factory=list)  # what the backup stage did (not undone)
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,10 @@ class Executor:
     """Runs one ChangeSet's stages with gates, then records the result in schema dbops."""
 
     def __init__(self, plan: Plan, changeset: ChangeSet, *, allow_restart: bool,
-                 notify: Notify | None = None) -> None:
+                 notify: Notify | None = None, skip_backup: bool = False) -> None:
         self.plan, self.changeset = plan, changeset
         self.allow_restart = allow_restart
+        self.skip_backup = skip_backup
         self.notify = notify or (lambda message: None)
         self.targets = load_targets(plan)
         self.journal = Journal()
@@ -136,7 +141,8 @@ class Executor:
         gates = self.plan.health.gates
         work = [(name, ops) for name, ops in (
             ("settings", self._settings_ops()), ("restart", self._restart_ops()),
-            ("roles", self._role_ops()), ("migrations", self._migration_ops())) if ops]
+            ("roles", self._role_ops()), ("migrations", self._migration_ops()),
+            ("backups", self._backup_ops())) if ops]
         stages: list[tuple[str, list[Operation]]] = []
         if gates.before_apply and self.plan.health.enabled:
             stages.append(("gate: before apply", [self._gate_op("before apply")]))
@@ -191,6 +197,35 @@ class Executor:
                                                                   for c in changes),
                           lambda: self._migrate(versions, up))]
 
+    def _backup_ops(self) -> list[Operation]:
+        """A scheduled backup when one is overdue, then the retention prune (after migrations, so
+        the new backup holds the new schema)."""
+        ops = []
+        primary = self.target("primary")
+        for change in self.changeset.of_kind("backup"):
+            if change.address == "backup.schedule":
+                ops.append(Operation("take the scheduled backup", primary,
+                                     ("-- pg_dump into a new backup, manifest and checksums",),
+                                     self._take_backup))
+            elif change.address == "backup.retention":
+                ops.append(Operation("prune backups retention no longer keeps", primary,
+                                     tuple(f"-- {line}" for line in change.detail),
+                                     self._prune_backups))
+        return ops
+
+    def _take_backup(self) -> None:
+        manifest = self._backups().create(reason="scheduled")
+        self.journal.backups.append(f"backup {manifest.id} taken")
+
+    def _prune_backups(self) -> None:
+        pruned = self._backups().prune()
+        self.journal.backups += [line for line in pruned.lines() if line]
+
+    def _backups(self) -> BackupManager:
+        from dbops.backup import BackupManager
+
+        return BackupManager.from_plan(self.plan, notify=self.notify)
+
     def _gate_op(self, label: str) -> Operation:
         checks = self.changeset.gates[0].checks if self.changeset.gates else ()
         return Operation(f"health gate {label}", self.target("primary"),
@@ -231,7 +266,8 @@ class Executor:
             self.journal.migrations = done
 
         if up:
-            engine.run_migrations(target=max(versions), progress=count)
+            engine.run_migrations(target=max(versions), progress=count,
+                                  skip_backup=self.skip_backup)
         else:
             engine.rollback_migrations(count=len(versions), progress=count)
 
@@ -245,9 +281,14 @@ class Executor:
         if failed:
             raise DbopsError("; ".join(f"{r.name}: {r.message}" for r in failed))
 
-    def run(self) -> ApplyReport:
+    def _mark_baseline(self) -> None:
+        """Error rates are judged from here on: the application's rollbacks after a stage, not
+        the ones dbops's own work causes (pg_dump, for one, ends its transaction by rolling back)."""
         with open_connection(endpoint(self.plan), command="apply", autocommit=True) as conn:
             self.baseline = counters(conn)
+
+    def run(self) -> ApplyReport:
+        self._mark_baseline()
         for skipped in self.skipped:
             self.notify(f"skipped {skipped.address}: needs a restart (--allow-restart)")
         for name, ops in self.stages():
@@ -257,6 +298,8 @@ class Executor:
             if failures:
                 reason = f"{name} failed: {failures[0]}"
                 return self._roll_back(reason)
+            if not name.startswith("gate"):
+                self._mark_baseline()
         return ApplyReport("applied", tuple(self.outcomes), self._done(), (),
                            tuple(c.address for c in self.skipped))
 
@@ -265,7 +308,7 @@ class Executor:
         done += [c.address for c in self.journal.roles]
         if self.journal.migrations:
             done.append(f"{self.journal.migrations} migration(s) {self.journal.migration_direction}")
-        return tuple(done)
+        return tuple(done + self.journal.backups)
 
     def rollback_ops(self) -> list[Operation]:
         ops: list[Operation] = []

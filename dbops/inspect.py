@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from dbops import ledger
+from dbops.backup.manifest import Manifest, read_manifests
 from dbops.config.model import Plan
 from dbops.connect import Endpoint, endpoint, open_connection
 from dbops.migrate import history
@@ -154,6 +155,7 @@ class LiveState:
     snapshot: ledger.Snapshot | None
     current_user: str = ""
     notes: tuple[str, ...] = field(default=())
+    backups: tuple[Manifest, ...] = ()  # the backup catalog (plan.backup.directory), oldest first
 
     @property
     def primary(self) -> Server:
@@ -171,7 +173,8 @@ def inspect(plan: Plan, *, command: str = "plan", fingerprint: bool = True) -> L
         ep = endpoint(plan, replica)
         with _read_only(ep, command) as conn:
             servers[replica.name] = _read_server(conn, replica.name, ep)
-    return replace(state, servers=servers)
+    backups = tuple(read_manifests(plan.backup.directory)) if plan.backup else ()
+    return replace(state, servers=servers, backups=backups)
 
 
 def _read_only(ep: Endpoint, command: str) -> psycopg.Connection[Any]:

@@ -116,18 +116,19 @@ def dry_run(the_plan: Plan, changeset: ChangeSet, *, allow_restart: bool) -> lis
     return [op for _, ops in executor.stages() for op in ops]
 
 
-def apply(
-    the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restart: bool, notify: Notify
-) -> ApplyReport:
+def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restart: bool,
+          notify: Notify, skip_backup: bool = False) -> ApplyReport:
     """Execute through pyinfra, then record the snapshot (on success) and an audit row."""
     from dbops.execute import Executor
 
-    report = Executor(the_plan, changeset, allow_restart=allow_restart, notify=notify).run()
-    record(the_plan, changeset, live, report)
+    report = Executor(the_plan, changeset, allow_restart=allow_restart, notify=notify,
+                      skip_backup=skip_backup).run()
+    record(the_plan, changeset, live, report, skip_backup=skip_backup)
     return report
 
 
-def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyReport) -> None:
+def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyReport, *,
+           skip_backup: bool = False) -> None:
     skipped = set(report.skipped)
     previous = live.snapshot.settings if live.snapshot else {}
     settings = {
@@ -174,5 +175,12 @@ def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyR
                     for c in changeset.changes
                 ],
                 result=report.result,
-                reason=report.reason,
+                reason=_reason(report, skip_backup and bool(changeset.of_kind("migration"))),
             )
+
+
+def _reason(report: ApplyReport, skipped_backup: bool) -> str:
+    notes = [report.reason] if report.reason else []
+    if skipped_backup:
+        notes.append("before-migrate backup skipped (--skip-backup)")
+    return "; ".join(notes)

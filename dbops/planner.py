@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from psycopg import sql
 
+from dbops.backup.catalog import retention_effect
+from dbops.backup.schedule import overdue
 from dbops.changes import Action, Change, ChangeSet, Gate, Risk, Scalar
 from dbops.config.model import Plan, Role
 from dbops.config.units import format_duration
@@ -58,6 +60,7 @@ def make_changeset(
     migrations: MigrationSet | None,
     *,
     analysis: dict[str, tuple[str, ...]] | None = None,
+    now: datetime | None = None,
 ) -> ChangeSet:
     """Everything apply would do to make the live database match the plan, in stage order.
     `analysis` adds, per pending migration version, what it will do to the live tables."""
@@ -67,6 +70,7 @@ def make_changeset(
     _budget(plan, live, found)
     if migrations is not None:
         _migrations(plan, live, migrations, found, analysis or {})
+    _backups(plan, live, found, now or datetime.now(UTC))
     if found.problems:
         raise PlanError(found.problems)
     return ChangeSet(
@@ -440,6 +444,28 @@ def _migrations(
             )
     except MigrationError as exc:
         found.problems.append(plan.document.problem(("migrations",), str(exc)))
+
+
+def _backups(plan: Plan, live: LiveState, found: _Findings, now: datetime) -> None:
+    """A backup the schedule wants (take one), and the backups retention would delete."""
+    policy = plan.backup
+    if policy is None:
+        return
+    late = overdue(policy, live.backups, now)
+    if late is not None:
+        newest = live.backups[-1].id if live.backups else None
+        found.changes.append(Change(
+            kind="backup", address="backup.schedule", action="+", before=newest,
+            after="a scheduled backup", risk="low", reason=late, reversible=True,
+            fingerprint=_fingerprint([b.id for b in live.backups])))
+    effect = retention_effect(policy, live.backups, now)
+    if effect.delete:
+        found.changes.append(Change(
+            kind="backup", address="backup.retention", action="-", before=len(live.backups),
+            after=len(effect.keep), risk="medium", reversible=False,
+            reason=f"retention deletes {len(effect.delete)} backup(s): "
+                   f"{', '.join(effect.delete)}",
+            detail=tuple(effect.lines()), fingerprint=_fingerprint(effect.delete)))
 
 
 def _gates(plan: Plan) -> tuple[Gate, ...]:

@@ -119,8 +119,10 @@ class MigrationEngine:
         allow_out_of_order: bool | None = None,
         lock_wait: timedelta | None = None,
         progress: Progress | None = None,
+        skip_backup: bool = False,
     ) -> RunResult:
-        """Apply pending migrations up to `target` (default: the plan's target)."""
+        """Apply pending migrations up to `target` (default: the plan's target), after the
+        plan's before-migrate backup (unless `skip_backup`); refused when that backup fails."""
         source.check_sum(self.directory, self.migrations)
         settings = self.plan.migrations
         out_of_order = (
@@ -135,7 +137,8 @@ class MigrationEngine:
                 allow_out_of_order=out_of_order,
             )
 
-        return self._run("up", choose, dry_run=dry_run, lock_wait=lock_wait, progress=progress)
+        return self._run("up", choose, dry_run=dry_run, lock_wait=lock_wait, progress=progress,
+                         skip_backup=skip_backup)
 
     def rollback_migrations(
         self,
@@ -165,6 +168,7 @@ class MigrationEngine:
         dry_run: bool,
         lock_wait: timedelta | None,
         progress: Progress | None,
+        skip_backup: bool = False,
     ) -> RunResult:
         from dbops.migrate.runner import Runner, RunSettings
 
@@ -185,6 +189,10 @@ class MigrationEngine:
             journal = history.read_journal(conn)
             if direction == "up" and executions:
                 self._prevalidate(executions)
+                from dbops.backup import backup_before_migrate
+
+                # Under the runner lock, so no other runner migrates between backup and run.
+                backup_before_migrate(self.plan, skip=skip_backup, notify=self._notify)
             runner = Runner(
                 conn,
                 RunSettings(settings.lock_timeout, settings.statement_timeout, settings.retries),

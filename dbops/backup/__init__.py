@@ -1,0 +1,58 @@
+"""Policy-driven pg_dump backups: create, list, verify, restore, prune, emergency rollback.
+
+    from dbops.backup import BackupManager
+    backups = BackupManager.from_plan("production")
+    manifest = backups.create(reason="manual")
+    backups.verify(manifest.id, restore_test=True)
+
+The planner, drift and health read the catalog without a server: `read_manifests(directory)`,
+`overdue(policy, manifests, now)`, `retention_effect(policy, manifests, now)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dbops.backup.catalog import RetentionEffect, retention_effect
+    from dbops.backup.errors import BackupError, CorruptBackup, UnknownBackup
+    from dbops.backup.manager import BackupManager, backup_before_migrate
+    from dbops.backup.manifest import FileEntry, Manifest, Verification, read_manifests
+    from dbops.backup.report import PruneResult, RestoreResult, VerifyResult
+    from dbops.backup.schedule import overdue
+
+# Loaded on first use: the planner and drift need the catalog helpers, not pg_dump's machinery.
+_HOMES = {
+    "RetentionEffect": "catalog", "retention_effect": "catalog",
+    "BackupError": "errors", "CorruptBackup": "errors", "UnknownBackup": "errors",
+    "BackupManager": "manager", "backup_before_migrate": "manager",
+    "FileEntry": "manifest", "Manifest": "manifest", "Verification": "manifest",
+    "read_manifests": "manifest",
+    "PruneResult": "report", "RestoreResult": "report", "VerifyResult": "report",
+    "overdue": "schedule",
+}
+
+__all__ = [
+    "BackupError",
+    "BackupManager",
+    "CorruptBackup",
+    "FileEntry",
+    "Manifest",
+    "PruneResult",
+    "RestoreResult",
+    "RetentionEffect",
+    "UnknownBackup",
+    "Verification",
+    "VerifyResult",
+    "backup_before_migrate",
+    "overdue",
+    "read_manifests",
+    "retention_effect",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"dbops.backup.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'dbops.backup' has no attribute {name!r}")

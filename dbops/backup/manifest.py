@@ -1,0 +1,249 @@
+"""The manifest: one `manifest.json` per backup folder, the catalog's only record of a backup.
+
+Layout of the policy's directory (mode 0700; every file 0600):
+
+    <directory>/<id>/manifest.json      written last; its presence makes the folder a backup
+    <directory>/<id>/dump.pgdump        pg_dump custom format, or
+    <directory>/<id>/dump/              pg_dump directory format (toc.dat, <n>.dat.gz)
+    <directory>/<id>/globals.sql        pg_dumpall --globals-only --no-role-passwords (policy.globals)
+    <directory>/.tmp-<id>/              a backup being written (or left by a killed run): never read
+    <directory>/.deleting-<id>/         a backup being deleted: never read
+
+manifest.json (format_version 1), times in ISO 8601 UTC:
+
+    id, environment, database, server ("host:port"), server_version, pg_dump_version,
+    dbops_version, migration_version (newest applied migration in the dump's snapshot, or null),
+    reason ("manual", "before-migrate", "scheduled", "before-restore" or a user's text),
+    started_at (the dump's snapshot), finished_at, duration_s, size (bytes of every file),
+    format ("custom" | "directory"), jobs, globals, encoding, lc_collate, lc_ctype,
+    files: [{path, size, sha256}], row_counts: {"schema.table": rows} (exact, the dump's snapshot),
+    status ("complete"), archive_check and restore_test: null or {at, ok, problems,
+    restore_seconds, tables_compared} (the latest verification of each kind).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from dbops.backup import storage
+from dbops.backup.errors import BackupError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CUSTOM_ARCHIVE = "dump.pgdump"
+DIRECTORY_ARCHIVE = "dump"
+GLOBALS = "globals.sql"
+
+Format = Literal["custom", "directory"]
+KNOWN_REASONS = ("manual", "before-migrate", "scheduled", "before-restore")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a backup: its path inside the backup folder (POSIX), size and SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of one verification: an archive check (checksums and pg_restore --list) or a
+    restore test (restored into a scratch database, row counts compared)."""
+
+    at: datetime
+    ok: bool
+    problems: tuple[str, ...] = ()
+    restore_seconds: float | None = None
+    tables_compared: int | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One complete backup, as its manifest.json records it. `folder` is where it was read from."""
+
+    id: str
+    environment: str
+    database: str
+    server: str
+    server_version: str
+    pg_dump_version: str
+    dbops_version: str
+    migration_version: str | None
+    reason: str
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float
+    size: int
+    format: Format
+    jobs: int
+    globals: bool
+    encoding: str
+    lc_collate: str
+    lc_ctype: str
+    files: tuple[FileEntry, ...]
+    row_counts: Mapping[str, int]
+    status: str = "complete"
+    archive_check: Verification | None = None
+    restore_test: Verification | None = None
+    folder: Path = field(default=Path(), compare=False)
+
+    @property
+    def archive(self) -> Path:
+        """What pg_restore reads: the custom-format file or the directory-format folder."""
+        return self.folder / (CUSTOM_ARCHIVE if self.format == "custom" else DIRECTORY_ARCHIVE)
+
+    @property
+    def last_check(self) -> Verification | None:
+        """The most recent verification of either kind."""
+        checks = [c for c in (self.archive_check, self.restore_test) if c is not None]
+        return max(checks, key=lambda c: c.at) if checks else None
+
+    @property
+    def verified(self) -> bool:
+        """Its most recent verification passed."""
+        last = self.last_check
+        return last is not None and last.ok
+
+    @property
+    def failed(self) -> bool:
+        """Its most recent verification failed: not a backup to count on."""
+        last = self.last_check
+        return last is not None and not last.ok
+
+    def with_check(self, check: Verification, *, restore: bool) -> Manifest:
+        if restore:
+            return replace(self, restore_test=check)
+        return replace(self, archive_check=check)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "id": self.id,
+            "environment": self.environment,
+            "database": self.database,
+            "server": self.server,
+            "server_version": self.server_version,
+            "pg_dump_version": self.pg_dump_version,
+            "dbops_version": self.dbops_version,
+            "migration_version": self.migration_version,
+            "reason": self.reason,
+            "started_at": _time(self.started_at),
+            "finished_at": _time(self.finished_at),
+            "duration_s": round(self.duration_s, 3),
+            "size": self.size,
+            "format": self.format,
+            "jobs": self.jobs,
+            "globals": self.globals,
+            "encoding": self.encoding,
+            "lc_collate": self.lc_collate,
+            "lc_ctype": self.lc_ctype,
+            "status": self.status,
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+            "row_counts": dict(self.row_counts),
+            "archive_check": _check_dict(self.archive_check),
+            "restore_test": _check_dict(self.restore_test),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], folder: Path) -> Manifest:
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported format_version {data.get('format_version')!r}")
+        return cls(
+            id=str(data["id"]),
+            environment=str(data["environment"]),
+            database=str(data["database"]),
+            server=str(data["server"]),
+            server_version=str(data["server_version"]),
+            pg_dump_version=str(data["pg_dump_version"]),
+            dbops_version=str(data["dbops_version"]),
+            migration_version=data["migration_version"],
+            reason=str(data["reason"]),
+            started_at=_parse_time(data["started_at"]),
+            finished_at=_parse_time(data["finished_at"]),
+            duration_s=float(data["duration_s"]),
+            size=int(data["size"]),
+            format=data["format"],
+            jobs=int(data["jobs"]),
+            globals=bool(data["globals"]),
+            encoding=str(data["encoding"]),
+            lc_collate=str(data["lc_collate"]),
+            lc_ctype=str(data["lc_ctype"]),
+            status=str(data["status"]),
+            files=tuple(FileEntry(str(f["path"]), int(f["size"]), str(f["sha256"]))
+                        for f in data["files"]),
+            row_counts={str(k): int(v) for k, v in data["row_counts"].items()},
+            archive_check=_check(data.get("archive_check")),
+            restore_test=_check(data.get("restore_test")),
+            folder=folder,
+        )
+
+
+def write(manifest: Manifest, folder: Path) -> None:
+    """Write (or replace) `folder`/manifest.json atomically and durably."""
+    text = json.dumps(manifest.to_dict(), indent=2) + "\n"
+    storage.write_atomically(folder / MANIFEST, text.encode())
+
+
+def read(folder: Path) -> Manifest:
+    """The manifest of one backup folder; BackupError when it is missing or unreadable."""
+    path = folder / MANIFEST
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()), folder)
+    except FileNotFoundError:
+        raise BackupError(f"{folder} has no {MANIFEST}: not a complete backup") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BackupError(f"{path} is unreadable: {exc}") from None
+
+
+def read_manifests(directory: Path) -> list[Manifest]:
+    """Every complete backup under `directory`, oldest first (by started_at).
+
+    Skips what is not a complete backup: folders being written or deleted (`.tmp-*`,
+    `.deleting-*`), folders without a manifest.json, manifests that do not parse or whose status
+    is not "complete". A missing directory has no backups. No I/O beyond reading the manifests.
+    """
+    if not directory.is_dir():
+        return []
+    found: list[Manifest] = []
+    for folder in directory.iterdir():
+        if folder.name.startswith(".") or not (folder / MANIFEST).is_file():
+            continue
+        try:
+            manifest = read(folder)
+        except BackupError:
+            continue
+        if manifest.status == "complete":
+            found.append(manifest)
+    return sorted(found, key=lambda m: (m.started_at, m.id))
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _check_dict(check: Verification | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {"at": _time(check.at), "ok": check.ok, "problems": list(check.problems),
+            "restore_seconds": check.restore_seconds, "tables_compared": check.tables_compared}
+
+
+def _check(data: Mapping[str, Any] | None) -> Verification | None:
+    if data is None:
+        return None
+    return Verification(at=_parse_time(data["at"]), ok=bool(data["ok"]),
+                        problems=tuple(data.get("problems", ())),
+                        restore_seconds=data.get("restore_seconds"),
+                        tables_compared=data.get("tables_compared"))
