@@ -433,3 +433,15 @@ def test_cli_create_writes_the_file_and_the_sum(project: Project) -> None:
     text = (project.root / created).read_text()
     assert "-- dbops:zero-downtime" in text and "-- dbops:estimated-duration 30s" in text
     source.check_sum(project.root / "migrations")
+
+
+def test_skipped_backup_is_audited(project: Project) -> None:
+    project.write_plan("backup: { directory: backups, before_migrate: true }\n")
+    migration(project, "20250101000001", "CREATE TABLE a (id int);")
+    result = project.run("migrate", "up", "test", "--yes", "--skip-backup")
+    assert result.returncode == 0, result.stderr
+    assert not (project.root / "backups").exists() or not any(
+        p for p in (project.root / "backups").iterdir() if not p.name.startswith("."))
+    with project.database.connect() as conn:
+        rows = conn.execute("SELECT result, reason FROM dbops.apply_audit").fetchall()
+    assert rows == [("applied", "migrate up: before-migrate backup skipped (--skip-backup)")]

@@ -213,11 +213,25 @@ class MigrationEngine:
             finally:
                 if durations:  # what dbops itself changed is not drift
                     ledger.record_migrations(conn, before, schema_fingerprint(conn))
+                if skip_backup and direction == "up" and executions:
+                    self._audit_skipped_backup(conn, executions, len(durations))
             if durations:
                 from dbops.migrate.rehearsal import post_validate
 
                 post_validate(conn, self._notify or (lambda message: None))
         return RunResult(direction, executions, tuple(durations), dry_run=False)
+
+    def _audit_skipped_backup(self, conn: psycopg.Connection[Any],
+                              executions: tuple[Execution, ...], applied: int) -> None:
+        """A migration without its before-migrate backup leaves a trace in the audit log."""
+        from dbops.planner import plan_hash
+
+        complete = applied == len(executions)
+        ledger.audit(conn, environment=self.plan.environment, plan_hash=plan_hash(self.plan),
+                     changes=[{"address": f"migration.{e.migration.version}", "action": "+",
+                               "before": None, "after": e.migration.name} for e in executions],
+                     result="applied" if complete else "failed",
+                     reason="migrate up: before-migrate backup skipped (--skip-backup)")
 
     def _prevalidate(self, executions: tuple[Execution, ...]) -> None:
         """Lint at the plan's fail_on, then (when the policy says) rehearse on a schema copy."""
