@@ -1,0 +1,106 @@
+"""`dbops backup ...`: the backup policy's commands."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from dbops.cli.base import (
+    EXIT_ERROR,
+    _backups,
+    handle_errors,
+    main,
+)
+from dbops.connect import mask
+
+if TYPE_CHECKING:
+    pass
+
+
+@main.group()
+def backup() -> None:
+    """pg_dump backups under the plan's policy: create, list, verify, restore, prune."""
+
+
+@backup.command("create")
+@click.argument("env")
+@click.option(
+    "--reason",
+    default="manual",
+    show_default=True,
+    help="Why: manual, scheduled, before-migrate, or a short text of your own.",
+)
+@handle_errors
+def backup_create(env: str, reason: str) -> None:
+    """Dump the database into a new backup (written atomically, with its manifest)."""
+    from dbops.backup.report import size
+
+    manifest = _backups(env).create(reason=reason)
+    click.echo(
+        f"backup {manifest.id} created: {size(manifest.size)}, "
+        f"migration {manifest.migration_version or 'none'}, {manifest.duration_s:.1f}s"
+    )
+
+
+@backup.command("list")
+@click.argument("env")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def backup_list(env: str, fmt: str) -> None:
+    """Backups, oldest first: id, age, size, reason, migration version, verified."""
+    from datetime import UTC, datetime
+
+    from dbops.backup import report
+
+    backups, now = _backups(env).list(), datetime.now(UTC)
+    click.echo(
+        report.list_json(backups, now)
+        if fmt == "json"
+        else "\n".join(report.list_table(backups, now))
+    )
+
+
+@backup.command("verify")
+@click.argument("env")
+@click.argument("backup_id", metavar="ID")
+@click.option(
+    "--restore-test",
+    is_flag=True,
+    help="Also restore into a scratch database, compare row counts, time it.",
+)
+@handle_errors
+def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
+    """Check every file's SHA-256 and pg_restore --list; exit 1 when the backup is damaged."""
+    result = _backups(env).verify(backup_id, restore_test=restore_test)
+    for line in result.lines():
+        click.echo(mask(line), err=not result.ok)
+    if not result.ok:
+        sys.exit(EXIT_ERROR)
+
+
+@backup.command("restore")
+@click.argument("env")
+@click.argument("backup_id", metavar="ID")
+@click.option("--into", help="The new database to restore into (default <db>_restore_<id>).")
+@click.option(
+    "--yes", is_flag=True, help="Restore over the live database (a safety backup is taken first)."
+)
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@handle_errors
+def backup_restore(env: str, backup_id: str, into: str | None, yes: bool, dry_run: bool) -> None:
+    """Restore into a new database; over the live database only with --yes."""
+    result = _backups(env).restore(
+        backup_id, into=into, over_live=yes and into is None, dry_run=dry_run
+    )
+    click.echo("\n".join(mask(line) for line in result.lines()))
+
+
+@backup.command("prune")
+@click.argument("env")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@handle_errors
+def backup_prune(env: str, dry_run: bool) -> None:
+    """Delete what retention no longer keeps; never the newest verified backup."""
+    click.echo("\n".join(_backups(env).prune(dry_run=dry_run).lines()))

@@ -1,0 +1,147 @@
+"""The command line's shared parts: the group, error handling, confirmation, plan loading."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+import psycopg
+
+from dbops import __version__
+from dbops.config.units import parse_duration
+from dbops.connect import mask
+from dbops.errors import DbopsError, PlanError
+
+if TYPE_CHECKING:
+    from dbops.backup import BackupManager
+    from dbops.changes import ChangeSet
+    from dbops.config.model import Plan
+    from dbops.migrate.engine import Progress
+    from dbops.migrate.source import Migration
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def fail(message: str) -> None:
+    click.echo(mask(message), err=True)
+
+
+def handle_errors(func: F) -> F:
+    """Turn dbops errors into masked one-line messages and exit code 1; nothing else catches."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PlanError as exc:
+            for problem in exc.problems:
+                fail(str(problem))
+            sys.exit(EXIT_ERROR)
+        except DbopsError as exc:
+            fail(f"error: {exc}")
+            sys.exit(EXIT_ERROR)
+        except psycopg.Error as exc:  # a server refusal dbops did not anticipate: still one line
+            reason = (exc.diag.message_primary or str(exc)).splitlines()[0]
+            fail(f"error: {reason} (SQLSTATE {exc.sqlstate or 'unknown'})")
+            sys.exit(EXIT_ERROR)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dbops")
+def main() -> None:
+    """Declarative PostgreSQL operations: validate, plan, apply, drift, migrate, back up, monitor."""
+
+
+def _confirm(action: str, environment: str, yes: bool) -> None:
+    """Changing a database needs --yes, or a yes at the prompt (development needs neither)."""
+    if yes or environment == "development":
+        return
+    if not sys.stdin.isatty():
+        raise DbopsError(
+            f"refusing to {action} on {environment} without --yes (no terminal to ask)"
+        )
+    if not click.confirm(f"{action} on {environment}?", default=False):
+        raise DbopsError("cancelled")
+
+
+@contextmanager
+def _progress(verb: str, total_hint: str) -> Iterator[Progress]:
+    """Live progress on a terminal, one plain line per migration otherwise."""
+    if not sys.stdout.isatty():
+
+        def line(done: int, total: int, migration: Migration, ms: float) -> None:
+            click.echo(
+                f"{verb} {migration.version} {migration.name} ({ms:.0f} ms) [{done}/{total}]"
+            )
+
+        yield line
+        return
+    from rich.progress import Progress as Bar
+
+    with Bar(transient=False) as bar:
+        task = bar.add_task(total_hint, total=None)
+
+        def advance(done: int, total: int, migration: Migration, ms: float) -> None:
+            bar.update(
+                task,
+                completed=done,
+                total=total,
+                description=f"{verb} {migration.version} {migration.name}",
+            )
+
+        yield advance
+
+
+def _duration_option(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _load(env: str, overrides: tuple[str, ...]) -> Plan:
+    from dbops.config.load import load_plan
+
+    pairs = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: use --set key.path=value", param_hint="--set")
+        pairs[key] = value
+    return load_plan(env, overrides=pairs)
+
+
+_set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a plan setting (highest precedence), e.g. pool.max_size=30.",
+)
+
+
+def _render(changeset: ChangeSet, fmt: str) -> str:
+    from dbops import render
+
+    if fmt == "json":
+        return render.json(changeset)
+    if fmt == "markdown":
+        return render.markdown(changeset)
+    return render.text(changeset, color=sys.stdout.isatty())
+
+
+def _backups(env: str) -> BackupManager:
+    from dbops.backup import BackupManager
+
+    return BackupManager.from_plan(env, notify=lambda message: click.echo(mask(message), err=True))

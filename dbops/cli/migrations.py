@@ -1,0 +1,276 @@
+"""`dbops migrate ...` and `dbops rollback`: the migration engine's commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from dbops.cli.base import (
+    EXIT_ERROR,
+    _backups,
+    _confirm,
+    _duration_option,
+    _progress,
+    fail,
+    handle_errors,
+    main,
+)
+from dbops.config.source import display_path
+from dbops.connect import mask
+
+if TYPE_CHECKING:
+    from dbops.migrate.engine import MigrationEngine, RunResult
+
+
+def _engine(env: str) -> MigrationEngine:
+    from dbops.migrate.engine import MigrationEngine
+
+    return MigrationEngine.from_plan(
+        env, notify=lambda message: click.echo(mask(message), err=True)
+    )
+
+
+@main.group()
+def migrate() -> None:
+    """Versioned SQL migrations: create, hash, status, validate, up, baseline."""
+
+
+@migrate.command("create")
+@click.argument("description")
+@click.option("--zero-downtime", is_flag=True, help="Mark the migration as written to run online.")
+@click.option("--estimated-duration", help="How long it should take, e.g. '30 seconds' or 5m.")
+@click.option(
+    "--risk-level", type=click.Choice(["low", "medium", "high"]), default="low", show_default=True
+)
+@click.option("--requires", multiple=True, help="A version that must be applied first.")
+@click.option(
+    "--directory", type=click.Path(path_type=Path), default=Path("migrations"), show_default=True
+)
+@handle_errors
+def migrate_create(
+    description: str,
+    zero_downtime: bool,
+    estimated_duration: str | None,
+    risk_level: str,
+    requires: tuple[str, ...],
+    directory: Path,
+) -> None:
+    """Write a new migration from the template and update dbops.sum."""
+    from dbops.migrate.engine import create_migration
+
+    path = create_migration(
+        directory,
+        description,
+        zero_downtime=zero_downtime,
+        estimated_duration=estimated_duration,
+        risk=risk_level,
+        requires=requires,
+    )
+    click.echo(f"created {display_path(path)}")
+
+
+@migrate.command("hash")
+@click.option(
+    "--directory", type=click.Path(path_type=Path), default=Path("migrations"), show_default=True
+)
+@handle_errors
+def migrate_hash(directory: Path) -> None:
+    """Write migrations/dbops.sum, the integrity file validate and up check."""
+    from dbops.migrate import source
+
+    source.load(directory)
+    click.echo(f"wrote {display_path(source.write_sum(directory))}")
+
+
+@migrate.command("status")
+@click.argument("env")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def migrate_status(env: str, fmt: str) -> None:
+    """Each migration: version, name, state (applied, pending, modified, missing-file, partial)."""
+    from dbops.migrate import report
+
+    rows = _engine(env).get_migration_status()
+    if fmt == "json":
+        click.echo(report.status_json(rows))
+    else:
+        click.echo("\n".join(report.status_table(rows, color=sys.stdout.isatty())))
+
+
+@migrate.command("validate")
+@click.argument("env")
+@handle_errors
+def migrate_validate(env: str) -> None:
+    """Check dbops.sum, SQL syntax, checksums against the history and dependencies."""
+    problems = _engine(env).validate_migrations()
+    for problem in problems:
+        fail(problem)
+    if problems:
+        sys.exit(EXIT_ERROR)
+    click.echo("migrations valid")
+
+
+@migrate.command("up")
+@click.argument("env")
+@click.option("--target", help="Version to migrate to (default: the plan's migrations.target).")
+@click.option("--dry-run", is_flag=True, help="Print the exact statements and steps; run nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
+@click.option(
+    "--allow-out-of-order",
+    is_flag=True,
+    default=None,
+    help="Apply a version older than the newest applied one.",
+)
+@click.option(
+    "--skip-backup", is_flag=True, help="Migrate without the policy's before-migrate backup."
+)
+@handle_errors
+def migrate_up(
+    env: str,
+    target: str | None,
+    dry_run: bool,
+    yes: bool,
+    lock_wait: str | None,
+    allow_out_of_order: bool | None,
+    skip_backup: bool,
+) -> None:
+    """Apply pending migrations."""
+    engine = _engine(env)
+    wait = _duration_option(lock_wait)
+    if dry_run:
+        preview = engine.run_migrations(
+            target=target, dry_run=True, allow_out_of_order=allow_out_of_order
+        )
+        click.echo("\n".join(report_listing(preview)))
+        return
+    _confirm("apply pending migrations", engine.plan.environment, yes)
+    with _progress("applied", "applying migrations") as progress:
+        result = engine.run_migrations(
+            target=target,
+            lock_wait=wait,
+            progress=progress,
+            allow_out_of_order=allow_out_of_order,
+            skip_backup=skip_backup,
+        )
+    click.echo(
+        f"{len(result.executions)} migration(s) applied"
+        if result.executions
+        else "nothing to apply: the database is up to date"
+    )
+
+
+@migrate.command("lint")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--env", help="Plan whose live tables turn hazards into estimates (and lint policy).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
+    """Hazards of each statement (locks, rewrites, destructive changes); exit 1 at fail_on."""
+    from dbops.migrate import source
+    from dbops.migrate.lint import lint
+
+    if env is not None:
+        report = _engine(env).lint(list(files) or None)
+    else:
+        migrations = (
+            [source.parse(f) for f in files] if files else list(source.load(Path("migrations")))
+        )
+        report = lint(migrations, zero_downtime=True, fail_on="error")
+    click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
+    if report.failing():
+        sys.exit(EXIT_ERROR)
+
+
+@migrate.command("explain")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--env", help="Plan whose live tables give the estimates (and zero-downtime policy).")
+@handle_errors
+def migrate_explain(file: Path, env: str | None) -> None:
+    """The exact steps a migration will run, their locks and, with --env, live estimates."""
+    from dbops.migrate import source
+    from dbops.migrate.lint import explain
+    from dbops.migrate.runner import prepare
+
+    if env is not None:
+        click.echo("\n".join(_engine(env).explain(file)))
+    else:
+        migration = source.parse(file)
+        click.echo("\n".join(explain(prepare(migration, "up", zero_downtime=True))))
+
+
+@migrate.command("baseline")
+@click.argument("env")
+@click.option("--version", "version", required=True, help="Newest version the database has.")
+@click.option("--yes", is_flag=True)
+@handle_errors
+def migrate_baseline(env: str, version: str, yes: bool) -> None:
+    """Adopt an existing database: record migrations up to VERSION as applied, run nothing."""
+    engine = _engine(env)
+    _confirm(f"baseline at {version}", engine.plan.environment, yes)
+    adopted = engine.baseline(version)
+    click.echo(f"baselined at {version}: {len(adopted)} migration(s) recorded as applied")
+
+
+@main.command()
+@click.argument("env")
+@click.option("--count", type=int, help="How many of the newest migrations to roll back.")
+@click.option("--to", "to", help="Roll back every migration applied after this version.")
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="Restore the latest before-migrate backup over the database instead "
+    "(when down migrations cannot help); a safety backup is taken first.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the exact statements and steps; run nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
+@handle_errors
+def rollback(
+    env: str,
+    count: int | None,
+    to: str | None,
+    emergency: bool,
+    dry_run: bool,
+    yes: bool,
+    lock_wait: str | None,
+) -> None:
+    """Run down sections newest first (the last one by default), or with --emergency restore
+    the latest before-migrate backup."""
+    if emergency:
+        if count is not None or to is not None:
+            raise click.UsageError("--emergency restores a backup: it takes no --count or --to")
+        backups = _backups(env)
+        if not dry_run:
+            _confirm(
+                "restore the latest before-migrate backup over the database",
+                backups.plan.environment,
+                yes,
+            )
+        restored = backups.emergency_rollback(dry_run=dry_run)
+        click.echo("\n".join(mask(line) for line in restored.lines()))
+        return
+    engine = _engine(env)
+    if dry_run:
+        preview = engine.rollback_migrations(count=count, to=to, dry_run=True)
+        click.echo("\n".join(report_listing(preview)))
+        return
+    _confirm("roll back migrations", engine.plan.environment, yes)
+    with _progress("rolled back", "rolling back") as progress:
+        result = engine.rollback_migrations(
+            count=count, to=to, progress=progress, lock_wait=_duration_option(lock_wait)
+        )
+    click.echo(
+        f"{len(result.executions)} migration(s) rolled back"
+        if result.executions
+        else "nothing to roll back"
+    )
+
+
+def report_listing(result: RunResult) -> list[str]:
+    from dbops.migrate.report import dry_run_listing
+
+    return dry_run_listing(result)

@@ -1,0 +1,243 @@
+"""`dbops validate|plan|apply|drift|health|local`: the declarative loop and the embedded database."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from dbops.cli.base import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    _confirm,
+    _load,
+    _render,
+    _set_option,
+    fail,
+    handle_errors,
+    main,
+)
+from dbops.config.load import plan_files, resolve_plan_path, validate_file
+from dbops.config.source import display_path
+from dbops.connect import mask
+from dbops.errors import DbopsError
+
+if TYPE_CHECKING:
+    from dbops.execute import ApplyReport
+
+
+@main.command()
+@click.argument("plans", nargs=-1)
+@handle_errors
+def validate(plans: tuple[str, ...]) -> None:
+    """Check plan files (every file in plans/ when none is named): exit 1 on any problem."""
+    root = Path.cwd()
+    paths = [resolve_plan_path(ref, root) for ref in plans] if plans else plan_files(root)
+    if not paths:
+        raise DbopsError("no plan files in plans/")
+    problems = [p for path in paths for p in validate_file(path, root=root)]
+    for problem in problems:
+        fail(str(problem))
+    if problems:
+        sys.exit(EXIT_ERROR)
+    click.echo(f"{len(paths)} plan(s) valid: {', '.join(display_path(p) for p in paths)}")
+
+
+@main.command()
+@click.argument("env")
+@click.option(
+    "--diff",
+    "--detailed-exitcode",
+    "diff",
+    is_flag=True,
+    help="Exit 2 when there are changes (the pull-request check).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option("--out", type=click.Path(path_type=Path), help="Save the plan to apply it later.")
+@_set_option
+@handle_errors
+def plan(env: str, diff: bool, fmt: str, out: Path | None, overrides: tuple[str, ...]) -> None:
+    """Show what apply would change; never writes (one read-only transaction)."""
+    from dbops import pipeline
+
+    planned = pipeline.plan(_load(env, overrides))
+    click.echo(_render(planned.changeset, fmt))
+    if out is not None:
+        out.write_text(planned.changeset.to_json() + "\n", encoding="utf-8")
+        click.echo(f"saved the plan to {display_path(out)}", err=True)
+    if diff and not planned.changeset.empty:
+        sys.exit(EXIT_CHANGES)
+
+
+@main.command()
+@click.argument("env")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--plan-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Apply a plan saved with `dbops plan --out`, if still fresh.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the exact pyinfra operations; run nothing.")
+@click.option("--allow-restart", is_flag=True, help="Apply settings that need a restart.")
+@click.option(
+    "--skip-backup",
+    is_flag=True,
+    help="Migrate without the policy's before-migrate backup (recorded in the audit).",
+)
+@_set_option
+@handle_errors
+def apply(
+    env: str,
+    yes: bool,
+    plan_file: Path | None,
+    dry_run: bool,
+    allow_restart: bool,
+    skip_backup: bool,
+    overrides: tuple[str, ...],
+) -> None:
+    """Plan, confirm, then execute through pyinfra with health gates and automatic rollback."""
+    from dbops import pipeline
+    from dbops.changes import ChangeSet
+
+    the_plan = _load(env, overrides)
+    planned = pipeline.plan(the_plan, command="apply")
+    changeset = planned.changeset
+    if plan_file is not None:
+        try:
+            changeset = ChangeSet.from_json(plan_file.read_text(encoding="utf-8"))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DbopsError(f"{display_path(plan_file)}: not a dbops plan file: {exc}") from None
+        if changeset.environment != the_plan.environment:
+            raise DbopsError(
+                f"{display_path(plan_file)} was made for {changeset.environment}, "
+                f"not {the_plan.environment}"
+            )
+        pipeline.check_fresh(changeset, planned.changeset)
+    click.echo(_render(changeset, "text"))
+    if changeset.empty:
+        return
+    if dry_run:
+        for op in pipeline.dry_run(the_plan, changeset, allow_restart=allow_restart):
+            kind = "server.shell" if op.run is None else "python.call"
+            click.echo(mask(f"{kind} [{op.target.host}] {op.name}"))
+            for command in op.commands:
+                click.echo(mask(f"    {command}"))
+        return
+    _confirm(f"apply these changes to {the_plan.environment}", the_plan.environment, yes)
+    report = pipeline.apply(
+        the_plan,
+        changeset,
+        planned.live,
+        allow_restart=allow_restart,
+        skip_backup=skip_backup,
+        notify=lambda message: click.echo(mask(message)),
+    )
+    for line in _report_lines(report):
+        click.echo(mask(line), err=report.result != "applied")
+    if report.result != "applied":
+        sys.exit(EXIT_ERROR)
+
+
+def _report_lines(report: ApplyReport) -> list[str]:
+    lines = [f"apply {report.result}" + (f": {report.reason}" if report.reason else "")]
+    lines += [f"  applied: {item}" for item in report.applied]
+    lines += [f"  rolled back: {item}" for item in report.rolled_back]
+    lines += [f"  skipped: {item} (needs --allow-restart)" for item in report.skipped]
+    return lines
+
+
+@main.command()
+@click.argument("env")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_set_option
+@handle_errors
+def drift(env: str, fmt: str, overrides: tuple[str, ...]) -> None:
+    """Out-of-band drift (exit 2) vs pending configuration (exit 3); 0 in sync. Read-only."""
+    from dbops import pipeline
+
+    report = pipeline.drift(_load(env, overrides))
+    click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.argument("env")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Check again every few seconds (a live table on a terminal) until Ctrl-C.",
+)
+@click.option(
+    "--serve",
+    "address",
+    metavar="HOST:PORT",
+    help="Monitor (alerts, recovery) and serve /health, /ready and /metrics, e.g. 127.0.0.1:9187.",
+)
+@_set_option
+@handle_errors
+def health(
+    env: str, fmt: str, watch: bool, address: str | None, overrides: tuple[str, ...]
+) -> None:
+    """Check the database: exit 0 healthy, 2 warning, 3 critical, 1 could not check."""
+    from dbops.health import command
+
+    the_plan = _load(env, overrides)
+
+    def echo(line: str) -> None:
+        click.echo(mask(line))
+
+    if address is not None:
+        if watch:
+            raise DbopsError("--serve runs until stopped: it does not go with --watch")
+        sys.exit(command.serve(the_plan, address, echo=echo))
+    sys.exit(command.run_health(the_plan, fmt, watch, echo=echo))
+
+
+@main.group()
+def local() -> None:
+    """The embedded development database under .dbops/ (what plans/development.yaml uses)."""
+
+
+def _print_status(action: str) -> None:
+    from dbops import local as embedded
+
+    cluster = embedded.development_cluster(Path.cwd())
+    status = getattr(cluster, action)()
+    if status.running:
+        click.echo(
+            f"running: PostgreSQL {status.version} on 127.0.0.1:{status.port} "
+            f"(pid {status.pid}, data {status.data_dir})"
+        )
+    else:
+        state = "stopped" if status.initialized else "not created"
+        click.echo(f"{state}: {status.data_dir}")
+
+
+@local.command("up")
+@handle_errors
+def local_up() -> None:
+    """Create (first time) and start the development cluster; does nothing when it runs."""
+    from dbops import local as embedded
+    from dbops.config.load import load_plan
+
+    _print_status("up")
+    plan = load_plan("development")
+    if embedded.development_cluster(Path.cwd()).ensure_database(plan.database.name):
+        click.echo(f"created database {plan.database.name}")
+
+
+@local.command("down")
+@handle_errors
+def local_down() -> None:
+    """Stop the development cluster (its data stays under .dbops/)."""
+    _print_status("down")
+
+
+@local.command("status")
+@handle_errors
+def local_status() -> None:
+    """Show whether the development cluster runs, where, and which version."""
+    _print_status("status")
