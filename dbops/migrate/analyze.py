@@ -140,6 +140,14 @@ def _volatile(expr: ast.Node | None) -> bool:
     return any(f"{name}(" in text for name in volatile)
 
 
+# Statement kinds that can take a lock on an existing relation or carry a hazard; the others
+# (SELECT, CREATE FUNCTION, GRANT, COMMENT, ...) are not parsed again.
+_ANALYSED = frozenset({"CreateStmt", "IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt",
+                       "RenameStmt", "TruncateStmt", "VacuumStmt", "ClusterStmt",
+                       "VariableSetStmt", "AlterEnumStmt", "InsertStmt", "UpdateStmt",
+                       "DeleteStmt"})
+
+
 class _Analyzer:
     """Walks one migration's statements, tracking tables it creates (which need no care)."""
 
@@ -155,6 +163,12 @@ class _Analyzer:
                        relation, self.ignores.get(rule, ""))
 
     def analyze(self, statement: Statement) -> StatementAnalysis:
+        if statement.kind not in _ANALYSED:
+            return StatementAnalysis(statement, (), False, False, ())
+        if statement.kind == "CreateStmt" and len(statement.relations) <= 1:
+            # A table that references nothing: no lock on anything that exists, no hazard.
+            self.created.add(statement.relations[0] if statement.relations else "?")
+            return StatementAnalysis(statement, (), False, False, ())
         node = pglast.parse_sql(statement.text)[0].stmt
         locks: list[tuple[str, str]] = []
         findings: list[Finding] = []

@@ -294,9 +294,7 @@ class Runner:
         exponential backoff and jitter; when the attempts run out, the blockers are named."""
         retries = self._settings.retries
         delay = retries.backoff.total_seconds()
-        tables = tuple(dict.fromkeys(  # online index steps queue nobody: no need to wait first
-            r for s in statements if not (s.kind in _CONCURRENT_KINDS and not s.transactional)
-            for r in s.relations))
+        tables = tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)))
         first = statements[0] if statements else None
         for attempt in range(1, retries.attempts + 1):
             blockers = self._blockers(tables)
@@ -342,6 +340,16 @@ class Runner:
             (list(tables), age)).fetchall()
         return [f"pid {pid} ({app}), in a transaction since {xact:%H:%M:%S}, query started "
                 f"{started:%H:%M:%S}: {query}" for pid, app, xact, started, query in rows]
+
+
+def _locked_tables(statement: Statement) -> tuple[str, ...]:
+    """Existing tables a statement locks and may queue behind: none for an online index step
+    (it queues nobody) and, for CREATE TABLE, only the tables it references."""
+    if statement.kind in _CONCURRENT_KINDS and not statement.transactional:
+        return ()
+    if statement.kind == "CreateStmt":
+        return statement.relations[1:]
+    return statement.relations
 
 
 def _first_line(exc: psycopg.Error) -> str:

@@ -3,11 +3,12 @@ it can run inside a transaction block. No regular expressions decide this."""
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
+from typing import Any
 
-import pglast
-from pglast import ast
-from pglast.parser import ParseError
+from pglast.parser import ParseError, parse_sql_json
 
 
 class SqlSyntaxError(Exception):
@@ -36,37 +37,29 @@ class Statement:
         return first if len(first) <= 80 else first[:77] + "..."
 
 
-def _reindex_concurrently(node: ast.ReindexStmt) -> bool:
-    return any(getattr(p, "defname", None) == "concurrently" for p in node.params or ())
+Node = dict[str, Any]
+
+_OUTSIDE_TRANSACTION = frozenset({"AlterSystemStmt", "CreatedbStmt", "DropdbStmt",
+                                  "CreateTableSpaceStmt", "DropTableSpaceStmt",
+                                  "CreateSubscriptionStmt", "AlterSubscriptionStmt",
+                                  "DropSubscriptionStmt"})
 
 
-def _transactional(node: ast.Node) -> bool:
+def _transactional(kind: str, node: Node) -> bool:
     """Whether PostgreSQL lets this statement run inside a transaction block."""
-    if isinstance(node, ast.IndexStmt | ast.DropStmt):
-        return not node.concurrent
-    if isinstance(node, ast.ReindexStmt):
+    if kind in ("IndexStmt", "DropStmt"):
+        return not node.get("concurrent", False)
+    if kind == "ReindexStmt":
         # REINDEX DATABASE/SYSTEM and REINDEX ... CONCURRENTLY refuse transaction blocks.
-        kind = node.kind.name if node.kind is not None else ""
-        return not _reindex_concurrently(node) and kind not in (
-            "REINDEX_OBJECT_DATABASE",
-            "REINDEX_OBJECT_SYSTEM",
-        )
-    if isinstance(node, ast.VacuumStmt):
-        return not node.is_vacuumcmd  # ANALYZE alone may run in a transaction
-    if isinstance(node, ast.ClusterStmt):
-        return node.relation is not None
-    if isinstance(
-        node, ast.CreateSubscriptionStmt | ast.AlterSubscriptionStmt | ast.DropSubscriptionStmt
-    ):
-        return False
-    return not isinstance(
-        node,
-        ast.AlterSystemStmt
-        | ast.CreatedbStmt
-        | ast.DropdbStmt
-        | ast.CreateTableSpaceStmt
-        | ast.DropTableSpaceStmt,
-    )
+        concurrently = any(p.get("DefElem", {}).get("defname") == "concurrently"
+                           for p in node.get("params", ()))
+        return not concurrently and node.get("kind") not in ("REINDEX_OBJECT_DATABASE",
+                                                             "REINDEX_OBJECT_SYSTEM")
+    if kind == "VacuumStmt":
+        return not node.get("is_vacuumcmd", False)  # ANALYZE alone may run in a transaction
+    if kind == "ClusterStmt":
+        return node.get("relation") is not None
+    return kind not in _OUTSIDE_TRANSACTION
 
 
 # Statements whose lock can queue the application's queries behind them.
@@ -75,18 +68,20 @@ DDL_KINDS = frozenset({"AlterTableStmt", "IndexStmt", "DropStmt", "ReindexStmt",
                        "AlterEnumStmt", "CreateStmt"})
 
 
-def _relations(node: ast.Node) -> tuple[str, ...]:
+def _relations(node: Node) -> tuple[str, ...]:
+    """Every relation a statement names (its RangeVars), in order."""
     found: list[str] = []
 
     def visit(item: object) -> None:
-        if isinstance(item, ast.RangeVar) and item.relname:
-            name = f"{item.schemaname}.{item.relname}" if item.schemaname else str(item.relname)
-            if name not in found:
-                found.append(name)
-        elif isinstance(item, ast.Node):
-            for attr in getattr(item, "__slots__", ()):
-                visit(getattr(item, attr, None))
-        elif isinstance(item, tuple):
+        if isinstance(item, dict):
+            if "relname" in item:
+                schema = item.get("schemaname")
+                name = f"{schema}.{item['relname']}" if schema else str(item["relname"])
+                if name not in found:
+                    found.append(name)
+            for value in item.values():
+                visit(value)
+        elif isinstance(item, list):
             for element in item:
                 visit(element)
 
@@ -99,24 +94,32 @@ def _line_at(text: str, offset: int) -> int:
 
 
 def split(text: str, first_line: int = 1) -> list[Statement]:
-    """The statements of `text`; lines are numbered from `first_line` (the section's first line)."""
+    """The statements of `text`; lines are numbered from `first_line` (the section's first line).
+    Parsed once per text: a run prepares, lints and analyses the same sections."""
+    return list(_split(text, first_line))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split(text: str, first_line: int) -> tuple[Statement, ...]:
+    # The parser's JSON (plain dicts) is an order of magnitude cheaper than pglast's node objects,
+    # which matters for thousands of migrations; its offsets are in bytes.
     try:
-        parsed = pglast.parse_sql(text)
+        parsed = json.loads(parse_sql_json(text))["stmts"]
     except ParseError as exc:
         message, offset = (*exc.args, 0)[:2]
-        line = _line_at(text, int(offset)) + first_line - 1  # pglast reports characters
+        line = _line_at(text, int(offset)) + first_line - 1  # pglast reports characters here
         raise SqlSyntaxError(str(message), line) from None
+    encoded = text.encode("utf-8")
     statements = []
     for raw in parsed:
-        start = raw.stmt_location or 0
-        end = start + raw.stmt_len if raw.stmt_len else len(text)
-        chunk = text[start:end]
+        start = raw.get("stmt_location", 0)
+        end = start + raw["stmt_len"] if raw.get("stmt_len") else len(encoded)
+        chunk = encoded[start:end].decode("utf-8")
         lead = len(chunk) - len(chunk.lstrip())
         body = chunk.strip().rstrip(";").strip()
-        where = _line_at(text, start) + chunk.count("\n", 0, lead)
-        node = raw.stmt
-        assert node is not None
-        if isinstance(node, ast.TransactionStmt):
+        where = encoded.count(b"\n", 0, start) + 1 + chunk.count("\n", 0, lead)
+        kind, node = next(iter(raw["stmt"].items()))
+        if kind == "TransactionStmt":
             raise SqlSyntaxError(
                 "transaction control (BEGIN/COMMIT/ROLLBACK) is not allowed in a migration: "
                 "dbops runs each migration in its own transaction "
@@ -124,17 +127,16 @@ def split(text: str, first_line: int = 1) -> list[Statement]:
                 where + first_line - 1,
             )
         index = None
-        if isinstance(node, ast.IndexStmt) and node.concurrent and node.idxname and node.relation:
-            index = (node.relation.schemaname, node.idxname)
-        kind = type(node).__name__
+        if kind == "IndexStmt" and node.get("concurrent") and node.get("idxname"):
+            index = (node["relation"].get("schemaname"), node["idxname"])
         statements.append(
             Statement(
                 text=body,
                 line=where + first_line - 1,
                 kind=kind,
-                transactional=_transactional(node),
+                transactional=_transactional(kind, node),
                 index=index,
                 relations=_relations(node) if kind in DDL_KINDS else (),
             )
         )
-    return statements
+    return tuple(statements)
