@@ -12,7 +12,7 @@ from typing import Any, cast
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from dbops.pool.connection import socket_is_quiet
+from dbops.pool.connection import record_statement, socket_is_quiet
 from dbops.pool.errors import PoolExhausted
 from dbops.pool.leaks import Held, held, holder, returned_after_report
 from dbops.pool.metrics import Gauges, NodeMetrics
@@ -47,15 +47,9 @@ class InstrumentedAsyncCursor(psycopg.AsyncCursor[Any]):
         try:
             await super().execute(query, params, prepare=prepare, binary=binary)
         except BaseException:
-            elapsed = perf_counter() - started
-            conn._dbops_times.append(-elapsed)
-            if elapsed >= conn._dbops_log_after:
-                conn._dbops_metrics.log_statement(query, params, elapsed, True)
+            record_statement(conn, query, params, perf_counter() - started, failed=True)
             raise
-        elapsed = perf_counter() - started
-        conn._dbops_times.append(elapsed)
-        if elapsed >= conn._dbops_log_after:
-            conn._dbops_metrics.log_statement(query, params, elapsed, False)
+        record_statement(conn, query, params, perf_counter() - started, failed=False)
         return self
 
 

@@ -48,16 +48,18 @@ class InstrumentedCursor(psycopg.Cursor[Any]):
         try:
             _cursor_execute(self, query, params, prepare=prepare, binary=binary)
         except BaseException:
-            elapsed = perf_counter() - started
-            conn._dbops_times.append(-elapsed)
-            if elapsed >= conn._dbops_log_after:
-                conn._dbops_metrics.log_statement(query, params, elapsed, True)
+            record_statement(conn, query, params, perf_counter() - started, failed=True)
             raise
-        elapsed = perf_counter() - started
-        conn._dbops_times.append(elapsed)
-        if elapsed >= conn._dbops_log_after:
-            conn._dbops_metrics.log_statement(query, params, elapsed, False)
+        record_statement(conn, query, params, perf_counter() - started, failed=False)
         return self
+
+
+def record_statement(conn: Any, query: Any, params: Any, elapsed: float, *, failed: bool) -> None:
+    """One statement of a checkout, for its timings and (when slow enough) the statement log.
+    Shared by the thread and asyncio cursors; `conn` carries the `_dbops_*` attributes."""
+    conn._dbops_times.append(-elapsed if failed else elapsed)
+    if elapsed >= conn._dbops_log_after:
+        conn._dbops_metrics.log_statement(query, params, elapsed, failed)
 
 
 def socket_is_quiet(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
