@@ -63,6 +63,27 @@ _UPGRADES: tuple[str, ...] = (
         reason        text NOT NULL DEFAULT ''
     );
     """,
+    # An apply's row is written when it starts and updated as it goes, so a run that dies leaves
+    # a trace; the snapshot keeps the unmanaged baseline; a migration run's credit row survives
+    # SIGKILL so its schema changes are still credited to migrations afterwards.
+    """
+    ALTER TABLE dbops.applied_snapshot ADD COLUMN unmanaged jsonb NOT NULL DEFAULT '{}';
+    ALTER TABLE dbops.apply_audit DROP CONSTRAINT apply_audit_result_check;
+    ALTER TABLE dbops.apply_audit ADD CONSTRAINT apply_audit_result_check
+        CHECK (result IN ('running', 'applied', 'rolled back', 'failed', 'interrupted'));
+    ALTER TABLE dbops.apply_audit
+        ADD COLUMN plan_file_sha256 text,
+        ADD COLUMN done jsonb NOT NULL DEFAULT '[]',
+        ADD COLUMN undone jsonb NOT NULL DEFAULT '[]',
+        ADD COLUMN not_undone jsonb NOT NULL DEFAULT '[]',
+        ADD COLUMN backend_pid integer,
+        ADD COLUMN finished_at timestamptz;
+    CREATE TABLE dbops.migration_credit (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        before     jsonb NOT NULL
+    );
+    """,
 )
 
 
