@@ -1,18 +1,25 @@
 """(Plan, LiveState, ChangeSet) -> DriftReport. Pure. Out-of-band drift: the live database differs
-from what dbops last applied. Pending configuration: the plan differs from what dbops last applied.
+from what dbops last applied, what the plan does not manage included (ALTER SYSTEM entries, powerful
+roles), or an applied migration's file was edited. Pending configuration: the plan differs from what
+dbops last applied.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from dbops.backup.schedule import overdue
 from dbops.changes import ChangeSet, Scalar
 from dbops.config.model import DriftIgnore, Plan
-from dbops.inspect import LiveState
+from dbops.inspect import ROLE_ATTRIBUTES, LiveState
+from dbops.ledger import Snapshot
+from dbops.migrate import pending
+from dbops.migrate.history import AppliedMigration
+from dbops.migrate.source import MigrationSet
 from dbops.setting_values import SettingSpec, same
 
 Kind = Literal["out-of-band", "pending"]
@@ -27,6 +34,7 @@ class DriftItem:
     live: Scalar
     planned: Scalar
     ignored: str = ""  # why, and until when, when an ignore in the plan silences it
+    detail: str = ""  # what happened, in words, when the values alone do not say it
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,9 @@ class DriftReport:
 
 
 def _line(item: DriftItem) -> str:
-    if item.kind == "out-of-band" and not item.address.startswith(("setting.", "role.")):
+    if item.detail:
+        text = f"  {item.address}: {item.detail}"
+    elif item.kind == "out-of-band" and not item.address.startswith(("setting.", "role.")):
         text = f"  {item.address}: {item.live}"
     elif item.kind == "out-of-band":
         text = f"  {item.address}: dbops applied {item.last_applied!r}, live is {item.live!r}"
@@ -75,7 +85,10 @@ def _line(item: DriftItem) -> str:
     return f"{text} (ignored: {item.ignored})" if item.ignored else text
 
 
-def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date) -> DriftReport:
+def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
+           migrations: MigrationSet | None = None, stale_sum: str = "") -> DriftReport:
+    """`migrations` are the files as they are (edited applied ones are drift); `stale_sum` is why
+    dbops.sum does not match them, if it does not. Plan the ChangeSet with `as_applied` files."""
     items: list[DriftItem] = []
     snapshot = live.snapshot
     if snapshot is None:
@@ -84,9 +97,16 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date) ->
     else:
         items += _settings(plan, live, snapshot.settings)
         items += _roles(plan, live, snapshot.roles)
+        if plan.drift_unmanaged == "report":
+            items += _unmanaged_settings(plan, live, snapshot)
+            items += _unmanaged_roles(plan, live, snapshot)
         items += _schema(snapshot.schema_fingerprint, live.schema)
         items += [DriftItem("pending", c.address, c.before, c.before, c.after)
                   for c in changeset.of_kind("migration")]
+    if migrations is not None:
+        items += _edited(migrations, live.applied)
+    if stale_sum:
+        items.append(DriftItem("out-of-band", "dbops.sum", None, stale_sum, None))
     late = overdue(plan.backup, live.backups, datetime.now(UTC))
     if late is not None:  # out-of-band in effect: the backups the plan promises are not there
         items.append(DriftItem("out-of-band", "backup.schedule", None, late,
@@ -125,14 +145,15 @@ def _roles(plan: Plan, live: LiveState, applied: dict[str, dict[str, Any]]) -> l
     for name in sorted(set(applied) | set(plan.roles)):
         before = applied.get(name)
         role = live.roles.get(name)
-        now = None if role is None else {"login": role.login,
-                                         "connection_limit": role.connection_limit,
-                                         "settings": role.settings}
+        now = None if role is None else {"connection_limit": role.connection_limit,
+                                         "settings": role.settings, **role.attributes}
         planned = plan.roles.get(name)
         wanted = None if planned is None else {"login": planned.login,
                                                "connection_limit": planned.connection_limit,
                                                "settings": planned.settings}
         items += _compare_role(name, before, now, wanted, live)
+        if before is not None and now is not None and plan.drift_unmanaged == "report":
+            items += _attributes(name, before, now, unmanaged=False)
     return items
 
 
@@ -163,6 +184,115 @@ def _compare_role(name: str, before: dict[str, Any] | None, now: dict[str, Any] 
     return items
 
 
+def _attributes(name: str, before: dict[str, Any], now: dict[str, Any], *,
+                unmanaged: bool) -> list[DriftItem]:
+    """A role's SUPERUSER, CREATEDB, ... (LOGIN too when the plan does not declare the role) that
+    changed since the last apply; a snapshot older than this comparison has none to compare."""
+    keys = [k for k in ROLE_ATTRIBUTES if k in before and (unmanaged or k != "login")]
+    return [DriftItem("out-of-band", f"role.{name}.{key}", before[key], now[key], None,
+                      detail="granted outside dbops" if now[key] else "revoked outside dbops")
+            for key in keys if bool(now[key]) != bool(before[key])]
+
+
+def _unmanaged_settings(plan: Plan, live: LiveState, snapshot: Snapshot) -> list[DriftItem]:
+    """ALTER SYSTEM entries the plan does not manage, new, changed or gone since the last apply."""
+    if "settings" not in snapshot.unmanaged or not live.primary.auto_conf_readable:
+        return []
+    managed = set(plan.settings) | set(snapshot.settings)
+    before: dict[str, str] = snapshot.unmanaged["settings"]
+    now = _written(live, managed)
+    items = []
+    for name in sorted((set(before) | set(now)) - managed):
+        was, has = before.get(name), now.get(name)
+        setting = live.primary.settings.get(name)
+        if _same(setting.spec if setting else None, was, has):
+            continue
+        if was is None:
+            detail = f"set by ALTER SYSTEM outside the plan: {has}"
+        elif has is None:
+            detail = f"ALTER SYSTEM entry removed outside dbops (was {was} when dbops last applied)"
+        else:
+            detail = (f"changed by ALTER SYSTEM outside the plan: {has} "
+                      f"(was {was} when dbops last applied)")
+        items.append(DriftItem("out-of-band", f"setting.{name}", was, has, None, detail=detail))
+    return items
+
+
+def _unmanaged_roles(plan: Plan, live: LiveState, snapshot: Snapshot) -> list[DriftItem]:
+    """Roles the plan does not declare that can log in or hold a privilege attribute, new, dropped
+    or changed since the last apply."""
+    if "roles" not in snapshot.unmanaged:
+        return []
+    declared = set(plan.roles) | set(snapshot.roles)
+    before: dict[str, dict[str, bool]] = snapshot.unmanaged["roles"]
+    now = _powerful(live, declared)
+    items = []
+    for name in sorted((set(before) | set(now)) - declared):
+        was, has = before.get(name), now.get(name)
+        if was is None and has is not None:
+            items.append(DriftItem("out-of-band", f"role.{name}", None, _held(has), None,
+                                   detail=f"created outside dbops ({_held(has)})"))
+        elif was is not None and name not in live.roles:
+            items.append(DriftItem("out-of-band", f"role.{name}", _held(was), None, None,
+                                   detail=f"dropped outside dbops (it had {_held(was)})"))
+        elif was is not None:
+            items += _attributes(name, was, live.roles[name].attributes, unmanaged=True)
+    return items
+
+
+def _held(attributes: dict[str, bool]) -> str:
+    return ", ".join(k for k in ROLE_ATTRIBUTES if attributes.get(k))
+
+
+def _written(live: LiveState, managed: set[str]) -> dict[str, str]:
+    """The primary's ALTER SYSTEM entries (a replica's primary_conninfo is its own business)."""
+    return {name: s.written for name, s in live.primary.settings.items()
+            if s.written is not None and name not in managed}
+
+
+def _powerful(live: LiveState, declared: set[str]) -> dict[str, dict[str, bool]]:
+    return {name: role.attributes for name, role in live.roles.items()
+            if name not in declared and any(role.attributes.values())}
+
+
+def unmanaged_baseline(plan: Plan, live: LiveState) -> dict[str, Any]:
+    """What an apply records of what the plan does not manage, from the LiveState it planned with:
+    the primary's ALTER SYSTEM entries outside the plan (and outside the last snapshot: apply
+    resets those or keeps managing them) and the roles outside the plan with LOGIN or a privilege
+    attribute. Drift reports what differs from it, so what existed then is not noise."""
+    baseline: dict[str, Any] = {"roles": _powerful(live, set(plan.roles))}
+    if live.primary.auto_conf_readable:
+        managed = set(plan.settings) | set(live.snapshot.settings if live.snapshot else ())
+        baseline["settings"] = _written(live, managed)
+    return baseline
+
+
+def declared_roles(roles: dict[str, dict[str, Any]], live: LiveState) -> dict[str, dict[str, Any]]:
+    """The snapshot's declared roles with the attributes the plan does not set (SUPERUSER,
+    CREATEDB, ...) as apply leaves them: a role it creates has none of them."""
+    return {name: {**{k: bool(getattr(live.roles[name], k)) if name in live.roles else False
+                      for k in ROLE_ATTRIBUTES if k != "login"}, **role}
+            for name, role in roles.items()}
+
+
+def _edited(migrations: MigrationSet, applied: Sequence[AppliedMigration]) -> list[DriftItem]:
+    """Applied migrations whose file changed since (a baseline row records no file to compare)."""
+    recorded = {a.version: a for a in applied if a.execution_mode != "baseline"}
+    return [DriftItem("out-of-band", f"migration.{row.version}", recorded[row.version].checksum,
+                      row.detail, None)
+            for row in pending.status(migrations, list(applied), [])
+            if row.state == "modified" and row.version in recorded]
+
+
+def as_applied(migrations: MigrationSet, applied: Sequence[AppliedMigration]) -> MigrationSet:
+    """The files with each edited applied migration's checksum put back to the history's, so the
+    planner still lists what is pending instead of refusing; `detect` reports the edits."""
+    recorded = {a.version: a.checksum for a in applied}
+    return MigrationSet(migrations.directory, tuple(
+        replace(m, checksum=recorded[m.version]) if recorded.get(m.version, m.checksum)
+        != m.checksum else m for m in migrations))
+
+
 def _schema(applied: dict[str, str], live: dict[str, str]) -> list[DriftItem]:
     items = []
     for address in sorted(set(applied) | set(live)):
@@ -180,8 +310,7 @@ def _ignore(item: DriftItem, ignores: tuple[DriftIgnore, ...], today: date) -> D
     for rule in ignores:
         path = _address(rule.path)
         if (item.address == path or item.address.startswith(path + ".")) and today <= rule.until:
-            return DriftItem(item.kind, item.address, item.last_applied, item.live, item.planned,
-                             f"{rule.reason}, until {rule.until.isoformat()}")
+            return replace(item, ignored=f"{rule.reason}, until {rule.until.isoformat()}")
     return item
 
 

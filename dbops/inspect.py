@@ -31,7 +31,8 @@ SESSION_SOURCES = frozenset({"client", "session", "user", "database"})
 
 _ROLES = """
     SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, coalesce(s.setconfig, '{}'),
-           (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = r.rolname)
+           (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = r.rolname),
+           r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls
     FROM pg_roles r LEFT JOIN pg_db_role_setting s ON s.setrole = r.oid AND s.setdatabase = 0
     WHERE r.rolname !~ '^pg_'"""
 
@@ -124,6 +125,10 @@ class Server:
     auto_conf_readable: bool
 
 
+# The role attributes that give power on their own, login included.
+ROLE_ATTRIBUTES = ("superuser", "login", "createrole", "createdb", "replication", "bypassrls")
+
+
 @dataclass(frozen=True)
 class LiveRole:
     name: str
@@ -131,6 +136,16 @@ class LiveRole:
     connection_limit: int
     settings: dict[str, str]
     sessions: int
+    superuser: bool = False
+    createrole: bool = False
+    createdb: bool = False
+    replication: bool = False
+    bypassrls: bool = False
+
+    @property
+    def attributes(self) -> dict[str, bool]:
+        """LOGIN and the privileges a role can hold beyond what it is granted: what drift watches."""
+        return {key: bool(getattr(self, key)) for key in ROLE_ATTRIBUTES}
 
 
 @dataclass(frozen=True)
@@ -190,8 +205,9 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
     version, user = conn.execute("SELECT current_setting('server_version_num')::int, current_user"
                                  ).fetchone() or (0, "")
     roles = {
-        name: LiveRole(name, login, limit, dict(_split_setting(s) for s in config), sessions)
-        for name, login, limit, config, sessions in conn.execute(_ROLES)
+        name: LiveRole(name, login, limit, dict(_split_setting(s) for s in config), sessions,
+                       *attributes)
+        for name, login, limit, config, sessions, *attributes in conn.execute(_ROLES)
     }
     replication = () if server.in_recovery else tuple(
         ReplicaStatus(*row) for row in conn.execute(_REPLICATION))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -97,6 +97,9 @@ class Snapshot:
     settings: dict[str, str]
     roles: dict[str, dict[str, Any]]
     schema_fingerprint: dict[str, str]
+    # What the plan does not manage, as it was then: {"settings": {name: value}, "roles":
+    # {name: attributes}}; empty for a snapshot written before dbops kept it.
+    unmanaged: dict[str, Any] = field(default_factory=dict)
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
@@ -118,21 +121,22 @@ def read_snapshot(conn: psycopg.Connection[Any], environment: str) -> Snapshot |
     if not row or not row[0]:
         return None
     with conn.cursor(row_factory=class_row(Snapshot)) as cur:
-        cur.execute("SELECT environment, plan_hash, applied_at, settings, roles, schema_fingerprint"
-                    " FROM dbops.applied_snapshot WHERE environment = %s", (environment,))
+        cur.execute("SELECT environment, plan_hash, applied_at, settings, roles, schema_fingerprint,"
+                    " unmanaged FROM dbops.applied_snapshot WHERE environment = %s",
+                    (environment,))
         return cur.fetchone()
 
 
 def write_snapshot(conn: psycopg.Connection[Any], snapshot: Snapshot) -> None:
     conn.execute(
         "INSERT INTO dbops.applied_snapshot"
-        " (environment, plan_hash, applied_at, settings, roles, schema_fingerprint)"
-        " VALUES (%s, %s, now(), %s, %s, %s) ON CONFLICT (environment) DO UPDATE SET"
+        " (environment, plan_hash, applied_at, settings, roles, schema_fingerprint, unmanaged)"
+        " VALUES (%s, %s, now(), %s, %s, %s, %s) ON CONFLICT (environment) DO UPDATE SET"
         " plan_hash = excluded.plan_hash, applied_at = excluded.applied_at,"
         " settings = excluded.settings, roles = excluded.roles,"
-        " schema_fingerprint = excluded.schema_fingerprint",
+        " schema_fingerprint = excluded.schema_fingerprint, unmanaged = excluded.unmanaged",
         (snapshot.environment, snapshot.plan_hash, Jsonb(snapshot.settings),
-         Jsonb(snapshot.roles), Jsonb(snapshot.schema_fingerprint)))
+         Jsonb(snapshot.roles), Jsonb(snapshot.schema_fingerprint), Jsonb(snapshot.unmanaged)))
 
 
 def advance(known: dict[str, str], before: dict[str, str], after: dict[str, str]) -> dict[str, str]:

@@ -12,8 +12,8 @@ from dbops import ledger
 from dbops.changes import ChangeSet
 from dbops.config.model import Plan
 from dbops.connect import connection
-from dbops.drift import DriftReport, detect
-from dbops.errors import DbopsError
+from dbops.drift import DriftReport, as_applied, declared_roles, detect, unmanaged_baseline
+from dbops.errors import DbopsError, MigrationError
 from dbops.inspect import LiveState, inspect, schema_fingerprint
 from dbops.migrate import source
 from dbops.planner import make_changeset
@@ -84,8 +84,22 @@ def _analysis(
 
 
 def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
-    planned = plan(the_plan, command="drift")
-    return detect(the_plan, planned.live, planned.changeset, today=today or date.today())
+    """Classify the differences. Unlike plan, an edited applied migration or a stale dbops.sum
+    is drift reported beside the rest, not an error that hides it."""
+    live = inspect(the_plan, command="drift")
+    directory = the_plan.migrations.directory
+    migrations, stale_sum = None, ""
+    if directory.is_dir():
+        migrations = source.load(directory)
+        try:
+            source.check_sum(directory, migrations)
+        except MigrationError as exc:
+            stale_sum = str(exc)
+    changeset = make_changeset(
+        the_plan, live, as_applied(migrations, live.applied) if migrations is not None else None
+    )
+    return detect(the_plan, live, changeset, today=today or date.today(),
+                  migrations=migrations, stale_sum=stale_sum)
 
 
 class StalePlan(DbopsError):
@@ -162,8 +176,9 @@ def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyR
                         plan_hash=changeset.plan_hash,
                         applied_at=None,  # type: ignore[arg-type]  # the database sets now()
                         settings=settings,
-                        roles=roles,
+                        roles=declared_roles(roles, live),
                         schema_fingerprint=known,
+                        unmanaged=unmanaged_baseline(the_plan, live),
                     ),
                 )
             ledger.audit(

@@ -231,6 +231,7 @@ class Plan:
     backup: BackupPolicy | None
     health: Health
     drift_ignores: tuple[DriftIgnore, ...]
+    drift_unmanaged: Literal["report", "ignore"]  # out-of-band changes to what it does not declare
     document: Document = field(repr=False, compare=False)
 
 
@@ -403,5 +404,6 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             DriftIgnore(i["path"], date.fromisoformat(i["until"]), i["reason"])
             for i in d["drift"]["ignore"]
         ),
+        drift_unmanaged=d["drift"]["unmanaged"],
         document=doc,
     )
