@@ -4,6 +4,7 @@ server releases it the moment the holding process dies."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,9 @@ def advisory_lock(
         try:
             yield conn
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            # A server restart in the block (apply --allow-restart) ended the session, and the
+            # lock with it: nothing left to release.
+            with contextlib.suppress(psycopg.OperationalError):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
     finally:
         conn.close()
