@@ -8,12 +8,42 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 Kind = Literal["setting", "role", "migration", "backup"]
+Direction = Literal["up", "down"]
 Action = Literal["+", "~", "-", "~!"]
 Risk = Literal["low", "medium", "high"]
 Scalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class MigrationStep:
+    """One step of a migration run: its statements, in one transaction or one by one outside."""
+
+    number: int
+    transactional: bool
+    statements: tuple[str, ...]
+    lines: tuple[int, ...]  # each statement's line in the migration file
+    note: str = ""  # why an online rewrite made this step
+
+
+@dataclass(frozen=True)
+class MigrationRun:
+    """Exactly what apply runs for one migration: the file it came from (by checksum), the
+    direction, and the steps with their statements."""
+
+    version: str
+    name: str
+    file: str
+    checksum: str
+    direction: Direction
+    mode: Literal["transaction", "steps"]
+    steps: tuple[MigrationStep, ...]
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        return tuple(s for step in self.steps for s in step.statements)
 
 
 @dataclass(frozen=True)
@@ -21,9 +51,10 @@ class Change:
     """One difference between the plan and the live database, and how to remove it.
 
     `statements` are the SQL that make the change and `inverse` the SQL that undo it (both fully
-    quoted through psycopg.sql; empty for migrations, which the migration engine runs).
+    quoted through psycopg.sql); a migration carries its run (`migration`) instead.
     `fingerprint` is the live object's state when planned: a saved plan whose objects changed
-    since is refused.
+    since is refused. `destructive` changes drop data or access: apply runs them only with
+    --allow-destroy, after the policy's before-migrate backup.
     """
 
     kind: Kind
@@ -40,10 +71,29 @@ class Change:
     takes_effect: str = ""  # reload | new sessions | restart (settings)
     fingerprint: str = ""
     detail: tuple[str, ...] = ()
+    destructive: bool = False
+    migration: MigrationRun | None = None
 
     @property
     def needs_restart(self) -> bool:
         return self.action == "~!"
+
+    def executable(self) -> tuple[object, ...]:
+        """What apply acts on: everything but the reader's reason and detail lines."""
+        return (self.kind, self.address, self.action, self.before, self.after, self.reversible,
+                self.statements, self.inverse, self.hosts, self.takes_effect, self.fingerprint,
+                self.destructive, self.migration)
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One check of a gate, by the health module's name, with the threshold it is judged by."""
+
+    name: str
+    threshold: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.threshold}".strip()
 
 
 @dataclass(frozen=True)
@@ -51,7 +101,15 @@ class Gate:
     """A health gate apply runs: before the first stage, or after a stage."""
 
     name: str
-    checks: tuple[str, ...]
+    checks: tuple[GateCheck, ...]
+
+
+@dataclass(frozen=True)
+class BackupStep:
+    """The backup apply takes before its first stage (the policy's before-migrate backup)."""
+
+    reason: str
+    directory: str
 
 
 @dataclass(frozen=True)
@@ -77,11 +135,22 @@ class ChangeSet:
     changes: tuple[Change, ...]
     gates: tuple[Gate, ...] = ()
     notes: tuple[str, ...] = ()
+    backup_first: BackupStep | None = None
     format_version: int = FORMAT_VERSION
 
     @property
     def empty(self) -> bool:
         return not self.changes
+
+    @property
+    def destroys(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.destructive)
+
+    def executable(self) -> tuple[object, ...]:
+        """Everything apply acts on (the changes, gates and backup, without the reader's notes,
+        details and timestamps): two ChangeSets that agree here make apply do the same."""
+        return (self.environment, self.plan_hash, self.gates, self.backup_first,
+                tuple(c.executable() for c in self.changes))
 
     def summary(self) -> Summary:
         actions = [c.action for c in self.changes]
@@ -107,10 +176,18 @@ class ChangeSet:
                              f" (this dbops reads {FORMAT_VERSION})")
         data.pop("summary", None)
         changes = tuple(_change(c) for c in data.pop("changes"))
-        gates = tuple(Gate(g["name"], tuple(g["checks"])) for g in data.pop("gates"))
-        return cls(changes=changes, gates=gates, notes=tuple(data.pop("notes")), **data)
+        gates = tuple(Gate(g["name"], tuple(GateCheck(**c) for c in g["checks"]))
+                      for g in data.pop("gates"))
+        backup = data.pop("backup_first", None)
+        return cls(changes=changes, gates=gates, notes=tuple(data.pop("notes")),
+                   backup_first=BackupStep(**backup) if backup else None, **data)
 
 
 def _change(data: dict[str, Any]) -> Change:
+    run = data.pop("migration", None)
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    if run is not None:
+        steps = tuple(MigrationStep(s["number"], s["transactional"], tuple(s["statements"]),
+                                    tuple(s["lines"]), s.get("note", "")) for s in run.pop("steps"))
+        fields["migration"] = MigrationRun(steps=steps, **run)
     return Change(**fields)

@@ -105,6 +105,7 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
                   for c in changeset.of_kind("migration")]
     if migrations is not None:
         items += _edited(migrations, live.applied)
+    items += _unfinished(live)
     if stale_sum:
         items.append(DriftItem("out-of-band", "dbops.sum", None, stale_sum, None))
     late = overdue(plan.backup, live.backups, datetime.now(UTC))
@@ -115,6 +116,13 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
     return DriftReport(plan.environment, live.database,
                        snapshot.applied_at.isoformat(timespec="seconds") if snapshot else None,
                        silenced)
+
+
+def _unfinished(live: LiveState) -> list[DriftItem]:
+    """What an apply that died or failed half-way left behind is out-of-band: no snapshot
+    records it, until the next apply does."""
+    return [DriftItem("out-of-band", f"apply.{u.id}", None, ", ".join(u.left), None,
+                      detail=str(u)) for u in live.unfinished]
 
 
 def _settings(plan: Plan, live: LiveState, applied: dict[str, str]) -> list[DriftItem]:

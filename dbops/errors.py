@@ -59,5 +59,14 @@ class LockTimeout(MigrationError):
     """Another runner holds the migration lock and did not release it in time."""
 
 
+class StalePlan(DbopsError):
+    """A ChangeSet (saved or just made) that no longer matches the live database or the files it
+    was made from, or a saved plan file that differs from what the plan makes now."""
+
+
+class DestroyRefused(DbopsError):
+    """The ChangeSet drops data or access and apply was not given --allow-destroy."""
+
+
 class GateFailed(DbopsError):
     """A health gate failed during apply."""

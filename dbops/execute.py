@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dbops.changes import Change, ChangeSet
+from dbops.changes import Change, ChangeSet, Gate, MigrationRun
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import endpoint, mask, open_connection
@@ -26,6 +26,7 @@ from dbops.health.checks import Counters, counters, gate_checks
 
 if TYPE_CHECKING:
     from dbops.backup import BackupManager
+    from dbops.migrate.engine import MigrationEngine
 
 Result = Literal["applied", "rolled back", "failed"]
 Notify = Callable[[str], None]
@@ -58,9 +59,9 @@ class Journal:
     settings: list[tuple[Change, Target]] = field(default_factory=list)
     restarted: set[str] = field(default_factory=set)
     roles: list[Change] = field(default_factory=list)
-    migrations: int = 0
+    migrations: list[str] = field(default_factory=list)  # versions run, in order
     migration_direction: str = "up"
-    backups: list[str] = field(default_factory=list)  # what the backup stage did (not undone)
+    backups: list[str] = field(default_factory=list)  # what the backup stages did (not undone)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class ApplyReport:
     rolled_back: tuple[str, ...]
     skipped: tuple[str, ...]
     reason: str = ""
+    not_undone: tuple[str, ...] = ()  # done, then a failed rollback could not undo it
 
 
 def load_targets(plan: Plan) -> list[Target]:
@@ -115,13 +117,16 @@ class Executor:
     """Runs one ChangeSet's stages with gates, then records the result in schema dbops."""
 
     def __init__(self, plan: Plan, changeset: ChangeSet, *, allow_restart: bool,
-                 notify: Notify | None = None, skip_backup: bool = False) -> None:
+                 notify: Notify | None = None, skip_backup: bool = False,
+                 progress: Callable[[list[str]], None] | None = None) -> None:
         self.plan, self.changeset = plan, changeset
         self.allow_restart = allow_restart
         self.skip_backup = skip_backup
         self.notify = notify or (lambda message: None)
+        self.progress = progress or (lambda done: None)
         self.targets = load_targets(plan)
         self.journal = Journal()
+        self.undone: list[str] = []
         self.outcomes: list[StageOutcome] = []
         self.baseline: Counters | None = None
 
@@ -137,22 +142,40 @@ class Executor:
                 if c.needs_restart and not self.allow_restart]
 
     def stages(self) -> list[tuple[str, list[Operation]]]:
-        """The stages in order, gates included, as they would run."""
-        gates = self.plan.health.gates
+        """The stages in order, gates included, as they would run: nothing but what the
+        ChangeSet holds (its changes, its backup, its gates)."""
         work = [(name, ops) for name, ops in (
+            ("backup first", self._backup_first_ops()),
             ("settings", self._settings_ops()), ("restart", self._restart_ops()),
             ("roles", self._role_ops()), ("migrations", self._migration_ops()),
             ("backups", self._backup_ops())) if ops]
+        gates = {gate.name: gate for gate in self.changeset.gates}
         stages: list[tuple[str, list[Operation]]] = []
-        if gates.before_apply and self.plan.health.enabled:
-            stages.append(("gate: before apply", [self._gate_op("before apply")]))
+        if "before apply" in gates:
+            stages.append(("gate: before apply", [self._gate_op("before apply",
+                                                                gates["before apply"])]))
+        after = gates.get("after each stage")
         for number, (name, ops) in enumerate(work, start=1):
             stages.append((name, ops))
             last = number == len(work)
-            if self.plan.health.enabled and (gates.after_each_stage or last):
+            gate = after or (gates.get("after apply") if last else None)
+            if gate is not None:
                 label = "after apply" if last else f"after {name}"
-                stages.append((f"gate: {label}", [self._gate_op(label)]))
+                stages.append((f"gate: {label}", [self._gate_op(label, gate)]))
         return stages
+
+    def _backup_first_ops(self) -> list[Operation]:
+        step = self.changeset.backup_first
+        if step is None or self.skip_backup:
+            return []
+        return [Operation(f"take the before-migrate backup ({step.reason})", self.target("primary"),
+                          (f"-- pg_dump into {step.directory}, manifest and checksums",),
+                          self._take_backup_first)]
+
+    def _take_backup_first(self) -> None:
+        manifest = self._backups().before_migrate()
+        if manifest is not None:
+            self.journal.backups.append(f"backup {manifest.id} taken before the changes")
 
     def _settings_ops(self) -> list[Operation]:
         ops = []
@@ -186,16 +209,27 @@ class Executor:
                 for c in self.changeset.of_kind("role")]
 
     def _migration_ops(self) -> list[Operation]:
-        changes = self.changeset.of_kind("migration")
+        """Pre-validation of the up runs, one operation per planned migration run (exactly its
+        steps), then post-validation."""
+        changes = [c for c in self.changeset.of_kind("migration") if c.migration is not None]
         if not changes:
             return []
-        versions = [c.address.removeprefix("migration.") for c in changes]
-        up = changes[0].action == "+"
-        summary = (f"migrate up to {max(versions)}" if up
-                   else f"roll back {len(versions)} migration(s)")
-        return [Operation(summary, self.target("primary"), tuple(f"-- {c.address} {c.after or c.before}"
-                                                                  for c in changes),
-                          lambda: self._migrate(versions, up))]
+        primary = self.target("primary")
+        runs = [c.migration for c in changes if c.migration is not None]
+        ups = [r for r in runs if r.direction == "up"]
+        ops = []
+        if ups:
+            ops.append(Operation("pre-validate the migrations (lint, rehearsal)", primary,
+                                 tuple(f"-- migration.{r.version}" for r in ups),
+                                 partial(self._engine().prevalidate_planned, ups)))
+        for run in runs:
+            summary = (f"migration.{run.version} {run.direction} ({run.mode}, "
+                       f"{len(run.steps)} step(s))")
+            ops.append(Operation(summary, primary, run.statements, partial(self._migrate, run)))
+        ops.append(Operation("post-validate the migrations", primary,
+                             ("-- no INVALID index left behind",),
+                             lambda: self._engine().post_validate()))
+        return ops
 
     def _backup_ops(self) -> list[Operation]:
         """A scheduled backup when one is overdue, then the retention prune (after migrations, so
@@ -226,10 +260,9 @@ class Executor:
 
         return BackupManager.from_plan(self.plan, notify=self.notify)
 
-    def _gate_op(self, label: str) -> Operation:
-        checks = self.changeset.gates[0].checks if self.changeset.gates else ()
+    def _gate_op(self, label: str, gate: Gate) -> Operation:
         return Operation(f"health gate {label}", self.target("primary"),
-                         tuple(f"-- {c}" for c in checks), lambda: self._gate(label))
+                         tuple(f"-- {c}" for c in gate.checks), lambda: self._gate(label, gate))
 
     def _sql_runner(self, target: Target, change: Change, *, record: list[Any]) -> Callable[[], None]:
         def run() -> None:
@@ -256,25 +289,24 @@ class Executor:
                     raise
                 time.sleep(0.2)
 
-    def _migrate(self, versions: list[str], up: bool) -> None:
+    def _engine(self) -> MigrationEngine:
         from dbops.migrate.engine import MigrationEngine
 
-        engine = MigrationEngine(self.plan, notify=self.notify)
-        self.journal.migration_direction = "up" if up else "down"
+        return MigrationEngine(self.plan, notify=self.notify)
 
-        def count(done: int, total: int, migration: object, ms: float) -> None:
-            self.journal.migrations = done
+    def _migrate(self, run: MigrationRun) -> None:
+        self._engine().run_planned(run)
+        self.journal.migration_direction = run.direction
+        self.journal.migrations.append(run.version)
 
-        if up:
-            engine.run_migrations(target=max(versions), progress=count,
-                                  skip_backup=self.skip_backup)
-        else:
-            engine.rollback_migrations(count=len(versions), progress=count)
-
-    def _gate(self, label: str) -> None:
+    def _gate(self, label: str, gate: Gate) -> None:
+        """The gate's checks, by name, judged by the plan's thresholds (the ChangeSet states them;
+        a saved plan is applied only when they are still the plan's)."""
         if label != "before apply":
             time.sleep(self.plan.health.gates.settle.total_seconds())
-        results = gate_checks(self.plan, since=self.baseline, command="apply-gate")
+        names = {check.name for check in gate.checks}
+        results = [r for r in gate_checks(self.plan, since=self.baseline, command="apply-gate")
+                   if r.kind in names]
         failed = [r for r in results if r.status == "critical"]
         for result in results:
             self.notify(f"  gate {label}: {result.status}: {result.message}")
@@ -295,6 +327,8 @@ class Executor:
             self.notify(f"stage {name}: {len(ops)} operation(s)")
             failures = run_batch(self.targets, ops, self.plan)
             self.outcomes.append(StageOutcome(name, not failures, tuple(failures)))
+            if not name.startswith("gate"):
+                self.progress(list(self._done()))
             if failures:
                 reason = f"{name} failed: {failures[0]}"
                 return self._roll_back(reason)
@@ -306,48 +340,61 @@ class Executor:
     def _done(self) -> tuple[str, ...]:
         done = [f"{c.address} on {t.server}" for c, t in self.journal.settings]
         done += [c.address for c in self.journal.roles]
-        if self.journal.migrations:
-            done.append(f"{self.journal.migrations} migration(s) {self.journal.migration_direction}")
+        done += [f"migration.{v} {self.journal.migration_direction}"
+                 for v in self.journal.migrations]
         return tuple(done + self.journal.backups)
 
     def rollback_ops(self) -> list[Operation]:
+        """Operations undoing what this run did, newest first; each records what it undid."""
         ops: list[Operation] = []
+        primary = self.target("primary")
         if self.journal.migrations:
-            count, direction = self.journal.migrations, self.journal.migration_direction
-            ops.append(Operation(f"roll back the {count} migration(s) this run applied",
-                                 self.target("primary"), (f"-- {count} down section(s)",),
-                                 lambda: self._undo_migrations(count, direction)))
+            versions, direction = list(self.journal.migrations), self.journal.migration_direction
+            items = [f"migration.{v} {direction}" for v in versions]
+            ops.append(Operation(f"roll back the {len(versions)} migration(s) this run applied",
+                                 primary, tuple(f"-- down section of migration.{v}"
+                                                for v in reversed(versions)),
+                                 self._undoing(items, partial(self._undo_migrations, versions,
+                                                              direction))))
         for change in reversed(self.journal.roles):
-            primary = self.target("primary")
             ops.append(Operation(f"undo {change.address}", primary, change.inverse,
-                                 partial(self._execute, primary, change.inverse)))
+                                 self._undoing([change.address],
+                                               partial(self._execute, primary, change.inverse))))
         for change, target in reversed(self.journal.settings):
-            ops.append(Operation(f"undo {change.address} on {target.server}", target, change.inverse,
-                                 partial(self._execute, target, change.inverse)))
+            item = f"{change.address} on {target.server}"
+            ops.append(Operation(f"undo {item}", target, change.inverse,
+                                 self._undoing([item], partial(self._execute, target,
+                                                               change.inverse))))
         for server in sorted(self.journal.restarted):
             ops += self._restart(self.target(server))
         return ops
 
-    def _undo_migrations(self, count: int, direction: str) -> None:
-        from dbops.migrate.engine import MigrationEngine
+    def _undoing(self, items: list[str], undo: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            undo()
+            self.undone += items
+        return run
 
-        engine = MigrationEngine(self.plan, notify=self.notify)
-        if direction == "up":
-            engine.rollback_migrations(count=count)
-        else:
+    def _undo_migrations(self, versions: list[str], direction: str) -> None:
+        if direction != "up":
             raise DbopsError("migrations rolled back by this run cannot be re-applied automatically")
+        self._engine().rollback_migrations(count=len(versions))
 
     def _roll_back(self, reason: str) -> ApplyReport:
-        undone = self._done()
+        done = self._done()
         ops = self.rollback_ops()
         if not ops:
-            return ApplyReport("failed", tuple(self.outcomes), (), (), (), reason)
+            return ApplyReport("failed", tuple(self.outcomes), (), (), (), reason,
+                               not_undone=done)
         self.notify(f"rolling back: {len(ops)} operation(s)")
         failures = run_batch(self.targets, ops, self.plan)
         self.outcomes.append(StageOutcome("rollback", not failures, tuple(failures)))
-        if failures:
-            return ApplyReport("failed", tuple(self.outcomes), undone, (), (),
-                               f"{reason}; rollback failed: {failures[0]}")
+        undone = tuple(item for item in done if item in self.undone)
+        left = tuple(item for item in done if item not in self.undone)
+        if failures or left:
+            why = f"; rollback failed: {failures[0]}" if failures else ""
+            return ApplyReport("failed", tuple(self.outcomes), (), undone, (), reason + why,
+                               not_undone=left)
         return ApplyReport("rolled back", tuple(self.outcomes), (), undone, (), reason)
 
 

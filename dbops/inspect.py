@@ -12,6 +12,7 @@ from dbops import ledger
 from dbops.backup.manifest import Manifest, read_manifests
 from dbops.config.model import Plan
 from dbops.connect import Endpoint, endpoint, open_connection
+from dbops.locks import APPLY_LOCK, lock_holder
 from dbops.migrate import history
 from dbops.setting_values import SettingSpec, display
 
@@ -171,6 +172,7 @@ class LiveState:
     current_user: str = ""
     notes: tuple[str, ...] = field(default=())
     backups: tuple[Manifest, ...] = ()  # the backup catalog (plan.backup.directory), oldest first
+    unfinished: tuple[ledger.Unfinished, ...] = ()  # applies that died or failed half-way
 
     @property
     def primary(self) -> Server:
@@ -216,7 +218,13 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
         roles=roles, applied=tuple(history.read(conn)),
         journal=tuple(history.read_journal(conn)), replication=replication,
         schema=schema_fingerprint(conn) if fingerprint else {},
-        snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user))
+        snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user),
+        unfinished=tuple(ledger.read_unfinished(conn, plan.environment, _apply_lock_pid(conn))))
+
+
+def _apply_lock_pid(conn: psycopg.Connection[Any]) -> int | None:
+    holder = lock_holder(conn, APPLY_LOCK)
+    return holder.pid if holder else None
 
 
 def _read_server(conn: psycopg.Connection[Any], name: str, ep: Endpoint) -> Server:

@@ -167,9 +167,89 @@ def record_migrations(conn: psycopg.Connection[Any], before: dict[str, str],
 
 def audit(conn: psycopg.Connection[Any], *, environment: str, plan_hash: str,
           changes: list[dict[str, Any]], result: str, reason: str = "") -> None:
+    """A finished operation's row in one go (migrate up without its backup, for one)."""
     conn.execute(
         "INSERT INTO dbops.apply_audit"
-        " (client_host, dbops_version, environment, plan_hash, changes, result, reason)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (socket.gethostname(), __version__, environment, plan_hash,
-         Jsonb(json.loads(json.dumps(changes, default=str))), result, reason))
+        " (client_host, dbops_version, environment, plan_hash, changes, result, reason,"
+        "  finished_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, now())",
+        (socket.gethostname(), __version__, environment, plan_hash, _json(changes), result,
+         reason))
+
+
+def begin_apply(conn: psycopg.Connection[Any], *, environment: str, plan_hash: str,
+                changes: list[dict[str, Any]], plan_file_sha256: str | None,
+                lock_pid: int) -> int:
+    """An apply's row, written before it touches anything (result 'running'); returns its id.
+    Rows of earlier applies still 'running' died with their process or server: they become
+    'interrupted' (the caller holds the apply lock, so none of them is alive)."""
+    conn.execute(
+        "UPDATE dbops.apply_audit SET result = 'interrupted', finished_at = now(),"
+        " reason = 'stopped before it finished (its process or the server went away)'"
+        " WHERE environment = %s AND result = 'running'", (environment,))
+    row = conn.execute(
+        "INSERT INTO dbops.apply_audit (client_host, dbops_version, environment, plan_hash,"
+        " changes, result, plan_file_sha256, backend_pid)"
+        " VALUES (%s, %s, %s, %s, %s, 'running', %s, %s) RETURNING id",
+        (socket.gethostname(), __version__, environment, plan_hash, _json(changes),
+         plan_file_sha256, lock_pid)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def progress_apply(conn: psycopg.Connection[Any], audit_id: int, done: list[str]) -> None:
+    conn.execute("UPDATE dbops.apply_audit SET done = %s WHERE id = %s", (_json(done), audit_id))
+
+
+def finish_apply(conn: psycopg.Connection[Any], audit_id: int, *, result: str, reason: str,
+                 done: list[str], undone: list[str], not_undone: list[str]) -> None:
+    conn.execute(
+        "UPDATE dbops.apply_audit SET result = %s, reason = %s, done = %s, undone = %s,"
+        " not_undone = %s, finished_at = now() WHERE id = %s",
+        (result, reason, _json(done), _json(undone), _json(not_undone), audit_id))
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An apply that did not finish cleanly since the last one that did: what it left behind."""
+
+    id: int
+    at: datetime
+    result: str  # running (its process died), interrupted or failed
+    left: tuple[str, ...]  # "setting.work_mem on primary", "role.app", "2 migration(s) up", ...
+
+    def __str__(self) -> str:
+        left = ", ".join(self.left) or "nothing it recorded"
+        return (f"the apply of {self.at:%Y-%m-%d %H:%M:%S %Z} (audit #{self.id}) "
+                f"{'was interrupted' if self.result != 'failed' else 'failed'} and left: {left}")
+
+
+def read_unfinished(conn: psycopg.Connection[Any], environment: str,
+                    live_pid: int | None) -> list[Unfinished]:
+    """Applies after the environment's last clean one (applied or fully rolled back) that left
+    something: a 'running' row whose session (`live_pid`, the apply lock's holder) is gone, an
+    'interrupted' one, or a 'failed' one whose rollback could not undo everything."""
+    row = conn.execute("SELECT to_regclass('dbops.meta') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return []
+    row = conn.execute("SELECT value::int FROM dbops.meta WHERE key = 'schema_version'").fetchone()
+    if not row or row[0] < 3:  # written by an older dbops: no progress recorded
+        return []
+    rows = conn.execute(
+        "SELECT id, at, result, done, not_undone, backend_pid FROM dbops.apply_audit"
+        " WHERE environment = %s AND id > coalesce((SELECT max(id) FROM dbops.apply_audit"
+        "   WHERE environment = %s AND result IN ('applied', 'rolled back')), 0)"
+        " AND result IN ('running', 'interrupted', 'failed') ORDER BY id",
+        (environment, environment)).fetchall()
+    found = []
+    for id_, at, result, done, not_undone, pid in rows:
+        if result == "running" and pid is not None and pid == live_pid:
+            continue  # an apply that is running right now
+        left = tuple(not_undone if result == "failed" else done)
+        if left:
+            found.append(Unfinished(int(id_), at, result, left))
+    return found
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(json.loads(json.dumps(value, default=str)))

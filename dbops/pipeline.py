@@ -4,19 +4,21 @@ did Y" cannot happen by construction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from dbops import ledger
+from dbops import ledger, locks
 from dbops.changes import ChangeSet
 from dbops.config.model import Plan
-from dbops.connect import connection
+from dbops.connect import connection, endpoint
 from dbops.drift import DriftReport, as_applied, declared_roles, detect, unmanaged_baseline
-from dbops.errors import DbopsError, MigrationError
+from dbops.errors import DbopsError, MigrationError, PlanError, Problem, StalePlan
 from dbops.inspect import LiveState, inspect, schema_fingerprint
 from dbops.migrate import source
-from dbops.planner import make_changeset
+from dbops.planner import make_changeset, target_problem
 
 if TYPE_CHECKING:
     from dbops.execute import ApplyReport, Notify, Operation
@@ -30,15 +32,29 @@ class Planned:
 
 def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     """Inspect the live database (read-only) and compute the ChangeSet."""
+    problems = file_problems(the_plan)
+    if problems:
+        raise PlanError(problems)
     live = inspect(the_plan, command=command, fingerprint=command != "plan")
     directory = the_plan.migrations.directory
-    migrations = None
-    notes: dict[str, tuple[str, ...]] = {}
-    if directory.is_dir():
-        migrations = source.load(directory)
-        source.check_sum(directory, migrations)
-        notes = _analysis(the_plan, live, migrations)
+    migrations = source.load(directory)
+    source.check_sum(directory, migrations)
+    notes = _analysis(the_plan, live, migrations)
     return Planned(make_changeset(the_plan, live, migrations, analysis=notes), live)
+
+
+def file_problems(the_plan: Plan) -> list[Problem]:
+    """The files the plan names must exist: a missing migrations directory is an error, never
+    an empty one (running from the wrong directory must not look like "in sync"), and a target
+    must name a migration file."""
+    directory = the_plan.migrations.directory
+    doc = the_plan.document
+    if not directory.is_dir():
+        return [doc.problem(("migrations", "directory"),
+                            f"{directory.resolve()} is not a directory (the plan's migrations "
+                            "directory, resolved from the project root)")]
+    problem = target_problem(the_plan, source.load(directory))
+    return [problem] if problem else []
 
 
 def _analysis(
@@ -86,15 +102,16 @@ def _analysis(
 def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
     """Classify the differences. Unlike plan, an edited applied migration or a stale dbops.sum
     is drift reported beside the rest, not an error that hides it."""
+    problems = file_problems(the_plan)
+    if problems:
+        raise PlanError(problems)
     live = inspect(the_plan, command="drift")
     directory = the_plan.migrations.directory
-    migrations, stale_sum = None, ""
-    if directory.is_dir():
-        migrations = source.load(directory)
-        try:
-            source.check_sum(directory, migrations)
-        except MigrationError as exc:
-            stale_sum = str(exc)
+    migrations, stale_sum = source.load(directory), ""
+    try:
+        source.check_sum(directory, migrations)
+    except MigrationError as exc:
+        stale_sum = str(exc)
     changeset = make_changeset(
         the_plan, live, as_applied(migrations, live.applied) if migrations is not None else None
     )
@@ -102,47 +119,82 @@ def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
                   migrations=migrations, stale_sum=stale_sum)
 
 
-class StalePlan(DbopsError):
-    """A saved plan file whose objects changed in the live database since it was made."""
+def check_saved(saved: ChangeSet, fresh: ChangeSet, name: str) -> None:
+    """A saved plan file is applied only when it is, change for change (statements and steps
+    included), what the plan and the live database make now: a stale or edited file is refused,
+    naming the first change that differs."""
+    if saved.environment != fresh.environment:
+        raise StalePlan(f"{name} was made for {saved.environment}, not {fresh.environment}")
+    if saved.executable() == fresh.executable():
+        return
+    if saved.plan_hash != fresh.plan_hash:
+        raise StalePlan(f"{name} was made from another version of the plan: plan again")
+    ours = {c.address: c for c in fresh.changes}
+    theirs = {c.address: c for c in saved.changes}
+    for address in [*theirs, *ours]:
+        if address not in ours:
+            raise StalePlan(f"{name}: {address} is not a change the plan makes now (the file was "
+                            "edited, or the live database changed since): plan again")
+        if address not in theirs:
+            raise StalePlan(f"{name}: {address} is missing from the file: plan again")
+        if theirs[address].fingerprint != ours[address].fingerprint:
+            raise StalePlan(f"the plan file is stale: {address} changed in the live database "
+                            "since the plan was made; plan again")
+        if theirs[address].executable() != ours[address].executable():
+            raise StalePlan(f"{name}: {address} is not what the plan makes now (its statements, "
+                            "steps or values differ: the file was edited); nothing was applied")
+    raise StalePlan(f"{name}: its gates, backup or order differ from what the plan makes now: "
+                    "plan again")
 
 
-def check_fresh(saved: ChangeSet, fresh: ChangeSet) -> None:
-    """Refuse a saved ChangeSet when any object it touches changed since it was planned."""
-    current = {c.address: c for c in fresh.changes}
-    for change in saved.changes:
-        now = current.get(change.address)
-        if now is None:
-            raise StalePlan(
-                f"the plan file is stale: {change.address} no longer needs "
-                "this change (the live database changed since the plan was made)"
-            )
-        if now.fingerprint != change.fingerprint or now.after != change.after:
-            raise StalePlan(
-                f"the plan file is stale: {change.address} changed in the live "
-                "database since the plan was made; plan again"
-            )
-
-
-def dry_run(the_plan: Plan, changeset: ChangeSet, *, allow_restart: bool) -> list[Operation]:
+def dry_run(the_plan: Plan, changeset: ChangeSet, *, allow_restart: bool,
+            skip_backup: bool = False) -> list[Operation]:
     from dbops.execute import Executor
 
-    executor = Executor(the_plan, changeset, allow_restart=allow_restart)
+    executor = Executor(the_plan, changeset, allow_restart=allow_restart, skip_backup=skip_backup)
     return [op for _, ops in executor.stages() for op in ops]
 
 
+@contextmanager
+def apply_lock(the_plan: Plan, wait: timedelta) -> Iterator[int]:
+    """One apply at a time per database: held from before the plan is made until the audit row
+    is written; yields the holding session's pid. Another holder is waited for up to `wait`."""
+    with locks.advisory_lock(endpoint(the_plan), locks.APPLY_LOCK, holder="another dbops apply",
+                             wait=wait, command="apply-lock", option="--lock-wait") as conn:
+        yield conn.info.backend_pid
+
+
 def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restart: bool,
-          notify: Notify, skip_backup: bool = False) -> ApplyReport:
-    """Execute through pyinfra, then record the snapshot (on success) and an audit row."""
+          notify: Notify, lock_pid: int, skip_backup: bool = False,
+          plan_file_sha256: str | None = None) -> ApplyReport:
+    """Execute through pyinfra. The audit row is written first (result 'running') and kept up
+    to date after each stage, so an apply that dies leaves a trace; at the end it gets the
+    result, and on success the snapshot is recorded."""
     from dbops.execute import Executor
 
+    with connection(the_plan, command="apply", autocommit=True) as conn:
+        ledger.ensure_schema(conn)
+        audit_id = ledger.begin_apply(
+            conn, environment=the_plan.environment, plan_hash=changeset.plan_hash,
+            changes=[{"address": c.address, "action": c.action, "before": c.before,
+                      "after": c.after} for c in changeset.changes],
+            plan_file_sha256=plan_file_sha256, lock_pid=lock_pid)
+
+    def progress(done: list[str]) -> None:
+        try:
+            with connection(the_plan, command="apply", autocommit=True) as conn:
+                ledger.progress_apply(conn, audit_id, done)
+        except DbopsError as exc:
+            notify(f"could not record progress in the audit log: {exc}")
+
     report = Executor(the_plan, changeset, allow_restart=allow_restart, notify=notify,
-                      skip_backup=skip_backup).run()
-    record(the_plan, changeset, live, report, skip_backup=skip_backup)
+                      skip_backup=skip_backup, progress=progress).run()
+    record(the_plan, changeset, live, report, audit_id, skip_backup=skip_backup)
     return report
 
 
-def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyReport, *,
-           skip_backup: bool = False) -> None:
+def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyReport,
+           audit_id: int, *, skip_backup: bool = False) -> None:
     skipped = set(report.skipped)
     previous = live.snapshot.settings if live.snapshot else {}
     settings = {
@@ -159,39 +211,31 @@ def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyR
         name: {"login": r.login, "connection_limit": r.connection_limit, "settings": r.settings}
         for name, r in the_plan.roles.items()
     }
-    with connection(the_plan, command="apply", autocommit=True) as conn:
-        ledger.ensure_schema(conn)
-        with conn.transaction():
-            if report.result == "applied":
-                after = schema_fingerprint(conn)
-                known = (
-                    ledger.advance(live.snapshot.schema_fingerprint, live.schema, after)
-                    if live.snapshot
-                    else after
-                )
-                ledger.write_snapshot(
-                    conn,
-                    ledger.Snapshot(
-                        environment=the_plan.environment,
-                        plan_hash=changeset.plan_hash,
-                        applied_at=None,  # type: ignore[arg-type]  # the database sets now()
-                        settings=settings,
-                        roles=declared_roles(roles, live),
-                        schema_fingerprint=known,
-                        unmanaged=unmanaged_baseline(the_plan, live),
-                    ),
-                )
-            ledger.audit(
-                conn,
-                environment=the_plan.environment,
-                plan_hash=changeset.plan_hash,
-                changes=[
-                    {"address": c.address, "action": c.action, "before": c.before, "after": c.after}
-                    for c in changeset.changes
-                ],
-                result=report.result,
-                reason=_reason(report, skip_backup and bool(changeset.of_kind("migration"))),
+    with connection(the_plan, command="apply", autocommit=True) as conn, conn.transaction():
+        if report.result == "applied":
+            after = schema_fingerprint(conn)
+            known = (
+                ledger.advance(live.snapshot.schema_fingerprint, live.schema, after)
+                if live.snapshot
+                else after
             )
+            ledger.write_snapshot(
+                conn,
+                ledger.Snapshot(
+                    environment=the_plan.environment,
+                    plan_hash=changeset.plan_hash,
+                    applied_at=None,  # type: ignore[arg-type]  # the database sets now()
+                    settings=settings,
+                    roles=declared_roles(roles, live),
+                    schema_fingerprint=known,
+                    unmanaged=unmanaged_baseline(the_plan, live),
+                ),
+            )
+        ledger.finish_apply(
+            conn, audit_id, result=report.result,
+            reason=_reason(report, skip_backup and changeset.backup_first is not None),
+            done=list(report.applied), undone=list(report.rolled_back),
+            not_undone=list(report.not_undone))
 
 
 def _reason(report: ApplyReport, skipped_backup: bool) -> str:

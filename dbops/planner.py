@@ -12,13 +12,27 @@ from psycopg import sql
 
 from dbops.backup.catalog import retention_effect
 from dbops.backup.schedule import overdue
-from dbops.changes import Action, Change, ChangeSet, Gate, Risk, Scalar
+from dbops.changes import (
+    Action,
+    BackupStep,
+    Change,
+    ChangeSet,
+    Direction,
+    Gate,
+    GateCheck,
+    MigrationRun,
+    MigrationStep,
+    Risk,
+    Scalar,
+)
 from dbops.config.model import Plan, Role
-from dbops.config.units import format_duration
+from dbops.config.source import display_path
 from dbops.errors import MigrationError, PlanError, Problem
+from dbops.health.checks import gate_thresholds
 from dbops.inspect import LiveRole, LiveSetting, LiveState
 from dbops.migrate import pending
-from dbops.migrate.source import MigrationSet
+from dbops.migrate.analyze import data_loss
+from dbops.migrate.source import Migration, MigrationSet
 from dbops.setting_values import check, same
 
 RELOAD = "SELECT pg_reload_conf()"
@@ -81,6 +95,7 @@ def make_changeset(
         changes=tuple(found.changes),
         gates=_gates(plan),
         notes=tuple(found.notes),
+        backup_first=_backup_first(plan, found.changes),
     )
 
 
@@ -105,6 +120,11 @@ def _settings(plan: Plan, live: LiveState, found: _Findings) -> None:
         if change:
             found.changes.append(change)
     managed = set(live.snapshot.settings) if live.snapshot else set()
+    for unfinished in live.unfinished:  # what a dead or failed apply left is dbops's to undo
+        managed |= {item.split()[0].removeprefix("setting.") for item in unfinished.left
+                    if item.startswith("setting.")}
+        found.notes.append(f"{unfinished}; the changes above bring the database back to the plan"
+                           " and apply records the result")
     for name in sorted(managed - set(plan.settings)):
         current = live.primary.settings.get(name)
         if current is not None and current.written is not None:
@@ -264,6 +284,7 @@ def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Ch
         action: Action = "~",
         risk: Risk = "low",
         reason: str = "",
+        destructive: bool = False,
     ) -> None:
         changes.append(
             Change(
@@ -279,6 +300,7 @@ def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Ch
                 inverse=(_sql(undo),),
                 takes_effect="new sessions",
                 fingerprint=fingerprint,
+                destructive=destructive,
             )
         )
 
@@ -292,6 +314,8 @@ def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Ch
             sql.SQL("ALTER ROLE {} {}").format(who, flag),
             sql.SQL("ALTER ROLE {} {}").format(who, old),
             risk="medium",
+            reason="" if role.login else "the role can no longer log in",
+            destructive=not role.login,
         )
     if current.connection_limit != role.connection_limit:
         limit = sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}")
@@ -399,8 +423,12 @@ def _migrations(
 ) -> None:
     settings = plan.migrations
     applied = list(live.applied)
+    target = settings.target
+    problem = target_problem(plan, migrations)
+    if problem is not None:
+        found.problems.append(problem)
+        return
     try:
-        target = settings.target
         newer = [a for a in applied if target != "latest" and a.version > target]
         if newer:
             for migration in pending.to_revert(migrations, applied, count=len(newer), to=None):
@@ -416,12 +444,15 @@ def _migrations(
                         reversible=False,
                         fingerprint=migration.checksum[:16],
                         detail=(migration.description,),
+                        destructive=True,
+                        migration=_run(plan, migration, "down"),
                     )
                 )
             return
         for migration in pending.to_apply(
             migrations, applied, target=target, allow_out_of_order=settings.allow_out_of_order
         ):
+            loses = data_loss(migration)
             found.changes.append(
                 Change(
                     kind="migration",
@@ -429,8 +460,8 @@ def _migrations(
                     action="+",
                     before=None,
                     after=migration.name,
-                    risk=migration.risk,  # type: ignore[arg-type]
-                    reason=migration.description,
+                    risk="high" if loses else migration.risk,  # type: ignore[arg-type]
+                    reason="; ".join(filter(None, [migration.description, *loses])),
                     reversible=migration.down is not None,
                     fingerprint=migration.checksum[:16],
                     detail=(migration.file,)
@@ -440,10 +471,39 @@ def _migrations(
                         else ()
                     )
                     + analysis.get(migration.version, ()),
+                    destructive=bool(loses),
+                    migration=_run(plan, migration, "up"),
                 )
             )
     except MigrationError as exc:
         found.problems.append(plan.document.problem(("migrations",), str(exc)))
+
+
+def target_problem(plan: Plan, migrations: MigrationSet) -> Problem | None:
+    """A target that names no migration file is an error, never "roll back everything newer"."""
+    target = plan.migrations.target
+    if target == "latest" or migrations.get(target) is not None:
+        return None
+    return plan.document.problem(
+        ("migrations", "target"),
+        f"names no migration: there is no file for version {target} in "
+        f"{display_path(migrations.directory)}")
+
+
+def _run(plan: Plan, migration: Migration, direction: Direction) -> MigrationRun:
+    """The exact steps apply will run for this migration (online rewrites included)."""
+    from dbops.migrate.runner import prepare
+
+    online = plan.migrations.zero_downtime or migration.zero_downtime
+    execution = prepare(migration, direction, zero_downtime=online)
+    return MigrationRun(
+        version=migration.version, name=migration.name, file=migration.path.name,
+        checksum=migration.checksum, direction=direction,
+        mode="transaction" if execution.mode == "transaction" else "steps",
+        steps=tuple(MigrationStep(step.number, step.transactional,
+                                  tuple(s.text for s in step.statements),
+                                  tuple(s.line for s in step.statements), step.note)
+                    for step in execution.steps))
 
 
 def _backups(plan: Plan, live: LiveState, found: _Findings, now: datetime) -> None:
@@ -465,24 +525,32 @@ def _backups(plan: Plan, live: LiveState, found: _Findings, now: datetime) -> No
             after=len(effect.keep), risk="medium", reversible=False,
             reason=f"retention deletes {len(effect.delete)} backup(s): "
                    f"{', '.join(effect.delete)}",
-            detail=tuple(effect.lines()), fingerprint=_fingerprint(effect.delete)))
+            detail=tuple(effect.lines()), fingerprint=_fingerprint(effect.delete),
+            destructive=True))
 
 
 def _gates(plan: Plan) -> tuple[Gate, ...]:
     health = plan.health
     if not health.enabled:
         return ()
-    t = health.thresholds
-    checks = (
-        f"connectivity: round trip <= {format_duration(t.response_time)}",
-        f"connection utilisation <= {t.connection_utilization:.0%}",
-        f"replication lag <= {format_duration(t.replication_lag)}",
-        f"no transaction older than {format_duration(t.long_transaction)}",
-        f"error rate <= {t.error_rate:.0%}",
-    )
+    checks = tuple(GateCheck(name, limit) for name, limit in gate_thresholds(health.thresholds))
     gates = []
     if health.gates.before_apply:
         gates.append(Gate("before apply", checks))
-    if health.gates.after_each_stage:
-        gates.append(Gate("after each stage", checks))
+    gates.append(Gate("after each stage" if health.gates.after_each_stage else "after apply",
+                      checks))
     return tuple(gates)
+
+
+def _backup_first(plan: Plan, changes: list[Change]) -> BackupStep | None:
+    """The policy's before-migrate backup, when this apply migrates (either way) or destroys."""
+    policy = plan.backup
+    if policy is None or not policy.before_migrate:
+        return None
+    migrating = any(c.kind == "migration" for c in changes)
+    destroying = [c.address for c in changes if c.destructive and c.kind != "backup"]
+    if not migrating and not destroying:
+        return None
+    why = "before migrating" if migrating else f"before destroying {', '.join(destroying)}"
+    return BackupStep(reason=f"backup.before_migrate: {why}",
+                      directory=display_path(policy.directory))

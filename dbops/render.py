@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from dbops.changes import Action, Change, ChangeSet, Kind, Scalar, Summary
+from dbops.changes import Action, Change, ChangeSet, Gate, Kind, Scalar, Summary
 
 NO_CHANGES = "No changes. The database matches the plan."
 
@@ -24,15 +24,26 @@ def text(cs: ChangeSet, *, color: bool) -> str:
     if cs.empty:
         return "\n".join([NO_CHANGES, *_text_notes(cs.notes)])
     lines = [f"dbops plan for {cs.environment} on {cs.database}"]
+    if cs.backup_first:
+        lines += ["", f"Backup first: into {cs.backup_first.directory} ({cs.backup_first.reason})"]
     for kind, changes in _by_kind(cs):
         lines += ["", f"{_HEADING[kind]}:"]
         for change in changes:
             lines += _text_change(change, color=color)
+    if cs.destroys:
+        lines += ["", f"Destroys (apply needs --allow-destroy): {len(cs.destroys)}"]
+        for change in cs.destroys:
+            symbol = click.style("-!", fg="red", bold=True) if color else "-!"
+            lines.append(f"  {symbol} {change.address}: {change.reason}")
     if cs.gates:
-        lines += ["", "Gates:", *(f"  {g.name}: {', '.join(g.checks)}" for g in cs.gates)]
+        lines += ["", "Gates:", *(f"  {g.name}: {_checks(g)}" for g in cs.gates)]
     lines += _text_notes(cs.notes)
     lines += ["", str(cs.summary())]
     return "\n".join(lines)
+
+
+def _checks(gate: Gate) -> str:
+    return ", ".join(str(c) for c in gate.checks)
 
 
 def json(cs: ChangeSet) -> str:
@@ -48,11 +59,15 @@ def markdown(cs: ChangeSet) -> str:
     else:
         groups = [(kind, changes, _summary(cs, changes)) for kind, changes in _by_kind(cs)]
         lines += [f"**{cs.summary()}**", ""]
+        lines += _markdown_destroys(cs.destroys)
+        if cs.backup_first:
+            lines += [f"Backup first: into {_code(cs.backup_first.directory)} "
+                      f"({_escape(cs.backup_first.reason)})", ""]
         lines += _markdown_attention(cs.changes)
         lines += _markdown_counts([(kind, s) for kind, _, s in groups])
         for kind, changes, summary in groups:
             lines += _markdown_details(kind, changes, summary)
-        lines += _markdown_list("Gates", [f"**{_escape(g.name)}**: {_escape(', '.join(g.checks))}"
+        lines += _markdown_list("Gates", [f"**{_escape(g.name)}**: {_escape(_checks(g))}"
                                           for g in cs.gates])
     lines += _markdown_list("Notes", [_escape(note) for note in cs.notes])
     return "\n".join(lines).rstrip("\n")
@@ -118,6 +133,18 @@ def _counts(summary: Summary) -> str:
     parts = [(summary.add, "to add"), (summary.change, "to change"), (summary.remove, "to remove"),
              (summary.restart, "needs restart")]
     return ", ".join(f"{n} {label}" for n, label in parts if n)
+
+
+def _markdown_destroys(changes: tuple[Change, ...]) -> list[str]:
+    """A caution block listing every change that drops data or access: nothing of it happens
+    without --allow-destroy."""
+    if not changes:
+        return []
+    lines = ["> [!CAUTION]",
+             f"> **Destroys: {len(changes)} change(s) drop data or access** "
+             "(apply needs `--allow-destroy`):"]
+    lines += [f"> - {_code(c.action)} {_escape(c.address)}: {_escape(c.reason)}" for c in changes]
+    return [*lines, ""]
 
 
 def _markdown_attention(changes: tuple[Change, ...]) -> list[str]:

@@ -120,8 +120,8 @@ def test_failing_migration_rolls_back_earlier_stages(project: Project, server_re
     assert result.returncode == 1
     first = result.stderr.strip().splitlines()[0]
     assert first.startswith(
-        "apply rolled back: migrations failed: migrate up to 20250101000002: "
-        "migrations/20250101000002_m02.sql:"
+        "apply rolled back: migrations failed: migration.20250101000002 up (transaction, "
+        "1 step(s)): migrations/20250101000002_m02.sql:3: INSERT INTO missing VALUES (1)"
     )
     assert "(SQLSTATE 42P01)" in first
     with project.database.connect() as conn:

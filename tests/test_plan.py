@@ -73,7 +73,7 @@ def test_unit_normalisation_means_no_change(project: Project, server_reset: None
 def test_json_and_markdown_formats(project: Project, server_reset: None) -> None:
     project.write_plan(SETTINGS)
     data = json.loads(project.run("plan", "test", "--format", "json").stdout)
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert [c["address"] for c in data["changes"]] == [
         "setting.work_mem",
         "setting.log_min_duration_statement",

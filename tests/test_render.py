@@ -12,7 +12,17 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from dbops import render
-from dbops.changes import Action, Change, ChangeSet, Gate, Kind, Risk
+from dbops.changes import (
+    Action,
+    Change,
+    ChangeSet,
+    Gate,
+    GateCheck,
+    Kind,
+    MigrationRun,
+    MigrationStep,
+    Risk,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "schemas" / "changeset.schema.json").read_text())
@@ -93,10 +103,16 @@ def representative() -> ChangeSet:
             None,
             "index_tasks_queue",
             detail=("2 journaled steps", "CREATE INDEX CONCURRENTLY ... on tasks"),
+            migration=MigrationRun(
+                "20250610120000", "index_tasks_queue", "20250610120000_index_tasks_queue.sql",
+                "ab" * 32, "up", "steps",
+                (MigrationStep(1, False, ("CREATE INDEX CONCURRENTLY i ON tasks (queue)",), (3,)),
+                 MigrationStep(2, True, ("ANALYZE tasks",), (4,), "statistics"))),
         ),
         gates=(
-            Gate("before apply", ("connectivity <= 5s", "connection utilisation <= 80%")),
-            Gate("after each stage", ("replication lag <= 30s",)),
+            Gate("before apply", (GateCheck("connectivity", "<= 5s"),
+                                  GateCheck("connection_utilization", "<= 80%"))),
+            Gate("after each stage", (GateCheck("replication_lag", "<= 30s"),)),
         ),
         notes=("pool budget: 6 × 20 + 5 = 125 of role limit 130, max_connections 200",),
     )
@@ -130,8 +146,8 @@ def test_text_renders_a_representative_plan() -> None:
         "      CREATE INDEX CONCURRENTLY ... on tasks\n"
         "\n"
         "Gates:\n"
-        "  before apply: connectivity <= 5s, connection utilisation <= 80%\n"
-        "  after each stage: replication lag <= 30s\n"
+        "  before apply: connectivity <= 5s, connection_utilization <= 80%\n"
+        "  after each stage: replication_lag <= 30s\n"
         "\n"
         "Notes:\n"
         "  pool budget: 6 × 20 + 5 = 125 of role limit 130, max_connections 200\n"

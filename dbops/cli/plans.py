@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
+from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from dbops.changes import ChangeSet
 from dbops.cli.base import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -21,11 +25,15 @@ from dbops.cli.base import (
 )
 from dbops.config.load import plan_files, resolve_plan_path, validate_file
 from dbops.config.source import display_path
+from dbops.config.units import format_duration, parse_duration
 from dbops.connect import mask
-from dbops.errors import DbopsError
+from dbops.errors import DbopsError, DestroyRefused, PlanError, Problem
 
 if TYPE_CHECKING:
     from dbops.execute import ApplyReport
+
+MAX_PLAN_FILE = 16 * 2**20  # a saved ChangeSet of thousands of migrations fits many times over
+MAX_LOCK_WAIT = timedelta(hours=1)
 
 
 @main.command()
@@ -37,12 +45,24 @@ def validate(plans: tuple[str, ...]) -> None:
     paths = [resolve_plan_path(ref, root) for ref in plans] if plans else plan_files(root)
     if not paths:
         raise DbopsError("no plan files in plans/")
-    problems = [p for path in paths for p in validate_file(path, root=root)]
+    problems = [p for path in paths for p in validate_file(path, root=root) or _files(path, root)]
     for problem in problems:
         fail(str(problem))
     if problems:
         sys.exit(EXIT_ERROR)
     click.echo(f"{len(paths)} plan(s) valid: {', '.join(display_path(p) for p in paths)}")
+
+
+def _files(path: Path, root: Path) -> list[Problem]:
+    """What a valid plan names on disk: its migrations directory, a file for its target."""
+    from dbops import pipeline
+    from dbops.config.load import load_plan
+
+    try:
+        the_plan = load_plan(str(path), root=root)
+    except PlanError:
+        return []  # an abstract plan: validate_file has checked what can be
+    return pipeline.file_problems(the_plan)
 
 
 @main.command()
@@ -77,14 +97,27 @@ def plan(env: str, diff: bool, fmt: str, out: Path | None, overrides: tuple[str,
 @click.option(
     "--plan-file",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Apply a plan saved with `dbops plan --out`, if still fresh.",
+    help="Apply a plan saved with `dbops plan --out`: refused unless it is, change for change, "
+    "what the plan makes now.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the exact pyinfra operations; run nothing.")
 @click.option("--allow-restart", is_flag=True, help="Apply settings that need a restart.")
 @click.option(
+    "--allow-destroy",
+    is_flag=True,
+    help="Run changes that drop data or access (down migrations, dropped tables or columns, "
+    "revoked logins, pruned backups); without it apply refuses them.",
+)
+@click.option(
     "--skip-backup",
     is_flag=True,
-    help="Migrate without the policy's before-migrate backup (recorded in the audit).",
+    help="Apply without the policy's before-migrate backup (recorded in the audit).",
+)
+@click.option(
+    "--lock-wait",
+    default="0s",
+    metavar="DURATION",
+    help="How long to wait for another apply on this database (default 0s: refuse at once).",
 )
 @_set_option
 @handle_errors
@@ -94,56 +127,89 @@ def apply(
     plan_file: Path | None,
     dry_run: bool,
     allow_restart: bool,
+    allow_destroy: bool,
     skip_backup: bool,
+    lock_wait: str,
     overrides: tuple[str, ...],
 ) -> None:
-    """Plan, confirm, then execute through pyinfra with health gates and automatic rollback."""
+    """Plan, confirm, then execute through pyinfra with health gates and automatic rollback.
+    Holds the apply lock from planning to the audit row: one apply at a time per database."""
     from dbops import pipeline
-    from dbops.changes import ChangeSet
 
     the_plan = _load(env, overrides)
-    planned = pipeline.plan(the_plan, command="apply")
-    changeset = planned.changeset
-    if plan_file is not None:
-        try:
-            changeset = ChangeSet.from_json(plan_file.read_text(encoding="utf-8"))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise DbopsError(f"{display_path(plan_file)}: not a dbops plan file: {exc}") from None
-        if changeset.environment != the_plan.environment:
-            raise DbopsError(
-                f"{display_path(plan_file)} was made for {changeset.environment}, "
-                f"not {the_plan.environment}"
-            )
-        pipeline.check_fresh(changeset, planned.changeset)
-    click.echo(_render(changeset, "text"))
-    if changeset.empty:
-        return
-    if dry_run:
-        for op in pipeline.dry_run(the_plan, changeset, allow_restart=allow_restart):
-            kind = "server.shell" if op.run is None else "python.call"
-            click.echo(mask(f"{kind} [{op.target.host}] {op.name}"))
-            for command in op.commands:
-                click.echo(mask(f"    {command}"))
-        return
-    _confirm(f"apply these changes to {the_plan.environment}", the_plan.environment, yes)
-    report = pipeline.apply(
-        the_plan,
-        changeset,
-        planned.live,
-        allow_restart=allow_restart,
-        skip_backup=skip_backup,
-        notify=lambda message: click.echo(mask(message)),
-    )
+    saved, digest = _read_plan_file(plan_file) if plan_file is not None else (None, None)
+    wait = _duration("--lock-wait", lock_wait)
+    lock = nullcontext(0) if dry_run else pipeline.apply_lock(the_plan, wait)
+    with lock as lock_pid:
+        planned = pipeline.plan(the_plan, command="apply")
+        changeset = planned.changeset
+        if saved is not None and plan_file is not None:
+            pipeline.check_saved(saved, changeset, display_path(plan_file))
+        click.echo(_render(changeset, "text"))
+        if changeset.empty and not planned.live.unfinished:
+            return
+        if dry_run:
+            for op in pipeline.dry_run(the_plan, changeset, allow_restart=allow_restart,
+                                       skip_backup=skip_backup):
+                kind = "server.shell" if op.run is None else "python.call"
+                click.echo(mask(f"{kind} [{op.target.host}] {op.name}"))
+                for command in op.commands:
+                    click.echo(mask(f"    {command}"))
+            if changeset.destroys and not allow_destroy:
+                click.echo(f"apply would refuse: {_destroy_refusal(changeset)}", err=True)
+            return
+        if changeset.destroys and not allow_destroy:
+            raise DestroyRefused(_destroy_refusal(changeset))
+        _confirm(f"apply these changes to {the_plan.environment}", the_plan.environment, yes)
+        report = pipeline.apply(
+            the_plan,
+            changeset,
+            planned.live,
+            allow_restart=allow_restart,
+            skip_backup=skip_backup,
+            notify=lambda message: click.echo(mask(message)),
+            lock_pid=lock_pid,
+            plan_file_sha256=digest,
+        )
     for line in _report_lines(report):
         click.echo(mask(line), err=report.result != "applied")
     if report.result != "applied":
         sys.exit(EXIT_ERROR)
 
 
+def _read_plan_file(path: Path) -> tuple[ChangeSet, str]:
+    """A saved plan file, bounded and parsed, with the SHA-256 of its bytes (for the audit)."""
+    if path.stat().st_size > MAX_PLAN_FILE:
+        raise DbopsError(f"{display_path(path)}: larger than {MAX_PLAN_FILE // 2**20} MiB: not a "
+                         "dbops plan file")
+    raw = path.read_bytes()
+    try:
+        return ChangeSet.from_json(raw.decode("utf-8")), hashlib.sha256(raw).hexdigest()
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DbopsError(f"{display_path(path)}: not a dbops plan file: {exc}") from None
+
+
+def _destroy_refusal(changeset: ChangeSet) -> str:
+    addresses = ", ".join(c.address for c in changeset.destroys)
+    return (f"{len(changeset.destroys)} change(s) drop data or access ({addresses}): "
+            "apply them with --allow-destroy")
+
+
+def _duration(option: str, text: str) -> timedelta:
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise DbopsError(f"{option}: {exc}") from None
+    if value > MAX_LOCK_WAIT:
+        raise DbopsError(f"{option}: at most {format_duration(MAX_LOCK_WAIT)} (got {text})")
+    return value
+
+
 def _report_lines(report: ApplyReport) -> list[str]:
     lines = [f"apply {report.result}" + (f": {report.reason}" if report.reason else "")]
     lines += [f"  applied: {item}" for item in report.applied]
     lines += [f"  rolled back: {item}" for item in report.rolled_back]
+    lines += [f"  NOT undone: {item}" for item in report.not_undone]
     lines += [f"  skipped: {item} (needs --allow-restart)" for item in report.skipped]
     return lines
 

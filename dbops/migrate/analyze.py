@@ -375,6 +375,24 @@ def analyze(migration: Migration, *, direction: str = "up") -> list[StatementAna
     return [analyzer.analyze(s) for s in statements]
 
 
+# Findings whose statement throws data away: a migration with one is destructive (shown apart by
+# plan, run by apply only with --allow-destroy, after the before-migrate backup).
+DATA_LOSS_RULES = frozenset({"drop-breaks-clients", "truncate-cascade"})
+_DATA_LOSS_KINDS = {"TruncateStmt": "empties a table"}
+
+
+def data_loss(migration: Migration, *, direction: str = "up") -> list[str]:
+    """What running this section would destroy, one line each; empty when nothing."""
+    losses = []
+    for analysis in analyze(migration, direction=direction):
+        statement = analysis.statement
+        found = [f.message for f in analysis.findings if f.rule in DATA_LOSS_RULES]
+        if not found and statement.kind in _DATA_LOSS_KINDS:
+            found = [_DATA_LOSS_KINDS[statement.kind]]
+        losses += [f"line {statement.line}: {message}" for message in found]
+    return losses
+
+
 def lint_text(text: str, file: str = "<sql>") -> list[StatementAnalysis]:
     """Analyse loose SQL (for tests and `explain` of a statement)."""
     from pathlib import Path

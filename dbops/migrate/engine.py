@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from dbops import ledger
+from dbops.changes import MigrationRun
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.connect import endpoint, open_connection
-from dbops.errors import MigrationError
+from dbops.errors import MigrationError, StalePlan
 from dbops.inspect import schema_fingerprint
 from dbops.migrate import history, pending, source
 from dbops.migrate.history import Direction
@@ -220,6 +221,69 @@ class MigrationEngine:
 
                 post_validate(conn, self._notify or (lambda message: None))
         return RunResult(direction, executions, tuple(durations), dry_run=False)
+
+    def run_planned(self, run: MigrationRun, *, lock_wait: timedelta | None = None,
+                    progress: Progress | None = None) -> float:
+        """Run exactly one planned migration run (a ChangeSet's) under the runner lock; returns
+        its duration in milliseconds. Refused as stale, before anything runs, when the history
+        or the file no longer is what the plan assumed."""
+        from dbops.migrate.runner import Runner, RunSettings, from_run
+
+        settings = self.plan.migrations
+        address = f"migration.{run.version}"
+        migration = self.migrations.get(run.version)
+        if migration is None:
+            raise StalePlan(f"{address}: its file {run.file} is gone since the plan was made")
+        try:
+            execution = from_run(run, migration)
+        except MigrationError as exc:
+            raise StalePlan(f"{address}: {exc}") from None
+        wait = settings.lock_wait if lock_wait is None else lock_wait
+        with (
+            history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
+            self._connect(f"migrate-{run.direction}", autocommit=True) as conn,
+        ):
+            ledger.ensure_schema(conn)
+            applied = {a.version: a for a in history.read(conn)}
+            if run.direction == "up" and run.version in applied:
+                raise StalePlan(f"{address}: already applied since the plan was made "
+                                f"(at {applied[run.version].applied_at:%Y-%m-%d %H:%M:%S})")
+            if run.direction == "down" and run.version not in applied:
+                raise StalePlan(f"{address}: no longer applied; nothing to roll back")
+            steps = {j.step: j.status for j in history.read_journal(conn)
+                     if j.version == run.version and j.direction == run.direction}
+            runner = Runner(conn, RunSettings(settings.lock_timeout, settings.statement_timeout,
+                                              settings.retries), self._notify)
+            before = schema_fingerprint(conn)
+            try:
+                duration = runner.run(execution, steps)
+            finally:  # what dbops itself changed is not drift
+                ledger.record_migrations(conn, before, schema_fingerprint(conn))
+            if progress:
+                progress(1, 1, migration, duration)
+        return duration
+
+    def prevalidate_planned(self, runs: list[MigrationRun]) -> None:
+        """The pre-validation of planned up runs: lint at the plan's fail_on, then rehearsal on
+        a schema copy when the policy asks for it."""
+        from dbops.migrate.runner import from_run
+
+        executions = []
+        for run in runs:
+            migration = self.migrations.get(run.version)
+            if migration is None:
+                raise StalePlan(f"migration.{run.version}: its file {run.file} is gone since "
+                                "the plan was made")
+            executions.append(from_run(run, migration))
+        if executions:
+            self._prevalidate(tuple(executions))
+
+    def post_validate(self) -> None:
+        """After migrations: no INVALID index left; constraints left NOT VALID are reported."""
+        from dbops.migrate.rehearsal import post_validate
+
+        with self._connect("migrate-check", autocommit=True) as conn:
+            post_validate(conn, self._notify or (lambda message: None))
 
     def _audit_skipped_backup(self, conn: psycopg.Connection[Any],
                               executions: tuple[Execution, ...], applied: int) -> None:

@@ -5,7 +5,6 @@ database, never reads files."""
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,16 +15,14 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from dbops import __version__
-from dbops.connect import Endpoint, open_connection
-from dbops.errors import LockTimeout
+from dbops import __version__, locks
+from dbops.connect import Endpoint
+from dbops.locks import LockHolder
 
 Direction = Literal["up", "down"]
 Mode = Literal["transaction", "steps", "baseline"]
 
-# The runner lock's advisory key ('dbop' 'migr' would not fit in one int4; keep it below 2**31
-# so pg_locks shows it as classid 0, objid LOCK_KEY).
-LOCK_KEY = 1_684_172_912
+LOCK_KEY = locks.RUNNER_LOCK
 
 @dataclass(frozen=True)
 class AppliedMigration:
@@ -139,35 +136,8 @@ def journal_clear(conn: psycopg.Connection[Any], version: str) -> None:
     conn.execute("DELETE FROM dbops.migration_journal WHERE version = %s", (version,))
 
 
-@dataclass(frozen=True)
-class LockHolder:
-    pid: int
-    application_name: str
-    since: datetime
-    user: str
-    client: str | None
-
-    def __str__(self) -> str:
-        client = f" from {self.client}" if self.client else ""
-        return (
-            f"pid {self.pid} ({self.application_name or 'no application_name'}, "
-            f"user {self.user}{client}) since {self.since:%Y-%m-%d %H:%M:%S %Z}"
-        )
-
-
 def lock_holder(conn: psycopg.Connection[Any]) -> LockHolder | None:
-    with conn.cursor(row_factory=class_row(LockHolder)) as cur:
-        cur.execute(
-            """
-            SELECT a.pid, a.application_name, a.state_change AS since, a.usename AS user,
-                   a.client_addr::text AS client
-            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s
-              AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database
-                                                   WHERE datname = current_database())""",
-            (LOCK_KEY,),
-        )
-        return cur.fetchone()
+    return locks.lock_holder(conn, LOCK_KEY)
 
 
 @contextmanager
@@ -181,21 +151,6 @@ def runner_lock(
     the server releases it the moment the process dies. Another holder is waited for up to
     `wait`, then named in the LockTimeout.
     """
-    conn = open_connection(ep, command=command, autocommit=True)
-    try:
-        deadline = time.monotonic() + wait.total_seconds()
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
-            if time.monotonic() >= deadline:
-                holder = lock_holder(conn)
-                who = str(holder) if holder else "a session that has since ended"
-                raise LockTimeout(
-                    f"another migration runner holds the lock on {ep.describe()}: "
-                    f"{who}; waited {wait.total_seconds():g}s (--lock-wait)"
-                )
-            time.sleep(poll)
-        try:
-            yield conn
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-    finally:
-        conn.close()
+    with locks.advisory_lock(ep, LOCK_KEY, holder="another migration runner", wait=wait,
+                             command=command, option="--lock-wait", poll=poll) as conn:
+        yield conn

@@ -18,12 +18,13 @@ from psycopg import errors as pgerrors
 from psycopg import sql as pgsql
 from psycopg.pq import TransactionStatus
 
+from dbops.changes import MigrationRun
 from dbops.config.model import Retries
-from dbops.errors import StatementFailed
+from dbops.errors import MigrationError, StatementFailed
 from dbops.migrate import history
 from dbops.migrate.history import Direction, Mode
 from dbops.migrate.source import Migration, Section
-from dbops.migrate.sql import Statement
+from dbops.migrate.sql import Statement, split
 
 # Online index operations: their locks never block writes, so lock_timeout does not apply.
 MAX_PAUSE = 2.0  # seconds between two attempts at most, however long the backoff has grown
@@ -98,6 +99,24 @@ def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool =
         else:
             steps.append(Step(len(steps) + 1, (statement,), statement.transactional))
     return Execution(migration, direction, tuple(steps))
+
+
+def from_run(run: MigrationRun, migration: Migration) -> Execution:
+    """The Execution of a planned MigrationRun: exactly its steps and statements (each re-read by
+    the parser for its kind and the tables it locks), for the file the plan was made from."""
+    if migration.checksum != run.checksum:
+        raise MigrationError(f"{migration.file} changed since the plan was made: plan again")
+    steps = []
+    for step in run.steps:
+        statements = []
+        for text, line in zip(step.statements, step.lines, strict=True):
+            parsed = split(text, line)
+            if len(parsed) != 1:
+                raise MigrationError(f"{migration.file}:{line}: a planned step must hold one "
+                                     f"statement per entry, found {len(parsed)}")
+            statements.append(parsed[0])
+        steps.append(Step(step.number, tuple(statements), step.transactional, step.note))
+    return Execution(migration, run.direction, tuple(steps))
 
 
 @dataclass(frozen=True)
