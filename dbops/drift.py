@@ -271,6 +271,7 @@ def unmanaged_baseline(plan: Plan, live: LiveState) -> dict[str, Any]:
     baseline: dict[str, Any] = {"roles": _powerful(live, set(plan.roles))}
     if live.primary.auto_conf_readable:
         managed = set(plan.settings) | set(live.snapshot.settings if live.snapshot else ())
+        managed |= {name for unfinished in live.unfinished for name in unfinished.settings}
         baseline["settings"] = _written(live, managed)
     return baseline
 

@@ -218,6 +218,12 @@ class Unfinished:
     result: str  # running (its process died), interrupted or failed
     left: tuple[str, ...]  # "setting.work_mem on primary", "role.app", "2 migration(s) up", ...
 
+    @property
+    def settings(self) -> set[str]:
+        """The settings it changed and did not undo: dbops's to bring back to the plan."""
+        return {item.split()[0].removeprefix("setting.") for item in self.left
+                if item.startswith("setting.")}
+
     def __str__(self) -> str:
         left = ", ".join(self.left) or "nothing it recorded"
         return (f"the apply of {self.at:%Y-%m-%d %H:%M:%S %Z} (audit #{self.id}) "

@@ -121,8 +121,7 @@ def _settings(plan: Plan, live: LiveState, found: _Findings) -> None:
             found.changes.append(change)
     managed = set(live.snapshot.settings) if live.snapshot else set()
     for unfinished in live.unfinished:  # what a dead or failed apply left is dbops's to undo
-        managed |= {item.split()[0].removeprefix("setting.") for item in unfinished.left
-                    if item.startswith("setting.")}
+        managed |= unfinished.settings
         found.notes.append(f"{unfinished}; the changes above bring the database back to the plan"
                            " and apply records the result")
     for name in sorted(managed - set(plan.settings)):
