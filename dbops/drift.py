@@ -13,6 +13,7 @@ from dbops.backup.schedule import overdue
 from dbops.changes import ChangeSet, Scalar
 from dbops.config.model import DriftIgnore, Plan
 from dbops.inspect import LiveState
+from dbops.ledger import advance
 from dbops.setting_values import SettingSpec, same
 
 Kind = Literal["out-of-band", "pending"]
@@ -84,7 +85,9 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date) ->
     else:
         items += _settings(plan, live, snapshot.settings)
         items += _roles(plan, live, snapshot.roles)
-        items += _schema(snapshot.schema_fingerprint, live.schema)
+        credited, runs = _migration_run(snapshot.schema_fingerprint, live)
+        items += runs
+        items += _schema(credited, live.schema)
         items += [DriftItem("pending", c.address, c.before, c.before, c.after)
                   for c in changeset.of_kind("migration")]
     late = overdue(plan.backup, live.backups, datetime.now(UTC))
@@ -161,6 +164,23 @@ def _compare_role(name: str, before: dict[str, Any] | None, now: dict[str, Any] 
         if wanted is not None and not _same(spec, was, should):
             items.append(DriftItem("pending", f"role.{name}.settings.{key}", was, has, should))
     return items
+
+
+def _migration_run(applied: dict[str, str], live: LiveState) -> tuple[dict[str, str],
+                                                                        list[DriftItem]]:
+    """What a migration run not yet credited (dead, or still going) changed is no hand's work: the
+    snapshot as its credit will leave it, and one item naming the run instead of its objects."""
+    credit = live.open_credit
+    if credit is None:
+        return applied, []
+    since = credit.started_at.isoformat(timespec="seconds")
+    credited = advance(applied, credit.before, live.schema)
+    if live.runner_busy:
+        return credited, [DriftItem("pending", "migration.run", None,
+                                    f"a migration run is in progress (since {since})", None)]
+    return credited, [DriftItem("out-of-band", "migration.run", None,
+                                f"a migration run died (started {since}); "
+                                "re-run `dbops migrate up`", None)]
 
 
 def _schema(applied: dict[str, str], live: dict[str, str]) -> list[DriftItem]:

@@ -156,6 +156,10 @@ class LiveState:
     current_user: str = ""
     notes: tuple[str, ...] = field(default=())
     backups: tuple[Manifest, ...] = ()  # the backup catalog (plan.backup.directory), oldest first
+    # A migration run whose changes are not yet credited to the snapshot, and whether a runner
+    # holds the lock (it may still be going) or not (it died).
+    open_credit: ledger.OpenCredit | None = None
+    runner_busy: bool = False
 
     @property
     def primary(self) -> Server:
@@ -195,12 +199,15 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
     }
     replication = () if server.in_recovery else tuple(
         ReplicaStatus(*row) for row in conn.execute(_REPLICATION))
+    credit = ledger.open_credit(conn)
     return LiveState(
         database=ep.describe(), server_version=int(version), servers={"primary": server},
         roles=roles, applied=tuple(history.read(conn)),
         journal=tuple(history.read_journal(conn)), replication=replication,
         schema=schema_fingerprint(conn) if fingerprint else {},
-        snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user))
+        snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user),
+        open_credit=credit,
+        runner_busy=credit is not None and history.lock_holder(conn) is not None)
 
 
 def _read_server(conn: psycopg.Connection[Any], name: str, ep: Endpoint) -> Server:
