@@ -169,18 +169,18 @@ def _compare_role(name: str, before: dict[str, Any] | None, now: dict[str, Any] 
 def _migration_run(applied: dict[str, str], live: LiveState) -> tuple[dict[str, str],
                                                                         list[DriftItem]]:
     """What a migration run not yet credited (dead, or still going) changed is no hand's work: the
-    snapshot as its credit will leave it, and one item naming the run instead of its objects."""
+    snapshot as its credit will leave it and, for a dead run, one item naming it instead of its
+    objects (a run still going shows as its pending migrations)."""
     credit = live.open_credit
     if credit is None:
         return applied, []
-    since = credit.started_at.isoformat(timespec="seconds")
     credited = advance(applied, credit.before, live.schema)
     if live.runner_busy:
-        return credited, [DriftItem("pending", "migration.run", None,
-                                    f"a migration run is in progress (since {since})", None)]
+        return credited, []
+    since = credit.started_at.isoformat(timespec="seconds")
     return credited, [DriftItem("out-of-band", "migration.run", None,
-                                f"a migration run died (started {since}); "
-                                "re-run `dbops migrate up`", None)]
+                                f"a migration run died (started {since}); finish it "
+                                "(`dbops migrate up`, or the rollback that died)", None)]
 
 
 def _schema(applied: dict[str, str], live: dict[str, str]) -> list[DriftItem]:

@@ -218,6 +218,10 @@ def test_what_a_killed_run_created_is_not_drift_after_a_rerun(projects: Iterator
             died += 1
             human = project.run("drift", "test").stdout
             assert "a migration run died (started " in human, human
+            with project.database.connect() as conn:  # a runner holds the lock: still going
+                conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+                still_going = drift_items(project)[1]
+                assert "out-of-band" not in still_going.values(), still_going
         rerun = (project.run("migrate", "up", "test", "--yes") if attempt % 2
                  else project.run("apply", "test", "--yes"))
         assert rerun.returncode == 0, f"seed {seed}: {rerun.stderr}"
