@@ -16,7 +16,7 @@ from dbops.backup.schedule import overdue
 from dbops.changes import ChangeSet, Scalar
 from dbops.config.model import DriftIgnore, Plan
 from dbops.inspect import ROLE_ATTRIBUTES, LiveState
-from dbops.ledger import Snapshot
+from dbops.ledger import Snapshot, advance
 from dbops.migrate import pending
 from dbops.migrate.history import AppliedMigration
 from dbops.migrate.source import MigrationSet
@@ -100,7 +100,9 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
         if plan.drift_unmanaged == "report":
             items += _unmanaged_settings(plan, live, snapshot)
             items += _unmanaged_roles(plan, live, snapshot)
-        items += _schema(snapshot.schema_fingerprint, live.schema)
+        credited, runs = _migration_run(snapshot.schema_fingerprint, live)
+        items += runs
+        items += _schema(credited, live.schema)
         items += [DriftItem("pending", c.address, c.before, c.before, c.after)
                   for c in changeset.of_kind("migration")]
     if migrations is not None:
@@ -300,6 +302,23 @@ def as_applied(migrations: MigrationSet, applied: Sequence[AppliedMigration]) ->
     return MigrationSet(migrations.directory, tuple(
         replace(m, checksum=recorded[m.version]) if recorded.get(m.version, m.checksum)
         != m.checksum else m for m in migrations))
+
+
+def _migration_run(applied: dict[str, str], live: LiveState) -> tuple[dict[str, str],
+                                                                        list[DriftItem]]:
+    """What a migration run not yet credited (dead, or still going) changed is no hand's work: the
+    snapshot as its credit will leave it and, for a dead run, one item naming it instead of its
+    objects (a run still going shows as its pending migrations)."""
+    credit = live.open_credit
+    if credit is None:
+        return applied, []
+    credited = advance(applied, credit.before, live.schema)
+    if live.runner_busy:
+        return credited, []
+    since = credit.started_at.isoformat(timespec="seconds")
+    return credited, [DriftItem("out-of-band", "migration.run", None,
+                                f"a migration run died (started {since}); finish it "
+                                "(`dbops migrate up`, or the rollback that died)", None)]
 
 
 def _schema(applied: dict[str, str], live: dict[str, str]) -> list[DriftItem]:

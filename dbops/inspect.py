@@ -173,6 +173,10 @@ class LiveState:
     notes: tuple[str, ...] = field(default=())
     backups: tuple[Manifest, ...] = ()  # the backup catalog (plan.backup.directory), oldest first
     unfinished: tuple[ledger.Unfinished, ...] = ()  # applies that died or failed half-way
+    # A migration run whose changes are not yet credited to the snapshot, and whether a runner
+    # holds the lock (it may still be going) or not (it died).
+    open_credit: ledger.OpenCredit | None = None
+    runner_busy: bool = False
 
     @property
     def primary(self) -> Server:
@@ -213,13 +217,16 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
     }
     replication = () if server.in_recovery else tuple(
         ReplicaStatus(*row) for row in conn.execute(_REPLICATION))
+    credit = ledger.open_credit(conn)
     return LiveState(
         database=ep.describe(), server_version=int(version), servers={"primary": server},
         roles=roles, applied=tuple(history.read(conn)),
         journal=tuple(history.read_journal(conn)), replication=replication,
         schema=schema_fingerprint(conn) if fingerprint else {},
         snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user),
-        unfinished=tuple(ledger.read_unfinished(conn, plan.environment, _apply_lock_pid(conn))))
+        unfinished=tuple(ledger.read_unfinished(conn, plan.environment, _apply_lock_pid(conn))),
+        open_credit=credit,
+        runner_busy=credit is not None and history.lock_holder(conn) is not None)
 
 
 def _apply_lock_pid(conn: psycopg.Connection[Any]) -> int | None:

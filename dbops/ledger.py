@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,6 +16,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from dbops import __version__
+from dbops.locks import RUNNER_LOCK
 
 # Each entry upgrades the dbops schema by one version; never edit one that has shipped.
 _UPGRADES: tuple[str, ...] = (
@@ -153,16 +156,76 @@ def advance(known: dict[str, str], before: dict[str, str], after: dict[str, str]
     return moved
 
 
-def record_migrations(conn: psycopg.Connection[Any], before: dict[str, str],
-                      after: dict[str, str]) -> None:
-    """After migrations ran outside apply, advance every snapshot's fingerprint by their effect."""
-    row = conn.execute("SELECT to_regclass('dbops.applied_snapshot') IS NOT NULL").fetchone()
+@dataclass(frozen=True)
+class OpenCredit:
+    """The oldest migration run whose schema changes are not yet credited to the snapshots: it
+    died (SIGKILL), or it is still running."""
+
+    started_at: datetime
+    before: dict[str, str]  # the schema fingerprint when it started
+
+
+def open_credit(conn: psycopg.Connection[Any]) -> OpenCredit | None:
+    row = conn.execute("SELECT to_regclass('dbops.migration_credit') IS NOT NULL").fetchone()
     if not row or not row[0]:
-        return
-    for environment, known in conn.execute(
-            "SELECT environment, schema_fingerprint FROM dbops.applied_snapshot").fetchall():
-        conn.execute("UPDATE dbops.applied_snapshot SET schema_fingerprint = %s"
-                     " WHERE environment = %s", (Jsonb(advance(known, before, after)), environment))
+        return None
+    with conn.cursor(row_factory=class_row(OpenCredit)) as cur:
+        cur.execute("SELECT started_at, before FROM dbops.migration_credit ORDER BY id LIMIT 1")
+        return cur.fetchone()
+
+
+@contextmanager
+def crediting(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Credit the schema changes made inside the block to migrations: on exit, advance every
+    environment's snapshot by (schema before the block -> schema after it), so they are not drift.
+
+    Call it under the runner lock, after ensure_schema, on an autocommit connection. The schema
+    before is written down (committed) on entry; a run killed inside the block leaves that row, and
+    the next run credits from it, so the dead run's changes are credited too.
+    """
+    from dbops.inspect import schema_fingerprint
+
+    if open_credit(conn) is None:
+        conn.execute("INSERT INTO dbops.migration_credit (before) VALUES (%s)",
+                     (Jsonb(schema_fingerprint(conn)),))
+    try:
+        yield
+    except BaseException:
+        # On failure here the row stays and the next run credits these changes: the first error
+        # is the one to report.
+        with suppress(psycopg.Error):
+            _settle_credit(conn)
+        raise
+    _settle_credit(conn)
+
+
+def _settle_credit(conn: psycopg.Connection[Any]) -> None:
+    from dbops.inspect import schema_fingerprint
+
+    with conn.transaction():
+        credit = open_credit(conn)
+        if credit is None:
+            return
+        after = schema_fingerprint(conn)
+        for environment, known in conn.execute(
+                "SELECT environment, schema_fingerprint FROM dbops.applied_snapshot"
+                " FOR UPDATE").fetchall():
+            conn.execute("UPDATE dbops.applied_snapshot SET schema_fingerprint = %s"
+                         " WHERE environment = %s",
+                         (Jsonb(advance(known, credit.before, after)), environment))
+        conn.execute("DELETE FROM dbops.migration_credit")
+
+
+def credited_schema(conn: psycopg.Connection[Any], environment: str) -> dict[str, str] | None:
+    """The environment's snapshot fingerprint as migrations credited it, locked until the end of
+    the caller's transaction (None: no snapshot yet). When no runner is going, a dead run's changes
+    are credited first, and the transaction keeps runners out until it ends."""
+    idle = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (RUNNER_LOCK,)).fetchone()
+    if idle and idle[0]:
+        _settle_credit(conn)
+    row = conn.execute("SELECT schema_fingerprint FROM dbops.applied_snapshot"
+                       " WHERE environment = %s FOR UPDATE", (environment,)).fetchone()
+    return None if row is None else dict(row[0])
 
 
 def audit(conn: psycopg.Connection[Any], *, environment: str, plan_hash: str,

@@ -213,12 +213,10 @@ def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyR
     }
     with connection(the_plan, command="apply", autocommit=True) as conn, conn.transaction():
         if report.result == "applied":
-            after = schema_fingerprint(conn)
-            known = (
-                ledger.advance(live.snapshot.schema_fingerprint, live.schema, after)
-                if live.snapshot
-                else after
-            )
+            # Migrations credited their changes to the snapshot as they ran; a first apply
+            # adopts what exists.
+            credited = ledger.credited_schema(conn, the_plan.environment)
+            known = credited if credited is not None else schema_fingerprint(conn)
             ledger.write_snapshot(
                 conn,
                 ledger.Snapshot(

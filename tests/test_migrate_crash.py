@@ -1,8 +1,10 @@
 """The runner under SIGKILL and under contention: history always matches the schema, no lock is
-left behind, a re-run completes, and concurrent runners apply every migration exactly once."""
+left behind, a re-run completes, concurrent runners apply every migration exactly once, and what a
+killed run created is credited to migrations, not reported as drift."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -19,6 +21,7 @@ from harness import Project, fresh_database, make_project
 from dbops.local import Cluster
 from dbops.migrate import source
 from dbops.migrate.history import LOCK_KEY
+from dbops.render import NO_CHANGES
 
 COUNT = 10
 STEPS_MIGRATION = 6  # runs outside a transaction: a table, then CREATE INDEX CONCURRENTLY
@@ -174,3 +177,60 @@ def test_two_runners_at_once_apply_each_migration_exactly_once(projects: Iterato
             assert assert_consistent(conn) == {version(n) for n in range(1, COUNT + 1)}
             counts = conn.execute("SELECT count(*), count(DISTINCT version) FROM applied_log")
             assert counts.fetchone() == (COUNT, COUNT)
+
+
+def drift_items(project: Project) -> tuple[int, dict[str, str]]:
+    result = project.run("drift", "test", "--format", "json")
+    data = json.loads(result.stdout)
+    return result.returncode, {i["address"]: i["kind"] for i in data["items"]}
+
+
+def test_what_a_killed_run_created_is_not_drift_after_a_rerun(projects: Iterator[Project]) -> None:
+    """Applied, then a migration run killed at a random point: drift names the dead run (not its
+    objects); after a re-run (migrate up, or apply) drift is in sync, and a table made by hand
+    afterwards is still drift."""
+    seed = int(os.environ.get("DBOPS_CRASH_SEED", time.time()))
+    rng = random.Random(seed)
+    first = 2  # applied by `dbops apply` before the killed run
+    died = 0  # runs killed while crediting was open
+    for attempt in range(4):
+        project = next(projects)
+        project.write_plan(f"migrations: {{ rehearse: never, target: '{version(first)}' }}\n")
+        applied = project.run("apply", "test", "--yes")
+        assert applied.returncode == 0, applied.stderr
+        project.write_plan("migrations: { rehearse: never }\n")
+        after, extra = rng.randrange(first, COUNT), rng.uniform(0.0, 0.04)
+        runner = start_runner(project)
+        with project.database.connect() as conn:
+            deadline = time.monotonic() + 60
+            while runner.poll() is None and applied_count(conn) < after:
+                assert time.monotonic() < deadline, f"seed {seed}: the runner made no progress"
+                time.sleep(0.002)
+            time.sleep(extra)
+            runner.send_signal(signal.SIGKILL)
+            runner.wait(timeout=30)
+            assert_lock_released(conn)
+        code, items = drift_items(project)
+        out_of_band = {a for a, kind in items.items() if kind == "out-of-band"}
+        assert out_of_band <= {"migration.run"}, f"seed {seed}: {items}"
+        assert code == (2 if out_of_band else 3 if items else 0), f"seed {seed}: {items}"
+        if out_of_band:
+            died += 1
+            human = project.run("drift", "test").stdout
+            assert "a migration run died (started " in human, human
+            with project.database.connect() as conn:  # a runner holds the lock: still going
+                conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+                still_going = drift_items(project)[1]
+                assert "out-of-band" not in still_going.values(), still_going
+        rerun = (project.run("migrate", "up", "test", "--yes") if attempt % 2
+                 else project.run("apply", "test", "--yes"))
+        assert rerun.returncode == 0, f"seed {seed}: {rerun.stderr}"
+        if NO_CHANGES in rerun.stdout and "migration.run" in out_of_band:
+            # The dead run had applied every migration: apply has nothing to run; drift said so.
+            rerun = project.run("migrate", "up", "test", "--yes")
+            assert rerun.returncode == 0, f"seed {seed}: {rerun.stderr}"
+        assert drift_items(project) == (0, {}), f"seed {seed}, killed after {after} migrations"
+        with project.database.connect() as conn:
+            conn.execute("CREATE TABLE by_hand (id int)")
+        assert drift_items(project) == (2, {"table.public.by_hand": "out-of-band"})
+    assert died >= 1, f"seed {seed}: no kill landed inside a run"

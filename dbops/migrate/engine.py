@@ -19,7 +19,6 @@ from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.connect import endpoint, open_connection
 from dbops.errors import MigrationError, StalePlan
-from dbops.inspect import schema_fingerprint
 from dbops.migrate import history, pending, source
 from dbops.migrate.history import Direction
 from dbops.migrate.source import Migration, MigrationSet
@@ -200,20 +199,20 @@ class MigrationEngine:
                 self._notify,
             )
             durations: list[float] = []
-            before = schema_fingerprint(conn) if executions else {}
             try:
-                for number, execution in enumerate(executions, start=1):
-                    steps = {
-                        j.step: j.status
-                        for j in journal
-                        if j.version == execution.migration.version and j.direction == direction
-                    }
-                    durations.append(runner.run(execution, steps))
-                    if progress:
-                        progress(number, len(executions), execution.migration, durations[-1])
+                # What dbops itself changes is not drift, nor what a killed run changed before.
+                with ledger.crediting(conn):
+                    for number, execution in enumerate(executions, start=1):
+                        steps = {
+                            j.step: j.status
+                            for j in journal
+                            if j.version == execution.migration.version
+                            and j.direction == direction
+                        }
+                        durations.append(runner.run(execution, steps))
+                        if progress:
+                            progress(number, len(executions), execution.migration, durations[-1])
             finally:
-                if durations:  # what dbops itself changed is not drift
-                    ledger.record_migrations(conn, before, schema_fingerprint(conn))
                 if skip_backup and direction == "up" and executions:
                     self._audit_skipped_backup(conn, executions, len(durations))
             if durations:
@@ -254,11 +253,8 @@ class MigrationEngine:
                      if j.version == run.version and j.direction == run.direction}
             runner = Runner(conn, RunSettings(settings.lock_timeout, settings.statement_timeout,
                                               settings.retries), self._notify)
-            before = schema_fingerprint(conn)
-            try:
+            with ledger.crediting(conn):  # what dbops itself changes is not drift
                 duration = runner.run(execution, steps)
-            finally:  # what dbops itself changed is not drift
-                ledger.record_migrations(conn, before, schema_fingerprint(conn))
             if progress:
                 progress(1, 1, migration, duration)
         return duration
