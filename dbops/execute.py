@@ -338,11 +338,15 @@ class Executor:
                            tuple(c.address for c in self.skipped))
 
     def _done(self) -> tuple[str, ...]:
+        return self._undoable() + tuple(self.journal.backups)
+
+    def _undoable(self) -> tuple[str, ...]:
+        """What this run changed that a rollback undoes (backups it took stay)."""
         done = [f"{c.address} on {t.server}" for c, t in self.journal.settings]
         done += [c.address for c in self.journal.roles]
         done += [f"migration.{v} {self.journal.migration_direction}"
                  for v in self.journal.migrations]
-        return tuple(done + self.journal.backups)
+        return tuple(done)
 
     def rollback_ops(self) -> list[Operation]:
         """Operations undoing what this run did, newest first; each records what it undid."""
@@ -381,7 +385,7 @@ class Executor:
         self._engine().rollback_migrations(count=len(versions))
 
     def _roll_back(self, reason: str) -> ApplyReport:
-        done = self._done()
+        done = self._undoable()
         ops = self.rollback_ops()
         if not ops:
             return ApplyReport("failed", tuple(self.outcomes), (), (), (), reason,

@@ -124,9 +124,11 @@ def read_snapshot(conn: psycopg.Connection[Any], environment: str) -> Snapshot |
     if not row or not row[0]:
         return None
     with conn.cursor(row_factory=class_row(Snapshot)) as cur:
+        # to_jsonb(s): a read-only plan against a schema an older dbops wrote (no unmanaged
+        # column yet) reads it too.
         cur.execute("SELECT environment, plan_hash, applied_at, settings, roles, schema_fingerprint,"
-                    " unmanaged FROM dbops.applied_snapshot WHERE environment = %s",
-                    (environment,))
+                    " coalesce(to_jsonb(s) -> 'unmanaged', '{}') AS unmanaged"
+                    " FROM dbops.applied_snapshot s WHERE environment = %s", (environment,))
         return cur.fetchone()
 
 

@@ -32,28 +32,33 @@ class Planned:
 
 def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     """Inspect the live database (read-only) and compute the ChangeSet."""
-    problems = file_problems(the_plan)
-    if problems:
-        raise PlanError(problems)
+    migrations = load_migrations(the_plan)
     live = inspect(the_plan, command=command, fingerprint=command != "plan")
-    directory = the_plan.migrations.directory
-    migrations = source.load(directory)
-    source.check_sum(directory, migrations)
+    source.check_sum(the_plan.migrations.directory, migrations)
     notes = _analysis(the_plan, live, migrations)
     return Planned(make_changeset(the_plan, live, migrations, analysis=notes), live)
 
 
-def file_problems(the_plan: Plan) -> list[Problem]:
-    """The files the plan names must exist: a missing migrations directory is an error, never
-    an empty one (running from the wrong directory must not look like "in sync"), and a target
-    must name a migration file."""
+def load_migrations(the_plan: Plan) -> source.MigrationSet:
+    """The plan's migration files. A missing directory is an error, never an empty one: running
+    from the wrong directory must not look like "in sync"."""
     directory = the_plan.migrations.directory
-    doc = the_plan.document
     if not directory.is_dir():
-        return [doc.problem(("migrations", "directory"),
-                            f"{directory.resolve()} is not a directory (the plan's migrations "
-                            "directory, resolved from the project root)")]
-    problem = target_problem(the_plan, source.load(directory))
+        raise PlanError([the_plan.document.problem(
+            ("migrations", "directory"),
+            f"{directory.resolve()} is not a directory (the plan's migrations directory, "
+            "resolved from the project root)")])
+    return source.load(directory)
+
+
+def file_problems(the_plan: Plan) -> list[Problem]:
+    """What `validate` checks on disk: the migrations directory exists and the target names one
+    of its files."""
+    try:
+        migrations = load_migrations(the_plan)
+    except PlanError as exc:
+        return exc.problems
+    problem = target_problem(the_plan, migrations)
     return [problem] if problem else []
 
 
@@ -102,19 +107,13 @@ def _analysis(
 def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
     """Classify the differences. Unlike plan, an edited applied migration or a stale dbops.sum
     is drift reported beside the rest, not an error that hides it."""
-    problems = file_problems(the_plan)
-    if problems:
-        raise PlanError(problems)
+    migrations, stale_sum = load_migrations(the_plan), ""
     live = inspect(the_plan, command="drift")
-    directory = the_plan.migrations.directory
-    migrations, stale_sum = source.load(directory), ""
     try:
-        source.check_sum(directory, migrations)
+        source.check_sum(the_plan.migrations.directory, migrations)
     except MigrationError as exc:
         stale_sum = str(exc)
-    changeset = make_changeset(
-        the_plan, live, as_applied(migrations, live.applied) if migrations is not None else None
-    )
+    changeset = make_changeset(the_plan, live, as_applied(migrations, live.applied))
     return detect(the_plan, live, changeset, today=today or date.today(),
                   migrations=migrations, stale_sum=stale_sum)
 

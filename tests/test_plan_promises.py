@@ -378,3 +378,24 @@ def test_a_server_stopped_mid_apply_leaves_a_trace(own_cluster: Cluster, tmp_pat
     with project.database.connect() as conn:
         assert show(conn, "work_mem") == "4096"
     assert project.run("drift", "test").returncode == 0
+
+
+def test_a_schema_written_by_the_previous_dbops_is_read_and_upgraded(project: Project) -> None:
+    from dbops import ledger
+
+    with project.database.connect() as conn:
+        conn.execute("CREATE SCHEMA dbops")
+        conn.execute("CREATE TABLE dbops.meta (key text PRIMARY KEY, value text NOT NULL)")
+        for ddl in ledger._UPGRADES[:2]:
+            conn.execute(ddl)
+        conn.execute("INSERT INTO dbops.meta VALUES ('schema_version', '2')")
+        conn.execute("INSERT INTO dbops.applied_snapshot (environment, plan_hash, settings, roles,"
+                     " schema_fingerprint) VALUES ('test', 'x', '{}', '{}', '{}')")
+    add_migration(project, "20250101000001", "CREATE TABLE a (id int);")
+    assert project.run("plan", "test").returncode == 0  # read-only: nothing upgraded yet
+    assert project.run("drift", "test").returncode == 3  # the migration is pending
+    assert project.run("apply", "test", "--yes").returncode == 0
+    with project.database.connect() as conn:
+        assert conn.execute("SELECT value FROM dbops.meta").fetchone() == (
+            str(len(ledger._UPGRADES)),)
+    assert project.run("drift", "test").returncode == 0

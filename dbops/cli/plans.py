@@ -87,8 +87,8 @@ def plan(env: str, diff: bool, fmt: str, out: Path | None, overrides: tuple[str,
     if out is not None:
         out.write_text(planned.changeset.to_json() + "\n", encoding="utf-8")
         click.echo(f"saved the plan to {display_path(out)}", err=True)
-    if diff and not planned.changeset.empty:
-        sys.exit(EXIT_CHANGES)
+    if diff and (not planned.changeset.empty or planned.live.unfinished):
+        sys.exit(EXIT_CHANGES)  # an apply that died left something for the next one to record
 
 
 @main.command()
