@@ -370,6 +370,7 @@ def test_a_server_stopped_mid_apply_leaves_a_trace(own_cluster: Cluster, tmp_pat
     assert "setting.work_mem on primary" in drift.stdout
 
     project.write_plan("health: { enabled: false }\n")  # the plan no longer wants work_mem
+    add_migration(project, "20250101000001", "CREATE TABLE a (id int);")  # never applied: no wait
     text = project.run("plan", "test").stdout
     assert "- setting.work_mem: 24MB" in text
     result = project.run("apply", "test", "--yes")
