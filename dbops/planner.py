@@ -28,10 +28,9 @@ from dbops.changes import (
 from dbops.config.model import Plan, Role
 from dbops.config.source import display_path
 from dbops.errors import MigrationError, PlanError, Problem
-from dbops.health.checks import gate_thresholds
+from dbops.health.gates import gate_thresholds
 from dbops.inspect import LiveRole, LiveSetting, LiveState
 from dbops.migrate import pending
-from dbops.migrate.analyze import data_loss
 from dbops.migrate.source import Migration, MigrationSet
 from dbops.setting_values import check, same
 
@@ -448,9 +447,12 @@ def _migrations(
                     )
                 )
             return
-        for migration in pending.to_apply(
+        waiting = pending.to_apply(
             migrations, applied, target=target, allow_out_of_order=settings.allow_out_of_order
-        ):
+        )
+        if waiting:  # pglast's AST is loaded only when something is pending
+            from dbops.migrate.analyze import data_loss
+        for migration in waiting:
             loses = data_loss(migration)
             found.changes.append(
                 Change(

@@ -19,12 +19,13 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
-from dbops.config.model import Plan, Thresholds
+from dbops.config.model import Plan
 from dbops.config.units import format_duration
 from dbops.connect import Endpoint, endpoint, mask, open_connection
 from dbops.errors import ConnectionError as DbopsConnectionError
 from dbops.health.backups import BackupFreshness
 from dbops.health.evaluate import Window, evaluate_primary
+from dbops.health.gates import GATE_CHECKS
 from dbops.health.pool_checks import AttachedPool, PoolReading, evaluate_pool, read_pool
 from dbops.health.probe import (
     Counters,
@@ -60,21 +61,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-GATE_CHECKS = ("connectivity", "connection_utilization", "long_transaction", "replication_lag",
-               "error_rate", "health_query")
-"""The checks an apply gate judges, in the order `dbops plan` lists them."""
-
-
-def gate_thresholds(t: Thresholds) -> tuple[tuple[str, str], ...]:
-    """Each gate check by name with the threshold it is judged by: what `dbops plan` puts in the
-    ChangeSet's gates and what apply runs."""
-    limits = (f"round trip <= {format_duration(t.response_time)}",
-              f"<= {t.connection_utilization:.0%}",
-              f"none older than {format_duration(t.long_transaction)}",
-              f"<= {format_duration(t.replication_lag)}",
-              f"<= {t.error_rate:.0%} since the previous stage",
-              "answers within the statement timeout")
-    return tuple(zip(GATE_CHECKS, limits, strict=True))
 
 
 def counters(conn: psycopg.Connection[Any]) -> Counters:
