@@ -84,6 +84,8 @@ def make_changeset(
     if migrations is not None:
         _migrations(plan, live, migrations, found, analysis or {})
     _backups(plan, live, found, now or datetime.now(UTC))
+    found.notes += [f"{unfinished}; the changes above bring the database back to the plan and "
+                    "apply records the result" for unfinished in live.unfinished]
     if found.problems:
         raise PlanError(found.problems)
     return ChangeSet(
@@ -121,8 +123,6 @@ def _settings(plan: Plan, live: LiveState, found: _Findings) -> None:
     managed = set(live.snapshot.settings) if live.snapshot else set()
     for unfinished in live.unfinished:  # what a dead or failed apply left is dbops's to undo
         managed |= unfinished.settings
-        found.notes.append(f"{unfinished}; the changes above bring the database back to the plan"
-                           " and apply records the result")
     for name in sorted(managed - set(plan.settings)):
         current = live.primary.settings.get(name)
         if current is not None and current.written is not None:
@@ -553,5 +553,7 @@ def _backup_first(plan: Plan, changes: list[Change]) -> BackupStep | None:
     if not migrating and not destroying:
         return None
     why = "before migrating" if migrating else f"before destroying {', '.join(destroying)}"
-    return BackupStep(reason=f"backup.before_migrate: {why}",
-                      directory=display_path(policy.directory))
+    # Relative to the project root, so a saved plan compares equal wherever it is applied from.
+    directory = (policy.directory.relative_to(plan.root)
+                 if policy.directory.is_relative_to(plan.root) else policy.directory)
+    return BackupStep(reason=f"backup.before_migrate: {why}", directory=str(directory))
