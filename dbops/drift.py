@@ -74,14 +74,19 @@ class DriftReport:
 
 
 def _line(item: DriftItem) -> str:
+    return f"  {describe(item)}"
+
+
+def describe(item: DriftItem) -> str:
+    """One drift item in words: its address and what happened."""
     if item.detail:
-        text = f"  {item.address}: {item.detail}"
+        text = f"{item.address}: {item.detail}"
     elif item.kind == "out-of-band" and not item.address.startswith(("setting.", "role.")):
-        text = f"  {item.address}: {item.live}"
+        text = f"{item.address}: {item.live}"
     elif item.kind == "out-of-band":
-        text = f"  {item.address}: dbops applied {item.last_applied!r}, live is {item.live!r}"
+        text = f"{item.address}: dbops applied {item.last_applied!r}, live is {item.live!r}"
     else:
-        text = f"  {item.address}: applied {item.last_applied!r}, plan says {item.planned!r}"
+        text = f"{item.address}: applied {item.last_applied!r}, plan says {item.planned!r}"
     return f"{text} (ignored: {item.ignored})" if item.ignored else text
 
 
@@ -263,6 +268,21 @@ def _written(live: LiveState, managed: set[str]) -> dict[str, str]:
 def _powerful(live: LiveState, declared: set[str]) -> dict[str, dict[str, bool]]:
     return {name: role.attributes for name, role in live.roles.items()
             if name not in declared and any(role.attributes.values())}
+
+
+def adopted_by_apply(plan: Plan, live: LiveState) -> list[DriftItem]:
+    """What changed outside the plan since the last apply and the next apply takes as its new
+    baseline (plan shows it, so nothing is accepted unseen): unmanaged settings and roles, and
+    the privilege attributes of declared roles."""
+    snapshot = live.snapshot
+    if snapshot is None or plan.drift_unmanaged != "report":
+        return []
+    items = _unmanaged_settings(plan, live, snapshot) + _unmanaged_roles(plan, live, snapshot)
+    for name, before in sorted(snapshot.roles.items()):
+        role = live.roles.get(name)
+        if role is not None:
+            items += _attributes(name, before, role.attributes, unmanaged=False)
+    return items
 
 
 def unmanaged_baseline(plan: Plan, live: LiveState) -> dict[str, Any]:

@@ -4,6 +4,7 @@ did Y" cannot happen by construction."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,15 @@ from dbops import ledger, locks
 from dbops.changes import ChangeSet
 from dbops.config.model import Plan
 from dbops.connect import connection, endpoint
-from dbops.drift import DriftReport, as_applied, declared_roles, detect, unmanaged_baseline
+from dbops.drift import (
+    DriftReport,
+    adopted_by_apply,
+    as_applied,
+    declared_roles,
+    describe,
+    detect,
+    unmanaged_baseline,
+)
 from dbops.errors import DbopsError, MigrationError, PlanError, Problem, StalePlan
 from dbops.inspect import LiveState, inspect, schema_fingerprint
 from dbops.migrate import source
@@ -36,7 +45,14 @@ def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     live = inspect(the_plan, command=command, fingerprint=command != "plan")
     source.check_sum(the_plan.migrations.directory, migrations)
     notes = _analysis(the_plan, live, migrations)
-    return Planned(make_changeset(the_plan, live, migrations, analysis=notes), live)
+    changeset = make_changeset(the_plan, live, migrations, analysis=notes)
+    adopted = adopted_by_apply(the_plan, live) if not changeset.empty else []
+    if adopted:
+        changeset = dataclasses.replace(changeset, notes=changeset.notes + tuple(
+            f"changed outside the plan since the last apply, and this apply takes it as the new "
+            f"baseline (declare it, or add a drift.ignore, to say otherwise): {describe(i)}"
+            for i in adopted))
+    return Planned(changeset, live)
 
 
 def load_migrations(the_plan: Plan) -> source.MigrationSet:

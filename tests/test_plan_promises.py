@@ -400,3 +400,23 @@ def test_a_schema_written_by_the_previous_dbops_is_read_and_upgraded(project: Pr
         assert conn.execute("SELECT value FROM dbops.meta").fetchone() == (
             str(len(ledger._UPGRADES)),)
     assert project.run("drift", "test").returncode == 0
+
+
+# 7. Nothing changed outside the plan is adopted unseen ------------------------------------------
+
+def test_an_apply_shows_what_it_adopts_from_outside_the_plan(project: Project,
+                                                             server_reset: None) -> None:
+    rogue = "app_" + project.database.name.removeprefix("t_") + "_rogue"
+    project.write_plan("settings:\n  work_mem: 24MB\n")
+    assert project.run("apply", "test", "--yes").returncode == 0
+    with project.database.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} SUPERUSER LOGIN").format(sql.Identifier(rogue)))
+    assert project.run("drift", "test").returncode == 2
+    project.write_plan("settings:\n  work_mem: 32MB\n")
+    text = project.run("plan", "test").stdout
+    assert (f"this apply takes it as the new baseline (declare it, or add a drift.ignore, to say "
+            f"otherwise): role.{rogue}: created outside dbops (superuser, login)") in text
+    applied = project.run("apply", "test", "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert f"role.{rogue}: created outside dbops" in applied.stdout
+    assert project.run("drift", "test").returncode == 0
