@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import itertools
+import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,29 +35,80 @@ def fail(message: str) -> None:
     click.echo(mask(message), err=True)
 
 
+def fail_json(message: str, kind: str) -> None:
+    """The error as the one JSON document on stdout, so a reader of `--format json` never gets
+    an empty one (the text still goes to stderr)."""
+    click.echo(json.dumps({"error": {"message": mask(message), "type": kind}}, indent=2))
+
+
 def handle_errors(func: F) -> F:
-    """Turn dbops errors into masked one-line messages and exit code 1; nothing else catches."""
+    """Turn dbops errors into masked one-line messages (and, with `--format json`, a JSON error
+    document on stdout) and exit code 1; nothing else catches."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except PlanError as exc:
-            for problem in exc.problems:
-                fail(str(problem))
-            sys.exit(EXIT_ERROR)
+            lines = [str(problem) for problem in exc.problems] or [str(exc)]
+            _report(lines, type(exc).__name__, kwargs.get("fmt") == "json")
         except DbopsError as exc:
-            fail(f"error: {exc}")
-            sys.exit(EXIT_ERROR)
+            _report([f"error: {exc}"], type(exc).__name__, kwargs.get("fmt") == "json")
         except psycopg.Error as exc:  # a server refusal dbops did not anticipate: still one line
             reason = (exc.diag.message_primary or str(exc)).splitlines()[0]
-            fail(f"error: {reason} (SQLSTATE {exc.sqlstate or 'unknown'})")
-            sys.exit(EXIT_ERROR)
+            _report([f"error: {reason} (SQLSTATE {exc.sqlstate or 'unknown'})"],
+                    type(exc).__name__, kwargs.get("fmt") == "json")
+        sys.exit(EXIT_ERROR)
 
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _report(lines: list[str], kind: str, as_json: bool) -> None:
+    for line in lines:
+        fail(line)
+    if as_json:
+        fail_json("\n".join(line.removeprefix("error: ") for line in lines), kind)
+
+
+def _wants_json(args: Sequence[str]) -> bool:
+    """Whether the command line asks for `--format json` (read from the raw words: a usage
+    error can stop click before it has parsed the option)."""
+    words = list(args)
+    return "--format=json" in words or any(
+        a == "--format" and b == "json" for a, b in itertools.pairwise(words)
+    )
+
+
+class DbopsGroup(click.Group):
+    """Click's group with exit codes a CI job can trust: a usage error (bad option or choice,
+    missing argument, unknown command) exits 1 like any other error, where click would exit 2,
+    which dbops keeps for "changes", "out-of-band drift" and "warning"."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        words = sys.argv[1:] if args is None else list(args)
+        try:
+            code = super().main(words, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            exc.show()
+            if _wants_json(words):
+                fail_json(exc.format_message(), type(exc).__name__)
+            sys.exit(EXIT_ERROR)
+        except click.Abort:
+            fail("Aborted!")
+            sys.exit(EXIT_ERROR)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@click.group(cls=DbopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dbops")
 def main() -> None:
     """Declarative PostgreSQL operations: validate, plan, apply, drift, migrate, back up, monitor."""

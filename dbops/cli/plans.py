@@ -251,6 +251,8 @@ def health(
     from dbops.health import command
 
     the_plan = _load(env, overrides)
+    if fmt == "json" and not the_plan.health.enabled:  # a JSON reader gets a JSON error
+        raise DbopsError("could not check: health checks are off in the plan (health.enabled: false)")
 
     def echo(line: str) -> None:
         click.echo(mask(line))

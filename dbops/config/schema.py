@@ -7,6 +7,7 @@ import hashlib
 import json
 from datetime import date
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,12 @@ from dbops.config.source import Document, JsonPath
 from dbops.config.units import is_duration, is_size
 from dbops.errors import Problem
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
+
+def packaged_schema(name: str) -> bytes:
+    """A JSON Schema as shipped inside the package; schemas/ at the repository top is the published
+    copy (a test keeps the two identical). Read as package data, so an installed dbops finds it."""
+    return files("dbops").joinpath("schemas", name).read_bytes()
+
 
 _FORMAT_HINTS = {
     "duration": "not a duration (use e.g. 500ms, 30s, 5m, 1h, 30d)",
@@ -27,8 +33,13 @@ _FORMAT_HINTS = {
 
 
 @cache
+def _plan_schema_bytes() -> bytes:
+    return packaged_schema("plan.schema.json")
+
+
+@cache
 def plan_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(_plan_schema_bytes())
     return schema
 
 
@@ -74,7 +85,7 @@ def validate(doc: Document, *, abstract: bool = False,
 
 
 def _seal(doc: Document, abstract: bool) -> str:
-    digest = hashlib.sha256(SCHEMA_PATH.read_bytes())
+    digest = hashlib.sha256(_plan_schema_bytes())
     digest.update(json.dumps([doc.data, abstract], sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

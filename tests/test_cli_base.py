@@ -1,0 +1,95 @@
+"""cli/base.py: exit codes a CI job can trust (usage errors exit 1, never 2) and JSON errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dbops.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _empty_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "plans").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+
+def dbops(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+USAGE_ERRORS = {
+    "validate/plan/apply/drift": [
+        ["validate", "--bogus"],
+        ["plan"],
+        ["plan", "staging", "--diff", "--format", "md"],
+        ["apply", "staging", "--lock-wait"],
+        ["drift", "staging", "--format", "yaml"],
+        ["nosuchcommand"],
+        [],
+    ],
+    "migrate": [["migrate", "up"], ["migrate", "status", "x", "--format", "xml"], ["migrate", "nope"]],
+    "backup": [["backup", "list"], ["backup", "create", "x", "--bogus"], ["backup", "nope"]],
+    "health": [["health"], ["health", "x", "--format", "yaml"]],
+    "local": [["local", "nope"], ["local", "up", "--bogus"]],
+}
+
+
+@pytest.mark.parametrize("family", sorted(USAGE_ERRORS))
+def test_a_usage_error_exits_1_with_clicks_message(family: str) -> None:
+    for args in USAGE_ERRORS[family]:
+        result = dbops(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "Error:" in result.stderr or "Usage:" in result.stderr, args
+        assert result.stdout == "", args
+        assert isinstance(result.exception, SystemExit), args
+
+
+def test_help_and_version_exit_0() -> None:
+    for args in (["--help"], ["plan", "--help"], ["migrate", "up", "-h"], ["--version"]):
+        result = dbops(*args)
+        assert result.exit_code == 0, args
+        assert result.stdout
+
+
+def test_the_installed_entry_points_use_the_exit_codes() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dbops", "drift", "staging", "--format", "yaml"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 1
+    assert "Error: Invalid value for '--format': 'yaml' is not one of" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "staging", "--format", "json"],
+        ["drift", "staging", "--format", "json"],
+        ["health", "staging", "--format", "json"],
+        ["migrate", "status", "staging", "--format", "json"],
+        ["backup", "list", "staging", "--format", "json"],
+    ],
+)
+def test_with_format_json_an_error_is_a_json_document_on_stdout(args: list[str]) -> None:
+    result = dbops(*args)
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "PlanError"
+    assert "unknown environment 'staging'" in error["message"]
+    assert "unknown environment 'staging'" in result.stderr
+
+
+def test_with_format_json_a_usage_error_is_json_too() -> None:
+    result = dbops("drift", "staging", "--format", "json", "--bogus")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "error": {"message": "No such option '--bogus'.", "type": "NoSuchOption"}
+    }
+    result = dbops("plan", "--format=json")
+    assert (result.exit_code, json.loads(result.stdout)["error"]["type"]) == (1, "MissingParameter")
