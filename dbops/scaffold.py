@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dbops.config.source import display_path
 from dbops.errors import DbopsError
 from dbops.migrate.source import write_sum
 
@@ -30,7 +31,7 @@ def project_files(environment: str) -> tuple[ProjectFile, ...]:
     )
 
 
-def render(template: str, **values: str) -> str:
+def render(template: str, **values: object) -> str:
     import jinja2
 
     templates = jinja2.Environment(
@@ -43,7 +44,8 @@ def refuse_existing(root: Path, paths: list[str]) -> None:
     """dbops never overwrites a user's file: the first one that exists stops everything."""
     for relative in paths:
         if (root / relative).exists():
-            raise DbopsError(f"{root / relative} already exists: remove it or init elsewhere")
+            raise DbopsError(f"{display_path(root / relative)} already exists: dbops does not "
+                             "overwrite it")
 
 
 def scaffold(root: Path, environment: str) -> list[Path]:

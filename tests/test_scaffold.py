@@ -49,7 +49,7 @@ def test_init_refuses_to_overwrite(database: TestDatabase, tmp_path: Path) -> No
     (tmp_path / ".gitignore").write_text("*.pyc")
     result = project.run("init")
     assert result.returncode == 1
-    assert result.stderr == "error: plans/base.yaml already exists: remove it or init elsewhere\n"
+    assert result.stderr == "error: plans/base.yaml already exists: dbops does not overwrite it\n"
     assert (tmp_path / "plans" / "base.yaml").read_text() == "mine\n"
     assert not (tmp_path / "dbops.toml").exists()
     assert (tmp_path / ".gitignore").read_text() == "*.pyc"

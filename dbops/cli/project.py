@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import click
 
 from dbops.cli.base import handle_errors, main
+from dbops.config.load import PLANS_DIR
+from dbops.config.profiles import PROFILES
 from dbops.config.source import display_path
 
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9_-]*$")  # the plan schema's pattern for `environment`
@@ -34,3 +37,32 @@ def init(directory: Path, environment: str) -> None:
         click.echo(f"wrote {display_path(path)}")
     click.echo(f"next: fill in plans/{environment}.yaml (or set DB_HOST, DB_PORT, DB_NAME, DB_USER, "
                f"DB_PASSWORD), then `dbops validate` and `dbops plan {environment}`")
+
+
+@main.command("import")
+@click.argument("env", callback=_environment)
+@click.option("--from-database", is_flag=True, required=True,
+              help="Describe the live server (the only source dbops imports from).")
+@click.option("--dsn", metavar="CONNINFO",
+              help="Connect with this libpq connection string instead of the DB_* variables.")
+@click.option("--profile", type=click.Choice(sorted(PROFILES)), default="oltp", show_default=True,
+              help="The workload profile whose pool to size to the server's connection budget.")
+@handle_errors
+def import_(env: str, from_database: bool, dsn: str | None, profile: str) -> None:
+    """Write plans/ENV.yaml describing a running server: its non-default settings, login roles,
+    replicas and a pool that fits its connections. Refuses to overwrite the plan."""
+    from dbops.adopt import describe
+    from dbops.connect import environment_endpoint
+    from dbops.inspect import read_facts
+    from dbops.scaffold import refuse_existing
+
+    root = Path.cwd()
+    relative = f"{PLANS_DIR}/{env}.yaml"
+    refuse_existing(root, [relative])
+    ep = environment_endpoint(os.environ, dsn)
+    facts = read_facts(ep, command="import")
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(describe(facts, ep, env, profile), encoding="utf-8")
+    click.echo(f"wrote {display_path(path)} from {ep.describe()}")
+    click.echo(f"next: `dbops validate`, then `dbops plan {env} --diff` (expect no changes)")
