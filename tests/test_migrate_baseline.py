@@ -3,7 +3,7 @@ recorded only once a scratch database rebuilt from it has the same fingerprint."
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import timedelta
 
 from harness import Project, fresh_database
 
@@ -33,7 +33,7 @@ def test_clean_drops_session_lines() -> None:
             "SET default_table_access_method = heap;\n\\unrestrict abc123\n")
     assert clean(dump) == (FUNCTION_BODIES + "--\n-- PostgreSQL database dump\n--\n\n"
                            "CREATE TABLE public.t (\n    id integer\n);\n")
-    ep = Endpoint("h", 5432, "shop", "u", "disable", __import__("datetime").timedelta(seconds=5))
+    ep = Endpoint("h", 5432, "shop", "u", "disable", timedelta(seconds=5))
     text = migration_text("CREATE TABLE t ();\n", ep)
     assert "\n-- dbops:baseline\n" in text and "\n-- migrate:up\nCREATE TABLE t ();\n" in text
 
@@ -82,4 +82,4 @@ def test_baseline_needs_a_source(project: Project) -> None:
     result = project.run("migrate", "baseline", "test")
     assert result.returncode == 2
     assert "give --version VERSION or --from-database (one of them)" in result.stderr
-    assert not list(Path(project.root / "migrations").iterdir())
+    assert not list((project.root / "migrations").iterdir())
