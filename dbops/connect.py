@@ -6,7 +6,7 @@ Every message that can carry a connection string passes through `mask` before a 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from dbops.config.model import Plan, Replica, Secret
 from dbops.errors import ConnectionError
@@ -180,3 +181,35 @@ def connection(
 
 def with_database(ep: Endpoint, dbname: str) -> Endpoint:
     return replace(ep, dbname=dbname)
+
+
+def environment_endpoint(environ: Mapping[str, str], dsn: str | None = None) -> Endpoint:
+    """The endpoint a plan does not name yet: a libpq connection string, or the DB_HOST,
+    DB_PORT, DB_NAME, DB_USER, DB_PASSWORD and DB_SSL_MODE variables (`dbops import`)."""
+    if dsn is not None:
+        try:
+            given = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+        except psycopg.ProgrammingError as exc:
+            raise ConnectionError(mask(f"--dsn: {' '.join(str(exc).split())}")) from None
+    else:
+        names = {"host": "DB_HOST", "port": "DB_PORT", "dbname": "DB_NAME", "user": "DB_USER",
+                 "password": "DB_PASSWORD", "sslmode": "DB_SSL_MODE"}
+        given = {key: environ[name] for key, name in names.items() if environ.get(name)}
+    if "dbname" not in given:
+        raise ConnectionError("no database named: set DB_NAME (and DB_HOST, DB_PORT, DB_USER, "
+                              "DB_PASSWORD) or give --dsn")
+    if not given.get("port", "5432").isdigit():
+        raise ConnectionError(f"port {given['port']!r} is not a number")
+    password = given.get("password")
+    if password:
+        _revealed.add(password)
+    return Endpoint(
+        host=given.get("host", "127.0.0.1"),
+        port=int(given.get("port", "5432")),
+        dbname=given["dbname"],
+        user=given.get("user", "postgres"),
+        sslmode=given.get("sslmode", "prefer"),
+        connect_timeout=timedelta(seconds=int(given.get("connect_timeout", "5").strip() or 5)
+                                  if given.get("connect_timeout", "5").strip().isdigit() else 5),
+        password=password,
+    )

@@ -210,13 +210,7 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
     server = _read_server(conn, "primary", ep)
     version, user = conn.execute("SELECT current_setting('server_version_num')::int, current_user"
                                  ).fetchone() or (0, "")
-    roles = {
-        name: LiveRole(name, login, limit, dict(_split_setting(s) for s in config), sessions,
-                       *attributes)
-        for name, login, limit, config, sessions, *attributes in conn.execute(_ROLES)
-    }
-    replication = () if server.in_recovery else tuple(
-        ReplicaStatus(*row) for row in conn.execute(_REPLICATION))
+    roles, replication = _read_roles(conn), _read_replication(conn, server)
     credit = ledger.open_credit(conn)
     return LiveState(
         database=ep.describe(), server_version=int(version), servers={"primary": server},
@@ -227,6 +221,42 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
         unfinished=tuple(ledger.read_unfinished(conn, plan.environment, _apply_lock_pid(conn))),
         open_credit=credit,
         runner_busy=credit is not None and history.lock_holder(conn) is not None)
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """One server read without a plan: what `dbops import` describes as a plan."""
+
+    server: Server
+    roles: dict[str, LiveRole]
+    replication: tuple[ReplicaStatus, ...]
+    server_version: int
+    current_user: str
+
+
+def read_facts(ep: Endpoint, *, command: str) -> ServerFacts:
+    """The settings, roles and replicas of the server at `ep`, in one read-only transaction."""
+    with _read_only(ep, command) as conn:
+        server = _read_server(conn, "primary", ep)
+        version, user = conn.execute("SELECT current_setting('server_version_num')::int, "
+                                     "current_user").fetchone() or (0, "")
+        return ServerFacts(server, _read_roles(conn), _read_replication(conn, server),
+                           int(version), str(user))
+
+
+def _read_roles(conn: psycopg.Connection[Any]) -> dict[str, LiveRole]:
+    return {
+        name: LiveRole(name, login, limit, dict(_split_setting(s) for s in config), sessions,
+                       *attributes)
+        for name, login, limit, config, sessions, *attributes in conn.execute(_ROLES)
+    }
+
+
+def _read_replication(conn: psycopg.Connection[Any], server: Server
+                      ) -> tuple[ReplicaStatus, ...]:
+    if server.in_recovery:
+        return ()
+    return tuple(ReplicaStatus(*row) for row in conn.execute(_REPLICATION))
 
 
 def _apply_lock_pid(conn: psycopg.Connection[Any]) -> int | None:

@@ -204,12 +204,25 @@ def migrate_explain(file: Path, env: str | None) -> None:
 
 @migrate.command("baseline")
 @click.argument("env")
-@click.option("--version", "version", required=True, help="Newest version the database has.")
+@click.option("--version", "version", help="Newest version the database has.")
+@click.option("--from-database", is_flag=True,
+              help="Write the first migration from the live schema (pg_dump --schema-only), "
+              "checked by rebuilding it in a scratch database, and record it as applied.")
 @click.option("--yes", is_flag=True)
 @handle_errors
-def migrate_baseline(env: str, version: str, yes: bool) -> None:
+def migrate_baseline(env: str, version: str | None, from_database: bool, yes: bool) -> None:
     """Adopt an existing database: record migrations up to VERSION as applied, run nothing."""
+    if (version is None) != from_database:
+        raise click.UsageError("give --version VERSION or --from-database (one of them)")
     engine = _engine(env)
+    if from_database:
+        _confirm("baseline from the live schema", engine.plan.environment, yes)
+        migration = engine.baseline_from_database()
+        click.echo(f"wrote {migration.file} from the live schema (rebuilds it exactly) and "
+                   f"recorded it as applied")
+        return
+    if version is None:
+        raise click.UsageError("give --version VERSION or --from-database (one of them)")
     _confirm(f"baseline at {version}", engine.plan.environment, yes)
     adopted = engine.baseline(version)
     click.echo(f"baselined at {version}: {len(adopted)} migration(s) recorded as applied")

@@ -17,6 +17,7 @@ from dbops import ledger
 from dbops.changes import MigrationRun
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
+from dbops.config.source import display_path
 from dbops.connect import endpoint, open_connection
 from dbops.errors import MigrationError, StalePlan
 from dbops.migrate import history, pending, source
@@ -376,6 +377,27 @@ class MigrationEngine:
                         mode="baseline",
                     )
         return adopted
+
+    def baseline_from_database(self) -> Migration:
+        """Adopt a database that has a schema but no migration files: dump the schema into the
+        first migration, prove that file rebuilds it in a scratch database (same fingerprint),
+        write it and dbops.sum, then record it as applied."""
+        from dbops.migrate import baseline as dumped
+
+        if source.migration_files(self.directory):
+            raise MigrationError(f"{display_path(self.directory)}/ already has migrations: "
+                                 "--from-database writes the first one (use --version VERSION "
+                                 "to baseline at an existing file)")
+        if self._read()[0]:
+            raise MigrationError("cannot baseline: the database already has migration history")
+        ep = endpoint(self.plan)
+        schema = dumped.clean(dumped.dump_schema(ep))
+        dumped.verify(ep, schema)
+        version = source.new_version(self.directory)
+        dumped.write(self.directory, version, dumped.migration_text(schema, ep))
+        source.write_sum(self.directory)
+        self.__dict__.pop("migrations", None)  # the cached set was read before the file existed
+        return self.baseline(version)[-1]
 
     def write_sum(self) -> Path:
         source.load(self.directory)  # refuse to bless a directory that does not parse

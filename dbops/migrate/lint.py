@@ -62,6 +62,8 @@ def lint(migrations: list[Migration], *, zero_downtime: bool, fail_on: str,
     findings: list[Finding] = []
     estimates: dict[str, tuple[str, ...]] = {}
     for migration in migrations:
+        if migration.baseline:
+            continue  # pg_dump's picture of a schema that already exists: nothing to judge
         online = zero_downtime or migration.zero_downtime
         for rule, _ in migration.ignores:
             if rule not in RULES:

@@ -24,7 +24,7 @@ SUM_FILE = "dbops.sum"
 _NAME = re.compile(r"^(\d{14})_([a-z0-9][a-z0-9_]*)\.sql$")
 _DIRECTIVE = re.compile(r"^--\s*dbops:([a-z-]+)\s*(.*?)\s*$")
 _SECTION = re.compile(r"^--\s*migrate:(up|down)\s*$")
-_FLAGS = {"zero-downtime"}
+_FLAGS = {"zero-downtime", "baseline"}
 _VALUED = {"requires", "risk", "estimated-duration", "transaction", "ignore"}
 _RISKS = ("low", "medium", "high")
 
@@ -67,6 +67,7 @@ class Migration:
     checksum: str
     ignores: tuple[tuple[str, str], ...] = ()  # (rule id, reason) from `-- dbops:ignore`
     file_hash: str = ""  # SHA-256 of the whole file, as dbops.sum records it
+    baseline: bool = False  # `-- dbops:baseline`: an existing schema, dumped, not written by hand
 
     @property
     def file(self) -> str:
@@ -161,6 +162,7 @@ def parse(path: Path) -> Migration:
         checksum=checksum(up.text),
         file_hash=hashlib.sha256(content).hexdigest(),
         ignores=tuple((v.split(None, 1)[0], v.split(None, 1)[1]) for v in directives.get("ignore", [])),
+        baseline="baseline" in directives,
     )
 
 
