@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from psycopg import sql
 
@@ -465,7 +466,7 @@ def _migrations(
                     reason="; ".join(filter(None, [migration.description, *loses])),
                     reversible=migration.down is not None,
                     fingerprint=migration.checksum[:16],
-                    detail=(migration.file,)
+                    detail=(_in_project(plan, migration.path),)
                     + (
                         (f"estimated {migration.estimated_duration}",)
                         if migration.estimated_duration
@@ -553,7 +554,11 @@ def _backup_first(plan: Plan, changes: list[Change]) -> BackupStep | None:
     if not migrating and not destroying:
         return None
     why = "before migrating" if migrating else f"before destroying {', '.join(destroying)}"
-    # Relative to the project root, so a saved plan compares equal wherever it is applied from.
-    directory = (policy.directory.relative_to(plan.root)
-                 if policy.directory.is_relative_to(plan.root) else policy.directory)
-    return BackupStep(reason=f"backup.before_migrate: {why}", directory=str(directory))
+    return BackupStep(reason=f"backup.before_migrate: {why}",
+                      directory=_in_project(plan, policy.directory))
+
+
+def _in_project(plan: Plan, path: Path) -> str:
+    """A path as a ChangeSet shows it: relative to the project root, so the plan reads (and a
+    saved plan compares) the same from whichever directory it is made or applied."""
+    return str(path.relative_to(plan.root) if path.is_relative_to(plan.root) else path)

@@ -1,6 +1,15 @@
-"""pyinfra inventory for staging: one primary and one streaming replica, reached over SSH."""
+"""pyinfra inventory for staging: one primary and one streaming replica, reached over SSH.
 
-_ssh = {"ssh_user": "deploy", "_sudo": True, "_sudo_user": "postgres"}
+Each host names the plan server it runs (`pg_name`: `primary` or a replica's name in
+plans/staging.yaml) and how to restart PostgreSQL there (`pg_restart_command`).
+"""
 
-primary = [("staging-db.internal", {**_ssh, "pg_role": "primary", "pg_port": 5432})]
-replica = [("staging-replica1.internal", {**_ssh, "pg_role": "replica", "pg_port": 5432})]
+_ssh = {"ssh_user": "deploy", "_sudo": True}
+_restart = "systemctl restart postgresql"
+
+primary = [
+    ("staging-db.internal", {**_ssh, "pg_name": "primary", "pg_restart_command": _restart}),
+]
+replica = [
+    ("staging-replica1.internal", {**_ssh, "pg_name": "replica1", "pg_restart_command": _restart}),
+]

@@ -132,13 +132,21 @@ class Project:
         return path
 
     def run(
-        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the real `dbops` command line in the project, as a user would."""
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
+        """Run the real `dbops` command line in the project (or in `cwd`), as a user would."""
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DB_") and k != "DBOPS_PROJECT_DIR"
+        }
         return subprocess.run(
             [sys.executable, "-m", "dbops", *args],
-            cwd=self.root,
+            cwd=self.root if cwd is None else cwd,
             env={**environ, **(env or {})},
             capture_output=True,
             text=True,

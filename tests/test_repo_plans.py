@@ -90,3 +90,20 @@ def test_every_plan_converges(cluster: Cluster, tmp_path: Path) -> None:
         applied_results = conn.execute("SELECT result FROM dbops.apply_audit").fetchall()
     assert applied_results == [("applied",)] * 3
     assert SENTINEL not in (root / ".dbops" / "logs" / "pyinfra.log").read_text()
+
+
+@pytest.mark.parametrize("environment", ["development", "staging", "production"])
+def test_shipped_inventory_maps_every_server_of_its_plan(environment: str) -> None:
+    """Each shipped inventory, loaded with its plan, names a host for the primary and for every
+    replica the plan declares, in the host data keys apply reads."""
+    from dbops.config.load import load_plan
+    from dbops.execute import load_targets
+
+    plan = load_plan(environment, root=REPO, environ={})
+    assert plan.inventory == REPO / "inventories" / f"{environment}.py"
+    targets = load_targets(plan)
+    servers = sorted(t.server for t in targets)
+    assert servers == sorted(["primary", *(r.name for r in plan.database.replicas)])
+    for target in targets:
+        assert target.data["pg_name"] == target.server
+        assert target.host == "@local" or target.data["pg_restart_command"]

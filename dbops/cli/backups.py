@@ -10,6 +10,7 @@ import click
 from dbops.cli.base import (
     EXIT_ERROR,
     _backups,
+    _env_argument,
     handle_errors,
     main,
 )
@@ -25,7 +26,7 @@ def backup() -> None:
 
 
 @backup.command("create")
-@click.argument("env")
+@_env_argument
 @click.option(
     "--reason",
     default="manual",
@@ -33,7 +34,7 @@ def backup() -> None:
     help="Why: manual, scheduled, before-migrate, or a short text of your own.",
 )
 @handle_errors
-def backup_create(env: str, reason: str) -> None:
+def backup_create(env: str | None, reason: str) -> None:
     """Dump the database into a new backup (written atomically, with its manifest)."""
     from dbops.backup.report import size
 
@@ -45,10 +46,10 @@ def backup_create(env: str, reason: str) -> None:
 
 
 @backup.command("list")
-@click.argument("env")
+@_env_argument
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
-def backup_list(env: str, fmt: str) -> None:
+def backup_list(env: str | None, fmt: str) -> None:
     """Backups, oldest first: id, age, size, reason, migration version, verified."""
     from datetime import UTC, datetime
 
@@ -98,9 +99,9 @@ def backup_restore(env: str, backup_id: str, into: str | None, yes: bool, dry_ru
 
 
 @backup.command("prune")
-@click.argument("env")
+@_env_argument
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @handle_errors
-def backup_prune(env: str, dry_run: bool) -> None:
+def backup_prune(env: str | None, dry_run: bool) -> None:
     """Delete what retention no longer keeps; never the newest verified backup."""
     click.echo("\n".join(_backups(env).prune(dry_run=dry_run).lines()))

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from dbops.backup import BackupManager
     from dbops.changes import ChangeSet
     from dbops.config.model import Plan
+    from dbops.config.project import Project
     from dbops.migrate.engine import Progress
     from dbops.migrate.source import Migration
 
@@ -110,8 +112,39 @@ class DbopsGroup(click.Group):
 
 @click.group(cls=DbopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dbops")
-def main() -> None:
+@click.option(
+    "-C",
+    "--project-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The project root (default: $DBOPS_PROJECT_DIR, else the nearest directory at or above "
+    "this one with a dbops.toml, then with a plans/ directory).",
+)
+def main(project_dir: Path | None) -> None:
     """Declarative PostgreSQL operations: validate, plan, apply, drift, migrate, back up, monitor."""
+
+
+def _project() -> Project:
+    """The project this command runs in, found once (lazily, so --help works in a broken one)."""
+    from dbops.config.project import find_project
+
+    ctx = click.get_current_context()
+    if "dbops.project" not in ctx.meta:
+        ctx.meta["dbops.project"] = find_project(given=ctx.find_root().params.get("project_dir"))
+    project: Project = ctx.meta["dbops.project"]
+    return project
+
+
+def _environment(env: str | None) -> str:
+    """The environment named on the command line, else dbops.toml's default_environment."""
+    if env is not None:
+        return env
+    default = _project().default_environment
+    if default is None:
+        raise click.UsageError("name an environment (or set default_environment in dbops.toml)")
+    return default
+
+
+_env_argument = click.argument("env", required=False)
 
 
 def _confirm(action: str, environment: str, yes: bool) -> None:
@@ -163,7 +196,7 @@ def _duration_option(value: str | None) -> timedelta | None:
         raise click.BadParameter(str(exc)) from None
 
 
-def _load(env: str, overrides: tuple[str, ...]) -> Plan:
+def _load(env: str | None, overrides: tuple[str, ...]) -> Plan:
     from dbops.config.load import load_plan
 
     pairs = {}
@@ -172,7 +205,7 @@ def _load(env: str, overrides: tuple[str, ...]) -> Plan:
         if not sep:
             raise click.BadParameter(f"{item!r}: use --set key.path=value", param_hint="--set")
         pairs[key] = value
-    return load_plan(env, overrides=pairs)
+    return load_plan(_environment(env), root=_project().root, overrides=pairs)
 
 
 _set_option = click.option(
@@ -194,7 +227,11 @@ def _render(changeset: ChangeSet, fmt: str) -> str:
     return render.text(changeset, color=sys.stdout.isatty())
 
 
-def _backups(env: str) -> BackupManager:
+def _backups(env: str | None) -> BackupManager:
     from dbops.backup import BackupManager
 
-    return BackupManager.from_plan(env, notify=lambda message: click.echo(mask(message), err=True))
+    return BackupManager.from_plan(
+        _environment(env),
+        root=_project().root,
+        notify=lambda message: click.echo(mask(message), err=True),
+    )

@@ -13,7 +13,10 @@ from dbops.cli.base import (
     _backups,
     _confirm,
     _duration_option,
+    _env_argument,
+    _environment,
     _progress,
+    _project,
     fail,
     handle_errors,
     main,
@@ -25,12 +28,19 @@ if TYPE_CHECKING:
     from dbops.migrate.engine import MigrationEngine, RunResult
 
 
-def _engine(env: str) -> MigrationEngine:
+def _engine(env: str | None) -> MigrationEngine:
     from dbops.migrate.engine import MigrationEngine
 
     return MigrationEngine.from_plan(
-        env, notify=lambda message: click.echo(mask(message), err=True)
+        _environment(env),
+        root=_project().root,
+        notify=lambda message: click.echo(mask(message), err=True),
     )
+
+
+def _directory(given: Path | None) -> Path:
+    """--directory as typed (from the current directory), else the project's migrations/."""
+    return given if given is not None else _project().root / "migrations"
 
 
 @main.group()
@@ -47,7 +57,9 @@ def migrate() -> None:
 )
 @click.option("--requires", multiple=True, help="A version that must be applied first.")
 @click.option(
-    "--directory", type=click.Path(path_type=Path), default=Path("migrations"), show_default=True
+    "--directory",
+    type=click.Path(path_type=Path),
+    help="The migrations directory (default: migrations/ in the project root).",
 )
 @handle_errors
 def migrate_create(
@@ -56,13 +68,13 @@ def migrate_create(
     estimated_duration: str | None,
     risk_level: str,
     requires: tuple[str, ...],
-    directory: Path,
+    directory: Path | None,
 ) -> None:
     """Write a new migration from the template and update dbops.sum."""
     from dbops.migrate.engine import create_migration
 
     path = create_migration(
-        directory,
+        _directory(directory),
         description,
         zero_downtime=zero_downtime,
         estimated_duration=estimated_duration,
@@ -74,22 +86,25 @@ def migrate_create(
 
 @migrate.command("hash")
 @click.option(
-    "--directory", type=click.Path(path_type=Path), default=Path("migrations"), show_default=True
+    "--directory",
+    type=click.Path(path_type=Path),
+    help="The migrations directory (default: migrations/ in the project root).",
 )
 @handle_errors
-def migrate_hash(directory: Path) -> None:
+def migrate_hash(directory: Path | None) -> None:
     """Write migrations/dbops.sum, the integrity file validate and up check."""
     from dbops.migrate import source
 
-    source.load(directory)
-    click.echo(f"wrote {display_path(source.write_sum(directory))}")
+    folder = _directory(directory)
+    source.load(folder)
+    click.echo(f"wrote {display_path(source.write_sum(folder))}")
 
 
 @migrate.command("status")
-@click.argument("env")
+@_env_argument
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
-def migrate_status(env: str, fmt: str) -> None:
+def migrate_status(env: str | None, fmt: str) -> None:
     """Each migration: version, name, state (applied, pending, modified, missing-file, partial)."""
     from dbops.migrate import report
 
@@ -101,9 +116,9 @@ def migrate_status(env: str, fmt: str) -> None:
 
 
 @migrate.command("validate")
-@click.argument("env")
+@_env_argument
 @handle_errors
-def migrate_validate(env: str) -> None:
+def migrate_validate(env: str | None) -> None:
     """Check dbops.sum, SQL syntax, checksums against the history and dependencies."""
     problems = _engine(env).validate_migrations()
     for problem in problems:
@@ -114,7 +129,7 @@ def migrate_validate(env: str) -> None:
 
 
 @migrate.command("up")
-@click.argument("env")
+@_env_argument
 @click.option("--target", help="Version to migrate to (default: the plan's migrations.target).")
 @click.option("--dry-run", is_flag=True, help="Print the exact statements and steps; run nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -130,7 +145,7 @@ def migrate_validate(env: str) -> None:
 )
 @handle_errors
 def migrate_up(
-    env: str,
+    env: str | None,
     target: str | None,
     dry_run: bool,
     yes: bool,
@@ -177,7 +192,7 @@ def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
         report = _engine(env).lint(list(files) or None)
     else:
         migrations = (
-            [source.parse(f) for f in files] if files else list(source.load(Path("migrations")))
+            [source.parse(f) for f in files] if files else list(source.load(_directory(None)))
         )
         report = lint(migrations, zero_downtime=True, fail_on="error")
     click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
@@ -203,14 +218,14 @@ def migrate_explain(file: Path, env: str | None) -> None:
 
 
 @migrate.command("baseline")
-@click.argument("env")
+@_env_argument
 @click.option("--version", "version", help="Newest version the database has.")
 @click.option("--from-database", is_flag=True,
               help="Write the first migration from the live schema (pg_dump --schema-only), "
               "checked by rebuilding it in a scratch database, and record it as applied.")
 @click.option("--yes", is_flag=True)
 @handle_errors
-def migrate_baseline(env: str, version: str | None, from_database: bool, yes: bool) -> None:
+def migrate_baseline(env: str | None, version: str | None, from_database: bool, yes: bool) -> None:
     """Adopt an existing database: record migrations up to VERSION as applied, run nothing."""
     if (version is None) != from_database:
         raise click.UsageError("give --version VERSION or --from-database (one of them)")
@@ -229,7 +244,7 @@ def migrate_baseline(env: str, version: str | None, from_database: bool, yes: bo
 
 
 @main.command()
-@click.argument("env")
+@_env_argument
 @click.option("--count", type=int, help="How many of the newest migrations to roll back.")
 @click.option("--to", "to", help="Roll back every migration applied after this version.")
 @click.option(
@@ -243,7 +258,7 @@ def migrate_baseline(env: str, version: str | None, from_database: bool, yes: bo
 @click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
 @handle_errors
 def rollback(
-    env: str,
+    env: str | None,
     count: int | None,
     to: str | None,
     emergency: bool,

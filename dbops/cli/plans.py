@@ -16,7 +16,9 @@ from dbops.cli.base import (
     EXIT_CHANGES,
     EXIT_ERROR,
     _confirm,
+    _env_argument,
     _load,
+    _project,
     _render,
     _set_option,
     fail,
@@ -41,10 +43,11 @@ MAX_LOCK_WAIT = timedelta(hours=1)
 @handle_errors
 def validate(plans: tuple[str, ...]) -> None:
     """Check plan files (every file in plans/ when none is named): exit 1 on any problem."""
-    root = Path.cwd()
+    project = _project()
+    root = project.root
     paths = [resolve_plan_path(ref, root) for ref in plans] if plans else plan_files(root)
     if not paths:
-        raise DbopsError("no plan files in plans/")
+        raise DbopsError(f"no plan files in {display_path(project.plans)}/")
     problems = [p for path in paths for p in validate_file(path, root=root) or _files(path, root)]
     for problem in problems:
         fail(str(problem))
@@ -66,7 +69,7 @@ def _files(path: Path, root: Path) -> list[Problem]:
 
 
 @main.command()
-@click.argument("env")
+@_env_argument
 @click.option(
     "--diff",
     "--detailed-exitcode",
@@ -78,7 +81,7 @@ def _files(path: Path, root: Path) -> list[Problem]:
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan to apply it later.")
 @_set_option
 @handle_errors
-def plan(env: str, diff: bool, fmt: str, out: Path | None, overrides: tuple[str, ...]) -> None:
+def plan(env: str | None, diff: bool, fmt: str, out: Path | None, overrides: tuple[str, ...]) -> None:
     """Show what apply would change; never writes (one read-only transaction)."""
     from dbops import pipeline
 
@@ -92,7 +95,7 @@ def plan(env: str, diff: bool, fmt: str, out: Path | None, overrides: tuple[str,
 
 
 @main.command()
-@click.argument("env")
+@_env_argument
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
     "--plan-file",
@@ -122,7 +125,7 @@ def plan(env: str, diff: bool, fmt: str, out: Path | None, overrides: tuple[str,
 @_set_option
 @handle_errors
 def apply(
-    env: str,
+    env: str | None,
     yes: bool,
     plan_file: Path | None,
     dry_run: bool,
@@ -215,11 +218,11 @@ def _report_lines(report: ApplyReport) -> list[str]:
 
 
 @main.command()
-@click.argument("env")
+@_env_argument
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @_set_option
 @handle_errors
-def drift(env: str, fmt: str, overrides: tuple[str, ...]) -> None:
+def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
     """Out-of-band drift (exit 2) vs pending configuration (exit 3); 0 in sync. Read-only."""
     from dbops import pipeline
 
@@ -229,7 +232,7 @@ def drift(env: str, fmt: str, overrides: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("env")
+@_env_argument
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option(
     "--watch",
@@ -245,7 +248,7 @@ def drift(env: str, fmt: str, overrides: tuple[str, ...]) -> None:
 @_set_option
 @handle_errors
 def health(
-    env: str, fmt: str, watch: bool, address: str | None, overrides: tuple[str, ...]
+    env: str | None, fmt: str, watch: bool, address: str | None, overrides: tuple[str, ...]
 ) -> None:
     """Check the database: exit 0 healthy, 2 warning, 3 critical, 1 could not check."""
     from dbops.health import command
@@ -272,7 +275,7 @@ def local() -> None:
 def _print_status(action: str) -> None:
     from dbops import local as embedded
 
-    cluster = embedded.development_cluster(Path.cwd())
+    cluster = embedded.development_cluster(_project().root)
     status = getattr(cluster, action)()
     if status.running:
         click.echo(
@@ -292,8 +295,9 @@ def local_up() -> None:
     from dbops.config.load import load_plan
 
     _print_status("up")
-    plan = load_plan("development")
-    if embedded.development_cluster(Path.cwd()).ensure_database(plan.database.name):
+    root = _project().root
+    plan = load_plan("development", root=root)
+    if embedded.development_cluster(root).ensure_database(plan.database.name):
         click.echo(f"created database {plan.database.name}")
 
 

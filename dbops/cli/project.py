@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from dbops.cli.base import handle_errors, main
-from dbops.config.load import PLANS_DIR
+from dbops.cli.base import _project, handle_errors, main
 from dbops.config.profiles import PROFILES
 from dbops.config.source import display_path
 
@@ -56,8 +55,9 @@ def import_(env: str, from_database: bool, dsn: str | None, profile: str) -> Non
     from dbops.inspect import read_facts
     from dbops.scaffold import refuse_existing
 
-    root = Path.cwd()
-    relative = f"{PLANS_DIR}/{env}.yaml"
+    project = _project()
+    root = project.root
+    relative = str((project.plans / f"{env}.yaml").relative_to(root))
     refuse_existing(root, [relative])
     ep = environment_endpoint(os.environ, dsn)
     facts = read_facts(ep, command="import")

@@ -18,10 +18,9 @@ import yaml
 from dbops.config import checks, schema
 from dbops.config.model import Plan, build_plan
 from dbops.config.profiles import apply_profile
+from dbops.config.project import Project, find_root
 from dbops.config.source import Document, JsonPath, Origin, display_path, read_document, walk
 from dbops.errors import PlanError, Problem
-
-PLANS_DIR = "plans"
 
 # The seed application's environment variables, and the plan setting each one overrides.
 ENV_OVERRIDES: dict[str, JsonPath] = {
@@ -62,7 +61,7 @@ def known_environments(root: Path) -> list[str]:
 
 
 def plan_files(root: Path) -> list[Path]:
-    folder = root / PLANS_DIR
+    folder = Project.at(root).plans
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
 
 
@@ -74,19 +73,22 @@ def _is_abstract(path: Path) -> bool:
 
 
 def resolve_plan_path(ref: str, root: Path) -> Path:
-    """`production` -> plans/production.yaml; a path (`staging.yaml`, `plans/staging.yaml`) as given."""
+    """`production` -> <plans>/production.yaml under the project root; a path (`staging.yaml`,
+    `../plans/staging.yaml`) as the user typed it, from the current directory (a bare file name
+    not found there is looked up in the plans directory)."""
+    plans = Project.at(root).plans
     if ref.endswith((".yaml", ".yml")) or "/" in ref:
         given = Path(ref)
         if given.exists() or "/" in ref:
             return given
-        return root / PLANS_DIR / ref
-    path = root / PLANS_DIR / f"{ref}.yaml"
+        return plans / ref
+    path = plans / f"{ref}.yaml"
     if not path.exists():
-        known = ", ".join(known_environments(root)) or f"none: {PLANS_DIR}/ has no plans"
+        known = ", ".join(known_environments(root)) or f"none: {display_path(plans)}/ has no plans"
         raise PlanError(
             [
                 Problem(
-                    f"{PLANS_DIR}/{ref}.yaml",
+                    display_path(path),
                     0,
                     0,
                     "",
@@ -126,7 +128,7 @@ def load_plan(
     overrides: Mapping[str, str] | None = None,
 ) -> Plan:
     """Load, validate and build one plan; raises PlanError listing every problem found."""
-    root = Path.cwd() if root is None else root
+    root = find_root() if root is None else root
     env = environment(root, environ)
     path = resolve_plan_path(ref, root)
     doc, problems = load_document(path, env)
