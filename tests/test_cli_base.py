@@ -92,4 +92,4 @@ def test_with_format_json_a_usage_error_is_json_too() -> None:
         "error": {"message": "No such option '--bogus'.", "type": "NoSuchOption"}
     }
     result = dbops("plan", "--format=json")
-    assert (result.exit_code, json.loads(result.stdout)["error"]["type"]) == (1, "MissingParameter")
+    assert (result.exit_code, json.loads(result.stdout)["error"]["type"]) == (1, "UsageError")
