@@ -139,7 +139,10 @@ def _settings(plan: Plan, live: LiveState, applied: dict[str, str]) -> list[Drif
         if setting is None:
             continue
         spec, before, wanted = setting.spec, applied.get(name), plan.settings.get(name)
-        current = setting.written if live.primary.auto_conf_readable else setting.server_value
+        # ALTER SYSTEM's entry when there is one; otherwise the server's value (a setting the
+        # configuration file already gave the plan's value was never written by apply).
+        current = (setting.written if live.primary.auto_conf_readable and setting.written
+                   is not None else setting.server_value)
         address = f"setting.{name}"
         if before is not None and (current is None or not same(spec, current, before)):
             items.append(DriftItem("out-of-band", address, before,
