@@ -142,7 +142,7 @@ def test_sigkill_at_random_points_never_breaks_history(projects: Iterator[Projec
     seed = int(os.environ.get("DBOPS_CRASH_SEED", time.time()))
     rng = random.Random(seed)
     progress: list[int] = []  # migrations applied when the kill landed
-    for _ in range(20):
+    for _ in range(12):
         project = next(projects)
         after, extra = rng.randrange(COUNT), rng.uniform(0.0, 0.04)
         runner = start_runner(project)
@@ -164,7 +164,7 @@ def test_sigkill_at_random_points_never_breaks_history(projects: Iterator[Projec
                 "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
             ).fetchone() == (0,)
             assert conn.execute("SELECT count(*) FROM dbops.migration_journal").fetchone() == (0,)
-    assert len({p for p in progress if p < COUNT}) >= 5, f"seed {seed}: kills at {progress}"
+    assert len({p for p in progress if p < COUNT}) >= 4, f"seed {seed}: kills at {progress}"
 
 
 def test_two_runners_at_once_apply_each_migration_exactly_once(projects: Iterator[Project]) -> None:

@@ -106,7 +106,7 @@ plans = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=4, deadline=None,
+@settings(max_examples=3, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(drawn=plans)
 def test_apply_runs_exactly_the_changeset(pg_primary: Cluster, server_reset: None,
