@@ -13,9 +13,11 @@ from typing import Any
 
 import yaml
 
+from dbops.config.model import Role
 from dbops.config.profiles import PROFILES
 from dbops.connect import Endpoint
 from dbops.inspect import LiveRole, LiveSetting, ServerFacts
+from dbops.planner import connection_capacity
 from dbops.setting_values import same
 
 # Where this server keeps its files and listens, and what initdb chose for its locale: facts of
@@ -29,7 +31,6 @@ HOST_SETTINGS = frozenset({
 _HOST_PREFIXES = ("lc_", "primary_")  # the locale; a replica's connection to its primary
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]{0,62}$")  # the plan schema's role name pattern
-DEFAULT_RESERVE = 5
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,6 @@ class ImportedSetting:
     name: str
     value: str
     comment: str
-
-
-@dataclass(frozen=True)
-class ImportedRole:
-    name: str
-    login: bool
-    connection_limit: int
-    settings: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -102,14 +95,14 @@ def _is_same(live: LiveSetting, value: str) -> bool:
         return False
 
 
-def imported_roles(facts: ServerFacts) -> tuple[list[ImportedRole], list[str]]:
+def imported_roles(facts: ServerFacts) -> tuple[list[Role], list[str]]:
     """Roles that log in or have a connection limit, and the superusers left out."""
     roles, superusers = [], []
     for role in sorted(facts.roles.values(), key=lambda r: r.name):
         if role.superuser:
             superusers.append(role.name)
         elif (role.login or role.connection_limit >= 0) and _IDENTIFIER.match(role.name):
-            roles.append(ImportedRole(role.name, role.login, role.connection_limit,
+            roles.append(Role(role.name, role.login, role.connection_limit,
                                       dict(sorted(role.settings.items()))))
     return roles, superusers
 
@@ -123,8 +116,7 @@ def pool_sizing(facts: ServerFacts, profile: str) -> PoolSizing:
         live = settings.get(name)
         return int(live.setting) if live is not None else 0
 
-    max_connections = number("max_connections")
-    reserved = number("superuser_reserved_connections") + number("reserved_connections")
+    max_connections, reserved = connection_capacity(number)
     available = max_connections - reserved
     candidates = [r for r in facts.roles.values()
                   if r.login and not r.superuser and r.connection_limit > 0
@@ -133,7 +125,7 @@ def pool_sizing(facts: ServerFacts, profile: str) -> PoolSizing:
                                 default=None)
     budget = available if role is None else min(role.connection_limit, available)
     defaults = PROFILES[profile]
-    reserve = max(0, min(DEFAULT_RESERVE, budget - 1))
+    reserve = max(0, min(_default_reserve(), budget - 1))
     max_size = max(1, min(int(defaults["max_size"]), budget - reserve))
     min_size = min(int(defaults["min_size"]), max_size)
     where = f"max_connections {max_connections} minus {reserved} reserved ({available})"
@@ -141,6 +133,13 @@ def pool_sizing(facts: ServerFacts, profile: str) -> PoolSizing:
     explanation = f"1 × {max_size} + {reserve} reserve = {max_size + reserve}{limit} ≤ {where}"
     return PoolSizing(profile, role.name if role else None, min_size, max_size, reserve,
                       explanation)
+
+
+def _default_reserve() -> int:
+    """The schema's default for pool.reserve: one number, kept where the plan format is."""
+    from dbops.config.schema import plan_schema
+
+    return int(plan_schema()["properties"]["pool"]["properties"]["reserve"]["default"])
 
 
 def scalar(value: Any) -> str:

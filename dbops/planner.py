@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -362,6 +363,13 @@ def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Ch
     return changes
 
 
+def connection_capacity(value: Callable[[str], int]) -> tuple[int, int]:
+    """(max_connections, connections reserved for superusers and pg_use_reserved_connections):
+    what every pool of the server must fit in, from the setting values `value` gives."""
+    return (value("max_connections"),
+            value("superuser_reserved_connections") + value("reserved_connections"))
+
+
 def _budget(plan: Plan, live: LiveState, found: _Findings) -> None:
     """The pools must fit the role's limit, and the role's limit the server's connections."""
     pool, doc = plan.pool, plan.document
@@ -377,8 +385,7 @@ def _budget(plan: Plan, live: LiveState, found: _Findings) -> None:
             else live_int(name)
         )
 
-    max_connections = planned_int("max_connections")
-    reserved = planned_int("superuser_reserved_connections") + planned_int("reserved_connections")
+    max_connections, reserved = connection_capacity(planned_int)
     available = max_connections - reserved
     role = pool.role
     if role in plan.roles:

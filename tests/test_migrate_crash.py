@@ -135,6 +135,21 @@ def applied_count(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     return int(row[0]) if row else 0
 
 
+def kill_during_a_run(project: Project, after: int, extra: float, seed: int) -> None:
+    """Start `migrate up`, SIGKILL it `extra` seconds after `after` migrations are applied, and
+    check the server released its runner lock."""
+    runner = start_runner(project)
+    with project.database.connect() as conn:
+        deadline = time.monotonic() + 60
+        while runner.poll() is None and applied_count(conn) < after:
+            assert time.monotonic() < deadline, f"seed {seed}: the runner made no progress"
+            time.sleep(0.002)
+        time.sleep(extra)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+        assert_lock_released(conn)
+
+
 def test_sigkill_at_random_points_never_breaks_history(projects: Iterator[Project]) -> None:
     """20 runs, each killed at a random point: after a random number of migrations (0..9) and a
     random few milliseconds more, so kills land anywhere from start-up to the last migration,
@@ -145,16 +160,8 @@ def test_sigkill_at_random_points_never_breaks_history(projects: Iterator[Projec
     for _ in range(12):
         project = next(projects)
         after, extra = rng.randrange(COUNT), rng.uniform(0.0, 0.04)
-        runner = start_runner(project)
+        kill_during_a_run(project, after, extra, seed)
         with project.database.connect() as conn:
-            deadline = time.monotonic() + 60
-            while runner.poll() is None and applied_count(conn) < after:
-                assert time.monotonic() < deadline, f"seed {seed}: the runner made no progress"
-                time.sleep(0.002)
-            time.sleep(extra)
-            runner.send_signal(signal.SIGKILL)
-            runner.wait(timeout=30)
-            assert_lock_released(conn)
             progress.append(len(assert_consistent(conn)))
         rerun = project.run("migrate", "up", "test", "--yes")
         assert rerun.returncode == 0, f"seed {seed}: {rerun.stderr}"
@@ -200,16 +207,7 @@ def test_what_a_killed_run_created_is_not_drift_after_a_rerun(projects: Iterator
         assert applied.returncode == 0, applied.stderr
         project.write_plan("migrations: { rehearse: never }\n")
         after, extra = rng.randrange(first, COUNT), rng.uniform(0.0, 0.04)
-        runner = start_runner(project)
-        with project.database.connect() as conn:
-            deadline = time.monotonic() + 60
-            while runner.poll() is None and applied_count(conn) < after:
-                assert time.monotonic() < deadline, f"seed {seed}: the runner made no progress"
-                time.sleep(0.002)
-            time.sleep(extra)
-            runner.send_signal(signal.SIGKILL)
-            runner.wait(timeout=30)
-            assert_lock_released(conn)
+        kill_during_a_run(project, after, extra, seed)
         code, items = drift_items(project)
         out_of_band = {a for a, kind in items.items() if kind == "out-of-band"}
         assert out_of_band <= {"migration.run"}, f"seed {seed}: {items}"
