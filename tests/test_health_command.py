@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.errors import DbopsError
-from dbops.health.command import parse_address, run_health, serve
+from dbops.health.command import run_health, serve
+from dbops.health.exposure import parse_address
 
 SENTINEL = "Sentinel-Pw-77ab"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from contextlib import nullcontext
 from datetime import timedelta
@@ -243,15 +244,33 @@ def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
     "--serve",
     "address",
     metavar="HOST:PORT",
-    help="Monitor (alerts, recovery) and serve /health, /ready and /metrics, e.g. 127.0.0.1:9187.",
+    help="Monitor (alerts, recovery) and serve /health, /ready and /metrics, e.g. 127.0.0.1:9187. "
+    "Beyond loopback the endpoints need the bearer token in DBOPS_HEALTH_TOKEN.",
 )
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="With --serve on a non-loopback address: serve without a token, to anyone.",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --serve: serve https with this certificate (PEM, chain included).")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --serve: the private key of --tls-cert (PEM).")
 @_set_option
 @handle_errors
 def health(
-    env: str | None, fmt: str, watch: bool, address: str | None, overrides: tuple[str, ...]
+    env: str | None, fmt: str, watch: bool, address: str | None, insecure: bool,
+    tls_cert: Path | None, tls_key: Path | None, overrides: tuple[str, ...]
 ) -> None:
     """Check the database: exit 0 healthy, 2 warning, 3 critical, 1 could not check."""
     from dbops.health import command
+    from dbops.health.exposure import TOKEN_VARIABLE, exposure
+
+    if address is None and (insecure or tls_cert or tls_key):
+        raise DbopsError("--insecure, --tls-cert and --tls-key go with --serve")
+    where = None if address is None else exposure(
+        address, token=os.environ.get(TOKEN_VARIABLE), insecure=insecure, tls_cert=tls_cert,
+        tls_key=tls_key)
 
     the_plan = _load(env, overrides)
     if fmt == "json" and not the_plan.health.enabled:  # a JSON reader gets a JSON error
@@ -260,10 +279,10 @@ def health(
     def echo(line: str) -> None:
         click.echo(mask(line))
 
-    if address is not None:
+    if where is not None:
         if watch:
             raise DbopsError("--serve runs until stopped: it does not go with --watch")
-        sys.exit(command.serve(the_plan, address, echo=echo))
+        sys.exit(command.serve(the_plan, where, echo=echo))
     sys.exit(command.run_health(the_plan, fmt, watch, echo=echo))
 
 

@@ -22,11 +22,14 @@ from types import FrameType
 from dbops.config.model import Plan
 from dbops.errors import DbopsError
 from dbops.health import render
+from dbops.health.exposure import Exposure, exposure
+from dbops.health.listener import REQUEST_TIMEOUT, WORKERS
 from dbops.health.monitor import HealthMonitor
 from dbops.health.pool_checks import AttachedPool
 from dbops.health.result import EXIT_COULD_NOT_CHECK
 from dbops.health.server import HealthServer
 
+LOG = logging.getLogger("dbops.health.server")
 WATCH_INTERVAL = 2.0
 """Seconds between redraws of --watch (or the plan's check_interval when shorter)."""
 
@@ -93,35 +96,34 @@ def _live(monitor: HealthMonitor, pause: float, cycles: int | None) -> int:
     return report.exit_code
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """`127.0.0.1:9187`, `[::1]:9187` or `:9187` (127.0.0.1) -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise DbopsError(f"--serve {text!r}: use HOST:PORT, e.g. 127.0.0.1:9187")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def serve(plan: Plan, address: str, *, echo: Echo = _print, pool: AttachedPool | None = None,
-          stop: threading.Event | None = None,
-          started: Callable[[tuple[str, int]], None] | None = None) -> int:
+def serve(plan: Plan, address: str | Exposure, *, echo: Echo = _print,
+          pool: AttachedPool | None = None, stop: threading.Event | None = None,
+          started: Callable[[tuple[str, int]], None] | None = None,
+          workers: int = WORKERS, request_timeout: float = REQUEST_TIMEOUT) -> int:
     """Monitor `plan` (alerts and recovery as the plan says) and serve /health, /ready and
-    /metrics on `address` until SIGINT/SIGTERM (or `stop` is set). Returns 0 after a clean stop."""
-    host, port = parse_address(address)
+    /metrics on `address` (a loopback HOST:PORT, or an Exposure with its token and TLS) until
+    SIGINT/SIGTERM (or `stop` is set). Returns 0 after a clean stop."""
+    where = address if isinstance(address, Exposure) else exposure(address)
     _log_to_stderr()
     monitor = HealthMonitor(plan, pool=pool)
     try:
-        server = HealthServer(monitor, host, port)
+        server = HealthServer(monitor, where, workers=workers, request_timeout=request_timeout)
     except OSError as exc:
         monitor.close()
-        raise DbopsError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+        raise DbopsError(f"cannot listen on {where.host}:{where.port}: "
+                         f"{exc.strerror or exc}") from None
     stop = stop or threading.Event()
     previous = _on_sigterm(stop)
     try:
         monitor.start_monitoring(force=True)
         server.start()
         bound = server.address
+        if where.open_to_all:
+            LOG.warning("serving health on %s without a token (--insecure): anyone who can reach "
+                        "it sees the database's health and can make it check", bound[0])
         echo(f"serving /health, /ready and /metrics for {plan.environment} on "
-             f"http://{bound[0]}:{bound[1]} (a check every {monitor.interval:g}s)")
+             f"{where.scheme}://{bound[0]}:{bound[1]} (a check every {monitor.interval:g}s"
+             f"{'; a bearer token required' if where.token else ''})")
         if started is not None:
             started(bound)
         while not stop.wait(0.5):
