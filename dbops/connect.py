@@ -1,6 +1,7 @@
 """The only place that turns a plan into connection parameters and the only place that sees passwords.
 
-Every message that can carry a connection string passes through `mask` before a user sees it.
+Every message that can carry a connection string passes through `mask` before a user sees it;
+`mask` hides credentials where they are credentials, and is the one model for it.
 """
 
 from __future__ import annotations
@@ -20,33 +21,34 @@ from dbops.config.model import Plan, Replica, Secret
 from dbops.errors import ConnectionError
 
 MASK = "***"
-_revealed: set[str] = set()
 
-_PATTERNS = [
-    re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE),
-    re.compile(r"(PGPASSWORD\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)"),
-    re.compile(r"((?:postgres|postgresql)://[^:/@\s]*:)([^@\s]*)(@)"),
+# Credentials where they are credentials, and nowhere else: masking a known password wherever it
+# appears as a substring would be an oracle (a password `127` turns `127.0.0.1` into `***.0.0.1`).
+# Messages are built without secrets in the first place; these catch what a library echoes.
+_CREDENTIALS = [
+    # password=... and PGPASSWORD=... pairs (libpq keyword strings, environments), quoted or not;
+    # unquoted, up to the next space (more rather than less in a URL's query)
+    re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)",
+               re.IGNORECASE),
+    # "password": "..." in JSON
+    re.compile(r'("password"\s*:\s*")((?:[^"\\]|\\.)*)(?=")', re.IGNORECASE),
+    # the password of a URL's userinfo: scheme://user:PASSWORD@host
+    re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s/@]*)(?=@)", re.IGNORECASE),
 ]
 
 
 def mask(text: str) -> str:
-    """`text` with every password this process has revealed, and every password-shaped field, masked."""
-    for secret in sorted(_revealed, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    for pattern in _PATTERNS:
-        text = pattern.sub(
-            lambda m: m.group(1) + MASK + (m.group(3) if m.lastindex == 3 else ""), text
-        )
+    """`text` with every credential masked where it is one: `password=` pairs (DSN fields,
+    PGPASSWORD), JSON `"password"` members and the password in a URL's userinfo."""
+    for pattern in _CREDENTIALS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
 
 
 def reveal(secret: Secret) -> str:
-    """A secret's value for the one call that needs it (a webhook URL carrying a token); from now
-    on, `mask` hides it wherever it appears."""
-    value = secret.reveal()
-    if value:
-        _revealed.add(value)
-    return value
+    """A secret's value for the one call that needs it (a webhook URL carrying a token). The
+    caller keeps it out of every message it writes."""
+    return secret.reveal()
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,6 @@ def endpoint(plan: Plan, replica: Replica | None = None, *, dbname: str | None =
     if replica is not None:
         host, port = replica.host, replica.port
     password = db.password.reveal() if db.password is not None else None
-    if password:
-        _revealed.add(password)
     return Endpoint(
         host=host,
         port=port,
@@ -190,7 +190,9 @@ def environment_endpoint(environ: Mapping[str, str], dsn: str | None = None) -> 
         try:
             given = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
         except psycopg.ProgrammingError as exc:
-            raise ConnectionError(mask(f"--dsn: {' '.join(str(exc).split())}")) from None
+            # libpq quotes the piece it could not parse, which may be part of the password
+            reason = re.sub(r'"[^"]*"', '"..."', " ".join(str(exc).split()))
+            raise ConnectionError(mask(f"--dsn: {reason}")) from None
     else:
         names = {"host": "DB_HOST", "port": "DB_PORT", "dbname": "DB_NAME", "user": "DB_USER",
                  "password": "DB_PASSWORD", "sslmode": "DB_SSL_MODE"}
@@ -201,8 +203,6 @@ def environment_endpoint(environ: Mapping[str, str], dsn: str | None = None) -> 
     if not given.get("port", "5432").isdigit():
         raise ConnectionError(f"port {given['port']!r} is not a number")
     password = given.get("password")
-    if password:
-        _revealed.add(password)
     return Endpoint(
         host=given.get("host", "127.0.0.1"),
         port=int(given.get("port", "5432")),

@@ -19,7 +19,8 @@ from harness import Project
 
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
-from dbops.health.alerts import AlertDispatcher, AlertEvent, Channel
+from dbops.errors import PlanError
+from dbops.health.alerts import AlertDispatcher, AlertEvent, Channel, DeliveryFailed, channel
 from dbops.health.monitor import HealthMonitor
 from dbops.health.result import CheckResult, HealthReport, Status
 
@@ -29,8 +30,8 @@ TOKEN = "Sentinel-Token-41d9"
 class Hook:
     """A webhook receiver on 127.0.0.1: answers 200, 500, or only after `delay` seconds."""
 
-    def __init__(self, mode: str = "ok", delay: float = 1.0) -> None:
-        self.mode, self.delay = mode, delay
+    def __init__(self, mode: str = "ok", delay: float = 1.0, location: str = "") -> None:
+        self.mode, self.delay, self.location = mode, delay, location
         self.bodies: list[dict[str, Any]] = []
         self.hits = 0
         hook = self
@@ -41,6 +42,12 @@ class Hook:
                 hook.hits += 1
                 if hook.mode == "sleep":
                     time.sleep(hook.delay)
+                if hook.mode == "redirect":
+                    self.send_response(307)
+                    self.send_header("Location", hook.location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 code = 500 if hook.mode == "500" else 200
                 if code == 200:
                     hook.bodies.append(json.loads(body))
@@ -72,8 +79,8 @@ class Hook:
 def hook() -> Iterator[Callable[..., Hook]]:
     made: list[Hook] = []
 
-    def make(mode: str = "ok", delay: float = 1.0) -> Hook:
-        made.append(Hook(mode, delay))
+    def make(mode: str = "ok", delay: float = 1.0, location: str = "") -> Hook:
+        made.append(Hook(mode, delay, location))
         return made[-1]
 
     yield make
@@ -94,7 +101,8 @@ def alert_plan(project: Project, hook: Hook, *, retries: int, thresholds: str) -
         "health:\n  check_interval: 100ms\n"
         f"  thresholds: {{ {thresholds} }}\n"
         "  alerts:\n    - { type: log }\n"
-        f"    - {{ type: webhook, url: \"{hook.url}\", timeout: 200ms, retries: {retries} }}\n")
+        f"    - {{ type: webhook, url: \"{hook.url}\", allow_http: true, timeout: 200ms, "
+        f"retries: {retries} }}\n")
     return load_plan("test", root=project.root, environ={})
 
 
@@ -218,3 +226,81 @@ def test_command_channel_gets_the_alert_on_stdin_and_its_failure_is_logged(
     assert (sent["check"], sent["status"], sent["state"]) == (
         "connection_utilization", "critical", "firing")
     assert "to command echo failed (attempt 1 of 1): exit 3: refused" in caplog.text
+
+
+def test_command_channel_child_gets_only_path_home_lang_and_what_it_declares(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "env.txt"
+    for name, value in {"DB_PASSWORD": "Sentinel-Pw-c0ffee", "PGPASSWORD": "Sentinel-Pg-c0ffee",
+                        "HOOK_URL": "https://127.0.0.1:9/Sentinel-Hook-c0ffee",
+                        "DBOPS_HEALTH_TOKEN": "Sentinel-Token-c0ffee", "PAGER_ROUTE": "db-oncall",
+                        "UNRELATED": "Sentinel-Other-c0ffee", "LANG": "C.UTF-8"}.items():
+        monkeypatch.setenv(name, value)
+    project.write_plan(
+        "health:\n  thresholds: { connection_utilization: 0.001 }\n  alerts:\n"
+        "    - { type: webhook, url: \"${HOOK_URL}\", timeout: 100ms, retries: 0 }\n"
+        f"    - {{ type: command, command: \"env > {out}\", env: [PAGER_ROUTE, NOT_SET] }}\n")
+    plan = load_plan("test", root=project.root)
+    assert {"DB_PASSWORD", "HOOK_URL"} <= plan.secret_variables
+    with HealthMonitor(plan, persist=False, recover=False) as monitor:
+        monitor.force_health_check()
+        wait_until(lambda: out.exists() and "DBOPS_ALERT_CHECK" in out.read_text())
+    text = out.read_text()
+    child = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    assert "Sentinel" not in text
+    assert child["PAGER_ROUTE"] == "db-oncall" and child["LANG"] == "C.UTF-8" and child["PATH"]
+    assert child["DBOPS_ALERT_CHECK"] == "connection_utilization"
+    assert not [name for name in child if name.startswith("PG") or name.startswith("DB_")]
+    assert set(child) <= {"PATH", "HOME", "LANG", "PAGER_ROUTE", "PWD", "SHLVL", "_",
+                          *(n for n in child if n.startswith("DBOPS_ALERT_"))}
+
+
+def test_a_plan_cannot_pass_a_secret_to_a_command(project: Project) -> None:
+    project.write_plan(
+        "health:\n  alerts:\n"
+        "    - { type: webhook, url: \"${HOOK_URL}\" }\n"
+        "    - { type: command, command: \"true\", env: [DB_PASSWORD, PGSERVICE, HOOK_URL, OK] }\n")
+    with pytest.raises(PlanError) as caught:
+        load_plan("test", root=project.root, environ={"HOOK_URL": "https://127.0.0.1:9/x"})
+    lines = [p.split(": ", 1)[1] for p in str(caught.value).splitlines()]
+    assert lines == [f"health.alerts[1].env[{n}]: {name} holds a secret: it is never passed to a "
+                     "command" for n, name in enumerate(["DB_PASSWORD", "PGSERVICE", "HOOK_URL"])]
+
+
+def test_webhook_needs_https_outside_development_unless_the_plan_allows_http(
+    project: Project,
+) -> None:
+    alert = "health:\n  alerts:\n    - { type: webhook, url: \"${HOOK_URL}\"%s }\n"
+    environ = {"HOOK_URL": f"http://127.0.0.1:9/hooks/{TOKEN}"}
+    project.write_plan(alert % "")
+    with pytest.raises(PlanError) as caught:
+        load_plan("test", root=project.root, environ=environ)
+    assert str(caught.value).endswith("health.alerts[0].url: a webhook outside development needs "
+                                      "https:// (or allow_http: true on this alert)")
+    assert TOKEN not in str(caught.value)
+    project.write_plan(alert % "", environment="development")
+    assert load_plan("development", root=project.root, environ=environ).health.alerts
+    project.write_plan(alert % ", allow_http: true")
+    assert load_plan("test", root=project.root, environ=environ).health.alerts[0].allow_http
+    project.write_plan(alert % "")
+    with pytest.raises(PlanError, match="a webhook URL starts with https://"):
+        load_plan("test", root=project.root, environ={"HOOK_URL": "file:///etc/passwd"})
+
+
+def test_webhook_does_not_follow_a_redirect_to_another_host(
+    project: Project, hook: Callable[..., Hook]
+) -> None:
+    elsewhere = hook("ok")
+    other = f"http://localhost:{elsewhere.server.server_address[1]}/stolen"
+    redirecting = hook("redirect", location=other)
+    plan = alert_plan(project, redirecting, retries=0, thresholds="connection_utilization: 0.9")
+    webhook = channel(plan.health.alerts[1], plan.secret_variables)
+    event = AlertEvent("test", "connectivity", "firing", "critical", "ok", None, None, "down",
+                       datetime.now(UTC))
+    with pytest.raises(DeliveryFailed) as caught:
+        webhook.deliver(event)
+    assert str(caught.value) == (f"HTTP 307: redirected to http://localhost:"
+                                 f"{elsewhere.server.server_address[1]}/***, another host: "
+                                 "not followed")
+    assert redirecting.hits == 1 and elsewhere.hits == 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from harness import Project
 
+from dbops.connect import environment_endpoint, mask
+from dbops.errors import ConnectionError
+
 SENTINEL = "Sentinel-Pw-5b1e7d"
 
 COMMANDS = [
@@ -82,3 +85,30 @@ def test_sentinel_password_not_printed_when_the_server_is_unreachable(
         assert result.returncode == 1
         assert "cannot connect to postgres@127.0.0.1:1/" in result.stderr
     assert SENTINEL not in result.stdout + result.stderr
+
+
+def test_masking_is_no_oracle_for_a_password_found_elsewhere_in_the_text(project: Project) -> None:
+    result = project.run("health", "test", env={"DB_PASSWORD": "127", "DB_PORT": "1"})
+    assert result.returncode == 3
+    assert "cannot connect to postgres@127.0.0.1:1/" in result.stdout
+    assert "***" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("host=127.0.0.1 password=127 user=x", "host=127.0.0.1 password=*** user=x"),
+    ("password = 'a b\\' c' host=h", "password = *** host=h"),
+    ('PGPASSWORD="s e" psql', "PGPASSWORD=*** psql"),
+    ("postgresql://app:p%40ss@127.0.0.1:5432/db", "postgresql://app:***@127.0.0.1:5432/db"),
+    ("https://hooks.example.com:8443/p:q@r", "https://hooks.example.com:8443/p:q@r"),
+    ('{"user": "app", "password": "x\\"y"}', '{"user": "app", "password": "***"}'),
+    ("postgres://app@127.0.0.1/db?password=127&x=1", "postgres://app@127.0.0.1/db?password=***"),
+    ("127.0.0.1 and 127 stay", "127.0.0.1 and 127 stay"),
+])
+def test_mask_hides_credentials_where_they_are_credentials(text: str, masked: str) -> None:
+    assert mask(text) == masked
+
+
+def test_a_dsn_error_never_quotes_the_password() -> None:
+    with pytest.raises(ConnectionError) as caught:
+        environment_endpoint({}, "postgresql://app:Se%zzcret@127.0.0.1/db")
+    assert "Se%zzcret" not in str(caught.value) and "zz" not in str(caught.value)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbops.config.source import Document
+from dbops.config.secrets import is_secret_variable, secret_variables
+from dbops.config.source import Document, JsonPath
 from dbops.errors import Problem
 
 DEVELOPMENT = "development"
@@ -18,7 +19,7 @@ def check(doc: Document) -> list[Problem]:
         *_pool_sizes(doc, data["pool"]),
         *_budget(doc, data),
         *_secrets(doc, data),
-        *_alerts(doc, data["health"]["alerts"]),
+        *_alerts(doc, data),
     ]
 
 
@@ -98,10 +99,30 @@ def _secrets(doc: Document, data: dict[str, Any]) -> list[Problem]:
     ]
 
 
-def _alerts(doc: Document, alerts: list[dict[str, Any]]) -> list[Problem]:
+def _alerts(doc: Document, data: dict[str, Any]) -> list[Problem]:
     needs = {"webhook": "url", "command": "command"}
-    return [
-        doc.problem(("health", "alerts", n), f"a {a['type']} alert needs '{needs[a['type']]}'")
-        for n, a in enumerate(alerts)
-        if a["type"] in needs and not a.get(needs[a["type"]])
-    ]
+    secrets = secret_variables(doc)
+    problems: list[Problem] = []
+    for n, a in enumerate(data["health"]["alerts"]):
+        path = ("health", "alerts", n)
+        if a["type"] in needs and not a.get(needs[a["type"]]):
+            problems.append(doc.problem(path, f"a {a['type']} alert needs '{needs[a['type']]}'"))
+        for m, name in enumerate(a.get("env", ())):
+            if is_secret_variable(name, secrets):
+                problems.append(doc.problem(
+                    (*path, "env", m), f"{name} holds a secret: it is never passed to a command"))
+        if a["type"] == "webhook" and a.get("url"):
+            problems += _webhook_url(doc, (*path, "url"), a, data["environment"])
+    return problems
+
+
+def _webhook_url(doc: Document, path: JsonPath, alert: dict[str, Any],
+                 environment: str) -> list[Problem]:
+    """The URL's scheme only: the URL itself is a secret and never goes into a message."""
+    scheme = str(alert["url"]).partition("://")[0].lower() if "://" in alert["url"] else ""
+    if scheme not in ("http", "https"):
+        return [doc.problem(path, "a webhook URL starts with https:// (or http://)")]
+    if scheme == "http" and environment != DEVELOPMENT and not alert.get("allow_http"):
+        return [doc.problem(path, "a webhook outside development needs https:// "
+                                  "(or allow_http: true on this alert)")]
+    return []

@@ -216,6 +216,10 @@ def _merge(base: Document, top: Document) -> Document:
             **{p: m for p, m in base.deferred.items() if p not in top.origins},
             **top.deferred,
         },
+        references={
+            **{p: r for p, r in base.references.items() if p not in top.origins},
+            **top.references,
+        },
     )
 
 
@@ -248,6 +252,7 @@ def _interpolate(doc: Document, env: Mapping[str, str]) -> list[Problem]:
             return match.group(0)
 
         result = _REFERENCE.sub(substitute, value)
+        doc.references[path] = tuple(m[1] for m in _REFERENCE.finditer(value) if m[1])
         if missing and path in SECRET_PATHS:
             doc.interpolated.add(path)
             doc.deferred[path] = f"environment variable {missing[0]} is not set"
@@ -310,6 +315,7 @@ def _apply_environment(doc: Document, env: Mapping[str, str]) -> None:
         if name == "DB_SLOW_QUERY_THRESHOLD" and raw.isdigit():
             raw = f"{raw}ms"  # the seed gives milliseconds
         _override(doc, path, raw, f"environment {name}")
+        doc.references[path] = (*doc.references.get(path, ()), name)
 
 
 def _apply_overrides(doc: Document, overrides: Mapping[str, str]) -> list[Problem]:

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from dbops.config.secrets import secret_variables
 from dbops.config.source import Document
 from dbops.config.units import parse_duration
 from dbops.errors import ConnectionError
@@ -174,6 +175,10 @@ class AlertChannel:
     timeout: timedelta
     retries: int
     cooldown: timedelta
+    env: tuple[str, ...] = ()
+    """Variables a command channel passes on from dbops' environment (beyond PATH, HOME, LANG)."""
+    allow_http: bool = False
+    """A webhook outside development may use plain http."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +238,11 @@ class Plan:
     drift_ignores: tuple[DriftIgnore, ...]
     drift_unmanaged: Literal["report", "ignore"]  # out-of-band changes to what it does not declare
     document: Document = field(repr=False, compare=False)
+
+    @property
+    def secret_variables(self) -> frozenset[str]:
+        """Environment variables that hold secrets (see config/secrets.py)."""
+        return secret_variables(self.document)
 
 
 def setting_text(value: Any) -> str:
@@ -395,6 +405,8 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
                     timeout=_dur(a["timeout"]),
                     retries=a["retries"],
                     cooldown=_dur(a["cooldown"]),
+                    env=tuple(a.get("env", ())),
+                    allow_http=bool(a.get("allow_http", False)),
                 )
                 for a in health["alerts"]
             ),

@@ -39,6 +39,8 @@ class Document:
     key_origins: dict[JsonPath, Origin] = field(default_factory=dict)
     interpolated: set[JsonPath] = field(default_factory=set)
     deferred: dict[JsonPath, str] = field(default_factory=dict)
+    references: dict[JsonPath, tuple[str, ...]] = field(default_factory=dict)
+    """The environment variables each interpolated or overridden value was read from."""
 
     def origin(self, path: JsonPath) -> Origin | None:
         """Where `path` was written, or its nearest written ancestor."""

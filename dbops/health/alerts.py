@@ -7,7 +7,11 @@ channel's retries, so a slow or failing endpoint never holds up monitoring; ever
 and every alert given up is logged on `dbops.health.alerts`.
 
 A webhook URL is a Secret (it often carries a token): dbops.connect reveals it to send, and it is
-only ever shown as `scheme://host:port/***`.
+only ever shown as `scheme://host:port/***`. A webhook follows a redirect only to the same scheme,
+host and port, and reads at most 64 KiB of the answer.
+
+A command runs with an explicit environment: PATH, HOME and LANG, the variables the channel
+declares (`env`), and the alert's DBOPS_ALERT_* variables; never a secret (config/secrets.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, Literal
 
 from dbops import __version__
 from dbops.config.model import AlertChannel, Plan
+from dbops.config.secrets import ALWAYS_SECRET, is_secret_variable
 from dbops.connect import mask, reveal
 from dbops.health.result import HealthReport, Status
 
@@ -40,6 +45,7 @@ State = Literal["firing", "resolved"]
 _LEVELS = {"ok": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
 _MAX_BACKOFF = 5.0
 _QUEUE_SIZE = 1000
+_BASE_ENVIRONMENT = ("PATH", "HOME", "LANG")
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,26 @@ def masked_url(url: str) -> str:
         return "***"
 
 
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to the scheme, host and port it came from."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        if _origin(newurl) != _origin(req.full_url):
+            raise DeliveryFailed(f"HTTP {code}: redirected to {masked_url(newurl)}, "
+                                 "another host: not followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+_OPENER = urllib.request.build_opener(_SameOrigin)
+_MAX_ANSWER = 64 * 1024
+
+
 class WebhookChannel(Channel):
     kind = "webhook"
 
@@ -128,8 +154,8 @@ class WebhookChannel(Channel):
             self._url, data=body, method="POST",
             headers={"Content-Type": "application/json", "User-Agent": f"dbops/{__version__}"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                response.read(_MAX_ANSWER)
         except urllib.error.HTTPError as exc:
             raise DeliveryFailed(f"HTTP {exc.code} {self._scrub(str(exc.reason))}") from None
         except urllib.error.URLError as exc:
@@ -144,21 +170,30 @@ class WebhookChannel(Channel):
 
 
 class CommandChannel(Channel):
-    """Runs the command with /bin/sh, the alert as JSON on standard input and in DBOPS_ALERT_*."""
+    """Runs the command with /bin/sh, the alert as JSON on standard input and in DBOPS_ALERT_*,
+    in an environment of PATH, HOME, LANG and the variables `env` names, never a secret."""
 
     kind = "command"
 
-    def __init__(self, command: str, **kwargs: Any) -> None:
+    def __init__(self, command: str, *, env: Sequence[str] = (),
+                 secrets: frozenset[str] = ALWAYS_SECRET, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.command = command
+        self.passed = tuple(name for name in (*_BASE_ENVIRONMENT, *env)
+                            if not is_secret_variable(name, secrets))
+
+    def environment(self, event: AlertEvent) -> dict[str, str]:
+        """What the child gets: the passed variables that are set, and the alert's."""
+        return {**{name: os.environ[name] for name in self.passed if name in os.environ},
+                "DBOPS_ALERT_CHECK": event.check, "DBOPS_ALERT_STATE": event.state,
+                "DBOPS_ALERT_STATUS": event.status, "DBOPS_ALERT_MESSAGE": event.message,
+                "DBOPS_ALERT_ENVIRONMENT": event.environment}
 
     def describe(self) -> str:
         return f"command {self.command.split()[0] if self.command.split() else '?'}"
 
     def deliver(self, event: AlertEvent) -> None:
-        env = {**os.environ, "DBOPS_ALERT_CHECK": event.check, "DBOPS_ALERT_STATE": event.state,
-               "DBOPS_ALERT_STATUS": event.status, "DBOPS_ALERT_MESSAGE": event.message,
-               "DBOPS_ALERT_ENVIRONMENT": event.environment}
+        env = self.environment(event)
         try:
             done = subprocess.run(["/bin/sh", "-c", self.command],
                                   input=json.dumps(event.to_dict()), capture_output=True,
@@ -173,7 +208,8 @@ class CommandChannel(Channel):
                                  + (f": {mask(lines[-1])}" if lines else ""))
 
 
-def channel(config: AlertChannel) -> Channel:
+def channel(config: AlertChannel, secrets: frozenset[str] = ALWAYS_SECRET) -> Channel:
+    """The channel of `config`; `secrets` names the variables a command never receives."""
     timeout, retries = config.timeout.total_seconds(), config.retries
     cooldown = config.cooldown.total_seconds()
     if config.type == "webhook" and config.url is not None:
@@ -181,7 +217,8 @@ def channel(config: AlertChannel) -> Channel:
         return WebhookChannel(reveal(config.url), timeout=timeout, retries=retries,
                               cooldown=cooldown)
     if config.type == "command" and config.command:
-        return CommandChannel(config.command, timeout=timeout, retries=retries, cooldown=cooldown)
+        return CommandChannel(config.command, env=config.env, secrets=secrets, timeout=timeout,
+                              retries=retries, cooldown=cooldown)
     return LogChannel(timeout=timeout, retries=retries, cooldown=cooldown)
 
 
@@ -255,7 +292,8 @@ class AlertDispatcher:
 
     @classmethod
     def from_plan(cls, plan: Plan, **kwargs: Any) -> AlertDispatcher:
-        return cls(plan.environment, [channel(c) for c in plan.health.alerts], **kwargs)
+        secrets = plan.secret_variables
+        return cls(plan.environment, [channel(c, secrets) for c in plan.health.alerts], **kwargs)
 
     def observe(self, report: HealthReport) -> list[AlertEvent]:
         """The alerts `report` raises, handed to the channels that are due; returned too."""
