@@ -49,6 +49,7 @@ import psycopg
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.health.checks import Checker, check_once
+from dbops.health.exposure import Exposure
 from dbops.health.monitor import HealthMonitor
 from dbops.health.server import HealthServer
 from dbops.local import HOST, SUPERUSER, Cluster, free_port
@@ -245,7 +246,7 @@ def scrape(url: str) -> tuple[float, int]:
 
 def measure_metrics(plan: Plan, scrapes: int) -> dict[str, Any]:
     monitor = HealthMonitor(plan, persist=False, alerts=False, recover=False, interval=1.0)
-    server = HealthServer(monitor, HOST, 0)
+    server = HealthServer(monitor, Exposure(HOST, 0))
     try:
         monitor.start_monitoring(force=True)
         server.start()
