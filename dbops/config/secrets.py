@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dbops.config.source import Document, JsonPath
 
-ALWAYS_SECRET = frozenset({"DB_PASSWORD", "DBOPS_HEALTH_TOKEN"})
+HEALTH_TOKEN = "DBOPS_HEALTH_TOKEN"
+"""The bearer token of the health endpoints (dbops/health/exposure.py)."""
+ALWAYS_SECRET = frozenset({"DB_PASSWORD", HEALTH_TOKEN})
 """Secrets whatever a plan says: the seed's password variable and the health endpoints' token."""
 
 

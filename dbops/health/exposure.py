@@ -13,9 +13,10 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbops.config.secrets import HEALTH_TOKEN
 from dbops.errors import DbopsError
 
-TOKEN_VARIABLE = "DBOPS_HEALTH_TOKEN"
+TOKEN_VARIABLE = HEALTH_TOKEN
 TOKEN_LENGTH = (16, 512)
 """Shortest and longest token accepted (e.g. `openssl rand -hex 32` gives 64 characters)."""
 
