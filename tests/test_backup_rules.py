@@ -121,13 +121,21 @@ def test_cron_weekends_and_either_day_rule() -> None:
     assert either.previous(NOW) == datetime(2025, 6, 6, 0, 0, tzinfo=UTC)
     assert either.previous(datetime(2025, 6, 13, 0, 0, tzinfo=UTC)) == datetime(
         2025, 6, 13, 0, 0, tzinfo=UTC)
-    assert schedule.parse("0 0 * * 7").weekdays == frozenset({0})  # 7 is Sunday too
+    sunday = datetime(2025, 6, 15, 0, 0, tzinfo=UTC)
+    assert schedule.parse("0 0 * * 7").previous(NOW) == sunday - timedelta(days=7)  # 7 is Sunday
 
 
-@pytest.mark.parametrize("cron", ["0 3 L * *", "0 3 * * 5#2", "@reboot", "0 3 * *", "61 * * * *",
-                                  "0 3 ? * *", "0 3 * * FOO", "*/0 * * * *"])
+def test_cron_extensions_cronsim_reads() -> None:
+    last_day = schedule.parse("0 3 L * *")  # the last day of the month
+    assert last_day.previous(NOW) == datetime(2025, 5, 31, 3, 0, tzinfo=UTC)
+    second_friday = schedule.parse("0 3 * * 5#2")
+    assert second_friday.previous(NOW) == datetime(2025, 5, 9, 3, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("cron", ["@reboot", "0 3 * *", "61 * * * *", "99 99 * * *",
+                                  "0 3 * * FOO", "*/0 * * * *", "0 0 30 2 *", "0 3 * * * 2025"])
 def test_unsupported_cron_is_a_clear_error(cron: str) -> None:
-    with pytest.raises(BackupError, match=r"backup\.schedule"):
+    with pytest.raises(BackupError, match=r"backup\.schedule .*not a cron schedule"):
         schedule.parse(cron)
 
 

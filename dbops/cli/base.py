@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def fail(message: str) -> None:
@@ -106,6 +108,18 @@ class DbopsGroup(click.Group):
             sys.exit(EXIT_ERROR)
         except click.Abort:
             fail("Aborted!")
+            sys.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            fail("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # the last resort: a bug is still one line, never a traceback
+            if os.environ.get("DBOPS_DEBUG") == "1":
+                raise
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            fail(f"error: internal error: {type(exc).__name__}: {reason} (a dbops bug; "
+                 "DBOPS_DEBUG=1 shows the traceback)")
+            if _wants_json(words):
+                fail_json(f"internal error: {type(exc).__name__}", "InternalError")
             sys.exit(EXIT_ERROR)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 

@@ -19,7 +19,15 @@ from dbops.config import checks, schema
 from dbops.config.model import Plan, build_plan
 from dbops.config.profiles import apply_profile
 from dbops.config.project import Project, find_root
-from dbops.config.source import Document, JsonPath, Origin, display_path, read_document, walk
+from dbops.config.source import (
+    Document,
+    JsonPath,
+    Origin,
+    display_path,
+    read_document,
+    read_text,
+    walk,
+)
 from dbops.errors import PlanError, Problem
 
 # The seed application's environment variables, and the plan setting each one overrides.
@@ -39,6 +47,8 @@ ENV_OVERRIDES: dict[str, JsonPath] = {
     "DB_LOG_QUERIES": ("pool", "log_queries"),
     "DB_LOG_SLOW_QUERIES": ("pool", "log_slow_queries"),
 }
+
+MAX_DOTENV_FILE = 64 * 1024
 
 # Secrets resolve late: a plan validates and renders without them; connecting needs them.
 SECRET_PATHS: frozenset[JsonPath] = frozenset({("database", "password")})
@@ -104,7 +114,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     values: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in read_text(path, ".env", MAX_DOTENV_FILE).splitlines():
         line = raw.strip().removeprefix("export ").strip()
         if not line or line.startswith("#") or "=" not in line:
             continue

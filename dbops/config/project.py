@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbops.config.source import display_path
+from dbops.config.source import display_path, read_text
 from dbops.errors import DbopsError, PlanError, Problem
 
 CONFIG_FILE = "dbops.toml"
@@ -76,13 +76,10 @@ def find_project(
 
 def _read_config(path: Path) -> dict[str, str]:
     name = display_path(path)
+    text = read_text(path, "project configuration", MAX_CONFIG_FILE)
     try:
-        if path.stat().st_size > MAX_CONFIG_FILE:
-            raise PlanError([Problem(name, 0, 0, "", f"larger than {MAX_CONFIG_FILE // 2**10} KiB")])
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PlanError([Problem(name, 0, 0, "", f"cannot read: {exc.strerror}")]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise PlanError([Problem(name, 0, 0, "", f"not valid TOML: {exc}")]) from None
     for key, value in data.items():
         if key not in _KEYS:

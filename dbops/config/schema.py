@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Iterator
 from datetime import date
 from functools import cache
 from importlib.resources import files
@@ -14,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
 
+from dbops.config import cron
 from dbops.config.source import Document, JsonPath
-from dbops.config.units import is_duration, is_size
+from dbops.config.units import duration_seconds, is_duration, is_size
 from dbops.errors import Problem
 
 
@@ -30,6 +32,9 @@ _FORMAT_HINTS = {
     "size": "not a size (use e.g. 512kB, 64MB, 2GB)",
     "date": "not a date (use YYYY-MM-DD)",
 }
+
+
+_ONE_LINE = "^[^\\n\\r\\u0000]*$"  # the schema's pattern for values that must be one line
 
 
 @cache
@@ -53,15 +58,36 @@ def _is_date(value: object) -> bool:
     return len(value) == 10
 
 
+def _duration_bound(minimum: bool) -> Any:
+    """The `durationMinimum`/`durationMaximum` keywords: a duration's range, in its own units."""
+    from jsonschema import ValidationError
+
+    def check(validator: Any, bound: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+        if not is_duration(instance):
+            return  # `format` reports it
+        seconds, limit = duration_seconds(instance), duration_seconds(bound)
+        if seconds < limit if minimum else seconds > limit:
+            yield ValidationError(
+                f"must be {'at least' if minimum else 'at most'} {bound} (got {instance!r})")
+
+    return check
+
+
 @cache
 def _validator() -> Draft202012Validator:
-    from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema import Draft202012Validator, FormatChecker, validators
 
     checker = FormatChecker(formats=())
     checker.checks("duration")(lambda v: not isinstance(v, str) or is_duration(v))
     checker.checks("size")(lambda v: not isinstance(v, str) or is_size(v))
     checker.checks("date")(_is_date)
-    return Draft202012Validator(plan_schema(), format_checker=checker)
+    checker.checks("cron")(lambda v: cron.problem(v) is None)
+    extended = validators.extend(Draft202012Validator, {  # type: ignore[no-untyped-call]
+        "durationMinimum": _duration_bound(minimum=True),
+        "durationMaximum": _duration_bound(minimum=False),
+    })
+    validator: Draft202012Validator = extended(plan_schema(), format_checker=checker)
+    return validator
 
 
 def validate(doc: Document, *, abstract: bool = False,
@@ -142,6 +168,8 @@ def _message(kind: Any, error: ValidationError, value: Any, schema: dict[str, An
     if kind == "enum":
         options = ", ".join(str(o) for o in _listed(error.validator_value))
         return f"must be one of {options} (got {value!r})"
+    if kind == "format" and error.validator_value == "cron":
+        return f"{cron.problem(value)}: {value!r}"
     if kind == "format":
         return f"{_FORMAT_HINTS.get(str(error.validator_value), 'invalid format')}: {value!r}"
     if kind in ("minimum", "exclusiveMinimum"):
@@ -152,6 +180,10 @@ def _message(kind: Any, error: ValidationError, value: Any, schema: dict[str, An
         return f"must be {sign} {error.validator_value} (got {value!r})"
     if kind == "minLength":
         return "must not be empty"
+    if kind == "pattern" and error.validator_value == _ONE_LINE:
+        return f"a setting value must be one line (got {value!r})"
+    if kind == "maxLength":
+        return f"longer than {error.validator_value} characters"
     if kind == "pattern":
         return f"invalid value {value!r}: {schema.get('description', 'does not match ' + str(error.validator_value))}"
     return error.message

@@ -11,6 +11,9 @@ _SIZE = re.compile(r"^(\d+)\s*(B|kB|MB|GB|TB)$")
 _SECONDS = {"ms": 0.001, "s": 1, "min": 60, "m": 60, "h": 3600, "d": 86400}
 _BYTES = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
+# No plan duration needs more than a century; past it, arithmetic on the value would overflow.
+MAX_DURATION = timedelta(days=36_500)
+
 
 def is_duration(text: object) -> bool:
     return isinstance(text, str) and _DURATION.match(text.strip()) is not None
@@ -20,12 +23,20 @@ def is_size(text: object) -> bool:
     return isinstance(text, str) and _SIZE.match(text.strip()) is not None
 
 
-def parse_duration(text: str) -> timedelta:
-    """`30s` -> timedelta(seconds=30); raises ValueError naming the accepted forms."""
+def duration_seconds(text: str) -> float:
+    """`30s` -> 30.0, unbounded (for comparing against limits); ValueError naming the forms."""
     match = _DURATION.match(text.strip())
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 30s, 5m, 1h, 30d)")
-    return timedelta(seconds=float(match.group(1)) * _SECONDS[match.group(2)])
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s` -> timedelta(seconds=30); raises ValueError naming the accepted forms or the limit."""
+    seconds = duration_seconds(text)
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text.strip()!r} is longer than {format_duration(MAX_DURATION)}")
+    return timedelta(seconds=seconds)
 
 
 def parse_size(text: str) -> int:
