@@ -98,7 +98,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
 
 def alert_plan(project: Project, hook: Hook, *, retries: int, thresholds: str) -> Plan:
     project.write_plan(
-        "health:\n  check_interval: 100ms\n"
+        "health:\n"
         f"  thresholds: {{ {thresholds} }}\n"
         "  alerts:\n    - { type: log }\n"
         f"    - {{ type: webhook, url: \"{hook.url}\", allow_http: true, timeout: 200ms, "
@@ -112,7 +112,7 @@ def test_webhook_answering_500_is_retried_and_logged_while_monitoring_goes_on(
     failing = hook("500")
     plan = alert_plan(project, failing, retries=2, thresholds="connection_utilization: 0.001")
     caplog.set_level(logging.INFO, logger="dbops.health")
-    monitor = HealthMonitor(plan, persist=False, recover=False)
+    monitor = HealthMonitor(plan, persist=False, recover=False, interval=0.1)
     try:
         monitor.start_monitoring()
         wait_until(lambda: "gave up on alert" in caplog.text)
@@ -136,7 +136,7 @@ def test_webhook_that_times_out_is_retried_and_monitoring_goes_on(
     slow = hook("sleep", delay=1.0)
     plan = alert_plan(project, slow, retries=1, thresholds="connection_utilization: 0.001")
     caplog.set_level(logging.WARNING, logger="dbops.health.alerts")
-    monitor = HealthMonitor(plan, persist=False, recover=False)
+    monitor = HealthMonitor(plan, persist=False, recover=False, interval=0.1)
     try:
         monitor.start_monitoring()
         wait_until(lambda: "failed (attempt 1 of 2)" in caplog.text)

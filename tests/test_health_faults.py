@@ -169,8 +169,8 @@ def test_the_database_going_down_under_the_monitor(
 ) -> None:
     primary = Cluster(scratch_dir / "primary", settings=FAST)
     primary.up()
-    plan = cluster_plan(tmp_path, primary, extra="health:\n  check_interval: 100ms\n")
-    monitor = HealthMonitor(plan, persist=False, alerts=False)
+    plan = cluster_plan(tmp_path, primary)
+    monitor = HealthMonitor(plan, persist=False, alerts=False, interval=0.1)
 
     def connectivity() -> str | None:
         latest = monitor.latest()
