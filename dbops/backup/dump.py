@@ -151,10 +151,10 @@ def dump_globals(ep: Endpoint, output: Path, on_start: OnStart | None) -> None:
         on_start=on_start).wait()
 
 
-def list_archive(archive: Path) -> list[str]:
+def list_archive(archive: Path, on_start: OnStart | None = None) -> list[str]:
     """The archive's table of contents (pg_restore --list), comment lines left out."""
     out = Run("pg_restore", ["--list", str(archive)], env=offline_environment(), path=archive,
-              on_start=None, capture=True).wait()
+              on_start=on_start, capture=True).wait()
     return [line for line in out.splitlines() if line.strip() and not line.startswith(";")]
 
 

@@ -139,7 +139,7 @@ class BackupManager:
             if policy.globals:
                 dump.dump_globals(ep, folder.path / manifests.GLOBALS, self.on_start)
             digests = storage.seal(folder.path)
-            _check_toc(folder.path / archive_name, counts)
+            _check_toc(folder.path / archive_name, counts, self.on_start)
             # The hashes were read back from the files as fsynced and pg_restore read the
             # archive: that is the policy's check after each backup (an immediate second read
             # would come from the same page cache and could find nothing more).
@@ -185,7 +185,7 @@ class BackupManager:
         entries: list[str] = []
         if not problems:
             try:
-                entries = dump.list_archive(backup.archive)
+                entries = dump.list_archive(backup.archive, self.on_start)
             except BackupError as exc:
                 problems.append(str(exc))
         updated = backup.with_check(
@@ -405,10 +405,10 @@ def _check_space(directory: Path, data_size: int) -> None:
             f"{SPACE_MARGIN:.0%} and {size(SPACE_RESERVE)}); free space or prune old backups")
 
 
-def _check_toc(archive: Path, counts: dict[str, int]) -> None:
+def _check_toc(archive: Path, counts: dict[str, int], on_start: OnStart | None) -> None:
     """Before a backup is published, pg_restore must read its table of contents, and it must
     hold the data of every table counted."""
-    entries = dump.list_archive(archive)
+    entries = dump.list_archive(archive, on_start)
     data = sum(1 for line in entries if " TABLE DATA " in line)
     if data < len(counts):
         raise BackupError(f"{archive.name}: pg_restore lists data for {data} tables, "
