@@ -178,5 +178,5 @@ def test_a_damaged_manifest_is_listed_as_corrupt_and_never_counted(project: Proj
     assert f"  - {made[1].id}: 5 days old, beyond max_age 1s (its verification FAILED)" \
         in pruned.stdout
     assert f"left alone: {made[2].id} is CORRUPT (manifest.json is unreadable" in pruned.stdout
-    assert sorted(p.name for p in (project.root / "backups").iterdir()) == [made[0].id,
-                                                                           made[2].id]
+    assert sorted(p.name for p in (project.root / "backups").iterdir()) == sorted(
+        [made[0].id, made[2].id])
