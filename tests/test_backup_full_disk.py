@@ -83,11 +83,12 @@ def test_a_backup_that_cannot_fit_is_refused_before_the_dump(project: Project) -
                      " FROM generate_series(1, 60000) g")
     directory = project.root / "backups"
     with tmpfs(directory, "2m"):
-        created = project.run("backup", "create", "test")
-        line = one_error_line(created)
-        assert line.startswith(f"error: not enough space in {directory}: 2.0 MB free, a backup "
-                               "needs about ")
-        assert "of data plus 10% and 1.0 MB); free space or prune old backups" in line
+        with pytest.raises(BackupError) as caught:
+            manager(project).create()
+        message = str(caught.value)
+        assert message.startswith(f"not enough space in {directory}: 2.0 MB free, a backup "
+                                  "needs about ")
+        assert message.endswith("of data plus 10% and 1.0 MB); free space or prune old backups")
 
         migrated = project.run("migrate", "up", "test", "--yes")
         line = one_error_line(migrated)
