@@ -53,16 +53,17 @@ def backup_create(env: str | None, reason: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
 def backup_list(env: str | None, fmt: str) -> None:
-    """Backups, oldest first: id, age, size, reason, migration version, verified."""
+    """Backups, oldest first: id, age, size, reason, migration version, verified; a backup whose
+    manifest is damaged is listed as CORRUPT with the reason."""
     from datetime import UTC, datetime
 
     from dbops.backup import report
 
-    backups, now = _backups(env).list(), datetime.now(UTC)
+    found, now = _backups(env).catalog(), datetime.now(UTC)
     click.echo(
-        report.list_json(backups, now)
+        report.list_json(found.backups, now, found.damaged)
         if fmt == "json"
-        else "\n".join(report.list_table(backups, now))
+        else "\n".join(report.list_table(found.backups, now, found.damaged))
     )
 
 

@@ -62,6 +62,9 @@ class Database:
     sslmode: str
     connect_timeout: timedelta
     replicas: tuple[Replica, ...]
+    sslrootcert: Path | None = None
+    sslcert: Path | None = None
+    sslkey: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,13 @@ def _recovery(rec: dict[str, Any], *, plan_roles: tuple[str, ...]) -> Recovery:
     )
 
 
+def _tls_file(root: Path, value: str | None) -> Path | None:
+    """A TLS file named in the plan, relative to the project root (libpq's `system` as is)."""
+    if value is None:
+        return None
+    return Path(value) if value == "system" else root / value
+
+
 def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
     """Turn a validated document with defaults filled in into a Plan."""
     d = doc.data
@@ -310,6 +320,9 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
                 Replica(name=r.get("name", f"replica{n + 1}"), host=r["host"], port=r["port"])
                 for n, r in enumerate(db["replicas"])
             ),
+            sslrootcert=_tls_file(root, db.get("sslrootcert")),
+            sslcert=_tls_file(root, db.get("sslcert")),
+            sslkey=_tls_file(root, db.get("sslkey")),
         ),
         pool=Pool(
             profile=pool["profile"],
