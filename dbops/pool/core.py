@@ -512,8 +512,8 @@ class Pool:
         now = perf_counter()
         for record in freed:
             logger.warning(
-                "reclaimed a connection to %s: its holder dropped it without returning it "
-                "(checked out %s); slot freed", self.node, holder(self.node, record, now),
+                "reclaimed a connection to %s: its holder dropped it without returning it (it "
+                "was %s); its slot freed", self.node, holder(self.node, record, now),
             )
         return len(freed)
 
