@@ -97,6 +97,7 @@ class Pool:
     log_slow_queries: bool
     dynamic_sizing: DynamicSizing
     read_routing: ReadRouting
+    leak_reclaim_after: timedelta | None = None  # None: only garbage-collected ones are reclaimed
 
     @property
     def demand(self) -> int:
@@ -339,6 +340,9 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             log_queries=pool["log_queries"],
             log_slow_queries=pool["log_slow_queries"],
             dynamic_sizing=DynamicSizing(**pool["dynamic_sizing"]),
+            leak_reclaim_after=(
+                _dur(pool["leak_reclaim_after"]) if "leak_reclaim_after" in pool else None
+            ),
             read_routing=ReadRouting(
                 strategy=pool["read_routing"]["strategy"],
                 max_lag=_dur(pool["read_routing"]["max_lag"]),
