@@ -6,6 +6,7 @@ Every message that can carry a connection string passes through `mask` before a 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -53,7 +54,9 @@ def reveal(secret: Secret) -> str:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where one server of the plan lives, and how to log in. Its repr never shows the password."""
+    """Where one server of the plan lives, and how to log in. Its repr never shows the password.
+    The TLS files (paths) are libpq's sslrootcert, sslcert and sslkey; None leaves libpq's
+    defaults."""
 
     host: str
     port: int
@@ -63,6 +66,16 @@ class Endpoint:
     connect_timeout: timedelta
     password: str | None = None
     name: str = "primary"
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+
+    @property
+    def tls_files(self) -> dict[str, str]:
+        """The TLS files the plan names, by libpq keyword."""
+        given = {"sslrootcert": self.sslrootcert, "sslcert": self.sslcert,
+                 "sslkey": self.sslkey}
+        return {key: value for key, value in given.items() if value is not None}
 
     def __repr__(self) -> str:
         return f"Endpoint({self.describe()})"
@@ -89,7 +102,14 @@ def endpoint(plan: Plan, replica: Replica | None = None, *, dbname: str | None =
         connect_timeout=db.connect_timeout,
         password=password,
         name=replica.name if replica else "primary",
+        sslrootcert=_path(db.sslrootcert),
+        sslcert=_path(db.sslcert),
+        sslkey=_path(db.sslkey),
     )
+
+
+def _path(value: Path | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def embedded_address(root: Path) -> tuple[str, int]:
@@ -125,6 +145,7 @@ def params(
         "connect_timeout": max(1, int(ep.connect_timeout.total_seconds())),
         "application_name": f"dbops/{command}",
     }
+    kwargs.update(ep.tls_files)
     if ep.password:
         kwargs["password"] = ep.password
     if options:
@@ -150,7 +171,40 @@ def open_connection(
         )
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ConnectionError(mask(f"cannot connect to {ep.describe()}: {reason}")) from None
+        raise ConnectionError(mask(f"cannot connect to {ep.describe()}: {reason}"
+                                   f"{_tls_context(ep, reason)}")) from None
+
+
+def _tls_context(ep: Endpoint, reason: str) -> str:
+    """What the plan asked of TLS, when TLS is what failed (the reason names the cause)."""
+    if not any(word in reason for word in ("certificate", "SSL", "ssl")):
+        return ""
+    files = ", ".join(f"{key} {value}" for key, value in ep.tls_files.items())
+    return f" (sslmode {ep.sslmode}{', ' + files if files else ''})"
+
+
+# What a child process of dbops gets of dbops' own environment: where programs and the home
+# directory are (~/.pgpass), the language of messages, the time zone, the temporary directory.
+_CHILD_BASICS = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ",
+                 "TMPDIR", "PGPASSFILE")
+
+
+def libpq_environment(ep: Endpoint, command: str) -> dict[str, str]:
+    """The whole environment of a libpq client tool (pg_dump, pg_restore, psql) run for `ep`:
+    a few basics from dbops' own environment and `ep`'s connection settings as libpq variables
+    (TLS included, PGPASSWORD when the plan gives a password). Nothing else of dbops'
+    environment: no DB_PASSWORD, no other PG* variable, no unrelated secret."""
+    env = {name: value for name in _CHILD_BASICS if (value := os.environ.get(name)) is not None}
+    env.update({
+        "PGSSLMODE": ep.sslmode,
+        "PGAPPNAME": f"dbops/{command}",
+        "PGCONNECT_TIMEOUT": str(max(1, int(ep.connect_timeout.total_seconds()))),
+    })
+    names = {"sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"}
+    env.update({names[key]: value for key, value in ep.tls_files.items()})
+    if ep.password:
+        env["PGPASSWORD"] = ep.password
+    return env
 
 
 @contextmanager

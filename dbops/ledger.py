@@ -3,7 +3,9 @@ audit log of applies. A database carries its own truth; dbops needs no state fil
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -86,6 +88,18 @@ _UPGRADES: tuple[str, ...] = (
         started_at timestamptz NOT NULL DEFAULT now(),
         before     jsonb NOT NULL
     );
+    """,
+    # One audit table for every operation that changes something (dbops.audit): applies keep
+    # their progress columns; the rest write one row when they finish.
+    """
+    ALTER TABLE dbops.apply_audit
+        ADD COLUMN action text NOT NULL DEFAULT 'apply',
+        ADD COLUMN os_user text NOT NULL DEFAULT '',
+        ADD COLUMN record_id text NOT NULL UNIQUE
+            DEFAULT replace(gen_random_uuid()::text, '-', '');
+    ALTER TABLE dbops.apply_audit DROP CONSTRAINT apply_audit_result_check;
+    ALTER TABLE dbops.apply_audit ADD CONSTRAINT apply_audit_result_check
+        CHECK (result IN ('running', 'applied', 'rolled back', 'failed', 'interrupted', 'done'));
     """,
 )
 
@@ -230,16 +244,25 @@ def credited_schema(conn: psycopg.Connection[Any], environment: str) -> dict[str
     return None if row is None else dict(row[0])
 
 
-def audit(conn: psycopg.Connection[Any], *, environment: str, plan_hash: str,
-          changes: list[dict[str, Any]], result: str, reason: str = "") -> None:
-    """A finished operation's row in one go (migrate up without its backup, for one)."""
+def record_operation(conn: psycopg.Connection[Any], *, record_id: str, action: str,
+                     environment: str, plan_hash: str, at: datetime, result: str,
+                     detail: str) -> None:
+    """A finished operation's row in one go (every command but apply, which writes as it goes)."""
     conn.execute(
-        "INSERT INTO dbops.apply_audit"
-        " (client_host, dbops_version, environment, plan_hash, changes, result, reason,"
-        "  finished_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, now())",
-        (socket.gethostname(), __version__, environment, plan_hash, _json(changes), result,
-         reason))
+        "INSERT INTO dbops.apply_audit (record_id, action, at, os_user, client_host,"
+        " dbops_version, environment, plan_hash, changes, result, reason, finished_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '[]', %s, %s, now())"
+        " ON CONFLICT (record_id) DO NOTHING",
+        (record_id, action, at, os_user(), socket.gethostname(), __version__, environment,
+         plan_hash, result, detail))
+
+
+def os_user() -> str:
+    """Who ran dbops on this machine (the login name, else the user id)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def begin_apply(conn: psycopg.Connection[Any], *, environment: str, plan_hash: str,
@@ -251,12 +274,12 @@ def begin_apply(conn: psycopg.Connection[Any], *, environment: str, plan_hash: s
     conn.execute(
         "UPDATE dbops.apply_audit SET result = 'interrupted', finished_at = now(),"
         " reason = 'stopped before it finished (its process or the server went away)'"
-        " WHERE environment = %s AND result = 'running'", (environment,))
+        " WHERE environment = %s AND action = 'apply' AND result = 'running'", (environment,))
     row = conn.execute(
-        "INSERT INTO dbops.apply_audit (client_host, dbops_version, environment, plan_hash,"
-        " changes, result, plan_file_sha256, backend_pid)"
-        " VALUES (%s, %s, %s, %s, %s, 'running', %s, %s) RETURNING id",
-        (socket.gethostname(), __version__, environment, plan_hash, _json(changes),
+        "INSERT INTO dbops.apply_audit (os_user, client_host, dbops_version, environment,"
+        " plan_hash, changes, result, plan_file_sha256, backend_pid)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 'running', %s, %s) RETURNING id",
+        (os_user(), socket.gethostname(), __version__, environment, plan_hash, _json(changes),
          plan_file_sha256, lock_pid)).fetchone()
     assert row is not None
     return int(row[0])
@@ -306,10 +329,12 @@ def read_unfinished(conn: psycopg.Connection[Any], environment: str,
     row = conn.execute("SELECT value::int FROM dbops.meta WHERE key = 'schema_version'").fetchone()
     if not row or row[0] < 3:  # written by an older dbops: no progress recorded
         return []
+    applies = " AND action = 'apply'" if row[0] >= 4 else ""  # other operations share the table
     rows = conn.execute(
         "SELECT id, at, result, done, not_undone, backend_pid FROM dbops.apply_audit"
-        " WHERE environment = %s AND id > coalesce((SELECT max(id) FROM dbops.apply_audit"
-        "   WHERE environment = %s AND result IN ('applied', 'rolled back')), 0)"
+        f" WHERE environment = %s{applies} AND id > coalesce((SELECT max(id)"
+        f"   FROM dbops.apply_audit WHERE environment = %s{applies}"
+        "   AND result IN ('applied', 'rolled back')), 0)"
         " AND result IN ('running', 'interrupted', 'failed') ORDER BY id",
         (environment, environment)).fetchall()
     found = []

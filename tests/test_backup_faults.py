@@ -179,8 +179,8 @@ def test_unknown_id_lists_the_nearest_ids(project: Project) -> None:
 
 
 def test_prune_floor_keeps_the_newest_verified_backup(project: Project) -> None:
-    """keep_last 1 and max_age 1s would leave only the newest, unverified backup: the floor
-    keeps the newest verified one as well."""
+    """keep_last 1 and max_age 1s: the newest backup failed its check, so it takes no keep_last
+    place and is no floor; the newest verified one is kept, the failed one deleted."""
     taskmaster_project(project, keep_last=1, max_age="1s")
     migrate(project)
     backups = manager(project)
@@ -194,8 +194,9 @@ def test_prune_floor_keeps_the_newest_verified_backup(project: Project) -> None:
     result = backups.prune()
 
     assert result.floor == made[1].id
-    assert result.deleted == (made[0].id,)
-    assert [m.id for m in backups.list()] == [made[1].id, made[2].id]
+    assert result.deleted == (made[2].id, made[0].id)
+    assert "its verification FAILED" in result.effect.why[made[2].id]
+    assert [m.id for m in backups.list()] == [made[1].id]
     assert "floor" in result.lines()[0]
 
 

@@ -80,15 +80,27 @@ def test_a_policy_that_would_delete_everything_keeps_the_floor(verified: bool) -
     assert effect.keep == ("b5",) and effect.floor == "b5"
     assert effect.delete == ("b6", "b7")
     failed = [backup(f"f{n}", days_ago(n), ok=False) for n in (5, 6)]
-    assert catalog.select(Retention(0, timedelta(0)), failed, NOW).keep == ("f5",)
+    only_failed = catalog.select(Retention(0, timedelta(0)), failed, NOW)
+    assert only_failed.floor is None and only_failed.keep == ()  # a FAILED backup is no floor
     assert catalog.select(Retention(0, timedelta(0)), [], NOW).keep == ()
+
+
+def test_failed_backups_take_no_keep_last_place_and_are_never_the_floor() -> None:
+    backups = [backup("failed-1", days_ago(1), ok=False), backup("failed-2", days_ago(2), ok=False),
+               backup("good-20", days_ago(20)), backup("good-30", days_ago(30)),
+               backup("good-40", days_ago(40))]
+    effect = catalog.select(Retention(keep_last=2, max_age=timedelta(days=1)), backups, NOW)
+    assert effect.keep == ("failed-1", "good-20", "good-30") and effect.floor == "good-20"
+    assert effect.delete == ("failed-2", "good-40")
+    assert effect.why["failed-2"] == "2 days old, beyond max_age 1d (its verification FAILED)"
 
 
 def test_failed_backups_do_not_count_as_restorable() -> None:
     backups = [backup("good", days_ago(1), ok=True), backup("bad", days_ago(9), ok=False)]
     effect = retention_effect(policy(keep_last=5), backups, NOW)
-    assert effect.empty and effect.earliest_before == days_ago(1)
-    assert effect.lines() == ["retention keeps all 2 backup(s)"]
+    assert effect.earliest_before == effect.earliest_after == days_ago(1)
+    assert effect.lines() == ["retention deletes 1 backup(s), keeps 1:",
+                              "  - bad: 9 days old, beyond max_age 7d (its verification FAILED)"]
 
 
 @pytest.mark.parametrize(("cron", "interval"), [

@@ -443,5 +443,6 @@ def test_skipped_backup_is_audited(project: Project) -> None:
     assert not (project.root / "backups").exists() or not any(
         p for p in (project.root / "backups").iterdir() if not p.name.startswith("."))
     with project.database.connect() as conn:
-        rows = conn.execute("SELECT result, reason FROM dbops.apply_audit").fetchall()
-    assert rows == [("applied", "migrate up: before-migrate backup skipped (--skip-backup)")]
+        rows = conn.execute("SELECT action, result, reason FROM dbops.apply_audit").fetchall()
+    assert rows == [("migrate up", "done", "1 migration(s) applied: 20250101000001; "
+                     "before-migrate backup skipped (--skip-backup)")]

@@ -7,22 +7,34 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 
 import psycopg
 import pytest
 from harness import Project, TestDatabase
-from pool_support import FAST, db_endpoint, install_taskmaster, wait_until
+from pool_support import FAST, db_endpoint, endpoint, install_taskmaster, wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 
 from dbops.config.load import load_plan
+from dbops.local import Cluster, free_port
 from dbops.pool import (
     PoolClosed,
     PoolConfigError,
     PoolExhausted,
     PoolManager,
+    PoolUnavailable,
     connection_budget,
     settings_from_plan,
 )
+
+
+def _on_replica(replica: Cluster, dbname: str) -> bool:
+    try:
+        psycopg.connect(host=replica.host, port=replica.port, user="postgres",
+                        dbname=dbname).close()
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 def _sessions(db: TestDatabase, application_name: str) -> int:
@@ -339,3 +351,73 @@ def test_under_contention_callers_are_served_in_turn(database: TestDatabase) -> 
         stats = pool.get_pool_stats()["primary"]
         assert (stats.size, stats.idle, stats.in_use, stats.waiting) == (3, 3, 0, 0)
         assert stats.acquires == 300
+
+
+def test_every_exported_counter_matches_what_the_test_did(
+    database: TestDatabase, pg_replica: Cluster
+) -> None:
+    """The replica monitor runs many rounds meanwhile; none of them shows in the counters."""
+    replica = endpoint(pg_replica, database.name, "r1")
+    wait_until(lambda: _on_replica(pg_replica, database.name), what="the database on the replica")
+    settings = {**FAST, "monitor_interval": 0.02}
+    registry = CollectorRegistry()
+    with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=2,
+                     **settings) as pool:
+        pool.register_metrics(registry)
+        for _ in range(3):
+            pool.query("SELECT 1", read_only=True)  # r1: 3 checkouts, 3 statements
+        pool.query("CREATE TABLE u (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            pool.query("SELECT 1 / 0")
+
+        def duplicate(conn: psycopg.Connection[object]) -> None:
+            conn.execute("INSERT INTO u VALUES (1)")
+            conn.execute("INSERT INTO u VALUES (1)")
+
+        with pytest.raises(psycopg.errors.UniqueViolation):  # at COMMIT
+            pool.transaction(duplicate)
+        held = [pool.connection(), pool.connection()]
+        for checkout in held:
+            checkout.__enter__()
+        with pytest.raises(PoolExhausted), pool.connection(timeout=0.05):
+            pass
+        for checkout in held:
+            checkout.__exit__(None, None, None)
+        time.sleep(0.3)  # about 15 monitor rounds
+        text = generate_latest(registry).decode()
+
+    def value(name: str, node: str) -> float:
+        line = f'{name}{{node="{node}",pool="app"}} '
+        return float(next(x for x in text.splitlines() if x.startswith(line))[len(line):])
+
+    # primary: CREATE, 1/0, the transaction, two held; statements: CREATE, 1/0, 2 INSERTs, COMMIT
+    expected = {
+        "primary": {"acquire_wait_seconds_count": 5, "acquire_timeouts_total": 1,
+                    "queries_total": 5, "query_errors_total": 2, "connect_errors_total": 0,
+                    "reads_routed_total": 0},
+        "r1": {"acquire_wait_seconds_count": 3, "acquire_timeouts_total": 0,
+               "queries_total": 3, "query_errors_total": 0, "connect_errors_total": 0,
+               "reads_routed_total": 3},
+    }
+    seen = {node: {k: value(f"dbops_pool_{k}", node) for k in counters}
+            for node, counters in expected.items()}
+    assert seen == expected
+
+    dead = PoolManager(replace(db_endpoint(database), port=free_port()), min_size=0, **FAST)
+    with dead:
+        for _ in range(2):
+            with pytest.raises(PoolUnavailable):
+                dead.query("SELECT 1")
+        registry = CollectorRegistry()
+        dead.register_metrics(registry)
+        text = generate_latest(registry).decode()
+    assert value("dbops_pool_connect_errors_total", "primary") == 2
+
+
+def test_leak_reclaim_after_is_read_from_the_plan(project: Project) -> None:
+    text = project.plan.read_text().replace(
+        "pool: { instances: 1, min_size: 1, max_size: 4 }",
+        "pool: { instances: 1, min_size: 1, max_size: 4, leak_reclaim_after: 2m }",
+    )
+    project.plan.write_text(text)
+    assert settings_from_plan(load_plan("test")).leak_reclaim_after == 120.0

@@ -149,3 +149,86 @@ def test_async_exhaustion_and_leaks_name_the_holding_task(
     caplog.set_level(logging.INFO, logger="dbops.pool")
     asyncio.run(main())
     assert "reported as leaked was returned after" in caplog.text
+
+
+def _pause(replica: Cluster, db: TestDatabase, pause: bool) -> None:
+    with psycopg.connect(host=replica.host, port=replica.port, user="postgres", dbname=db.name,
+                         autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()" if pause else "SELECT pg_wal_replay_resume()")
+
+
+def test_async_writes_through_wait_for_gather_and_task_groups_are_read_back(
+    database: TestDatabase, pg_replica: Cluster
+) -> None:
+    _replicated(pg_replica, database)
+    replica = endpoint(pg_replica, database.name, "r1")
+
+    async def main() -> None:
+        async with AsyncPoolManager(db_endpoint(database), [replica], min_size=1, max_size=3,
+                                    **FAST) as pool:
+            await pool.query("CREATE TABLE counter (n int)")
+            await pool.query("INSERT INTO counter VALUES (0)")
+            lsn = await pool.last_write_lsn()
+            with psycopg.connect(host=pg_replica.host, port=pg_replica.port, user="postgres",
+                                 dbname=database.name, autocommit=True) as conn:
+                wait_until(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                                (lsn,)).fetchone() == (True,), what="replay")
+            read = "SELECT n FROM counter"
+            assert await pool.query(read, read_only=True) == [(0,)]
+            _pause(pg_replica, database, True)
+            try:
+                await asyncio.wait_for(pool.query("UPDATE counter SET n = 1"), 5)
+                assert await pool.query(read, read_only=True) == [(1,)]
+                await asyncio.gather(pool.query("UPDATE counter SET n = 2"))
+                assert await pool.query(read, read_only=True) == [(2,)]
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(pool.query("UPDATE counter SET n = 3"))
+                assert await pool.query(read, read_only=True) == [(3,)]
+
+                async def in_a_block() -> None:
+                    async with pool.transaction() as conn:
+                        await conn.execute("UPDATE counter SET n = 4")
+
+                await asyncio.wait_for(in_a_block(), 5)
+                assert await pool.query(read, read_only=True) == [(4,)]
+            finally:
+                _pause(pg_replica, database, False)
+
+    asyncio.run(main())
+
+
+def test_async_cancelled_checkouts_return_their_connections(
+    database: TestDatabase, pg_replica: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reads and writes cancelled by asyncio.wait_for at every point of the checkout (routing,
+    the read-your-writes check on the replica): no connection stays held; and a leak report of
+    a call made through wait_for names the caller's line."""
+    _replicated(pg_replica, database)
+    replica = endpoint(pg_replica, database.name, "r1")
+    reports: list[LeakReport] = []
+
+    async def main() -> None:
+        settings = {**FAST, "leak_detection_threshold": 0.15}
+        async with AsyncPoolManager(db_endpoint(database), [replica], min_size=1, max_size=2,
+                                    on_leak=reports.append, **settings) as pool:
+            await pool.query("CREATE TABLE t (n int)")
+            timeouts = 0
+            for i in range(60):
+                await pool.query("INSERT INTO t VALUES (%s)", (i,))
+                for _ in range(2):  # the first read resolves the position, the next checks it
+                    try:
+                        await asyncio.wait_for(
+                            pool.query("SELECT count(*) FROM t", read_only=True), 0.0005 * (i % 6))
+                    except TimeoutError:
+                        timeouts += 1
+            assert timeouts > 10
+            await asyncio.sleep(0.2)  # returns finishing in their own tasks
+            stats = pool.get_pool_stats()
+            assert {node: s.in_use for node, s in stats.items()} == {"primary": 0, "r1": 0}
+            assert await pool.query("SELECT count(*) FROM t", read_only=True) == [(60,)]
+
+            await asyncio.wait_for(pool.query("SELECT pg_sleep(0.3)"), 5)  # async-wait-for
+            site = f"{HERE}:{_line_of('# async-wait-for')} in main"
+            assert [r.holder.site for r in reports] == [site]
+
+    asyncio.run(main())

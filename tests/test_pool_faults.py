@@ -8,6 +8,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,9 +17,16 @@ from harness import TEST_SETTINGS, TestDatabase, scratch_area
 from pool_support import FAST, db_endpoint, endpoint, wait_until
 
 from dbops.errors import ConnectionError
-from dbops.local import Cluster
-from dbops.pool import ConnectionLost, PoolManager
-from dbops.pool.core import ALIVE_BYPASS
+from dbops.local import Cluster, free_port
+from dbops.pool import (
+    ConnectionLost,
+    PoolClosed,
+    PoolError,
+    PoolExhausted,
+    PoolManager,
+    PoolTimeout,
+    PoolUnavailable,
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +84,7 @@ def test_a_replica_stopped_under_read_load_fails_no_read(
             wait_until(lambda: served[own_replica.port] > 50, what="reads on the victim")
             own_replica.down()
             wait_until(lambda: not pool.router.replicas["victim"].admitted, what="ejection")
-            wait_until(lambda: pool.get_pool_stats()["victim"].connect_errors >= 1,
+            wait_until(lambda: "cannot connect to victim" in pool.router.replicas["victim"].reason,
                        what="a probe of the stopped replica")
             during = sum(served.values())
             time.sleep(0.3)
@@ -190,7 +199,6 @@ def test_idle_connections_terminated_by_the_server_are_replaced(database: TestDa
             return int(row[0]) if row else 0
 
         assert sessions() == 4
-        time.sleep(ALIVE_BYPASS)  # they are idle: checkouts look at their sockets
         with database.connect() as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                          " WHERE application_name = %s", (app,))
@@ -202,3 +210,161 @@ def test_idle_connections_terminated_by_the_server_are_replaced(database: TestDa
             checkout.__exit__(None, None, None)
         assert sessions() == 4
         assert pool.get_pool_stats()["primary"].closed == 4
+
+
+def test_a_paused_replica_serves_no_read_within_max_lag_and_one_interval_under_load(
+    database: TestDatabase, own_replica: Cluster
+) -> None:
+    """4 readers keep the replica's small pool busy and a writer keeps the primary writing;
+    replay paused: after max_lag + one monitor interval no read is served by the replica;
+    resumed: reads come back to it."""
+    own_replica.up()
+    _replicated(own_replica, database)
+    served: Counter[int] = Counter()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    settings = {**FAST, "monitor_interval": 0.2, "max_lag": 1.0}
+    with PoolManager(db_endpoint(database), [endpoint(own_replica, database.name, "r")],
+                     min_size=1, max_size=2, read_your_writes=False, **settings) as pool:
+        pool.query("CREATE TABLE counter (n int)")
+        pool.query("INSERT INTO counter VALUES (0)")
+
+        def load(write: bool) -> None:
+            while not stop.is_set():
+                try:
+                    if write:
+                        pool.query("UPDATE counter SET n = n + 1")
+                    else:
+                        port = pool.query("SELECT inet_server_port()", read_only=True)[0][0]
+                        served[port] += 1
+                except BaseException as exc:
+                    errors.append(exc)
+
+        workers = [threading.Thread(target=load, args=(n == 0,)) for n in range(5)]
+        for t in workers:
+            t.start()
+        try:
+            wait_until(lambda: served[own_replica.port] > 20, what="reads on the replica")
+            with _on(own_replica, database) as conn:
+                conn.execute("SELECT pg_wal_replay_pause()")
+            try:
+                time.sleep(1.0 + 0.2 + 0.1)  # max_lag + one monitor interval (+ a probe's time)
+                before = served[own_replica.port]
+                time.sleep(1.0)
+                assert served[own_replica.port] == before
+                assert pool.router.replicas["r"].lag is not None
+                assert pool.router.replicas["r"].lag > 1.0
+            finally:
+                with _on(own_replica, database) as conn:
+                    conn.execute("SELECT pg_wal_replay_resume()")
+            back = served[own_replica.port]
+            wait_until(lambda: served[own_replica.port] > back + 20,
+                       what="reads on the replica once replay resumed")
+        finally:
+            stop.set()
+            for t in workers:
+                t.join()
+        assert errors == []
+
+
+def _kill_when_running(database: TestDatabase, marker: str) -> None:
+    """Terminate the backend running a statement containing `marker` (as a DBA would)."""
+    def killed() -> bool:
+        with database.connect() as conn:
+            row = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE query LIKE %s AND pid <> pg_backend_pid()", (f"%{marker}%",)
+            ).fetchone()
+        return bool(row and row[0])
+
+    wait_until(killed, what=f"a backend running {marker}")
+
+
+def test_a_terminated_statement_is_never_run_again(database: TestDatabase) -> None:
+    with PoolManager(db_endpoint(database), min_size=1, max_size=2, **FAST) as pool:
+        pool.query("CREATE TABLE applied (n int)")
+        pool.query("CREATE PROCEDURE apply_once() LANGUAGE plpgsql AS $$ BEGIN"
+                   " INSERT INTO applied VALUES (1); COMMIT; PERFORM pg_sleep(3); END $$")
+        killer = threading.Thread(target=_kill_when_running, args=(database, "apply_once"))
+        killer.start()
+        with pytest.raises(ConnectionLost) as caught:
+            pool.query("CALL apply_once()")
+        killer.join()
+        assert caught.value.may_have_committed is True
+        assert str(caught.value).endswith(
+            "; it may or may not have been applied; later calls use new connections")
+        assert pool.query("SELECT count(*) FROM applied") == [(1,)]  # committed once, not twice
+
+        # A transaction lost before COMMIT was not applied: it is retried, and says so.
+        attempts: list[int] = []
+
+        def body(conn: psycopg.Connection[object]) -> None:
+            attempts.append(1)
+            conn.execute("INSERT INTO applied VALUES (2)")
+            if len(attempts) == 1:
+                threading.Thread(target=_kill_when_running,
+                                 args=(database, "pg_sleep(2.5)")).start()
+                conn.execute("SELECT pg_sleep(2.5)")
+
+        pool.transaction(body)
+        assert len(attempts) == 2
+        assert pool.query("SELECT n, count(*) FROM applied GROUP BY n ORDER BY n") == [
+            (1, 1), (2, 1)]
+
+
+def test_every_pool_error_is_a_pool_error(database: TestDatabase) -> None:
+    dead = replace(db_endpoint(database), port=free_port())
+    with PoolManager(dead, min_size=0, max_size=1, **FAST) as pool:
+        with pytest.raises(PoolError) as caught:
+            pool.query("SELECT 1")
+        assert isinstance(caught.value, PoolUnavailable)
+        assert isinstance(caught.value, ConnectionError)  # dbops's, as before
+        assert str(caught.value).startswith("cannot connect to primary (postgres@127.0.0.1:")
+    assert issubclass(PoolExhausted, PoolTimeout) and issubclass(PoolTimeout, PoolError)
+    assert issubclass(ConnectionLost, PoolError) and issubclass(PoolClosed, PoolError)
+
+
+def test_reset_after_a_real_promotion_moves_the_pool_to_the_new_primary(
+    scratch_dir: Path,
+) -> None:
+    """The primary goes away, its replica is promoted and takes over its address: reset()
+    closes the old connections, forgets the old replica state and opens new ones."""
+    primary = Cluster(scratch_dir / "primary", settings=TEST_SETTINGS)
+    primary.up()
+    replica = primary.start_replica(scratch_dir / "replica")
+    moved: Cluster | None = None
+    try:
+        with PoolManager(endpoint(primary, "postgres"), [endpoint(replica, "postgres", "r1")],
+                         min_size=2, max_size=3, **FAST) as pool:
+            pool.query("CREATE TABLE t (v int)")
+            pool.query("INSERT INTO t VALUES (1)")
+            lsn = pool.last_write_lsn()
+            with psycopg.connect(host=replica.host, port=replica.port, user="postgres",
+                                 dbname="postgres", autocommit=True) as conn:
+                wait_until(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                                (lsn,)).fetchone() == (True,), what="replay")
+            assert pool.router.replicas["r1"].admitted
+            address = primary.port
+            primary.down()
+            with psycopg.connect(host=replica.host, port=replica.port, user="postgres",
+                                 dbname="postgres", autocommit=True) as conn:
+                assert conn.execute("SELECT pg_promote()").fetchone() == (True,)
+            replica.down()
+            # pg_basebackup copied the primary's socket lock file: the address is free now.
+            (replica.data_dir / f".s.PGSQL.{address}.lock").unlink(missing_ok=True)
+            moved = Cluster(replica.data_dir, port=address, settings=TEST_SETTINGS)
+            moved.up()  # the promoted server now answers at the primary's address
+
+            pool.reset()
+            assert pool.get_pool_stats()["primary"].size == 2
+            pool.query("INSERT INTO t VALUES (2)")
+            assert pool.query("SELECT pg_is_in_recovery(), count(*) FROM t") == [(False, 2)]
+            assert pool.last_write_lsn() is not None
+            wait_until(lambda: not pool.router.replicas["r1"].admitted,
+                       what="the vanished replica ejected")
+            assert pool.query("SELECT count(*) FROM t", read_only=True) == [(2,)]
+    finally:
+        if moved is not None:
+            moved.down()
+        replica.down()
+        primary.down()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 
+import psycopg
 import pytest
 from harness import TestDatabase
 from pool_support import FAST, db_endpoint, wait_until
@@ -122,3 +124,37 @@ def test_exhaustion_names_every_holder(database: TestDatabase) -> None:
         first.__exit__(None, None, None)
         assert pool.get_pool_stats()["primary"].acquire_timeouts == 1
         assert pool.query("SELECT 1") == [(1,)]
+
+
+def test_a_dropped_connection_and_one_held_past_leak_reclaim_after_are_reclaimed(
+    database: TestDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dbops.pool")
+    with PoolManager(db_endpoint(database), min_size=1, max_size=1, **FAST) as pool:
+
+        def forget() -> None:
+            pool.connection().__enter__().execute("SELECT 1")  # dropped, never returned
+
+        forget()
+        gc.collect()
+        assert pool.query("SELECT 1", timeout=1.0) == [(1,)]  # the slot came back
+        assert pool.get_pool_stats()["primary"].reclaimed == 1
+        assert "its holder dropped it without returning it" in caplog.text
+
+    settings = {**FAST, "leak_reclaim_after": 0.2}
+    with PoolManager(db_endpoint(database), min_size=1, max_size=1, **settings) as pool:
+        checkout = pool.connection()
+        kept = checkout.__enter__()  # held and kept, past leak_reclaim_after
+        pid = kept.info.backend_pid
+        started = time.monotonic()
+        assert pool.query("SELECT 1", timeout=2.0) == [(1,)]
+        assert 0.2 <= time.monotonic() - started < 1.5
+        with pytest.raises(psycopg.OperationalError):
+            kept.execute("SELECT 1")
+        checkout.__exit__(None, None, None)  # given back late: closed, nothing counted twice
+        stats = pool.get_pool_stats()["primary"]
+        assert (stats.reclaimed, stats.size, stats.in_use) == (1, 1, 0)
+        with database.connect() as conn:
+            wait_until(lambda: conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                            (pid,)).fetchone() == (0,), what="the session gone")
+        assert "leak_reclaim_after 0.20s" in caplog.text

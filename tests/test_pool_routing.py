@@ -4,6 +4,7 @@ and streaming replica (intent, round robin, read-your-writes)."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 import psycopg
@@ -12,7 +13,7 @@ from harness import Project, TestDatabase
 from pool_support import FAST, db_endpoint, endpoint, install_taskmaster, wait_until
 
 from dbops.local import Cluster, free_port
-from dbops.pool import PoolManager
+from dbops.pool import PoolConfigError, PoolManager
 from dbops.pool.routing import PRIMARY, Router, WalHistory, format_lsn, parse_lsn, record_end
 
 
@@ -224,3 +225,75 @@ def test_taskmaster_load_with_a_replica_reads_its_own_writes(
         assert pool.query("SELECT count(*) FROM task_logs") == [(60,)]
         stats = pool.get_pool_stats()
         assert stats["r1"].reads_routed + stats["primary"].reads_routed == 120
+
+
+def _pause(replica: Cluster, db: TestDatabase, pause: bool) -> None:
+    with psycopg.connect(host=replica.host, port=replica.port, user="postgres", dbname=db.name,
+                         autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()" if pause else "SELECT pg_wal_replay_resume()")
+
+
+def test_read_your_writes_after_every_way_of_writing(
+    database: TestDatabase, pg_replica: Cluster
+) -> None:
+    """Replay paused: a read after executemany, COPY, a pipeline or a transaction block sees the
+    write (so it is not served by the stale replica)."""
+    _replicated(pg_replica, database)
+    replica = endpoint(pg_replica, database.name, "r1")
+    with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=2, **FAST) as pool:
+        pool.query("CREATE TABLE counter (n int)")
+        pool.query("INSERT INTO counter VALUES (0)")
+        _replayed(pg_replica, database, pool.last_write_lsn())
+        read = "SELECT n FROM counter"
+        _pause(pg_replica, database, True)
+        try:
+            with pool.connection() as conn:
+                conn.cursor().executemany("UPDATE counter SET n = %s", [(1,)])
+            assert pool.query(read, read_only=True) == [(1,)]
+            with pool.connection() as conn, conn.cursor().copy(
+                "COPY counter (n) FROM STDIN"
+            ) as copy:
+                copy.write_row((2,))
+            assert pool.query("SELECT max(n) FROM counter", read_only=True) == [(2,)]
+            with pool.connection() as conn, conn.pipeline():
+                conn.execute("UPDATE counter SET n = 3")
+            assert pool.query("SELECT min(n) FROM counter", read_only=True) == [(3,)]
+            with pool.transaction() as conn:
+                conn.execute("UPDATE counter SET n = 4")
+            assert pool.query("SELECT min(n) FROM counter", read_only=True) == [(4,)]
+        finally:
+            _pause(pg_replica, database, False)
+
+
+def test_a_busy_replica_sends_reads_to_the_primary_and_intents_are_checked(
+    database: TestDatabase, pg_primary: Cluster, pg_replica: Cluster
+) -> None:
+    _replicated(pg_replica, database)
+    replica = endpoint(pg_replica, database.name, "r1")
+    with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=1,
+                     read_your_writes=False, **FAST) as pool:
+        with pytest.raises(PoolConfigError, match=r"^unknown intent 'reed': 'write' or 'read'$"):
+            pool.connection("reed")  # type: ignore[arg-type]
+        with pool.connection("read") as held:
+            assert held.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            started = time.monotonic()
+            ports: list[int] = []
+            thread = threading.Thread(target=lambda: ports.append(_port(pool)))
+            thread.start()
+            thread.join()
+            assert ports == [pg_primary.port]  # not PoolExhausted after the acquire timeout
+            assert time.monotonic() - started < 1.0
+        assert _port(pool) == pg_replica.port
+
+
+def test_transaction_block_commits_and_rolls_back(database: TestDatabase) -> None:
+    with PoolManager(db_endpoint(database), min_size=1, max_size=1, **FAST) as pool:
+        pool.query("CREATE TABLE t (v int)")
+        with pool.transaction(isolation="serializable") as conn:
+            conn.execute("INSERT INTO t VALUES (1)")
+            assert conn.execute("SHOW transaction_isolation").fetchone() == ("serializable",)
+        with pytest.raises(RuntimeError), pool.transaction() as conn:
+            conn.execute("INSERT INTO t VALUES (2)")
+            raise RuntimeError("undo")
+        assert pool.query("SELECT array_agg(v) FROM t") == [([1],)]
+        assert pool.query("SHOW transaction_isolation") == [("read committed",)]

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from dbops.backup.catalog import RetentionEffect, retention_effect
     from dbops.backup.errors import BackupError, CorruptBackup, UnknownBackup
     from dbops.backup.manager import BackupManager, backup_before_migrate
-    from dbops.backup.manifest import FileEntry, Manifest, Verification, read_manifests
+    from dbops.backup.manifest import (
+        Catalog,
+        DamagedBackup,
+        FileEntry,
+        Manifest,
+        Verification,
+        read_catalog,
+        read_manifests,
+    )
     from dbops.backup.report import PruneResult, RestoreResult, VerifyResult
     from dbops.backup.schedule import overdue
 
@@ -28,7 +36,8 @@ _HOMES = {
     "BackupError": "errors", "CorruptBackup": "errors", "UnknownBackup": "errors",
     "BackupManager": "manager", "backup_before_migrate": "manager",
     "FileEntry": "manifest", "Manifest": "manifest", "Verification": "manifest",
-    "read_manifests": "manifest",
+    "read_manifests": "manifest", "read_catalog": "manifest", "Catalog": "manifest",
+    "DamagedBackup": "manifest",
     "PruneResult": "report", "RestoreResult": "report", "VerifyResult": "report",
     "overdue": "schedule",
 }
@@ -36,7 +45,9 @@ _HOMES = {
 __all__ = [
     "BackupError",
     "BackupManager",
+    "Catalog",
     "CorruptBackup",
+    "DamagedBackup",
     "FileEntry",
     "Manifest",
     "PruneResult",
@@ -47,6 +58,7 @@ __all__ = [
     "VerifyResult",
     "backup_before_migrate",
     "overdue",
+    "read_catalog",
     "read_manifests",
     "retention_effect",
 ]

@@ -2,10 +2,12 @@
 and how the earliest restorable point moves, finding a backup by id, the latest of a reason,
 whether a restore test is due.
 
-Retention: the newest `keep_last` backups are kept; beyond them, a backup older than `max_age`
-is deleted. The floor is never crossed: the newest verified backup (its latest verification
+Retention: the newest `keep_last` usable backups (their latest verification not failed) are
+kept; beyond them, a backup older than `max_age` is deleted. A failed backup never takes one of
+the `keep_last` places, and a damaged one (its manifest unreadable) is not in the catalog's
+backups at all. The floor is never crossed: the newest verified backup (its latest verification
 passed) is kept whatever the policy says, and when no backup is verified, the newest usable one
-(its verification not failed) is, so no policy can delete every backup.
+is, so no policy can delete every usable backup. A failed backup is never the floor.
 """
 
 from __future__ import annotations
@@ -63,15 +65,21 @@ def select(retention: Retention, manifests: Sequence[Manifest], now: datetime) -
     floor = _floor(newest_first)
     delete: list[str] = []
     why: dict[str, str] = {}
-    for position, manifest in enumerate(newest_first):
+    usable = 0
+    for manifest in newest_first:
         age = now - manifest.started_at
-        if position < retention.keep_last or age <= retention.max_age:
+        if not manifest.failed:
+            usable += 1
+            if usable <= retention.keep_last:
+                continue
+        if age <= retention.max_age:
             continue
         if floor is not None and manifest.id == floor.id:
             continue
         delete.append(manifest.id)
         why[manifest.id] = (f"{_days(age)} old, beyond max_age {format_duration(retention.max_age)}"
-                            f" and keep_last {retention.keep_last}")
+                            + (" (its verification FAILED)" if manifest.failed else
+                               f" and keep_last {retention.keep_last}"))
     kept = [m for m in newest_first if m.id not in why]
     return RetentionEffect(
         delete=tuple(delete), keep=tuple(m.id for m in kept),
@@ -81,7 +89,7 @@ def select(retention: Retention, manifests: Sequence[Manifest], now: datetime) -
 
 def _floor(newest_first: Sequence[Manifest]) -> Manifest | None:
     for candidates in ([m for m in newest_first if m.verified],
-                       [m for m in newest_first if not m.failed], list(newest_first)):
+                       [m for m in newest_first if not m.failed]):
         if candidates:
             return candidates[0]
     return None

@@ -26,6 +26,13 @@ _TABLES = """
       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                       AND d.objid = c.oid AND d.deptype = 'e')
     ORDER BY 1, 2"""
+# The database's own data: pg_database_size less the system catalogs (shared ones live elsewhere).
+_DATA_SIZE = """
+    SELECT pg_database_size(current_database()) - coalesce((
+      SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'm')
+        AND NOT c.relisshared), 0)"""
 _IDENTIFIER_LIMIT = 63
 _SWAP_WAIT = 10.0
 
@@ -41,6 +48,9 @@ class SourceFacts:
     lc_collate: str
     lc_ctype: str
     tables: tuple[tuple[str, str], ...]
+    data_size: int
+    """Bytes of the database's tables, TOAST and indexes (pg_database_size less the system
+    catalogs): more than a dump of it takes, which leaves index data out and compresses."""
 
 
 @contextmanager
@@ -59,13 +69,15 @@ def exported_snapshot(ep: Endpoint) -> Iterator[tuple[psycopg.Connection[TupleRo
         assert row is not None
         applied = history.read(conn)
         tables = tuple((str(s), str(t)) for s, t in conn.execute(_TABLES).fetchall())
+        size = conn.execute(_DATA_SIZE).fetchone()
         if tables:
             conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(
                 sql.SQL(", ").join(sql.Identifier(s, t) for s, t in tables)))
         yield conn, SourceFacts(
             snapshot=row[0], server_version=row[1],
             migration_version=applied[-1].version if applied else None,
-            encoding=row[2], lc_collate=row[3], lc_ctype=row[4], tables=tables)
+            encoding=row[2], lc_collate=row[3], lc_ctype=row[4], tables=tables,
+            data_size=max(0, int(size[0])) if size else 0)
     finally:
         conn.close()
 

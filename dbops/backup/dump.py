@@ -1,10 +1,11 @@
 """pg_dump, pg_dumpall and pg_restore runs.
 
 The password reaches the tools through the environment (PGPASSWORD), never the command line, and
-`-w` stops them from ever prompting. The database name travels as a conninfo (`dbname=...`), so a
-name containing `=` is not taken for a connection string. Every tool runs with umask 077; its
-stderr goes to a private temporary file (a pipe could fill while the dump runs) and its last line,
-masked, is the error message.
+`-w` stops them from ever prompting. Their environment is given whole (connect.libpq_environment):
+the plan's connection and TLS settings and a few basics, never the rest of dbops' environment.
+The database name travels as a conninfo (`dbname=...`), so a name containing `=` is not taken
+for a connection string. Every tool runs with umask 077; its stderr goes to a private temporary
+file (a pipe could fill while the dump runs) and its last line, masked, is the error message.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import IO, Literal
 from psycopg.conninfo import make_conninfo
 
 from dbops.backup.errors import BackupError
-from dbops.connect import Endpoint, mask
+from dbops.connect import Endpoint, libpq_environment, mask
 from dbops.errors import LocalClusterError
 from dbops.local import find_bindir
 
@@ -67,11 +68,14 @@ def pg_dump_version() -> str:
 
 
 def environment(ep: Endpoint, command: str) -> dict[str, str]:
-    env = {**os.environ, "PGSSLMODE": ep.sslmode, "PGAPPNAME": f"dbops/{command}",
-           "PGCONNECT_TIMEOUT": str(max(1, int(ep.connect_timeout.total_seconds())))}
-    if ep.password:
-        env["PGPASSWORD"] = ep.password
-    return env
+    """The environment of a tool that connects to `ep`."""
+    return libpq_environment(ep, command)
+
+
+def offline_environment() -> dict[str, str]:
+    """The environment of a tool that reads files only (pg_restore --list)."""
+    return {name: value for name in ("PATH", "HOME", "LANG", "LC_ALL", "LC_MESSAGES", "TZ",
+                                     "TMPDIR") if (value := os.environ.get(name)) is not None}
 
 
 def _server(ep: Endpoint) -> list[str]:
@@ -84,6 +88,7 @@ class Run:
     def __init__(self, tool: Tool, args: Sequence[str], *, env: dict[str, str], path: Path,
                  on_start: OnStart | None, capture: bool = False) -> None:
         self.tool = tool
+        self.path = path
         argv = (str(tool_path(tool)), *args)
         # Lives as long as the process, closed by wait() or stop().
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
@@ -106,7 +111,9 @@ class Run:
             if code < 0:
                 raise BackupError(f"{self.tool} was killed by {signal.Signals(-code).name}")
             if code != 0:
-                raise BackupError(mask(f"{self.tool} failed (exit {code}): {self._last_line()}"))
+                doing = "reading" if self.tool == "pg_restore" else "writing"
+                raise BackupError(mask(f"{self.tool} failed (exit {code}) {doing} {self.path}: "
+                                       f"{self._last_line()}"))
             return out.decode(errors="replace") if out else ""
         finally:
             self._stderr.close()
@@ -144,10 +151,10 @@ def dump_globals(ep: Endpoint, output: Path, on_start: OnStart | None) -> None:
         on_start=on_start).wait()
 
 
-def list_archive(archive: Path) -> list[str]:
+def list_archive(archive: Path, on_start: OnStart | None = None) -> list[str]:
     """The archive's table of contents (pg_restore --list), comment lines left out."""
-    out = Run("pg_restore", ["--list", str(archive)], env=dict(os.environ), path=archive,
-              on_start=None, capture=True).wait()
+    out = Run("pg_restore", ["--list", str(archive)], env=offline_environment(), path=archive,
+              on_start=on_start, capture=True).wait()
     return [line for line in out.splitlines() if line.strip() and not line.startswith(";")]
 
 

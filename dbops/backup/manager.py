@@ -23,8 +23,8 @@ from dbops.backup import manifest as manifests
 from dbops.backup.catalog import RetentionEffect
 from dbops.backup.dump import OnStart
 from dbops.backup.errors import BackupError, CorruptBackup
-from dbops.backup.manifest import MANIFEST, FileEntry, Manifest, Verification
-from dbops.backup.report import PruneResult, RestoreResult, VerifyResult
+from dbops.backup.manifest import MANIFEST, Catalog, FileEntry, Manifest, Verification
+from dbops.backup.report import PruneResult, RestoreResult, VerifyResult, size
 from dbops.config.load import load_plan
 from dbops.config.model import BackupPolicy, Plan
 from dbops.connect import endpoint, with_database
@@ -67,9 +67,18 @@ class BackupManager:
         """Every complete backup, oldest first."""
         return manifests.read_manifests(self.directory)
 
+    def catalog(self) -> Catalog:
+        """Every complete backup, oldest first, and every damaged one (listed as CORRUPT)."""
+        return manifests.read_catalog(self.directory)
+
     def get(self, backup_id: str) -> Manifest:
-        """The backup with this id (or unique id prefix); UnknownBackup names the nearest ids."""
-        return catalog.resolve(backup_id, self.list())
+        """The backup with this id (or unique id prefix); UnknownBackup names the nearest ids,
+        BackupError says why a damaged one cannot be used."""
+        found = self.catalog()
+        for damaged in found.damaged:
+            if damaged.id == backup_id:
+                raise BackupError(f"backup {damaged.id} is CORRUPT: {damaged.reason}")
+        return catalog.resolve(backup_id, found.backups)
 
     def latest(self, reason: str | None = None) -> Manifest | None:
         """The newest usable backup (verification not failed), of `reason` when given."""
@@ -86,9 +95,11 @@ class BackupManager:
 
         pg_dump runs in a snapshot exported from a REPEATABLE READ transaction that stays open
         for the dump, and the same transaction counts every table's rows meanwhile: the counts
-        are exactly the dump's. The backup is written into `.tmp-<id>`, fsynced, checked
-        (pg_restore --list), given its manifest last and renamed into place; a dump that fails or
-        is killed leaves nothing that looks complete and touches no other backup.
+        are exactly the dump's. Before the dump, the backup directory must have room for the
+        database's data (see `space_needed`). The backup is written into `.tmp-<id>`, fsynced,
+        checked (pg_restore --list, and the restore test when one is due), given its manifest
+        last and renamed into place; a dump that fails, is killed or finds the disk full leaves
+        nothing behind and touches no other backup.
         """
         if not _REASON.match(reason):
             raise BackupError(f"reason {reason!r}: one line of at most 100 letters, digits, "
@@ -96,12 +107,21 @@ class BackupManager:
         policy = self.policy
         before = self.list()
         storage.ensure_directory(self.directory)
+        try:
+            return self._create(policy, reason, before)
+        except OSError as exc:  # the storage layer names its own failures; this is the backstop
+            raise storage.failure("write the backup into", exc.filename or self.directory,
+                                  exc) from None
+
+    def _create(self, policy: BackupPolicy, reason: str,
+                before: builtins.list[Manifest]) -> Manifest:
         ep = endpoint(self.plan)
         clock = time.monotonic()
         archive_name = (manifests.CUSTOM_ARCHIVE if policy.format == "custom"
                         else manifests.DIRECTORY_ARCHIVE)
         with contextlib.ExitStack() as stack:
             conn, facts = stack.enter_context(database.exported_snapshot(ep))
+            _check_space(self.directory, facts.data_size)
             started_at = datetime.now(UTC)  # the snapshot's moment, to the millisecond
             backup_id = f"{started_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
             folder = stack.enter_context(storage.TempFolder(self.directory, backup_id))
@@ -119,7 +139,7 @@ class BackupManager:
             if policy.globals:
                 dump.dump_globals(ep, folder.path / manifests.GLOBALS, self.on_start)
             digests = storage.seal(folder.path)
-            _check_toc(folder.path / archive_name, counts)
+            _check_toc(folder.path / archive_name, counts, self.on_start)
             # The hashes were read back from the files as fsynced and pg_restore read the
             # archive: that is the policy's check after each backup (an immediate second read
             # would come from the same page cache and could find nothing more).
@@ -136,18 +156,22 @@ class BackupManager:
                 encoding=facts.encoding, lc_collate=facts.lc_collate, lc_ctype=facts.lc_ctype,
                 files=tuple(FileEntry(d.path, d.size, d.sha256) for d in digests),
                 row_counts=counts, archive_check=checked, folder=folder.path)
+            if reason not in _TIME_CRITICAL and catalog.restore_test_due(policy, before,
+                                                                          started_at):
+                # Before publication, so its outcome goes into the one manifest write.
+                seconds, tables, failures = self._restore_test(manifest)
+                manifest = manifest.with_check(Verification(
+                    datetime.now(UTC), not failures, tuple(failures), seconds, tables),
+                    restore=True)
+                if failures:
+                    self._notify(f"backup {backup_id} FAILED its restore test: "
+                                 + "; ".join(failures))
             manifests.write(manifest, folder.path)
             final = folder.publish()
         manifest = replace(manifest, folder=final)
         self._notify(f"backup {backup_id} complete: {manifest.size} bytes, {len(counts)} tables, "
                      f"migration {manifest.migration_version or 'none'}, "
                      f"{manifest.duration_s:.1f}s")
-        if reason not in _TIME_CRITICAL and catalog.restore_test_due(policy, before, started_at):
-            tested = self.verify(backup_id, restore_test=True)
-            if not tested.ok:
-                self._notify(f"backup {backup_id} FAILED its restore test: "
-                             + "; ".join(tested.problems))
-            return manifests.read(final)
         return manifest
 
     def verify(self, backup_id: str, restore_test: bool = False) -> VerifyResult:
@@ -161,7 +185,7 @@ class BackupManager:
         entries: list[str] = []
         if not problems:
             try:
-                entries = dump.list_archive(backup.archive)
+                entries = dump.list_archive(backup.archive, self.on_start)
             except BackupError as exc:
                 problems.append(str(exc))
         updated = backup.with_check(
@@ -173,7 +197,12 @@ class BackupManager:
             updated = updated.with_check(Verification(
                 datetime.now(UTC), not failures, tuple(failures), seconds, tables), restore=True)
             problems += failures
-        manifests.write(updated, backup.folder)
+        try:
+            manifests.write(updated, backup.folder)
+        except BackupError as exc:
+            outcome = "FAILED verification" if problems else "verified"
+            raise BackupError(f"backup {backup.id} {outcome}, but the outcome could not be "
+                              f"recorded: {exc}") from None
         return VerifyResult(id=backup.id, ok=not problems, problems=tuple(problems),
                             files=len(backup.files), toc_entries=len(entries),
                             restore_seconds=seconds, tables_compared=tables)
@@ -265,8 +294,10 @@ class BackupManager:
 
     def prune(self, dry_run: bool = False) -> PruneResult:
         """Delete what retention no longer keeps (never the floor: the newest verified backup),
-        and folders left by interrupted runs."""
-        backups = {m.id: m for m in self.list()}
+        and folders left by interrupted runs. Damaged backups (CORRUPT) are left alone and
+        named: whether one can be repaired is for a person to judge."""
+        found = self.catalog()
+        backups = {m.id: m for m in found.backups}
         effect = catalog.retention_effect(self.policy, list(backups.values()), datetime.now(UTC))
         left_over = storage.abandoned(self.directory)
         if not dry_run:
@@ -277,7 +308,7 @@ class BackupManager:
                 shutil.rmtree(folder, ignore_errors=True)
         return PruneResult(deleted=effect.delete, kept=effect.keep, floor=effect.floor,
                            abandoned=tuple(f.name for f in left_over), dry_run=dry_run,
-                           effect=effect)
+                           effect=effect, corrupt=found.damaged)
 
     def emergency_rollback(self, dry_run: bool = False) -> RestoreResult:
         """Restore the latest before-migrate backup over the live database (after a safety
@@ -354,10 +385,30 @@ def _file_problems(backup: Manifest) -> list[str]:
     return problems
 
 
-def _check_toc(archive: Path, counts: dict[str, int]) -> None:
+SPACE_MARGIN = 0.10
+SPACE_RESERVE = 1024 * 1024
+
+
+def space_needed(data_size: int) -> int:
+    """Free bytes a backup of a database holding `data_size` bytes asks for: its tables, TOAST
+    and indexes (an upper bound for a dump, which leaves index data out and compresses) plus
+    10% and 1 MiB for the manifest, the globals and the file system's own needs."""
+    return data_size + int(data_size * SPACE_MARGIN) + SPACE_RESERVE
+
+
+def _check_space(directory: Path, data_size: int) -> None:
+    needed, free = space_needed(data_size), storage.free_space(directory)
+    if free < needed:
+        raise BackupError(
+            f"not enough space in {directory}: {size(free)} free, a backup needs about "
+            f"{size(needed)} (the database's {size(data_size)} of data plus "
+            f"{SPACE_MARGIN:.0%} and {size(SPACE_RESERVE)}); free space or prune old backups")
+
+
+def _check_toc(archive: Path, counts: dict[str, int], on_start: OnStart | None) -> None:
     """Before a backup is published, pg_restore must read its table of contents, and it must
     hold the data of every table counted."""
-    entries = dump.list_archive(archive)
+    entries = dump.list_archive(archive, on_start)
     data = sum(1 for line in entries if " TABLE DATA " in line)
     if data < len(counts):
         raise BackupError(f"{archive.name}: pg_restore lists data for {data} tables, "

@@ -19,6 +19,10 @@ manifest.json (format_version 1), times in ISO 8601 UTC:
     files: [{path, size, sha256}], row_counts: {"schema.table": rows} (exact, the dump's snapshot),
     status ("complete"), archive_check and restore_test: null or {at, ok, problems,
     restore_seconds, tables_compared} (the latest verification of each kind).
+
+A visible folder (`<id>`, not starting with a dot) only ever appears with its manifest written,
+so one whose manifest.json is missing, does not parse or is not "complete" was damaged after the
+fact: the catalog lists it as CORRUPT with the reason and never uses it.
 """
 
 from __future__ import annotations
@@ -185,6 +189,24 @@ class Manifest:
         )
 
 
+@dataclass(frozen=True)
+class DamagedBackup:
+    """A backup folder whose manifest is missing, unreadable or not complete: listed as CORRUPT
+    with `reason`, never restored, never counted by retention, never deleted by prune."""
+
+    id: str
+    folder: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the backup directory holds: the complete backups (oldest first) and the damaged."""
+
+    backups: tuple[Manifest, ...]
+    damaged: tuple[DamagedBackup, ...]
+
+
 def write(manifest: Manifest, folder: Path) -> None:
     """Write (or replace) `folder`/manifest.json atomically and durably."""
     text = json.dumps(manifest.to_dict(), indent=2) + "\n"
@@ -198,30 +220,56 @@ def read(folder: Path) -> Manifest:
         return Manifest.from_dict(json.loads(path.read_text()), folder)
     except FileNotFoundError:
         raise BackupError(f"{folder} has no {MANIFEST}: not a complete backup") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BackupError(f"{path} is unreadable: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BackupError(f"{path} is unreadable: {_why(exc)}") from None
 
 
-def read_manifests(directory: Path) -> list[Manifest]:
-    """Every complete backup under `directory`, oldest first (by started_at).
+def read_catalog(directory: Path) -> Catalog:
+    """Every backup folder under `directory`: the complete ones oldest first (by started_at),
+    and the damaged ones (manifest missing, unreadable or not "complete") with the reason.
 
-    Skips what is not a complete backup: folders being written or deleted (`.tmp-*`,
-    `.deleting-*`), folders without a manifest.json, manifests that do not parse or whose status
-    is not "complete". A missing directory has no backups. No I/O beyond reading the manifests.
+    Folders being written or deleted (`.tmp-*`, `.deleting-*`) and plain files are not backups.
+    A missing directory has none. No I/O beyond reading the manifests.
     """
     if not directory.is_dir():
-        return []
+        return Catalog((), ())
     found: list[Manifest] = []
-    for folder in directory.iterdir():
-        if folder.name.startswith(".") or not (folder / MANIFEST).is_file():
+    damaged: list[DamagedBackup] = []
+    for folder in sorted(directory.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir():
             continue
         try:
             manifest = read(folder)
-        except BackupError:
+        except BackupError as exc:
+            reason = (f"no {MANIFEST}" if not (folder / MANIFEST).exists()
+                      else str(exc).replace(f"{folder / MANIFEST} is", f"{MANIFEST} is"))
+            damaged.append(DamagedBackup(folder.name, folder, reason))
             continue
-        if manifest.status == "complete":
+        if manifest.status != "complete":
+            damaged.append(DamagedBackup(folder.name, folder,
+                                         f"{MANIFEST} says status {manifest.status!r}, "
+                                         "not complete"))
+        else:
             found.append(manifest)
-    return sorted(found, key=lambda m: (m.started_at, m.id))
+    return Catalog(tuple(sorted(found, key=lambda m: (m.started_at, m.id))), tuple(damaged))
+
+
+def read_manifests(directory: Path) -> list[Manifest]:
+    """Every complete backup under `directory`, oldest first (by started_at); what is damaged is
+    left out here (`read_catalog` names it)."""
+    return list(read_catalog(directory).backups)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError) and not exc.doc.strip():
+        return "empty file"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 def _time(value: datetime) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dbops.backup.catalog import RetentionEffect
-from dbops.backup.manifest import Manifest
+from dbops.backup.manifest import DamagedBackup, Manifest
 
 LIST_FORMAT_VERSION = 1
 
@@ -84,6 +84,7 @@ class PruneResult:
     abandoned: tuple[str, ...]
     dry_run: bool
     effect: RetentionEffect
+    corrupt: tuple[DamagedBackup, ...] = ()
 
     def lines(self) -> list[str]:
         verb = "would delete" if self.dry_run else "deleted"
@@ -91,6 +92,8 @@ class PruneResult:
                + (f" (floor: {self.floor})" if self.floor else "")]
         out += [f"  - {i}: {self.effect.why[i]}" for i in self.deleted]
         out += [f"  {verb} folder {name} left by an interrupted run" for name in self.abandoned]
+        out += [f"  left alone: {d.id} is CORRUPT ({d.reason}); inspect it and delete it by hand"
+                for d in self.corrupt]
         if self.effect.earliest_before != self.effect.earliest_after:
             out.append(f"earliest restorable point: {_stamp(self.effect.earliest_before)} -> "
                        f"{_stamp(self.effect.earliest_after)}")
@@ -106,19 +109,24 @@ def verified_label(manifest: Manifest) -> str:
     return "restore-tested" if last is manifest.restore_test else "checksums"
 
 
-def list_table(manifests: Sequence[Manifest], now: datetime) -> list[str]:
-    """The catalog as aligned columns, oldest first."""
-    if not manifests:
+def list_table(manifests: Sequence[Manifest], now: datetime,
+               damaged: Sequence[DamagedBackup] = ()) -> list[str]:
+    """The catalog as aligned columns, oldest first; damaged backups after them as CORRUPT,
+    each with its reason on a line of its own."""
+    if not manifests and not damaged:
         return ["no backups"]
     rows = [("ID", "AGE", "SIZE", "REASON", "MIGRATION", "VERIFIED")]
     rows += [(m.id, age(now - m.started_at), size(m.size), m.reason,
               m.migration_version or "-", verified_label(m)) for m in manifests]
+    rows += [(d.id, "-", "-", "-", "-", "CORRUPT") for d in damaged]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+           for r in rows]
+    return out + [f"{d.id}: CORRUPT: {d.reason}" for d in damaged]
 
 
-def list_json(manifests: Sequence[Manifest], now: datetime) -> str:
+def list_json(manifests: Sequence[Manifest], now: datetime,
+              damaged: Sequence[DamagedBackup] = ()) -> str:
     return json.dumps({
         "format_version": LIST_FORMAT_VERSION,
         "backups": [{
@@ -128,6 +136,7 @@ def list_json(manifests: Sequence[Manifest], now: datetime) -> str:
             "started_at": m.to_dict()["started_at"], "format": m.format,
             "path": str(m.folder),
         } for m in manifests],
+        "corrupt": [{"id": d.id, "path": str(d.folder), "reason": d.reason} for d in damaged],
     }, indent=2)
 
 

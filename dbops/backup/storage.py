@@ -4,10 +4,14 @@ A backup is written into `.tmp-<id>` and becomes visible only when, with every f
 its manifest written last, the folder is renamed to `<id>` and the parent directory fsynced. The
 writer holds an exclusive flock on the temporary folder for its whole life, so a folder whose
 lock can be taken was left by a run that died: only then may it be removed.
+
+Every failure to write (a full disk above all) is a BackupError naming the path and the cause,
+and leaves no temporary file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -30,6 +34,20 @@ class Digest:
     path: str
     size: int
     sha256: str
+
+
+def failure(action: str, path: Path | str, exc: OSError) -> BackupError:
+    """The one-line error for an OSError: `cannot <action> <path>: <cause>`."""
+    return BackupError(f"cannot {action} {path}: {exc.strerror or type(exc).__name__}")
+
+
+def free_space(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use on the file system holding `directory`."""
+    try:
+        info = os.statvfs(directory)
+    except OSError as exc:
+        raise failure("read the free space of", directory, exc) from None
+    return info.f_bavail * info.f_frsize
 
 
 def ensure_directory(directory: Path) -> None:
@@ -75,12 +93,21 @@ class TempFolder:
             self._close()
 
     def publish(self) -> Path:
-        """Make the backup visible: fsync the folder, rename it, fsync the parent."""
-        fsync_directory(self.path)
+        """Make the backup visible: fsync the folder, rename it, fsync the parent. On failure it
+        is not published (and leaving the block removes it)."""
         if self.final.exists():
             raise BackupError(f"{self.final} already exists")
-        os.rename(self.path, self.final)
-        fsync_directory(self.directory)
+        try:
+            fsync_directory(self.path)
+            os.rename(self.path, self.final)
+        except OSError as exc:
+            raise failure("publish", self.final, exc) from None
+        try:
+            fsync_directory(self.directory)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # back out of sight, for __exit__ to remove
+                os.rename(self.final, self.path)
+            raise failure("publish", self.final, exc) from None
         self.published = True
         return self.final
 
@@ -93,8 +120,15 @@ class TempFolder:
 def seal(folder: Path, *, skip: tuple[str, ...] = ()) -> list[Digest]:
     """Make every file under `folder` private (0600, folders 0700), durable (fsync) and return
     its SHA-256 and size, sorted by path. The hash is read back from the file as written."""
+    try:
+        return _seal(folder, skip)
+    except OSError as exc:
+        raise failure("seal", exc.filename or folder, exc) from None
+
+
+def _seal(folder: Path, skip: tuple[str, ...]) -> list[Digest]:
     digests: list[Digest] = []
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, files in os.walk(folder, onerror=_raise):
         dirs.sort()
         for name in sorted(files):
             path = Path(root) / name
@@ -113,6 +147,10 @@ def seal(folder: Path, *, skip: tuple[str, ...] = ()) -> list[Digest]:
     return sorted(digests, key=lambda d: d.path)
 
 
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 def digest(path: Path) -> tuple[int, str]:
     """Size and SHA-256 of one file."""
     with path.open("rb") as handle:
@@ -128,18 +166,27 @@ def files_under(folder: Path) -> list[str]:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write `path` (mode 0600) through a temporary file: fsync, rename, fsync the folder."""
+    """Write `path` (mode 0600) through a temporary file: fsync, rename, fsync the folder. On
+    failure `path` is as it was, the temporary file is removed, and BackupError names the cause."""
     temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise failure("write", path, exc) from None
+    try:
+        fsync_directory(path.parent)
+    except OSError as exc:
+        raise failure("write", path, exc) from None
 
 
 def fsync_directory(path: Path) -> None:
@@ -154,9 +201,12 @@ def remove(folder: Path) -> None:
     """Delete a backup folder: renamed out of the catalog first, so a crash half-way never
     leaves a backup that looks complete with files missing."""
     doomed = folder.with_name(f"{DELETING_PREFIX}{folder.name}")
-    os.rename(folder, doomed)
-    fsync_directory(folder.parent)
-    shutil.rmtree(doomed)
+    try:
+        os.rename(folder, doomed)
+        fsync_directory(folder.parent)
+        shutil.rmtree(doomed)
+    except OSError as exc:
+        raise failure("delete", exc.filename or folder, exc) from None
 
 
 def abandoned(directory: Path) -> list[Path]:

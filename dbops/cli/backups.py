@@ -9,6 +9,7 @@ import click
 
 from dbops.cli.base import (
     EXIT_ERROR,
+    _audited,
     _backups,
     _env_argument,
     handle_errors,
@@ -38,11 +39,13 @@ def backup_create(env: str | None, reason: str) -> None:
     """Dump the database into a new backup (written atomically, with its manifest)."""
     from dbops.backup.report import size
 
-    manifest = _backups(env).create(reason=reason)
-    click.echo(
-        f"backup {manifest.id} created: {size(manifest.size)}, "
-        f"migration {manifest.migration_version or 'none'}, {manifest.duration_s:.1f}s"
-    )
+    backups = _backups(env)
+    with _audited(backups.plan, "backup create") as record:
+        manifest = backups.create(reason=reason)
+        record.detail = (f"backup {manifest.id} created: {size(manifest.size)}, "
+                         f"migration {manifest.migration_version or 'none'}, "
+                         f"{manifest.duration_s:.1f}s")
+    click.echo(record.detail)
 
 
 @backup.command("list")
@@ -50,16 +53,17 @@ def backup_create(env: str | None, reason: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
 def backup_list(env: str | None, fmt: str) -> None:
-    """Backups, oldest first: id, age, size, reason, migration version, verified."""
+    """Backups, oldest first: id, age, size, reason, migration version, verified; a backup whose
+    manifest is damaged is listed as CORRUPT with the reason."""
     from datetime import UTC, datetime
 
     from dbops.backup import report
 
-    backups, now = _backups(env).list(), datetime.now(UTC)
+    found, now = _backups(env).catalog(), datetime.now(UTC)
     click.echo(
-        report.list_json(backups, now)
+        report.list_json(found.backups, now, found.damaged)
         if fmt == "json"
-        else "\n".join(report.list_table(backups, now))
+        else "\n".join(report.list_table(found.backups, now, found.damaged))
     )
 
 
@@ -92,9 +96,16 @@ def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
 @handle_errors
 def backup_restore(env: str, backup_id: str, into: str | None, yes: bool, dry_run: bool) -> None:
     """Restore into a new database; over the live database only with --yes."""
-    result = _backups(env).restore(
-        backup_id, into=into, over_live=yes and into is None, dry_run=dry_run
-    )
+    backups = _backups(env)
+    over_live = yes and into is None
+    if dry_run:
+        result = backups.restore(backup_id, into=into, over_live=over_live, dry_run=True)
+    else:
+        with _audited(backups.plan, "backup restore", replaces_database=over_live) as record:
+            record.detail = f"backup {backup_id} " + (
+                "over the live database" if over_live else f"into {into or 'a new database'}")
+            result = backups.restore(backup_id, into=into, over_live=over_live, dry_run=False)
+            record.detail = "; ".join(result.lines())
     click.echo("\n".join(mask(line) for line in result.lines()))
 
 
@@ -104,4 +115,11 @@ def backup_restore(env: str, backup_id: str, into: str | None, yes: bool, dry_ru
 @handle_errors
 def backup_prune(env: str | None, dry_run: bool) -> None:
     """Delete what retention no longer keeps; never the newest verified backup."""
-    click.echo("\n".join(_backups(env).prune(dry_run=dry_run).lines()))
+    backups = _backups(env)
+    if dry_run:
+        click.echo("\n".join(backups.prune(dry_run=True).lines()))
+        return
+    with _audited(backups.plan, "backup prune") as record:
+        lines = backups.prune(dry_run=False).lines()
+        record.detail = "; ".join(lines)
+    click.echo("\n".join(lines))

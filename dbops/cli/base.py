@@ -22,6 +22,7 @@ from dbops.connect import mask
 from dbops.errors import DbopsError, PlanError
 
 if TYPE_CHECKING:
+    from dbops.audit import Operation
     from dbops.backup import BackupManager
     from dbops.changes import ChangeSet
     from dbops.config.model import Plan
@@ -239,6 +240,15 @@ def _render(changeset: ChangeSet, fmt: str) -> str:
     if fmt == "markdown":
         return render.markdown(changeset)
     return render.text(changeset, color=sys.stdout.isatty())
+
+
+@contextmanager
+def _audited(plan: Plan, action: str, *, replaces_database: bool = False) -> Iterator[Operation]:
+    """The command's audit record (dbops.audit), written when the block ends."""
+    from dbops.audit import audited
+
+    with audited(plan, action, replaces_database=replaces_database) as operation:
+        yield operation
 
 
 def _backups(env: str | None) -> BackupManager:

@@ -10,6 +10,7 @@ import click
 
 from dbops.cli.base import (
     EXIT_ERROR,
+    _audited,
     _backups,
     _confirm,
     _duration_option,
@@ -163,19 +164,21 @@ def migrate_up(
         click.echo("\n".join(report_listing(preview)))
         return
     _confirm("apply pending migrations", engine.plan.environment, yes)
-    with _progress("applied", "applying migrations") as progress:
-        result = engine.run_migrations(
-            target=target,
-            lock_wait=wait,
-            progress=progress,
-            allow_out_of_order=allow_out_of_order,
-            skip_backup=skip_backup,
-        )
-    click.echo(
-        f"{len(result.executions)} migration(s) applied"
-        if result.executions
-        else "nothing to apply: the database is up to date"
-    )
+    with _audited(engine.plan, "migrate up") as record:
+        if skip_backup:
+            record.detail = "before-migrate backup skipped (--skip-backup)"
+        with _progress("applied", "applying migrations") as progress:
+            result = engine.run_migrations(
+                target=target,
+                lock_wait=wait,
+                progress=progress,
+                allow_out_of_order=allow_out_of_order,
+                skip_backup=skip_backup,
+            )
+        summary = (_versions(result, "applied") if result.executions
+                   else "nothing to apply: the database is up to date")
+        record.detail = "; ".join(filter(None, (summary, record.detail)))
+    click.echo(summary)
 
 
 @migrate.command("lint")
@@ -232,15 +235,19 @@ def migrate_baseline(env: str | None, version: str | None, from_database: bool, 
     engine = _engine(env)
     if from_database:
         _confirm("baseline from the live schema", engine.plan.environment, yes)
-        migration = engine.baseline_from_database()
+        with _audited(engine.plan, "migrate baseline") as record:
+            migration = engine.baseline_from_database()
+            record.detail = f"{migration.version} written from the live schema, recorded as applied"
         click.echo(f"wrote {migration.file} from the live schema (rebuilds it exactly) and "
                    f"recorded it as applied")
         return
     if version is None:
         raise click.UsageError("give --version VERSION or --from-database (one of them)")
     _confirm(f"baseline at {version}", engine.plan.environment, yes)
-    adopted = engine.baseline(version)
-    click.echo(f"baselined at {version}: {len(adopted)} migration(s) recorded as applied")
+    with _audited(engine.plan, "migrate baseline") as record:
+        adopted = engine.baseline(version)
+        record.detail = f"baselined at {version}: {len(adopted)} migration(s) recorded as applied"
+    click.echo(record.detail)
 
 
 @main.command()
@@ -278,7 +285,12 @@ def rollback(
                 backups.plan.environment,
                 yes,
             )
-        restored = backups.emergency_rollback(dry_run=dry_run)
+        if dry_run:
+            restored = backups.emergency_rollback(dry_run=True)
+        else:
+            with _audited(backups.plan, "rollback --emergency", replaces_database=True) as record:
+                restored = backups.emergency_rollback(dry_run=False)
+                record.detail = "; ".join(restored.lines())
         click.echo("\n".join(mask(line) for line in restored.lines()))
         return
     engine = _engine(env)
@@ -287,15 +299,21 @@ def rollback(
         click.echo("\n".join(report_listing(preview)))
         return
     _confirm("roll back migrations", engine.plan.environment, yes)
-    with _progress("rolled back", "rolling back") as progress:
-        result = engine.rollback_migrations(
-            count=count, to=to, progress=progress, lock_wait=_duration_option(lock_wait)
-        )
-    click.echo(
-        f"{len(result.executions)} migration(s) rolled back"
-        if result.executions
-        else "nothing to roll back"
-    )
+    with _audited(engine.plan, "rollback") as record:
+        with _progress("rolled back", "rolling back") as progress:
+            result = engine.rollback_migrations(
+                count=count, to=to, progress=progress, lock_wait=_duration_option(lock_wait)
+            )
+        record.detail = (_versions(result, "rolled back") if result.executions
+                         else "nothing to roll back")
+    click.echo(record.detail)
+
+
+def _versions(result: RunResult, verb: str) -> str:
+    """`3 migration(s) applied: 20250101000001, ..., 20250101000003` (the first and last two)."""
+    versions = [e.migration.version for e in result.executions]
+    shown = versions if len(versions) <= 4 else [*versions[:2], "...", *versions[-2:]]
+    return f"{len(versions)} migration(s) {verb}: {', '.join(shown)}"
 
 
 def report_listing(result: RunResult) -> list[str]:

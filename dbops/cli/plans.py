@@ -30,9 +30,10 @@ from dbops.config.load import plan_files, resolve_plan_path, validate_file
 from dbops.config.source import display_path
 from dbops.config.units import format_duration, parse_duration
 from dbops.connect import mask
-from dbops.errors import DbopsError, DestroyRefused, PlanError, Problem
+from dbops.errors import ConnectionError, DbopsError, DestroyRefused, PlanError, Problem
 
 if TYPE_CHECKING:
+    from dbops.config.model import Plan
     from dbops.execute import ApplyReport
 
 MAX_PLAN_FILE = 16 * 2**20  # a saved ChangeSet of thousands of migrations fits many times over
@@ -138,11 +139,32 @@ def apply(
 ) -> None:
     """Plan, confirm, then execute through pyinfra with health gates and automatic rollback.
     Holds the apply lock from planning to the audit row: one apply at a time per database."""
+    the_plan = _load(env, overrides)
+    wait = _duration("--lock-wait", lock_wait)
+    try:
+        report = _apply(the_plan, plan_file, wait, dry_run=dry_run, allow_restart=allow_restart,
+                        allow_destroy=allow_destroy, skip_backup=skip_backup, yes=yes)
+    except ConnectionError as exc:
+        if not dry_run:  # apply never reached the database to write its own audit row
+            from dbops import audit
+
+            audit.record(the_plan, "apply", str(exc), result="failed")
+        raise
+    if report is None:
+        return
+    for line in _report_lines(report):
+        click.echo(mask(line), err=report.result != "applied")
+    if report.result != "applied":
+        sys.exit(EXIT_ERROR)
+
+
+def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: bool,
+           allow_restart: bool, allow_destroy: bool, skip_backup: bool,
+           yes: bool) -> ApplyReport | None:
+    """Plan under the apply lock, show, confirm and execute; None when nothing was executed."""
     from dbops import pipeline
 
-    the_plan = _load(env, overrides)
     saved, digest = _read_plan_file(plan_file) if plan_file is not None else (None, None)
-    wait = _duration("--lock-wait", lock_wait)
     lock = nullcontext(0) if dry_run else pipeline.apply_lock(the_plan, wait)
     with lock as lock_pid:
         planned = pipeline.plan(the_plan, command="apply")
@@ -151,7 +173,7 @@ def apply(
             pipeline.check_saved(saved, changeset, display_path(plan_file))
         click.echo(_render(changeset, "text"))
         if changeset.empty and not planned.live.unfinished:
-            return
+            return None
         if dry_run:
             for op in pipeline.dry_run(the_plan, changeset, allow_restart=allow_restart,
                                        skip_backup=skip_backup):
@@ -161,7 +183,7 @@ def apply(
                     click.echo(mask(f"    {command}"))
             if changeset.destroys and not allow_destroy:
                 click.echo(f"apply would refuse: {_destroy_refusal(changeset)}", err=True)
-            return
+            return None
         if changeset.destroys and not allow_destroy:
             raise DestroyRefused(_destroy_refusal(changeset))
         _confirm(f"apply these changes to {the_plan.environment}", the_plan.environment, yes)
@@ -175,10 +197,7 @@ def apply(
             lock_pid=lock_pid,
             plan_file_sha256=digest,
         )
-    for line in _report_lines(report):
-        click.echo(mask(line), err=report.result != "applied")
-    if report.result != "applied":
-        sys.exit(EXIT_ERROR)
+    return report
 
 
 def _read_plan_file(path: Path) -> tuple[ChangeSet, str]:

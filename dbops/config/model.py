@@ -63,6 +63,9 @@ class Database:
     sslmode: str
     connect_timeout: timedelta
     replicas: tuple[Replica, ...]
+    sslrootcert: Path | None = None
+    sslcert: Path | None = None
+    sslkey: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class Pool:
     log_slow_queries: bool
     dynamic_sizing: DynamicSizing
     read_routing: ReadRouting
+    leak_reclaim_after: timedelta | None = None  # None: only garbage-collected ones are reclaimed
 
     @property
     def demand(self) -> int:
@@ -297,6 +301,13 @@ def _recovery(rec: dict[str, Any], *, plan_roles: tuple[str, ...]) -> Recovery:
     )
 
 
+def _tls_file(root: Path, value: str | None) -> Path | None:
+    """A TLS file named in the plan, relative to the project root (libpq's `system` as is)."""
+    if value is None:
+        return None
+    return Path(value) if value == "system" else root / value
+
+
 def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
     """Turn a validated document with defaults filled in into a Plan."""
     d = doc.data
@@ -320,6 +331,9 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
                 Replica(name=r.get("name", f"replica{n + 1}"), host=r["host"], port=r["port"])
                 for n, r in enumerate(db["replicas"])
             ),
+            sslrootcert=_tls_file(root, db.get("sslrootcert")),
+            sslcert=_tls_file(root, db.get("sslcert")),
+            sslkey=_tls_file(root, db.get("sslkey")),
         ),
         pool=Pool(
             profile=pool["profile"],
@@ -336,6 +350,9 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             log_queries=pool["log_queries"],
             log_slow_queries=pool["log_slow_queries"],
             dynamic_sizing=DynamicSizing(**pool["dynamic_sizing"]),
+            leak_reclaim_after=(
+                _dur(pool["leak_reclaim_after"]) if "leak_reclaim_after" in pool else None
+            ),
             read_routing=ReadRouting(
                 strategy=pool["read_routing"]["strategy"],
                 max_lag=_dur(pool["read_routing"]["max_lag"]),

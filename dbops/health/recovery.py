@@ -92,6 +92,7 @@ class Recoverer:
     """Applies the plan's recovery policy after a check cycle."""
 
     def __init__(self, plan: Plan, *, pool: AttachedPool | None = None) -> None:
+        self.plan = plan
         self.policy = plan.health.recovery
         self.pool = pool
 
@@ -119,6 +120,11 @@ class Recoverer:
             steps.append(self._reset_pool(p.reset_pool_after_failover, previous, report.identity))
         for step in steps:
             AUDIT.warning(step.line)
+        acted = [step.line for step in steps if step.done and not step.dry_run]
+        if acted:
+            from dbops import audit
+
+            audit.record(self.plan, "health recovery", "; ".join(acted))
         return steps
 
     def _sessions(self, checker: Checker, action: RecoveryAction, *,

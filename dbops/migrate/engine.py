@@ -200,22 +200,18 @@ class MigrationEngine:
                 self._notify,
             )
             durations: list[float] = []
-            try:
-                # What dbops itself changes is not drift, nor what a killed run changed before.
-                with ledger.crediting(conn):
-                    for number, execution in enumerate(executions, start=1):
-                        steps = {
-                            j.step: j.status
-                            for j in journal
-                            if j.version == execution.migration.version
-                            and j.direction == direction
-                        }
-                        durations.append(runner.run(execution, steps))
-                        if progress:
-                            progress(number, len(executions), execution.migration, durations[-1])
-            finally:
-                if skip_backup and direction == "up" and executions:
-                    self._audit_skipped_backup(conn, executions, len(durations))
+            # What dbops itself changes is not drift, nor what a killed run changed before.
+            with ledger.crediting(conn):
+                for number, execution in enumerate(executions, start=1):
+                    steps = {
+                        j.step: j.status
+                        for j in journal
+                        if j.version == execution.migration.version
+                        and j.direction == direction
+                    }
+                    durations.append(runner.run(execution, steps))
+                    if progress:
+                        progress(number, len(executions), execution.migration, durations[-1])
             if durations:
                 from dbops.migrate.rehearsal import post_validate
 
@@ -281,18 +277,6 @@ class MigrationEngine:
 
         with self._connect("migrate-check", autocommit=True) as conn:
             post_validate(conn, self._notify or (lambda message: None))
-
-    def _audit_skipped_backup(self, conn: psycopg.Connection[Any],
-                              executions: tuple[Execution, ...], applied: int) -> None:
-        """A migration without its before-migrate backup leaves a trace in the audit log."""
-        from dbops.planner import plan_hash
-
-        complete = applied == len(executions)
-        ledger.audit(conn, environment=self.plan.environment, plan_hash=plan_hash(self.plan),
-                     changes=[{"address": f"migration.{e.migration.version}", "action": "+",
-                               "before": None, "after": e.migration.name} for e in executions],
-                     result="applied" if complete else "failed",
-                     reason="migrate up: before-migrate backup skipped (--skip-backup)")
 
     def _prevalidate(self, executions: tuple[Execution, ...]) -> None:
         """Lint at the plan's fail_on, then (when the policy says) rehearse on a schema copy."""

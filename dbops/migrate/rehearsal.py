@@ -13,18 +13,16 @@ import psycopg
 from psycopg import sql
 
 from dbops import ledger
-from dbops.connect import Endpoint, mask, open_connection, with_database
+from dbops.connect import Endpoint, libpq_environment, mask, open_connection, with_database
 from dbops.errors import MigrationError, StatementFailed
 from dbops.local import find_bindir
 from dbops.migrate.runner import Execution, Notify, Runner, RunSettings
 
 
 def _environment(ep: Endpoint) -> dict[str, str]:
-    """The password reaches pg_dump and psql through the environment, never the command line."""
-    env = {**os.environ, "PGSSLMODE": ep.sslmode, "PGCONNECT_TIMEOUT": "10"}
-    if ep.password:
-        env["PGPASSWORD"] = ep.password
-    return env
+    """The password reaches pg_dump and psql through the environment, never the command line;
+    the plan's TLS settings too, and nothing else of dbops' environment."""
+    return libpq_environment(ep, "migrate-rehearsal")
 
 
 def rehearse(ep: Endpoint, executions: tuple[Execution, ...], settings: RunSettings,

@@ -19,6 +19,8 @@ from dbops.pool.errors import (
     PoolConfigError,
     PoolError,
     PoolExhausted,
+    PoolTimeout,
+    PoolUnavailable,
 )
 from dbops.pool.leaks import LeakReport
 from dbops.pool.manager import PoolManager
@@ -41,6 +43,8 @@ __all__ = [
     "PoolManager",
     "PoolSettings",
     "PoolStats",
+    "PoolTimeout",
+    "PoolUnavailable",
     "PooledConnection",
     "connection_budget",
     "settings_from_plan",

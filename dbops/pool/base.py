@@ -7,8 +7,8 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from datetime import timedelta
 from pathlib import Path
-from time import perf_counter
 from typing import Any, Literal
 
 import psycopg
@@ -28,8 +28,10 @@ Intent = Literal["write", "read"]
 Isolation = IsolationLevel | Literal["read committed", "repeatable read", "serializable"]
 
 # The server ended the session: admin_shutdown, crash_shutdown, cannot_connect_now,
-# idle_session_timeout. A statement that got one of these back was not committed.
+# idle_session_timeout. A statement that got one of these back may still have run (and, in
+# autocommit, committed) before the session was ended: the pool never sends it again.
 _SESSION_ENDED = frozenset({"57P01", "57P02", "57P03", "57P05"})
+INTENTS = ("write", "read")
 
 UNRESOLVED = -1
 WAL_INSERT_LSN = "SELECT pg_current_wal_insert_lsn()::text"
@@ -37,7 +39,13 @@ WAL_FLUSH_LSN = (
     "SELECT pg_current_wal_flush_lsn()::text, current_setting('wal_block_size')::int,"
     " pg_size_bytes(current_setting('wal_segment_size'))"
 )
-REPLICA_PROBE = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
+# In recovery, replay position, and the replica's own lag: the age of its last replayed commit
+# while it has received WAL it has not replayed, else 0 (an idle primary is not lag).
+REPLICA_PROBE = (
+    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,"
+    " CASE WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
+    " ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 END"
+)
 REPLAY_LSN = "SELECT pg_last_wal_replay_lsn()::text"
 
 
@@ -48,9 +56,23 @@ def connection_lost(exc: BaseException, conn: psycopg.Connection[Any] | psycopg.
     return conn.broken or conn.closed or exc.sqlstate in _SESSION_ENDED
 
 
-def session_ended_before_commit(exc: BaseException) -> bool:
-    """The server answered with 'your session ends': the statement did not commit."""
-    return isinstance(exc, psycopg.Error) and exc.sqlstate in _SESSION_ENDED
+def check_intent(intent: str) -> None:
+    if intent not in INTENTS:
+        raise PoolConfigError(f"unknown intent {intent!r}: 'write' or 'read'")
+
+
+class Written:
+    """A caller's read-your-writes position (UNRESOLVED after a write, else an LSN or 0).
+
+    A mutable holder kept in a ContextVar: set in the caller's context by the pool call itself
+    (before any task runs it), so tasks the caller starts afterwards (asyncio.wait_for, gather,
+    TaskGroup copy the context) share it and their writes are seen by the caller's reads.
+    """
+
+    __slots__ = ("lsn",)
+
+    def __init__(self) -> None:
+        self.lsn = 0
 
 
 def reason_of(exc: BaseException) -> str:
@@ -115,8 +137,8 @@ class ManagerBase:
         # Read-your-writes: the caller's (thread's or task's) newest commit position.
         # Read-your-writes is lazy: a write only marks the caller UNRESOLVED (no round trip); its
         # next read fetches the primary's WAL insert position, which is past every commit the
-        # caller made, and keeps it until the caller writes again.
-        self._written: ContextVar[int] = ContextVar(f"dbops_pool_written_{id(self)}", default=0)
+        # caller made, and keeps it until the caller writes again. reset() starts a new variable.
+        self._written: ContextVar[Written] = ContextVar(f"dbops_pool_written_{id(self)}")
         self._track_writes = s.read_your_writes and bool(replicas)
         self.gauges: Callable[[], list[Gauges]] = list  # set by the manager once its pools exist
         self._collector: PoolCollector | None = None
@@ -134,25 +156,47 @@ class ManagerBase:
         """psycopg.connect arguments for one server, tagged application_name=dbops/pool/<name>/<pid>."""
         return params(self.endpoints[node], command=self.settings.application_name)
 
+    def monitor_conninfo(self, node: str) -> dict[str, Any]:
+        """The replica monitor's own connection to a server (outside the pools, so it measures
+        at any load): tagged .../monitor, its statements bounded."""
+        limit = max(1.0, 5 * self.settings.monitor_interval)
+        return params(
+            self.endpoints[node],
+            command=f"{self.settings.application_name}/monitor",
+            statement_timeout=timedelta(seconds=limit),
+        )
+
+    def written(self) -> Written:
+        """The caller's read-your-writes holder, created in the caller's context if missing."""
+        holder = self._written.get(None)
+        if holder is None:
+            holder = Written()
+            self._written.set(holder)
+        return holder
+
+    def reset_positions(self) -> None:
+        """Forget every caller's read-your-writes position (positions of a former primary)."""
+        self._written = ContextVar(f"dbops_pool_written_{id(self)}")
+
     def add_leak_callback(self, callback: LeakCallback) -> None:
         """Call `callback(LeakReport)` for every leak found (the health monitor's alert hook)."""
         self.leak_callbacks.append(callback)
 
-    def _resolved(self, insert_lsn: int) -> int:
+    def _resolved(self, holder: Written, insert_lsn: int) -> int:
         """Record the primary's insert position as the caller's read-your-writes position."""
         lsn = self.router.record_end(insert_lsn)
-        self._written.set(lsn)
-        self.router.observe_primary(insert_lsn, perf_counter())  # a free sample for the lag
+        if holder.lsn == UNRESOLVED:  # unless the caller wrote again meanwhile
+            holder.lsn = lsn
         return lsn
 
-    def _read_position(self, after_lsn: str | int | None) -> int:
+    def _read_position(self, holder: Written, after_lsn: str | int | None) -> int:
         """The position a read must see: explicit, the caller's own (UNRESOLVED when it wrote
         since it was last resolved), or 0 for any."""
         if isinstance(after_lsn, str):
             return parse_lsn(after_lsn)
         if after_lsn:
             return after_lsn
-        return self._written.get() if self.settings.read_your_writes else 0
+        return holder.lsn if self.settings.read_your_writes else 0
 
     def _node_view(self) -> list[tuple[NodeMetrics, Gauges]]:
         return [(self.metrics[g.node], g) for g in self.gauges()]

@@ -15,6 +15,11 @@ transaction is an explicit `with conn.transaction():` (what PoolManager.transact
 A connection returned inside a transaction is rolled back (and a warning logged); one whose
 server went away is discarded; a checkout skips an idle connection whose socket has something
 to read (a terminated backend's goodbye), so connections killed while idle never reach a caller.
+
+A checkout made without a frame is the pool's own (a probe, a read-your-writes position): it is
+not counted in the acquire-wait histogram or the acquire timeouts, which are the application's.
+A connection its holder dropped without returning it (garbage-collected) gives its slot back; with
+leak_reclaim_after, one held longer than that is closed under its holder and its slot freed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ import contextlib
 import itertools
 import logging
 import math
+import os
+import socket
 import threading
+import weakref
 from bisect import bisect_left
 from collections import deque
 from threading import get_ident
@@ -35,9 +43,8 @@ import psycopg
 from psycopg.pq import ConnStatus, TransactionStatus
 
 from dbops.connect import mask
-from dbops.errors import ConnectionError
 from dbops.pool.connection import InstrumentedCursor, PooledConnection, socket_is_quiet
-from dbops.pool.errors import PoolClosed, PoolExhausted
+from dbops.pool.errors import PoolClosed, PoolExhausted, PoolUnavailable
 from dbops.pool.leaks import (
     Held,
     LeakReport,
@@ -54,10 +61,24 @@ logger = logging.getLogger("dbops.pool")
 _IDLE = TransactionStatus.IDLE
 _OK = ConnStatus.OK
 
-# A connection returned this recently (seconds) is handed out without looking at its socket,
-# as HikariCP does: a backend killed in that instant fails the first statement instead, which
-# query() takes again when the server says the session ended before it ran.
-ALIVE_BYPASS = 0.05
+
+def sever(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], *, cancel: bool = True
+) -> None:
+    """End a connection's session under its holder: cancel its statement (a blocking round
+    trip: threads only) and shut its socket down (the server ends the session and rolls back;
+    the holder's next call fails). Safe while the holder uses it from another thread: libpq's
+    memory is freed only by the connection's own close()."""
+    if cancel:
+        with contextlib.suppress(Exception):
+            conn.pgconn.get_cancel().cancel()
+    with contextlib.suppress(Exception):
+        fd = conn.pgconn.socket
+        dup = socket.socket(fileno=os.dup(fd))
+        try:
+            dup.shutdown(socket.SHUT_RDWR)
+        finally:
+            dup.close()
 
 
 class _Waiter:
@@ -98,6 +119,7 @@ class Pool:
         self.target_utilization = settings.target_utilization
         self.max_idle = settings.max_idle
         self.max_lifetime = settings.max_lifetime
+        self.reclaim_after = settings.leak_reclaim_after
         self.target = max(self.min_size, 1) if self.dynamic else self.max_size
         self._conninfo = conninfo
         self._lock = threading.Lock()
@@ -115,6 +137,10 @@ class Pool:
         self._peak = 0
         self._waits = 0
         self._generation = 0  # bumped by discard_idle: older connections are not pooled again
+        # Per open connection, its finalizer: it reports the connection's id to `_collected`
+        # when the holder drops the connection without returning it (peek() finds it alive).
+        self._finalizers: dict[int, weakref.finalize[Any, Any]] = {}
+        self._collected: deque[int] = deque()  # appended by finalizers, drained under the lock
 
     def getconn(
         self,
@@ -125,7 +151,7 @@ class Pool:
     ) -> PooledConnection:
         """A usable connection within `timeout` seconds, recorded as held by the code running in
         `frame` (`routed`: a read the router sent here, counted). Raises PoolExhausted (naming
-        the holders) on timeout, ConnectionError when a new connection cannot be opened,
+        the holders) on timeout, PoolUnavailable when a new connection cannot be opened,
         PoolClosed after close()."""
         started = perf_counter()
         with self._lock:
@@ -135,29 +161,38 @@ class Pool:
             else:
                 conn = None
         if conn is not None:
-            if (
-                started - conn._dbops_born < self.max_lifetime
-                and (started - conn._dbops_idle_since < ALIVE_BYPASS or socket_is_quiet(conn))
-            ):
+            if started - conn._dbops_born < self.max_lifetime and socket_is_quiet(conn):
                 return conn
             self._drop(conn)
-        return self._getconn_slow(started, timeout, frame, leak_check, routed)
+        conn = self._getconn_slow(started, timeout, frame, leak_check, routed)
+        assert conn is not None
+        return conn
+
+    def try_getconn(
+        self, frame: FrameType | None, leak_check: bool = True, routed: bool = False
+    ) -> PooledConnection | None:
+        """A usable connection if one is idle or may be opened now, else None (no waiting, no
+        timeout counted): a busy replica lets the read go to the next candidate."""
+        return self._getconn_slow(perf_counter(), None, frame, leak_check, routed)
 
     def _getconn_slow(
         self,
         started: float,
-        timeout: float,
+        timeout: float | None,
         frame: FrameType | None,
         leak_check: bool,
         routed: bool,
-    ) -> PooledConnection:
+    ) -> PooledConnection | None:
         """Take an idle connection when nobody is queued, else open one while below the target
         (growing it up to max_size when sizing is dynamic), else queue: connections returned
-        while callers wait are handed to the one waiting longest (no barging, no starvation)."""
+        while callers wait are handed to the one waiting longest (no barging, no starvation).
+        With timeout None, return None instead of queueing."""
         thread = get_ident()
         while True:
             conn: PooledConnection | None = None
             waiter: _Waiter | None = None
+            if self._collected:
+                self.reclaim_collected()
             with self._lock:
                 if self._closed:
                     raise PoolClosed(f"the pool of {self.node} is closed")
@@ -167,11 +202,14 @@ class Pool:
                 elif self._size < self.target or self.target < self.max_size:
                     self.target = max(self.target, self._size + 1)  # dynamic: grow under pressure
                     self._size += 1
+                elif timeout is None:
+                    return None
                 else:
                     waiter = _Waiter(started, frame, leak_check, routed, thread)
                     self._waiters.append(waiter)
                     self._waits += 1
             if waiter is not None:
+                assert timeout is not None
                 conn = self._wait_in_line(waiter, started + timeout - perf_counter(), timeout)
                 if conn is None:  # handed a slot to open a connection in
                     return self._open_for(started, frame, leak_check, routed, thread)
@@ -192,7 +230,8 @@ class Pool:
             self._waiters.remove(waiter)
             if self._closed:
                 raise PoolClosed(f"the pool of {self.node} is closed")
-            self.metrics.acquire_timeouts += 1
+            if waiter.frame is not None:  # the application's checkout, not the pool's own
+                self.metrics.acquire_timeouts += 1
             raise self._exhausted(timeout, perf_counter())
 
     def _open_for(
@@ -230,9 +269,10 @@ class Pool:
         )
         if len(holders) > self._peak:
             self._peak = len(holders)
-        waited = now - started
-        self._wait_counts[bisect_left(BUCKETS, waited)] += 1
-        self.metrics.acquire_wait.sum += waited
+        if frame is not None:  # the application's checkout, not the pool's own
+            waited = now - started
+            self._wait_counts[bisect_left(BUCKETS, waited)] += 1
+            self.metrics.acquire_wait.sum += waited
         if routed:
             self.metrics.reads_routed += 1
 
@@ -256,35 +296,38 @@ class Pool:
 
     def putconn(self, conn: PooledConnection) -> None:
         """Give a connection back: rolled back if left in a transaction, dropped if broken,
-        handed to the longest waiter if anyone waits."""
+        handed to the longest waiter if anyone waits. One reclaimed while held is just closed."""
         keep = True
         if conn.pgconn.transaction_status != _IDLE:
             keep = self._reset(conn, conn.pgconn.transaction_status)
         now = perf_counter()
         with self._lock:
             record = self._holders.pop(conn._dbops_id, None)
-            self._busy_area += (len(self._holders) + 1) * (now - self._busy_mark)
-            self._busy_mark = now
             if conn._dbops_times:
                 self.metrics.fold(conn._dbops_times)
-            if (
-                keep
-                and self._size <= self.target
-                and conn._dbops_generation == self._generation
-                and not self._closed
-            ):
-                if not self._hand_over(conn, now):
-                    conn._dbops_idle_since = now
-                    self._idle.append(conn)
+            if record is None:  # reclaimed while its holder had it: its slot was freed then
+                keep = leaked = False
             else:
-                keep = False
-                self._size -= 1
-                self._free_slot()
-            leaked = bool(self._reported) and conn._dbops_id in self._reported
-            if leaked:
-                self._reported.discard(conn._dbops_id)
+                self._busy_area += (len(self._holders) + 1) * (now - self._busy_mark)
+                self._busy_mark = now
+                if (
+                    keep
+                    and self._size <= self.target
+                    and conn._dbops_generation == self._generation
+                    and not self._closed
+                ):
+                    if not self._hand_over(conn, now):
+                        conn._dbops_idle_since = now
+                        self._idle.append(conn)
+                else:
+                    keep = False
+                    self._size -= 1
+                    self._free_slot()
+                leaked = bool(self._reported) and conn._dbops_id in self._reported
+                if leaked:
+                    self._reported.discard(conn._dbops_id)
         if not keep:
-            self._close(conn)
+            self._close(conn, counted=record is not None)
         if leaked and record is not None:
             returned_after_report(self.node, record, now)
 
@@ -304,10 +347,11 @@ class Pool:
     def _drop(self, conn: PooledConnection) -> None:
         """Forget a connection that was checked out by getconn but turned out unusable."""
         with self._lock:
-            self._holders.pop(conn._dbops_id, None)
-            self._size -= 1
-            self._free_slot()
-        self._close(conn)
+            held = self._holders.pop(conn._dbops_id, None) is not None
+            if held:
+                self._size -= 1
+                self._free_slot()
+        self._close(conn, counted=held)
 
     def _open_reserved(self) -> PooledConnection:
         """Open a connection for a slot already counted in _size (released again on failure)."""
@@ -327,11 +371,14 @@ class Pool:
         except psycopg.OperationalError as exc:
             self.metrics.connect_errors += 1
             reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise ConnectionError(
-                mask(f"cannot connect to {self.node} ({self.describe}): {reason}")
+            raise PoolUnavailable(
+                self.node, mask(f"cannot connect to {self.node} ({self.describe}): {reason}")
             ) from None
         now = perf_counter()
         conn._dbops_id = next(self._ids)
+        finalizer = weakref.finalize(conn, self._collected.append, conn._dbops_id)
+        finalizer.atexit = False
+        self._finalizers[conn._dbops_id] = finalizer
         conn._dbops_born = conn._dbops_idle_since = now
         conn._dbops_times = []
         conn._dbops_log_after = self.metrics.log_after
@@ -341,8 +388,14 @@ class Pool:
         self.metrics.opened += 1
         return conn
 
-    def _close(self, conn: PooledConnection) -> None:
-        self.metrics.closed += 1
+    def _close(self, conn: PooledConnection, counted: bool = True) -> None:
+        """Close a connection; `counted`: it still held a slot (a reclaimed one was counted
+        when it was reclaimed)."""
+        finalizer = self._finalizers.pop(conn._dbops_id, None)
+        if finalizer is not None:
+            finalizer.detach()
+        if counted:
+            self.metrics.closed += 1
         with contextlib.suppress(psycopg.Error):  # closing a connection whose server is gone
             conn.close()
 
@@ -404,7 +457,7 @@ class Pool:
             self._close(conn)
         try:
             self.fill()
-        except ConnectionError as exc:
+        except PoolUnavailable as exc:
             logger.warning("%s", exc)
 
     def _resize(self, now: float) -> None:
@@ -438,6 +491,62 @@ class Pool:
             due = overdue(self._holders.items(), self._reported, now, threshold)
             self.metrics.leaks += len(due)
         return leak_reports(self.node, due, now, threshold) if due else []
+
+    def reclaim_collected(self) -> int:
+        """Free the slots of connections their holders dropped without returning them (the
+        finalizer saw them garbage-collected; their sessions closed with them)."""
+        freed: list[Held] = []
+        with self._lock:
+            while self._collected:
+                conn_id = self._collected.popleft()
+                self._finalizers.pop(conn_id, None)
+                record = self._holders.pop(conn_id, None)
+                if record is None:
+                    continue
+                self._reported.discard(conn_id)
+                self._size -= 1
+                self.metrics.closed += 1
+                self.metrics.reclaimed += 1
+                freed.append(record)
+                self._free_slot()
+        now = perf_counter()
+        for record in freed:
+            logger.warning(
+                "reclaimed a connection to %s: its holder dropped it without returning it (it "
+                "was %s); its slot freed", self.node, holder(self.node, record, now),
+            )
+        return len(freed)
+
+    def reclaim_overdue(self, now: float) -> int:
+        """With leak_reclaim_after, close connections held longer than that (not those checked
+        out with leak_detection=False) under their holders and free their slots."""
+        if self.reclaim_after <= 0:
+            return 0
+        taken: list[tuple[Held, PooledConnection | None]] = []
+        with self._lock:
+            for conn_id, record in list(self._holders.items()):
+                if not record[4] or now - record[0] < self.reclaim_after:
+                    continue
+                del self._holders[conn_id]
+                self._reported.discard(conn_id)
+                finalizer = self._finalizers.pop(conn_id, None)
+                alive = finalizer.peek() if finalizer is not None else None
+                if finalizer is not None:
+                    finalizer.detach()
+                self._size -= 1
+                self.metrics.closed += 1
+                self.metrics.reclaimed += 1
+                taken.append((record, cast(PooledConnection, alive[0]) if alive else None))
+                self._free_slot()
+        for record, conn in taken:
+            if conn is not None:
+                sever(conn)
+            logger.warning(
+                "reclaimed a connection to %s (leak_reclaim_after %.2fs): %s; its session was "
+                "closed and its slot freed", self.node, self.reclaim_after,
+                holder(self.node, record, now),
+            )
+        return len(taken)
 
     def count_routed(self) -> None:
         """Count a read served here after its read-your-writes check passed."""

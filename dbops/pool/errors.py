@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dbops.errors import ConnectionError as DbopsConnectionError
 from dbops.errors import DbopsError
 
 
@@ -28,18 +29,32 @@ class Holder:
 
 
 class PoolError(DbopsError):
-    """Base of the runtime pool's errors."""
+    """Base of every error the runtime pool raises (SQL errors of a statement stay psycopg's)."""
 
 
 class PoolConfigError(PoolError):
-    """The pool cannot be built as asked: sizes outside the role's connection budget, and the like."""
+    """The pool cannot be built or called as asked: sizes outside the role's connection budget,
+    an unknown intent or isolation level, and the like."""
+
+
+class PoolUnavailable(PoolError, DbopsConnectionError):
+    """A server could not be reached: no connection could be opened. Nothing was sent, so the
+    call did not run; it is also a dbops ConnectionError."""
+
+    def __init__(self, node: str, message: str) -> None:
+        self.node = node
+        super().__init__(message)
 
 
 class PoolClosed(PoolError):
     """The manager was not opened yet, or was shut down."""
 
 
-class PoolExhausted(PoolError):
+class PoolTimeout(PoolError):
+    """A checkout got no connection within its timeout; the call did not run."""
+
+
+class PoolExhausted(PoolTimeout):
     """No connection became free within the acquire timeout; names the current holders.
 
     `waiting` counts the other callers still waiting, not the one that gave up.
@@ -71,8 +86,10 @@ class PoolExhausted(PoolError):
 class ConnectionLost(PoolError):
     """The server went away during a call (restart, crash, terminated backend).
 
-    `may_have_committed` is True when the statement might have been applied before the loss;
-    later calls get fresh connections, so retrying is the caller's decision, not the pool's.
+    `may_have_committed` is True when the statement (or COMMIT) had been sent: the server may
+    have applied it before the loss, so the pool never sends it again; False when it cannot have
+    been applied (nothing was committed). Later calls get fresh connections; retrying is the
+    caller's decision.
     """
 
     def __init__(self, node: str, reason: str, *, may_have_committed: bool) -> None:

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from dbops.pool.errors import Holder
 
@@ -28,7 +28,19 @@ Held = tuple[float, CodeType | None, int, int, bool, "asyncio.Task[Any] | None"]
 """One checkout: (since (perf_counter), caller's code, line, thread ident, leak_check, task)."""
 
 
-def held(since: float, frame: FrameType | None, leak_check: bool,
+class Site(NamedTuple):
+    """Where a call was made, read from the caller's frame when it made the call: an asyncio
+    call may run later in another task (wait_for, gather), whose frames are asyncio's."""
+
+    f_code: CodeType
+    f_lineno: int
+
+
+def site_of(frame: FrameType) -> Site:
+    return Site(frame.f_code, frame.f_lineno)
+
+
+def held(since: float, frame: FrameType | Site | None, leak_check: bool,
          task: asyncio.Task[Any] | None = None) -> Held:
     """The record of a checkout made by the code running in `frame`."""
     if frame is None:

@@ -9,14 +9,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from dbops.config.model import Plan
 from dbops.connect import Endpoint
-from dbops.errors import ConnectionError
 from dbops.pool.base import (
     REPLAY_LSN,
     UNRESOLVED,
@@ -24,15 +23,22 @@ from dbops.pool.base import (
     Intent,
     Isolation,
     ManagerBase,
+    Written,
     backoff,
+    check_intent,
     connection_lost,
     isolation_level,
     reason_of,
-    session_ended_before_commit,
 )
 from dbops.pool.connection import PooledConnection
 from dbops.pool.core import Pool
-from dbops.pool.errors import ConnectionLost, PoolClosed, PoolExhausted
+from dbops.pool.errors import (
+    ConnectionLost,
+    PoolClosed,
+    PoolError,
+    PoolExhausted,
+    PoolUnavailable,
+)
 from dbops.pool.leaks import LeakCallback
 from dbops.pool.metrics import Gauges
 from dbops.pool.routing import PRIMARY, format_lsn, parse_lsn
@@ -45,6 +51,7 @@ from dbops.pool.status import (
     performance,
     pool_stats,
 )
+from dbops.pool.transaction import Stage, TransactionBlock, lost, run
 from dbops.pool.upkeep import Upkeep, probe
 
 logger = logging.getLogger("dbops.pool")
@@ -99,6 +106,8 @@ class Checkout:
         manager, pool, conn = self._manager, self._pool, self._conn
         if exc is not None and pool is not manager._primary and connection_lost(exc, conn):
             manager._eject(pool.node, reason_of(exc))
+        # Conservatively, a write checkout marks a write whatever it ran (execute, executemany,
+        # copy, pipeline, a server-side cursor): the caller's next read sees it.
         manager._release(pool, conn, self._intent == "write")
 
 
@@ -113,9 +122,11 @@ class PoolManager:
       chosen by the plan's strategy (round_robin or least_lag) among those within max_lag, and
       after a write by the same thread only to one that has replayed it; otherwise the primary.
     - `query(sql, params, read_only=False)`: one statement, its rows (a list; empty without a
-      result). A read that loses its server is retried on the next candidate.
+      result). A read that loses its server is retried on the next candidate; a write never is.
     - `transaction(fn, isolation=, retries=)`: runs `fn(conn)` in one transaction and returns
-      its result, retrying serialization failures and deadlocks with a doubling backoff.
+      its result, retrying serialization failures, deadlocks and connections lost before
+      COMMIT with a doubling backoff; `with pool.transaction() as conn:` runs a block once.
+    - `reset()`: after a failover, close every connection and forget what the router knew.
     - `get_pool_stats()`, `get_performance_metrics()`, `get_health_status()`,
       `register_metrics()` (prometheus_client).
     """
@@ -147,7 +158,6 @@ class PoolManager:
         self._timeout = self.settings.acquire_timeout
         self._leak_check = self.settings.leak_detection_threshold > 0
         self._track_writes = b._track_writes
-        self._written = b._written
         self._upkeep = Upkeep(self._base, self._pools, self._eject)
         self._open = False
 
@@ -176,7 +186,7 @@ class PoolManager:
         for name, pool in self._replicas.items():
             try:
                 pool.open()
-            except ConnectionError as exc:
+            except PoolUnavailable as exc:
                 self.router.eject(name, str(exc))
         self._open = True
         self._upkeep.start()
@@ -195,10 +205,11 @@ class PoolManager:
     def last_write_lsn(self) -> str | None:
         """The position this thread's reads must see (read-your-writes), as PostgreSQL spells
         LSNs; None before its first write (or without replicas to route to)."""
-        lsn = self._written.get()
+        holder = self._base.written()
+        lsn = holder.lsn
         if lsn == UNRESOLVED:
-            lsn = self._position_now(self._timeout)
-        return format_lsn(lsn) if lsn else None
+            lsn = self._position_now(holder, self._timeout)
+        return format_lsn(lsn) if lsn > 0 else None
 
     def register_metrics(self, registry: Any = None) -> Any:
         """Export the metrics as a prometheus_client collector (default registry unless given)."""
@@ -217,7 +228,10 @@ class PoolManager:
         intent="read" may go to a replica (see the class); `after_lsn` asks for a server that has
         replayed that position (read-your-writes across threads or processes).
         `leak_detection=False` opts this checkout out of leak reports (expected long work).
+        Raises PoolConfigError for an intent other than "write" or "read".
         """
+        if intent != "write":
+            check_intent(intent)
         return Checkout(self, intent, timeout, leak_detection, after_lsn)
 
     def query(
@@ -233,8 +247,8 @@ class PoolManager:
 
         read_only=True routes it like intent read, and a read whose server goes away is retried
         on the next candidate (ending on the primary). A write whose connection is lost raises
-        ConnectionLost, unless the server said the session ended before the statement ran: then
-        it is taken once more on a new connection. SQL errors are psycopg's own exceptions.
+        ConnectionLost(may_have_committed=True) and is never sent again: the server may have
+        run it before the session ended (57P01 included). SQL errors are psycopg's own.
         """
         if read_only and self._replicas:
             return self._read_query(sql, params, timeout, row_factory, sys._getframe(1))
@@ -250,31 +264,25 @@ class PoolManager:
             self._release(pool, conn, not read_only)
             if not connection_lost(exc, conn):
                 raise
-            if not (read_only or session_ended_before_commit(exc)):
+            if not read_only:
                 raise ConnectionLost(PRIMARY, reason_of(exc), may_have_committed=True) from exc
-            return self._query_again(sql, params, timeout, row_factory, read_only, exc)
+            return self._query_again(sql, params, timeout, row_factory, exc)
         except BaseException:
             self._release(pool, conn, not read_only)
             raise
         if self._track_writes and not read_only:
-            self._written.set(UNRESOLVED)
+            self._base.written().lsn = UNRESOLVED
         pool.putconn(conn)
         return rows
 
     def _query_again(
-        self,
-        sql: Any,
-        params: Any,
-        timeout: float | None,
-        row_factory: Any,
-        read_only: bool,
-        first: BaseException,
+        self, sql: Any, params: Any, timeout: float | None, row_factory: Any, first: BaseException
     ) -> list[Any]:
-        """The one retry of a statement whose session ended before it ran."""
+        """The one retry of a read whose connection was lost."""
         pool = self._primary
         try:
             conn = pool.getconn(self._timeout if timeout is None else timeout, sys._getframe(2))
-        except (ConnectionError, PoolExhausted) as exc:
+        except (PoolUnavailable, PoolExhausted) as exc:
             raise ConnectionLost(
                 PRIMARY, f"{reason_of(first)}; then {exc}", may_have_committed=False
             ) from first
@@ -282,12 +290,10 @@ class PoolManager:
             return _run(conn, sql, params, row_factory)
         except psycopg.OperationalError as exc:
             if connection_lost(exc, conn):
-                raise ConnectionLost(
-                    PRIMARY, reason_of(exc), may_have_committed=not read_only
-                ) from first
+                raise ConnectionLost(PRIMARY, reason_of(exc), may_have_committed=False) from first
             raise
         finally:
-            self._release(pool, conn, not read_only)
+            self._release(pool, conn, False)
 
     def _read_query(
         self, sql: Any, params: Any, timeout: float | None, row_factory: Any, frame: Any
@@ -308,6 +314,7 @@ class PoolManager:
         assert last is not None
         raise ConnectionLost(PRIMARY, reason_of(last), may_have_committed=False) from last
 
+    @overload
     def transaction(
         self,
         fn: Callable[[PooledConnection], T],
@@ -316,28 +323,57 @@ class PoolManager:
         retries: int = 3,
         read_only: bool = False,
         timeout: float | None = None,
-    ) -> T:
+    ) -> T: ...
+
+    @overload
+    def transaction(
+        self,
+        fn: None = None,
+        *,
+        isolation: Isolation | None = None,
+        retries: int = 3,
+        read_only: bool = False,
+        timeout: float | None = None,
+    ) -> TransactionBlock: ...
+
+    def transaction(
+        self,
+        fn: Callable[[PooledConnection], T] | None = None,
+        *,
+        isolation: Isolation | None = None,
+        retries: int = 3,
+        read_only: bool = False,
+        timeout: float | None = None,
+    ) -> T | TransactionBlock:
         """Run `fn(conn)` inside one transaction and return its result; commit when it returns,
-        roll back when it raises. Serialization failures and deadlocks are retried up to
-        `retries` times (fn runs again, on a fresh transaction); then the last one is raised.
-        read_only=True starts a READ ONLY transaction routed like intent read; it is also taken
-        again on another server when its server goes away. A write transaction whose connection
-        is lost raises ConnectionLost.
+        roll back when it raises. Retried up to `retries` times (fn runs again, on a fresh
+        transaction and connection) when nothing can have been applied: serialization failures,
+        deadlocks, and a connection lost before COMMIT was sent (logged: "not applied"). A
+        connection lost during COMMIT raises ConnectionLost(may_have_committed=True) at once,
+        never retried; after the last retry ConnectionLost(may_have_committed=False).
+        read_only=True starts a READ ONLY transaction routed like intent read.
+
+        Without `fn`, `with pool.transaction() as conn:` runs the block in one transaction, once.
         """
         level = isolation_level(isolation)
-        intent: Intent = "read" if read_only else "write"
         frame = sys._getframe(1)
+        if fn is None:
+            return TransactionBlock(self, level, read_only, timeout, frame)
+        intent: Intent = "read" if read_only else "write"
         attempt = 0
+        failure: ConnectionLost | None = None
         while True:
-            pool, conn = self._checkout(intent, timeout, True, None, frame)
             try:
-                conn.isolation_level = level
-                conn.read_only = True if read_only else None
-                with conn.transaction():
-                    result = fn(conn)
-                conn.isolation_level = conn.read_only = None
-                self._release(pool, conn, not read_only)
-                return result
+                pool, conn = self._checkout(intent, timeout, True, None, frame)
+            except PoolUnavailable as exc:
+                if failure is None:
+                    raise
+                raise ConnectionLost(
+                    failure.node, f"{failure.reason}; then {exc}", may_have_committed=False
+                ) from exc
+            stage = Stage()
+            try:
+                result = run(conn, fn, level, read_only, stage)
             except RETRYABLE as exc:
                 self._release(pool, conn, not read_only)
                 if attempt >= retries:
@@ -351,15 +387,19 @@ class PoolManager:
                     raise
                 if pool is not self._primary:
                     self._eject(pool.node, reason_of(exc))
-                if not read_only or attempt >= retries:
-                    raise ConnectionLost(
-                        pool.node,
-                        reason_of(exc),
-                        may_have_committed=not read_only and not session_ended_before_commit(exc),
-                    ) from exc
+                failure = lost(pool.node, exc, stage, read_only)
+                if failure.may_have_committed or attempt >= retries:
+                    raise failure from exc
+                logger.info(
+                    "transaction retry %d/%d: %s lost during %s, before COMMIT: not applied",
+                    attempt + 1, retries, pool.node, stage.name,
+                )
             except BaseException:
                 self._release(pool, conn, not read_only)
                 raise
+            else:
+                self._release(pool, conn, not read_only)
+                return result
             time.sleep(backoff(self.settings.retry_backoff, attempt))
             attempt += 1
 
@@ -375,22 +415,30 @@ class PoolManager:
             raise PoolClosed(_NOT_OPEN)
         leak_check = leak_detection and self._leak_check
         wait = self._timeout if timeout is None else timeout
+        primary = self._primary
         if intent != "read" or not self._replicas:
-            return self._primary, self._primary.getconn(wait, frame, leak_check)
-        position = self._base._read_position(after_lsn)
+            return primary, primary.getconn(wait, frame, leak_check)
+        holder = self._base.written()
+        position = self._base._read_position(holder, after_lsn)
         just_written = position == UNRESOLVED
         if just_written:
-            position = self._position_now(wait)
+            position = self._position_now(holder, wait)
+            if position == UNRESOLVED:  # the primary's position is unknown: read there
+                return primary, primary.getconn(wait, frame, leak_check, True)
         for node, check in self.router.candidates(position):
             pool = self._pools[node]
-            if pool is self._primary:
+            if pool is primary:
                 return pool, pool.getconn(wait, frame, leak_check, True)
             if check and just_written:
                 continue  # the write committed a moment ago: asking a replica is a wasted trip
             try:
-                conn = pool.getconn(wait, frame, leak_check, not check)
-            except ConnectionError as exc:
+                # A busy replica does not keep the read waiting: the next candidate serves it,
+                # the primary last (within its own pool's budget).
+                conn = pool.try_getconn(frame, leak_check, not check)
+            except PoolUnavailable as exc:
                 self._eject(node, str(exc))
+                continue
+            if conn is None:
                 continue
             if not check:
                 return pool, conn
@@ -408,6 +456,9 @@ class PoolManager:
             if connection_lost(exc, conn):
                 self._eject(pool.node, reason_of(exc))
             return False
+        except BaseException:
+            pool.putconn(conn)
+            raise
         replayed = parse_lsn(row[0]) if row and row[0] else 0
         self.router.replayed(pool.node, replayed)
         if replayed < position:
@@ -416,20 +467,23 @@ class PoolManager:
         return True
 
     def _release(self, pool: Pool, conn: PooledConnection, wrote: bool) -> None:
-        if wrote and self._track_writes and conn._dbops_times:
-            self._written.set(UNRESOLVED)
+        if wrote and self._track_writes:
+            self._base.written().lsn = UNRESOLVED
         pool.putconn(conn)
 
-    def _position_now(self, wait: float) -> int:
+    def _position_now(self, holder: Written, wait: float) -> int:
         """Resolve the caller's read-your-writes position: the primary's WAL insert position
         now, past every commit the caller made (one round trip, on its first read after
-        writing)."""
+        writing); UNRESOLVED when the primary's connection failed."""
         conn = self._primary.getconn(wait, None, False)
         try:
             row = psycopg.Cursor(conn).execute(WAL_INSERT_LSN).fetchone()
+        except psycopg.Error as exc:
+            logger.debug("read-your-writes position unknown: %s", reason_of(exc))
+            return UNRESOLVED
         finally:
             self._primary.putconn(conn)
-        return self._base._resolved(parse_lsn(row[0])) if row else 0
+        return self._base._resolved(holder, parse_lsn(row[0])) if row else 0
 
     def _eject(self, node: str, reason: str) -> None:
         self.router.eject(node, reason)
@@ -458,7 +512,7 @@ class PoolManager:
             started = perf_counter()
             probe(self._primary, "SELECT 1", self._timeout)
             latency = perf_counter() - started
-        except (PoolExhausted, ConnectionError, PoolClosed, psycopg.Error) as exc:
+        except (PoolError, psycopg.Error) as exc:
             error = reason_of(exc)
         return health(
             latency,
@@ -468,6 +522,33 @@ class PoolManager:
             self._gauges(),
             sum(pool.open_leaks() for pool in self._pools.values()),
         )
+
+    def reset(self) -> None:
+        """After a failover (the health monitor's recovery calls it): close every idle
+        connection now and each checked-out one when it is returned, forget the replicas'
+        states, the primary's WAL history and every caller's read-your-writes position, then
+        open min_size connections to whatever the endpoints reach now and measure the replicas
+        again. A primary that cannot be reached yet is logged; calls reconnect on demand."""
+        running = self._open
+        if running:
+            self._upkeep.stop()
+        for pool in self._pools.values():
+            pool.discard_idle()
+        self.router.reset()
+        self._base.reset_positions()
+        logger.warning("pool %s reset: connections closed, replica states forgotten",
+                       self.settings.name)
+        if not running:
+            return
+        for node, pool in self._pools.items():
+            try:
+                pool.fill()
+            except PoolUnavailable as exc:
+                if node == PRIMARY:
+                    logger.warning("%s", exc)
+                else:
+                    self.router.eject(node, str(exc))
+        self._upkeep.start()
 
     def shutdown(self) -> None:
         """Stop the background threads and close every pool; connections still checked out are

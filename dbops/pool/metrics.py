@@ -122,6 +122,7 @@ class NodeMetrics:
         self.closed = 0
         self.connect_errors = 0
         self.leaks = 0
+        self.reclaimed = 0
         self.reads_routed = 0
 
     def fold(self, times: list[float]) -> None:
@@ -238,6 +239,17 @@ class PoolCollector:
             "opened": CounterMetricFamily(
                 "dbops_pool_connections_opened", "Connections opened", labels=labels
             ),
+            "connect_errors": CounterMetricFamily(
+                "dbops_pool_connect_errors",
+                "Connections the pool could not open for the application",
+                labels=labels,
+            ),
+            "reclaimed": CounterMetricFamily(
+                "dbops_pool_connections_reclaimed",
+                "Connections taken back from holders (dropped unreturned, or past "
+                "leak_reclaim_after)",
+                labels=labels,
+            ),
             "reads": CounterMetricFamily(
                 "dbops_pool_reads_routed", "Checkouts with intent read served here", labels=labels
             ),
@@ -263,6 +275,8 @@ class PoolCollector:
             fams["timeouts"].add_metric(lv, m.acquire_timeouts)
             fams["leaks"].add_metric(lv, m.leaks)
             fams["opened"].add_metric(lv, m.opened)
+            fams["connect_errors"].add_metric(lv, m.connect_errors)
+            fams["reclaimed"].add_metric(lv, m.reclaimed)
             fams["reads"].add_metric(lv, m.reads_routed)
             fams["conns"].add_metric([*lv, "idle"], g.idle)
             fams["conns"].add_metric([*lv, "in_use"], g.in_use)

@@ -8,11 +8,17 @@ Rules:
   replay LSN is behind it is a candidate only after a fresh check on the connection;
 - the primary is always the last candidate, so with every replica out, reads go to the primary.
 
-Lag is measured in the client, against the primary's WAL: each monitor round records the
-primary's flush LSN with the time it was seen; a replica's lag is the time since the first such
-sample its replay LSN has not reached (0 when it has replayed the newest). That is what "how
-stale can a read be" means, needs no clock agreement between servers, and grows while replay is
-paused under writes; its resolution is the monitor interval.
+Lag ("how stale can a read be") is measured by the replica monitor, on its own connections,
+once per monitor interval whatever the application's load:
+- in the client, against the primary's WAL: each round records the primary's flush LSN with the
+  time it was seen; the primary had WAL the replica has not replayed at least since the first
+  sample beyond its replay LSN (a lower bound), and the replica had all the primary's WAL as of
+  the last time the primary was seen at or before that LSN (an upper bound). Needs no clock
+  agreement, and sees a replica that stopped receiving;
+- on the replica: `now() - pg_last_xact_replay_timestamp()` while it has received WAL it has
+  not replayed (0 when everything received is replayed), precise to the moment replay stopped.
+The lag is the replica's own figure kept within the client's bounds: an idle primary's old last
+commit does not make a healthy replica look late, and a paused replay is seen within one round.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 logger = logging.getLogger("dbops.pool")
 
@@ -72,25 +78,37 @@ class ReplicaState:
 
 
 class WalHistory:
-    """(time, primary flush LSN) samples, one per new position, for the lag measure above."""
+    """The primary's flush LSNs as the monitor saw them, one sample per new position:
+    [first seen, last seen, LSN]. Only the monitor records (once a round), so the history spans
+    maxlen rounds whatever the application's load."""
 
     def __init__(self, maxlen: int = 4096) -> None:
-        self._samples: deque[tuple[float, int]] = deque(maxlen=maxlen)
+        self._samples: deque[list[Any]] = deque(maxlen=maxlen)
 
     def record(self, lsn: int, now: float) -> None:
-        if not self._samples or lsn > self._samples[-1][1]:
-            self._samples.append((now, lsn))
+        if self._samples and lsn <= self._samples[-1][2]:
+            self._samples[-1][1] = now  # still there: the primary had no more WAL at `now`
+        else:
+            self._samples.append([now, now, lsn])
 
     @property
     def latest(self) -> int | None:
-        return self._samples[-1][1] if self._samples else None
+        return int(self._samples[-1][2]) if self._samples else None
+
+    def bounds(self, replay_lsn: int, now: float) -> tuple[float, float | None]:
+        """(at least, at most) seconds this replica is behind: since the primary first had WAL
+        it has not replayed, and since the primary was last seen with nothing more than it has
+        (None: not known, the history starts past it)."""
+        replayed_at: float | None = None
+        for first, last, lsn in self._samples:
+            if lsn > replay_lsn:
+                return max(0.0, now - first), None if replayed_at is None else now - replayed_at
+            replayed_at = last
+        return 0.0, None if replayed_at is None else max(0.0, now - replayed_at)
 
     def lag(self, replay_lsn: int, now: float) -> float:
         """Seconds since the primary first had WAL this replica has not replayed; 0 if none."""
-        for seen_at, lsn in self._samples:
-            if lsn > replay_lsn:
-                return max(0.0, now - seen_at)
-        return 0.0
+        return self.bounds(replay_lsn, now)[0]
 
 
 class Router:
@@ -157,18 +175,28 @@ class Router:
     def record_end(self, lsn: int) -> int:
         return record_end(lsn, self.block_size, self.segment_size)
 
-    def observe_replica(self, name: str, replay_lsn: int | None, now: float) -> None:
-        """A successful probe: the replica answers and is in recovery; re-admits an ejected one."""
+    def observe_replica(
+        self, name: str, replay_lsn: int | None, now: float, own_lag: float | None = None
+    ) -> None:
+        """A successful probe: the replica answers and is in recovery; re-admits an ejected one.
+        `own_lag`: the replica's own figure (seconds since its last replayed commit while it
+        has WAL to replay, else 0), kept within the bounds the primary's history gives."""
         with self._lock:
-            self._observe_replica(name, replay_lsn, now)
+            self._observe_replica(name, replay_lsn, now, own_lag)
             self._reorder()
 
-    def _observe_replica(self, name: str, replay_lsn: int | None, now: float) -> None:
+    def _observe_replica(
+        self, name: str, replay_lsn: int | None, now: float, own_lag: float | None
+    ) -> None:
         state = self.replicas[name]
         state.checked_at = now
         if replay_lsn is not None:
             state.replay_lsn = max(replay_lsn, state.replay_lsn or 0)
-            state.lag = self.history.lag(state.replay_lsn, now)
+            low, high = self.history.bounds(state.replay_lsn, now)
+            if own_lag is None:
+                state.lag = low
+            else:
+                state.lag = max(low, own_lag if high is None else min(own_lag, high))
         if not state.admitted:
             logger.info("replica %s is healthy again: re-admitted for reads", name)
         state.admitted, state.failures, state.reason = True, 0, ""
@@ -198,6 +226,14 @@ class Router:
                     "replica %s ejected from read routing for %.1fs: %s", name, delay, reason
                 )
         state.admitted, state.reason = False, reason
+
+    def reset(self) -> None:
+        """Forget every replica state and the primary's history (a failover: new servers, a new
+        timeline); replicas take reads again once the monitor has measured them."""
+        with self._lock:
+            self.replicas = {name: ReplicaState(name) for name in self.replicas}
+            self.history = WalHistory()
+            self._reorder()
 
     def due_for_probe(self, now: float) -> list[str]:
         """Admitted replicas, and ejected ones whose backoff has passed."""

@@ -42,6 +42,7 @@ class PoolSettings:
     max_idle: float = _seconds(_OLTP["max_idle"])
     max_lifetime: float = _seconds(_OLTP["max_lifetime"])
     leak_detection_threshold: float = _seconds(_OLTP["leak_detection_threshold"])
+    leak_reclaim_after: float = 0.0  # 0: off (only garbage-collected connections are reclaimed)
     slow_query_threshold: float = _seconds(_OLTP["slow_query_threshold"])
     log_queries: bool = False
     log_slow_queries: bool = True
@@ -126,6 +127,7 @@ def settings_from_plan(plan: Plan, *, name: str | None = None, **overrides: Any)
         "max_idle": _s(p.max_idle),
         "max_lifetime": _s(p.max_lifetime),
         "leak_detection_threshold": _s(p.leak_detection_threshold),
+        "leak_reclaim_after": _s(p.leak_reclaim_after) if p.leak_reclaim_after else 0.0,
         "slow_query_threshold": _s(p.slow_query_threshold),
         "log_queries": p.log_queries,
         "log_slow_queries": p.log_slow_queries,

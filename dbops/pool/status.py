@@ -32,6 +32,7 @@ class PoolStats:
     closed: int
     connect_errors: int
     leaks: int
+    reclaimed: int
     reads_routed: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,6 +108,7 @@ def pool_stats(metrics: NodeMetrics, g: Gauges) -> PoolStats:
         closed=metrics.closed,
         connect_errors=metrics.connect_errors,
         leaks=metrics.leaks,
+        reclaimed=metrics.reclaimed,
         reads_routed=metrics.reads_routed,
     )
 
