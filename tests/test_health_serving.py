@@ -77,7 +77,7 @@ def get(url: str, token: str | None = None,
 def quiet(project: Project) -> Iterator[Served]:
     """Served on loopback with a background cycle only every hour: requests cause the cycles."""
     project.write_plan("health:\n  check_interval: 1h\n")
-    with Served(project, "127.0.0.1:0", request_timeout=0.5, workers=4) as served:
+    with Served(project, "127.0.0.1:0") as served:
         yield served
 
 
@@ -119,7 +119,15 @@ def test_every_bad_parameter_is_a_400(quiet: Served) -> None:
     assert get(f"{base}/ready?lag=5s")[0] == 200
 
 
-def test_slow_clients_are_dropped_after_the_timeout_with_bounded_threads(quiet: Served) -> None:
+def test_slow_clients_are_dropped_after_the_timeout_with_bounded_threads(
+    project: Project,
+) -> None:
+    project.write_plan("health:\n  check_interval: 1h\n")
+    with Served(project, "127.0.0.1:0", request_timeout=0.5, workers=4) as quiet:
+        slow_clients_are_dropped(quiet)
+
+
+def slow_clients_are_dropped(quiet: Served) -> None:
     threads = threading.active_count()
     slow = [socket.create_connection(("127.0.0.1", quiet.port)) for _ in range(40)]
     for n, client in enumerate(slow):
