@@ -5,6 +5,8 @@ statistics, when given, turn a hazard into an estimate for this very database.""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -83,6 +85,10 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("not-idempotent-outside-transaction", "warning",
          "A statement outside a transaction is re-run after a crash; without IF [NOT] EXISTS it fails.",
          "add IF NOT EXISTS / IF EXISTS"),
+    Rule("empty-migration", "info",
+         "The up section has no statements: the migration is recorded in the history and "
+         "changes nothing (a placeholder, say for another database, or a change reverted since).",
+         "nothing to do"),
     Rule("enum-value-order", "warning",
          "ALTER TYPE ... ADD VALUE BEFORE/AFTER changes the enum's sort order; the new value "
          "cannot be used in the same transaction.",
@@ -148,14 +154,24 @@ _ANALYSED = frozenset({"CreateStmt", "IndexStmt", "DropStmt", "ReindexStmt", "Al
                        "DeleteStmt"})
 
 
-class _Analyzer:
-    """Walks one migration's statements, tracking tables it creates (which need no care)."""
+def table_key(name: str) -> str:
+    """One spelling per table for telling new ones apart: `public.t` and `t` are the same."""
+    return name.removeprefix("public.")
 
-    def __init__(self, migration: Migration, *, outside_transaction: bool) -> None:
+
+class _Analyzer:
+    """Walks one migration's statements, tracking the new tables (which need no care): those new
+    when it starts (`new`: made earlier in the run, or empty) and those it creates or renames."""
+
+    def __init__(self, migration: Migration, *, outside_transaction: bool,
+                 new: frozenset[str] = frozenset()) -> None:
         self.migration = migration
-        self.created: set[str] = set()
+        self.created: set[str] = set(new)
         self.outside_transaction = outside_transaction
         self.ignores = _ignores(migration)
+
+    def is_new(self, table: str) -> bool:
+        return table_key(table) in self.created
 
     def finding(self, rule: str, statement: Statement, message: str,
                 relation: str | None = None) -> Finding:
@@ -167,14 +183,14 @@ class _Analyzer:
             return StatementAnalysis(statement, (), False, False, ())
         if statement.kind == "CreateStmt" and len(statement.relations) <= 1:
             # A table that references nothing: no lock on anything that exists, no hazard.
-            self.created.add(statement.relations[0] if statement.relations else "?")
+            self.created.add(table_key(statement.relations[0]) if statement.relations else "?")
             return StatementAnalysis(statement, (), False, False, ())
         node = pglast.parse_sql(statement.text)[0].stmt
         locks: list[tuple[str, str]] = []
         findings: list[Finding] = []
         rewrites = scans = False
         if isinstance(node, ast.CreateStmt):
-            self.created.add(_relation(node.relation))
+            self.created.add(table_key(_relation(node.relation)))
             for element in node.tableElts or ():
                 for constraint in getattr(element, "constraints", None) or ():
                     if getattr(constraint, "contype", None) == enums.ConstrType.CONSTR_FOREIGN:
@@ -185,7 +201,7 @@ class _Analyzer:
             table = _relation(node.relation)
             locks.append((table, "SHARE UPDATE EXCLUSIVE" if node.concurrent else "SHARE"))
             scans = True
-            if not node.concurrent and table not in self.created:
+            if not node.concurrent and not self.is_new(table):
                 findings.append(self.finding("index-not-concurrent", statement,
                                              f"CREATE INDEX on {table} blocks writes while it builds",
                                              table))
@@ -209,7 +225,13 @@ class _Analyzer:
             target = _relation(node.relation) if node.relation else "?"
             locks.append((target, "ACCESS EXCLUSIVE"))
             what = "column" if node.renameType == enums.ObjectType.OBJECT_COLUMN else "object"
-            if node.renameType in (enums.ObjectType.OBJECT_COLUMN, enums.ObjectType.OBJECT_TABLE):
+            fresh = self.is_new(target)
+            if fresh and node.renameType == enums.ObjectType.OBJECT_TABLE:
+                schema = node.relation.schemaname if node.relation else None
+                self.created.add(table_key(f"{schema}.{node.newname}" if schema
+                                           else str(node.newname)))
+            if not fresh and node.renameType in (enums.ObjectType.OBJECT_COLUMN,
+                                                 enums.ObjectType.OBJECT_TABLE):
                 findings.append(self.finding("rename-breaks-clients", statement,
                                              f"renaming {what} {node.subname or target} to "
                                              f"{node.newname}", target))
@@ -267,15 +289,16 @@ class _Analyzer:
         elif node.removeType == enums.ObjectType.OBJECT_TABLE:
             for name in names:
                 locks.append((name, "ACCESS EXCLUSIVE"))
-                if name not in self.created:
+                if not self.is_new(name):
                     findings.append(self.finding("drop-breaks-clients", statement,
                                                  f"dropping table {name}", name))
+                self.created.discard(table_key(name))
         return findings
 
     def _alter_table(self, node: ast.AlterTableStmt, statement: Statement,
                      locks: list[tuple[str, str]], findings: list[Finding]) -> tuple[bool, bool]:
         table = _relation(node.relation)
-        fresh = table in self.created
+        fresh = self.is_new(table)
         rewrites = scans = False
         modes: list[str] = []
         at = enums.AlterTableType
@@ -364,15 +387,31 @@ def _ignores(migration: Migration) -> dict[str, str]:
     return dict(migration.ignores)
 
 
-def analyze(migration: Migration, *, direction: str = "up") -> list[StatementAnalysis]:
-    """Every statement of a migration's section, analysed."""
+def analyze(migration: Migration, *, direction: str = "up",
+            new: frozenset[str] = frozenset()) -> list[StatementAnalysis]:
+    """Every statement of a migration's section, analysed; `new` names the tables that are new
+    when it starts (created earlier in the same run, or empty), which need no care."""
+    return list(_analyzed(migration, direction, new)[0])
+
+
+def new_after(migration: Migration, new: frozenset[str]) -> frozenset[str]:
+    """The new tables once the migration's up section has run, given those new before it."""
+    return _analyzed(migration, "up", new)[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _analyzed(migration: Migration, direction: str,
+              new: frozenset[str]) -> tuple[tuple[StatementAnalysis, ...], frozenset[str]]:
+    # A run analyses each pending migration several times (statistics, lint, online steps):
+    # pglast's node objects are parsed once.
     section = migration.up if direction == "up" else migration.down
     if section is None:
-        return []
+        return (), new
     statements = section.statements(migration.path)
     outside = not migration.transaction or any(not s.transactional for s in statements)
-    analyzer = _Analyzer(migration, outside_transaction=outside)
-    return [analyzer.analyze(s) for s in statements]
+    analyzer = _Analyzer(migration, outside_transaction=outside, new=new)
+    analyses = tuple(analyzer.analyze(s) for s in statements)
+    return analyses, frozenset(analyzer.created)
 
 
 # Findings whose statement throws data away: a migration with one is destructive (shown apart by
@@ -381,10 +420,12 @@ DATA_LOSS_RULES = frozenset({"drop-breaks-clients", "truncate-cascade"})
 _DATA_LOSS_KINDS = {"TruncateStmt": "empties a table"}
 
 
-def data_loss(migration: Migration, *, direction: str = "up") -> list[str]:
-    """What running this section would destroy, one line each; empty when nothing."""
+def data_loss(migration: Migration, *, direction: str = "up",
+              new: frozenset[str] = frozenset()) -> list[str]:
+    """What running this section would destroy, one line each; empty when nothing (a new table,
+    made earlier in the run or empty, holds nothing to lose)."""
     losses = []
-    for analysis in analyze(migration, direction=direction):
+    for analysis in analyze(migration, direction=direction, new=new):
         statement = analysis.statement
         found = [f.message for f in analysis.findings if f.rule in DATA_LOSS_RULES]
         if not found and statement.kind in _DATA_LOSS_KINDS:
@@ -414,7 +455,7 @@ _VERBS = {"IndexStmt": "CREATE INDEX", "AlterTableStmt": "ALTER TABLE", "DropStm
           "TruncateStmt": "TRUNCATE", "RenameStmt": "RENAME", "CreateStmt": "CREATE TABLE"}
 
 
-def estimate(analysis: StatementAnalysis, stats: dict[str, TableStats]) -> list[str]:
+def estimate(analysis: StatementAnalysis, stats: Mapping[str, TableStats]) -> list[str]:
     """What this statement will do to the live tables it touches, in words."""
     lines = []
     verb = _VERBS.get(analysis.statement.kind, analysis.statement.kind.removesuffix("Stmt"))
@@ -441,7 +482,22 @@ def _rule_for(analysis: StatementAnalysis) -> str | None:
     return active[0] if active else None
 
 
-def with_live_severity(finding: Finding, stats: dict[str, TableStats]) -> Finding:
+def basis(relation: str | None, stats: Mapping[str, TableStats] | None) -> str:
+    """What a verdict on this table is based on, in words (a refusal names it)."""
+    if relation is None:
+        return "no table to measure"
+    if stats is None:
+        return f"no live statistics were read: {relation} is assumed large and busy"
+    table = stats.get(relation) or stats.get(relation.split(".")[-1])
+    if table is None:
+        return (f"{relation} is neither in the live statistics nor created earlier in this run: "
+                "assumed large and busy")
+    return (f"{table.name} per the live statistics: {_count(table.rows)} rows, "
+            f"{_size(table.bytes)}, ~{table.writes_per_second:,.0f} writes/s, "
+            f"~{_duration(table.bytes / SCAN_BYTES_PER_SECOND)} to scan")
+
+
+def with_live_severity(finding: Finding, stats: Mapping[str, TableStats]) -> Finding:
     """A lock hazard on a table small enough to be done in milliseconds is information only."""
     table = stats.get(finding.relation or "") or stats.get((finding.relation or "").split(".")[-1])
     if table is None or finding.severity == "info" or table.bytes > SMALL_TABLE_BYTES:
