@@ -189,7 +189,8 @@ class MigrationEngine:
             ledger.ensure_schema(conn)
             applied = history.read(conn)
             chosen = choose(applied)
-            stats = _live_stats(conn, chosen) if direction == "up" and chosen else {}
+            stats = (_live_stats(conn, chosen, settings.lock_timeout)
+                     if direction == "up" and chosen else {})
             # Parse everything before running anything: a syntax error refuses the whole run.
             executions = self._prepare_run(chosen, direction, stats)
             journal = history.read_journal(conn)
@@ -348,7 +349,7 @@ class MigrationEngine:
         """Live statistics of the tables these migrations touch (read-only)."""
         with self._connect("migrate-lint", autocommit=True) as conn:
             conn.read_only = True
-            return _live_stats(conn, migrations)
+            return _live_stats(conn, migrations, self.plan.migrations.lock_timeout)
 
     def lint(self, paths: list[Path] | None = None, *, live: bool = True) -> LintReport:
         """Findings for the given files (default: every migration), with live estimates."""
@@ -491,10 +492,21 @@ def _duration(spoken: str | None) -> str | None:
     return f"{number}{short}"
 
 
-def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration]) -> dict[str, TableStats]:
-    """Live statistics of the tables pending migrations touch, read on the run's connection."""
+def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
+                lock_timeout: timedelta) -> dict[str, TableStats]:
+    """Live statistics of the tables these migrations touch. Measuring a table's size waits for
+    a lock another session may hold: after `lock_timeout` they are judged without statistics
+    (assumed large and busy) rather than waited for."""
     from dbops.inspect import table_stats
     from dbops.migrate.lint import tables_of
 
     names = tables_of(migrations)
-    return table_stats(conn, names) if names else {}
+    if not names:
+        return {}
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('lock_timeout', %s, true)",
+                         (f"{int(lock_timeout.total_seconds() * 1000)}ms",))
+            return table_stats(conn, names)
+    except psycopg.errors.LockNotAvailable:
+        return {}
