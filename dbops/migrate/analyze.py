@@ -159,6 +159,13 @@ def table_key(name: str) -> str:
     return name.removeprefix("public.")
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> ast.Node | None:
+    """pglast's node objects for one statement, built once per run (they cost an order of
+    magnitude more than the split); only read here, never changed."""
+    return pglast.parse_sql(text)[0].stmt
+
+
 class _Analyzer:
     """Walks one migration's statements, tracking the new tables (which need no care): those new
     when it starts (`new`: made earlier in the run, or empty) and those it creates or renames."""
@@ -185,7 +192,7 @@ class _Analyzer:
             # A table that references nothing: no lock on anything that exists, no hazard.
             self.created.add(table_key(statement.relations[0]) if statement.relations else "?")
             return StatementAnalysis(statement, (), False, False, ())
-        node = pglast.parse_sql(statement.text)[0].stmt
+        node = _parsed(statement.text)
         locks: list[tuple[str, str]] = []
         findings: list[Finding] = []
         rewrites = scans = False
