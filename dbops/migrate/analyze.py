@@ -234,6 +234,7 @@ class _Analyzer:
             what = "column" if node.renameType == enums.ObjectType.OBJECT_COLUMN else "object"
             fresh = self.is_new(target)
             if fresh and node.renameType == enums.ObjectType.OBJECT_TABLE:
+                self.created.discard(table_key(target))
                 schema = node.relation.schemaname if node.relation else None
                 self.created.add(table_key(f"{schema}.{node.newname}" if schema
                                            else str(node.newname)))
