@@ -211,11 +211,16 @@ def test_a_run_judges_each_migration_against_what_the_earlier_ones_leave(tmp_pat
         online_steps(run[2], RunState())  # judged alone, as before: crates may be large
 
 
-def test_live_statistics_make_an_empty_table_new_and_name_the_estimate(tmp_path: Path) -> None:
+def test_an_empty_table_has_no_lock_hazard_and_a_refusal_names_its_estimate(
+    tmp_path: Path,
+) -> None:
     change = numbered(tmp_path, 1, "ALTER TABLE tasks ALTER COLUMN attempt TYPE bigint;")
     empty = {"tasks": TableStats("tasks", 0, 16 * 1024, 0.0)}
     assert online_steps(change, run_states([change], empty)[0])  # no hazard: nothing to refuse
     assert lint([change], zero_downtime=True, fail_on="error", stats=empty).findings == ()
+    drop = numbered(tmp_path, 2, "ALTER TABLE tasks DROP COLUMN attempt;")  # its clients break
+    assert [f.rule for f in lint([drop], zero_downtime=True, fail_on="error",
+                                 stats=empty).findings] == ["drop-breaks-clients"]
     refused = lint([change], zero_downtime=True, fail_on="error", stats={"tasks": TASKS})
     assert refused.findings[0].message == (
         "changing the type of tasks.attempt rewrites the table (zero-downtime refuses it, tasks "

@@ -167,18 +167,25 @@ def _parsed(text: str) -> ast.Node | None:
 
 
 class _Analyzer:
-    """Walks one migration's statements, tracking the new tables (which need no care): those new
-    when it starts (`new`: made earlier in the run, or empty) and those it creates or renames."""
+    """Walks one migration's statements, tracking the new tables (no client uses them yet: they
+    need no care at all), those new when it starts (`new`, made earlier in the run) and those it
+    creates or renames, and the empty ones (`empty`: no rows to scan or rewrite, so no lock
+    hazard, but clients may use them)."""
 
     def __init__(self, migration: Migration, *, outside_transaction: bool,
-                 new: frozenset[str] = frozenset()) -> None:
+                 new: frozenset[str] = frozenset(), empty: frozenset[str] = frozenset()) -> None:
         self.migration = migration
         self.created: set[str] = set(new)
+        self.empty: set[str] = set(empty)
         self.outside_transaction = outside_transaction
         self.ignores = _ignores(migration)
 
     def is_new(self, table: str) -> bool:
         return table_key(table) in self.created
+
+    def is_idle(self, table: str) -> bool:
+        """New or empty: nothing for a lock to wait on while a scan or rewrite runs."""
+        return self.is_new(table) or table_key(table) in self.empty
 
     def finding(self, rule: str, statement: Statement, message: str,
                 relation: str | None = None) -> Finding:
@@ -208,7 +215,7 @@ class _Analyzer:
             table = _relation(node.relation)
             locks.append((table, "SHARE UPDATE EXCLUSIVE" if node.concurrent else "SHARE"))
             scans = True
-            if not node.concurrent and not self.is_new(table):
+            if not node.concurrent and not self.is_idle(table):
                 findings.append(self.finding("index-not-concurrent", statement,
                                              f"CREATE INDEX on {table} blocks writes while it builds",
                                              table))
@@ -233,11 +240,13 @@ class _Analyzer:
             locks.append((target, "ACCESS EXCLUSIVE"))
             what = "column" if node.renameType == enums.ObjectType.OBJECT_COLUMN else "object"
             fresh = self.is_new(target)
-            if fresh and node.renameType == enums.ObjectType.OBJECT_TABLE:
-                self.created.discard(table_key(target))
+            if node.renameType == enums.ObjectType.OBJECT_TABLE:
                 schema = node.relation.schemaname if node.relation else None
-                self.created.add(table_key(f"{schema}.{node.newname}" if schema
-                                           else str(node.newname)))
+                renamed = table_key(f"{schema}.{node.newname}" if schema else str(node.newname))
+                for tracked in (self.created, self.empty):
+                    if table_key(target) in tracked:
+                        tracked.discard(table_key(target))
+                        tracked.add(renamed)
             if not fresh and node.renameType in (enums.ObjectType.OBJECT_COLUMN,
                                                  enums.ObjectType.OBJECT_TABLE):
                 findings.append(self.finding("rename-breaks-clients", statement,
@@ -301,12 +310,13 @@ class _Analyzer:
                     findings.append(self.finding("drop-breaks-clients", statement,
                                                  f"dropping table {name}", name))
                 self.created.discard(table_key(name))
+                self.empty.discard(table_key(name))
         return findings
 
     def _alter_table(self, node: ast.AlterTableStmt, statement: Statement,
                      locks: list[tuple[str, str]], findings: list[Finding]) -> tuple[bool, bool]:
         table = _relation(node.relation)
-        fresh = self.is_new(table)
+        fresh, idle = self.is_new(table), self.is_idle(table)
         rewrites = scans = False
         modes: list[str] = []
         at = enums.AlterTableType
@@ -325,7 +335,7 @@ class _Analyzer:
                 if contype in (enums.ConstrType.CONSTR_FOREIGN, enums.ConstrType.CONSTR_CHECK) \
                         and not constraint.skip_validation:
                     scans = True
-                    if not fresh:
+                    if not idle:
                         kind_name = "FOREIGN KEY" if contype == enums.ConstrType.CONSTR_FOREIGN \
                             else "CHECK"
                         findings.append(self.finding("constraint-not-valid", statement,
@@ -334,7 +344,7 @@ class _Analyzer:
                 if contype in (enums.ConstrType.CONSTR_UNIQUE, enums.ConstrType.CONSTR_PRIMARY) \
                         and not constraint.indexname:
                     scans = True
-                    if not fresh:
+                    if not idle:
                         findings.append(self.finding("unique-builds-index", statement,
                                                      f"the index for this constraint on {table} is "
                                                      "built under ACCESS EXCLUSIVE", table))
@@ -344,20 +354,20 @@ class _Analyzer:
             elif kind == at.AT_SetNotNull:
                 modes.append("ACCESS EXCLUSIVE")
                 scans = True
-                if not fresh:
+                if not idle:
                     findings.append(self.finding("set-not-null", statement,
                                                  f"SET NOT NULL on {table}.{cmd.name} scans the "
                                                  "table under ACCESS EXCLUSIVE", table))
             elif kind == at.AT_AlterColumnType:
                 modes.append("ACCESS EXCLUSIVE")
                 rewrites = True
-                if not fresh:
+                if not idle:
                     findings.append(self.finding("type-change-rewrites", statement,
                                                  f"changing the type of {table}.{cmd.name} "
                                                  "rewrites the table", table))
             elif kind == at.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
                 modes.append("ACCESS EXCLUSIVE")
-                findings += self._add_column(cmd.def_, table, fresh, statement)
+                findings += self._add_column(cmd.def_, table, fresh, idle, statement)
                 rewrites = rewrites or any(f.rule == "volatile-default" for f in findings)
             elif kind == at.AT_DropColumn:
                 modes.append("ACCESS EXCLUSIVE")
@@ -373,14 +383,14 @@ class _Analyzer:
             locks.insert(0, (table, max(modes, key=order.index)))
         return rewrites, scans
 
-    def _add_column(self, column: ast.ColumnDef, table: str, fresh: bool,
+    def _add_column(self, column: ast.ColumnDef, table: str, fresh: bool, idle: bool,
                     statement: Statement) -> list[Finding]:
         constraints = column.constraints or ()
         default = next((c.raw_expr for c in constraints
                         if c.contype == enums.ConstrType.CONSTR_DEFAULT), None)
         not_null = any(c.contype == enums.ConstrType.CONSTR_NOTNULL for c in constraints)
         findings = []
-        if default is not None and _volatile(default) and not fresh:
+        if default is not None and _volatile(default) and not idle:
             findings.append(self.finding("volatile-default", statement,
                                          f"{table}.{column.colname} gets a volatile default: "
                                          "the table is rewritten", table))
@@ -395,31 +405,34 @@ def _ignores(migration: Migration) -> dict[str, str]:
     return dict(migration.ignores)
 
 
-def analyze(migration: Migration, *, direction: str = "up",
-            new: frozenset[str] = frozenset()) -> list[StatementAnalysis]:
-    """Every statement of a migration's section, analysed; `new` names the tables that are new
-    when it starts (created earlier in the same run, or empty), which need no care."""
-    return list(_analyzed(migration, direction, new)[0])
+def analyze(migration: Migration, *, direction: str = "up", new: frozenset[str] = frozenset(),
+            empty: frozenset[str] = frozenset()) -> list[StatementAnalysis]:
+    """Every statement of a migration's section, analysed; `new` names the tables created
+    earlier in the same run (no care at all), `empty` the existing tables without rows (no lock
+    hazard; their clients still break on a rename or a drop)."""
+    return list(_analyzed(migration, direction, new, empty)[0])
 
 
-def new_after(migration: Migration, new: frozenset[str]) -> frozenset[str]:
-    """The new tables once the migration's up section has run, given those new before it."""
-    return _analyzed(migration, "up", new)[1]
+def tracked_after(migration: Migration, new: frozenset[str],
+                  empty: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The new and the empty tables once the migration's up section has run."""
+    _, new_after, empty_after = _analyzed(migration, "up", new, empty)
+    return new_after, empty_after
 
 
 @functools.lru_cache(maxsize=4096)
-def _analyzed(migration: Migration, direction: str,
-              new: frozenset[str]) -> tuple[tuple[StatementAnalysis, ...], frozenset[str]]:
+def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: frozenset[str]
+              ) -> tuple[tuple[StatementAnalysis, ...], frozenset[str], frozenset[str]]:
     # A run analyses each pending migration several times (statistics, lint, online steps):
     # pglast's node objects are parsed once.
     section = migration.up if direction == "up" else migration.down
     if section is None:
-        return (), new
+        return (), new, empty
     statements = section.statements(migration.path)
     outside = not migration.transaction or any(not s.transactional for s in statements)
-    analyzer = _Analyzer(migration, outside_transaction=outside, new=new)
+    analyzer = _Analyzer(migration, outside_transaction=outside, new=new, empty=empty)
     analyses = tuple(analyzer.analyze(s) for s in statements)
-    return analyses, frozenset(analyzer.created)
+    return analyses, frozenset(analyzer.created), frozenset(analyzer.empty)
 
 
 # Findings whose statement throws data away: a migration with one is destructive (shown apart by

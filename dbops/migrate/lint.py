@@ -82,7 +82,7 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
             findings.append(Finding("empty-migration", "info", migration.file, migration.up.line,
                                     "the '-- migrate:up' section is empty: recorded as applied, "
                                     "nothing runs"))
-        for analysis in analyze(migration, new=state.new):
+        for analysis in analyze(migration, new=state.new, empty=state.empty):
             for finding in analysis.findings:
                 findings.append(_judge(finding, online, state))
             if stats:

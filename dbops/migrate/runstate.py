@@ -1,8 +1,10 @@
 """The tables as each migration of a pending run finds them. A table created (or renamed) by an
-earlier migration of the same run, or one the live statistics show empty, is new: it holds no
-rows another session waits on, so no lock hazard, no refusal and no online rewrite applies to it.
-Every other table is judged by its live statistics, or assumed large and busy without them.
-Pure: the statistics are read by the caller, once, when the run begins."""
+earlier migration of the same run is new: no client uses it yet and it holds only what the run
+put there, so no lock hazard, no refusal and no online rewrite applies to it. A table the live
+statistics show empty has no rows a scan or rewrite would hold a lock over: no lock hazard either,
+though renaming or dropping it still breaks its clients. Every other table is judged by its live
+statistics, or assumed large and busy without them. Pure: the statistics are read by the caller,
+once, when the run begins."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dbops.migrate.analyze import SMALL_TABLE_BYTES, basis, new_after, table_key
+from dbops.migrate.analyze import SMALL_TABLE_BYTES, basis, table_key, tracked_after
 from dbops.migrate.source import Migration
 
 if TYPE_CHECKING:
@@ -19,10 +21,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunState:
-    """What one migration starts from: the new tables, and the live statistics of the others
-    (None: none were read, every table not new is assumed large and busy)."""
+    """What one migration starts from: the new tables (created earlier in the run: no client
+    uses them yet), the empty ones (no rows: no lock hazard, but clients may use them), and the
+    live statistics of the others (None: none were read, every other table is assumed large and
+    busy)."""
 
     new: frozenset[str] = frozenset()
+    empty: frozenset[str] = frozenset()
     stats: Mapping[str, TableStats] | None = None
 
     def basis(self, relation: str | None) -> str:
@@ -30,14 +35,11 @@ class RunState:
         return basis(relation, self.stats)
 
 
-def _empty(stats: Mapping[str, TableStats]) -> frozenset[str]:
-    return frozenset(table_key(name) for name, table in stats.items()
-                     if table.rows == 0 and table.bytes <= SMALL_TABLE_BYTES)
-
-
 def starting(stats: Mapping[str, TableStats] | None) -> RunState:
-    """The state of a migration judged on its own: only the live statistics' empty tables are new."""
-    return RunState(_empty(stats) if stats else frozenset(), stats)
+    """The state of a migration judged on its own: the live statistics' empty tables."""
+    empty = frozenset(table_key(name) for name, table in (stats or {}).items()
+                      if table.rows == 0 and table.bytes <= SMALL_TABLE_BYTES)
+    return RunState(frozenset(), empty, stats)
 
 
 def run_states(migrations: Sequence[Migration],
@@ -52,5 +54,6 @@ def run_states(migrations: Sequence[Migration],
     for migration in migrations:
         states.append(state)
         if not migration.baseline:
-            state = RunState(new_after(migration, state.new) - live, stats)
+            new, empty = tracked_after(migration, state.new, state.empty)
+            state = RunState(new - live, empty, stats)
     return states

@@ -77,7 +77,7 @@ def online_steps(migration: Migration, state: RunState | None = None) -> list[On
     tables need no rewrite); raises MigrationError for what cannot be made safe, naming the file,
     line, the estimate the refusal is based on and the recipe."""
     state = state or RunState()
-    analyses = analyze(migration, new=state.new)
+    analyses = analyze(migration, new=state.new, empty=state.empty)
     steps: list[OnlineStep] = []
     for analysis in analyses:
         statement = analysis.statement
