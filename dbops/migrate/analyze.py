@@ -15,7 +15,7 @@ from pglast import ast, enums
 from pglast.stream import RawStream
 
 from dbops.migrate.source import Migration
-from dbops.migrate.sql import Statement, split
+from dbops.migrate.sql import Statement, split, table_key
 
 if TYPE_CHECKING:
     from dbops.inspect import TableStats
@@ -152,11 +152,6 @@ _ANALYSED = frozenset({"CreateStmt", "IndexStmt", "DropStmt", "ReindexStmt", "Al
                        "RenameStmt", "TruncateStmt", "VacuumStmt", "ClusterStmt",
                        "VariableSetStmt", "AlterEnumStmt", "InsertStmt", "UpdateStmt",
                        "DeleteStmt"})
-
-
-def table_key(name: str) -> str:
-    """One spelling per table for telling new ones apart: `public.t` and `t` are the same."""
-    return name.removeprefix("public.")
 
 
 @functools.lru_cache(maxsize=4096)

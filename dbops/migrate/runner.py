@@ -24,7 +24,7 @@ from dbops.errors import MigrationError, StatementFailed
 from dbops.migrate import history
 from dbops.migrate.history import Direction, Mode
 from dbops.migrate.source import Migration, Section
-from dbops.migrate.sql import Statement, split
+from dbops.migrate.sql import Statement, split, table_key
 
 if TYPE_CHECKING:
     from dbops.migrate.runstate import RunState
@@ -143,6 +143,8 @@ class Runner:
         self._conn = conn
         self._settings = settings
         self._notify = notify or (lambda message: None)
+        # Tables this runner created: no session older than the run can hold a lock on them.
+        self._created: set[str] = set()
         self._configure_session()
 
     def _configure_session(self) -> None:
@@ -318,7 +320,8 @@ class Runner:
         exponential backoff and jitter; when the attempts run out, the blockers are named."""
         retries = self._settings.retries
         delay = retries.backoff.total_seconds()
-        tables = tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)))
+        tables = tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)
+                                     if table_key(r) not in self._created))
         first = statements[0] if statements else None
         for attempt in range(1, retries.attempts + 1):
             blockers = self._blockers(tables)
@@ -329,6 +332,8 @@ class Runner:
                         statement=first.summary if first else "", sqlstate="55P03",
                         reason=f"waiting for {blockers[0]}")
                 action()
+                self._created.update(table_key(s.relations[0]) for s in statements
+                                     if s.kind == "CreateStmt" and s.relations)
                 return
             except StatementFailed as failure:
                 lock_wait = bool(blockers) or isinstance(failure.__cause__, pgerrors.LockNotAvailable)

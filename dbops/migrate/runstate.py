@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dbops.migrate.analyze import SMALL_TABLE_BYTES, basis, table_key, tracked_after
+from dbops.migrate.analyze import SMALL_TABLE_BYTES, basis, tracked_after
 from dbops.migrate.source import Migration
+from dbops.migrate.sql import table_key
 
 if TYPE_CHECKING:
     from dbops.inspect import TableStats

@@ -89,6 +89,11 @@ def _relations(node: Node) -> tuple[str, ...]:
     return tuple(found)
 
 
+def table_key(name: str) -> str:
+    """One spelling per table for telling new ones apart: `public.t` and `t` are the same."""
+    return name.removeprefix("public.")
+
+
 def _line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
