@@ -25,6 +25,17 @@ dbops); a run that exits 0 without applying everything counts as failed.
 Status: M migrations are applied (untimed) with alembic and with dbops, one warm-up call each,
 then `alembic current` and `dbops migrate status bench` are timed alternately.
 
+Real history: a real project's whole SQL history (default: crates.io's 285 Diesel migrations,
+converted by tests/histories/convert_crates_io.py) applied to a fresh database by
+  psql -f   one file: each migration's up section in a `BEGIN; …; COMMIT;` block (the ones marked
+            `-- dbops:transaction off`, CREATE INDEX CONCURRENTLY, without one)
+  dbops     `dbops migrate up bench --yes` with the shipped plans/base.yaml migration settings
+            (zero_downtime: true, lint.fail_on: error, rehearse: auto)
+alternately, after one untimed dbops run (a warm-up that also counts the tables the history
+makes); every run is checked for that many tables (and one history row per migration for dbops).
+Alembic and yoyo are left out of this row: alembic needs Python migrations, and the point is the
+engine's cost on real DDL against the floor.
+
 Results: a table of medians, minimums and ratios on stdout, and bench/results/migrations.json
 (or --output).
 The issue's targets: dbops faster than alembic and yoyo, at most 1.5x psql -f; status under half
@@ -33,7 +44,7 @@ of `alembic current`. A failed tool is reported with its stderr tail; the exit s
 Run from the project root (PostgreSQL server binaries, psql, alembic and yoyo-migrations needed):
 
     python3 bench/bench_migrations.py [--count 500] [--status-count 1000] [--repeat 3]
-        [--tools psql,alembic,yoyo,dbops] [--output FILE]
+        [--tools psql,alembic,yoyo,dbops] [--history DIR | --history ''] [--output FILE]
 """
 
 from __future__ import annotations
@@ -56,11 +67,17 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 from psycopg import sql
 
 from dbops.local import HOST, SUPERUSER, Cluster, free_port
+from dbops.migrate import source
 
-RESULTS_FILE = Path(__file__).resolve().parent / "results" / "migrations.json"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_FILE = REPO / "bench" / "results" / "migrations.json"
+HISTORY = REPO / "tests" / "histories" / "crates_io" / "migrations"
+USER_TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', " \
+    "'information_schema', 'dbops')"
 COMMAND_TIMEOUT = 1800.0
 TAIL_LINES = 25
 WARM_UP_COUNT = 3
@@ -267,6 +284,40 @@ def write_dbops_project(directory: Path, db: Database, count: int) -> Project:
     )
 
 
+def history_sql(history: Path) -> str:
+    """The history as one psql file, one transaction per migration (none for those marked
+    `-- dbops:transaction off`)."""
+    parts = []
+    for migration in source.load(history):
+        body = f"{migration.up.text}\n;\n"
+        parts.append(f"BEGIN;\n{body}COMMIT;\n" if migration.transaction else body)
+    return "\n".join(parts)
+
+
+def write_psql_history(directory: Path, db: Database, history: Path) -> Command:
+    script = directory / "history.sql"
+    script.write_text(history_sql(history), encoding="utf-8")
+    return Command(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", HOST, "-p", str(db.port),
+                    "-U", SUPERUSER, "-d", db.name, "-f", str(script)], directory)  # fmt: skip
+
+
+def write_dbops_history(directory: Path, db: Database, history: Path) -> Command:
+    """A dbops project with the history and the shipped base plan's migration settings."""
+    (directory / "plans").mkdir()
+    settings = yaml.safe_load((REPO / "plans" / "base.yaml").read_text())["migrations"]
+    plan = DBOPS_PLAN.format(host=HOST, port=db.port, name=db.name, user=SUPERUSER)
+    plan = plan.replace("migrations: { directory: migrations }", f"migrations: {json.dumps(settings)}")
+    (directory / "plans" / "bench.yaml").write_text(plan)
+    shutil.copytree(history, directory / "migrations")
+    return Command(python_tool("dbops", "migrate", "up", "bench", "--yes"), directory)
+
+
+HISTORY_TOOLS: tuple[tuple[str, Callable[[Path, Database, Path], Command]], ...] = (
+    ("psql -f", write_psql_history),
+    ("dbops", write_dbops_history),
+)
+
+
 TOOLS: tuple[Tool, ...] = (
     Tool("psql -f", write_psql_project),
     Tool("alembic", write_alembic_project),
@@ -421,6 +472,68 @@ def measure_apply(
     return [results[tool.name] for tool in tools]
 
 
+def history_once(server: Server, name: str, write: Callable[[Path, Database, Path], Command],
+                 history: Path, workdir: Path, tables: int | None) -> tuple[float, str, int]:
+    """Time one tool applying the whole history to a fresh database; checks `tables` tables
+    (when known) and, for dbops, one history row per migration. Returns (seconds, command,
+    tables found)."""
+    db = server.fresh_database(f"history_{name.split()[0]}")
+    try:
+        command = write(Path(tempfile.mkdtemp(prefix="history-", dir=workdir)), db, history)
+        server.checkpoint()
+        seconds, _ = timed(command)
+        with server.connect(db.name) as conn:
+            row = conn.execute(USER_TABLES).fetchone()
+            found = int(row[0]) if row else 0
+            if tables is not None and found != tables:
+                raise ToolFailed(f"exited 0 but {db.name} has {found} tables, not {tables}")
+            if name == "dbops":
+                rows = conn.execute(DBOPS_HISTORY).fetchone()
+                expected = len(source.load(history))
+                if not rows or rows[0] != expected:
+                    raise ToolFailed(f"exited 0 but {db.name} records {rows}, not {expected}")
+    finally:
+        server.drop_database(db)
+    return seconds, str(command), found
+
+
+def measure_history(server: Server, history: Path, workdir: Path,
+                    repeat: int) -> list[Timings]:
+    """Time psql -f and dbops on the whole history, alternating which goes first."""
+    results = [Timings(name) for name, _ in HISTORY_TOOLS]
+    try:  # untimed: a warm-up, and the number of tables the history makes
+        _, _, tables = history_once(server, "dbops", write_dbops_history, history, workdir, None)
+    except ToolFailed as exc:
+        for timings in results:
+            record_failure(timings, exc)
+        return results
+    pairs = list(zip(HISTORY_TOOLS, results, strict=True))
+    for round_ in range(repeat):
+        for (name, write), timings in pairs if round_ % 2 == 0 else pairs[::-1]:
+            if timings.error is not None:
+                continue
+            try:
+                seconds, timings.command, _ = history_once(server, name, write, history,
+                                                           workdir, tables)
+            except ToolFailed as exc:
+                record_failure(timings, exc)
+                continue
+            timings.seconds.append(seconds)
+            print(f"  {name:8} history run {round_ + 1}: {seconds:7.2f}s", flush=True)
+    return results
+
+
+def history_report(results: Sequence[Timings], history: Path) -> dict[str, Any]:
+    medians = {t.name: t.median for t in results}
+    return {
+        "directory": str(history.relative_to(REPO) if history.is_relative_to(REPO) else history),
+        "migrations": len(source.load(history)),
+        "runs": [summary(t) | {"ratio_vs_psql": ratio(t.median, medians.get("psql -f"))}
+                 for t in results],
+        "ratio_dbops_vs_psql": ratio(medians.get("dbops"), medians.get("psql -f")),
+    }
+
+
 def status_command(server: Server, tool: Tool, workdir: Path, count: int) -> Command:
     """Apply `count` migrations with `tool` (untimed, checked) and return its status command,
     called once already: a warm-up, and proof that it reads the applied state."""
@@ -518,7 +631,8 @@ class Target:
         return {"target": self.name, "ratio": measured, "limit": self.limit, "met": met}
 
 
-def judge_targets(apply: Sequence[dict[str, Any]], status: dict[str, Any] | None) -> list[Any]:
+def judge_targets(apply: Sequence[dict[str, Any]], status: dict[str, Any] | None,
+                  history: dict[str, Any] | None = None) -> list[Any]:
     medians = {row["tool"]: row["median"] for row in apply}
 
     def dbops_over(peer: str) -> float | None:
@@ -530,6 +644,9 @@ def judge_targets(apply: Sequence[dict[str, Any]], status: dict[str, Any] | None
         Target("migrate up <= 1.5x psql -f", TARGET_VS_PSQL, True).judge(dbops_over("psql -f")),
         Target("status < half of alembic current", TARGET_STATUS_VS_ALEMBIC, False).judge(
             status["ratio_dbops_vs_alembic"] if status else None
+        ),
+        Target("real history <= 1.5x psql -f", TARGET_VS_PSQL, True).judge(
+            history["ratio_dbops_vs_psql"] if history else None
         ),
     ]
 
@@ -585,6 +702,13 @@ def print_report(report: dict[str, Any]) -> None:
         for row in status["runs"]:
             print(f"{short(row['command']):28} {timing_columns(row)}")
         print(f"dbops / alembic: {fmt(status['ratio_dbops_vs_alembic'], '.2f')}")
+    history = report.get("history")
+    if history is not None:
+        print(f"\nreal history: {history['migrations']} migrations of {history['directory']}")
+        print(f"{'tool':10} {'median':>8} {'min':>8} {'x psql -f':>10}")
+        for row in history["runs"]:
+            ratios = "" if row["failed"] else f" {fmt(row['ratio_vs_psql'], '10.2f')}"
+            print(f"{row['tool']:10} {timing_columns(row)}{ratios}")
     print("\ntargets (dbops time / peer time):")
     for target in report["targets"]:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[target["met"]]
@@ -597,7 +721,8 @@ def write_results(report: dict[str, Any], path: Path) -> None:
 
 
 def failures(report: dict[str, Any]) -> list[str]:
-    rows = [*report["apply"], *(report["status"] or {}).get("runs", [])]
+    rows = [*report["apply"], *(report["status"] or {}).get("runs", []),
+            *(report.get("history") or {}).get("runs", [])]
     return [row["command"] or row["tool"] for row in rows if row["failed"]]
 
 
@@ -611,6 +736,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per tool")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="the JSON results file")
+    parser.add_argument(
+        "--history", default=str(HISTORY),
+        help="a dbops migrations directory of a real history, applied whole by psql -f and dbops "
+             "(empty: skip)",
+    )  # fmt: skip
     parser.add_argument(
         "--tools", default=",".join(labels), help=f"a comma-separated subset of {','.join(labels)}"
     )
@@ -641,6 +771,12 @@ def run_benchmark(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             print(f"status commands with {args.status_count} migrations applied")
             timings = measure_status(server, status_tools, workdir, args.status_count, args.repeat)
             status = status_report(timings, args.status_count)
+        history = None
+        if args.history and {"psql", "dbops"} <= {tool.label for tool in args.tools}:
+            print(f"real history: {args.history}")
+            directory = Path(args.history).resolve()
+            history = history_report(measure_history(server, directory, workdir, args.repeat),
+                                     directory)
         return {
             "benchmark": "migrations",
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -654,7 +790,8 @@ def run_benchmark(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             "versions": versions(server),
             "apply": apply,
             "status": status,
-            "targets": judge_targets(apply, status),
+            "history": history,
+            "targets": judge_targets(apply, status, history),
         }
     finally:
         cluster.down()

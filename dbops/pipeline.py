@@ -26,11 +26,14 @@ from dbops.drift import (
 )
 from dbops.errors import DbopsError, MigrationError, PlanError, Problem, StalePlan
 from dbops.inspect import LiveState, inspect, schema_fingerprint
-from dbops.migrate import source
+from dbops.migrate import pending, source
+from dbops.migrate.source import Migration
 from dbops.planner import make_changeset, target_problem
 
 if TYPE_CHECKING:
     from dbops.execute import ApplyReport, Notify, Operation
+    from dbops.inspect import TableStats
+    from dbops.migrate.analyze import Finding
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,10 @@ def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     migrations = load_migrations(the_plan)
     live = inspect(the_plan, command=command, fingerprint=command != "plan")
     source.check_sum(the_plan.migrations.directory, migrations)
-    notes = _analysis(the_plan, live, migrations)
-    changeset = make_changeset(the_plan, live, migrations, analysis=notes)
+    waiting = _waiting(the_plan, live, migrations)
+    stats = _table_stats(the_plan, waiting)
+    notes = _analysis(the_plan, waiting, stats)
+    changeset = make_changeset(the_plan, live, migrations, analysis=notes, stats=stats)
     adopted = adopted_by_apply(the_plan, live) if not changeset.empty else []
     if adopted:
         changeset = dataclasses.replace(changeset, notes=changeset.notes + tuple(
@@ -78,40 +83,61 @@ def file_problems(the_plan: Plan) -> list[Problem]:
     return [problem] if problem else []
 
 
-def _analysis(
-    the_plan: Plan, live: LiveState, migrations: source.MigrationSet
-) -> dict[str, tuple[str, ...]]:
-    """Per pending migration: its findings and what it will do to the live tables."""
-    applied = {a.version for a in live.applied}
-    waiting = [m for m in migrations if m.version not in applied]
+def _waiting(the_plan: Plan, live: LiveState, migrations: source.MigrationSet) -> list[Migration]:
+    """The pending migrations the plan applies, in order (the planner reports why when none can
+    be chosen)."""
+    settings = the_plan.migrations
+    try:
+        return pending.to_apply(migrations, list(live.applied), target=settings.target,
+                                allow_out_of_order=settings.allow_out_of_order)
+    except MigrationError:
+        return []
+
+
+def _table_stats(the_plan: Plan, waiting: list[Migration]) -> dict[str, TableStats]:
+    """Live statistics of the tables the pending migrations touch (read-only)."""
     if not waiting:
         return {}
     from dbops.inspect import table_stats
-    from dbops.migrate.lint import lint, tables_of
+    from dbops.migrate.lint import tables_of
 
     names = tables_of(waiting)
-    stats = {}
-    if names:
-        with connection(the_plan, command="plan", autocommit=True) as conn:
-            conn.read_only = True
-            stats = table_stats(conn, names)
-    settings = the_plan.migrations
-    notes = {}
-    from dbops.migrate.runner import prepare
+    if not names:
+        return {}
+    with connection(the_plan, command="plan", autocommit=True) as conn:
+        conn.read_only = True
+        return table_stats(conn, names)
 
-    for migration in waiting:
-        report = lint(
-            [migration],
-            zero_downtime=settings.zero_downtime,
-            fail_on=settings.lint_fail_on,
-            stats=stats,
-        )
+
+def _analysis(
+    the_plan: Plan, waiting: list[Migration], stats: dict[str, TableStats]
+) -> dict[str, tuple[str, ...]]:
+    """Per pending migration: its findings and what it will do to the live tables, each judged
+    against the state the earlier pending migrations leave behind."""
+    if not waiting:
+        return {}
+    from dbops.migrate.lint import lint
+    from dbops.migrate.runner import prepare
+    from dbops.migrate.runstate import run_states
+
+    settings = the_plan.migrations
+    states = run_states(waiting, stats)
+    report = lint(waiting, zero_downtime=settings.zero_downtime, fail_on=settings.lint_fail_on,
+                  stats=stats, states=states)
+    findings: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        findings.setdefault(finding.file, []).append(finding)
+    notes = {}
+    for migration, state in zip(waiting, states, strict=True):
         online = settings.zero_downtime or migration.zero_downtime
-        execution = prepare(migration, "up", zero_downtime=online)
+        try:
+            execution = prepare(migration, "up", zero_downtime=online, state=state)
+        except MigrationError:
+            continue  # the planner reports it as the plan's problem
         lines = ["runs in one transaction" if execution.mode == "transaction"
                  else f"runs as {len(execution.steps)} journaled step(s)"
                  + (" (rewritten online)" if online else "")]
-        for finding in report.findings:
+        for finding in findings.get(migration.file, []):
             lines.append(
                 f"line {finding.line}: {finding.severity} {finding.rule}: {finding.message}"
             )

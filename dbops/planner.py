@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 
@@ -31,10 +32,13 @@ from dbops.config.model import Plan, Role
 from dbops.config.source import display_path
 from dbops.errors import MigrationError, PlanError, Problem
 from dbops.health.gates import gate_thresholds
-from dbops.inspect import LiveRole, LiveSetting, LiveState
+from dbops.inspect import LiveRole, LiveSetting, LiveState, TableStats
 from dbops.migrate import pending
 from dbops.migrate.source import Migration, MigrationSet
 from dbops.setting_values import check, same
+
+if TYPE_CHECKING:
+    from dbops.migrate.runstate import RunState
 
 RELOAD = "SELECT pg_reload_conf()"
 _TAKES_EFFECT = {
@@ -75,16 +79,19 @@ def make_changeset(
     migrations: MigrationSet | None,
     *,
     analysis: dict[str, tuple[str, ...]] | None = None,
+    stats: Mapping[str, TableStats] | None = None,
     now: datetime | None = None,
 ) -> ChangeSet:
     """Everything apply would do to make the live database match the plan, in stage order.
-    `analysis` adds, per pending migration version, what it will do to the live tables."""
+    `analysis` adds, per pending migration version, what it will do to the live tables; `stats`
+    (the live statistics of the tables they touch) judges each pending migration against the
+    state the earlier ones leave behind, as `migrate up` does."""
     found = _Findings([], [], [])
     _settings(plan, live, found)
     _roles(plan, live, found)
     _budget(plan, live, found)
     if migrations is not None:
-        _migrations(plan, live, migrations, found, analysis or {})
+        _migrations(plan, live, migrations, found, analysis or {}, stats)
     _backups(plan, live, found, now or datetime.now(UTC))
     found.notes += [f"{unfinished}; the changes above bring the database back to the plan and "
                     "apply records the result" for unfinished in live.unfinished]
@@ -426,6 +433,7 @@ def _migrations(
     migrations: MigrationSet,
     found: _Findings,
     analysis: dict[str, tuple[str, ...]],
+    stats: Mapping[str, TableStats] | None,
 ) -> None:
     settings = plan.migrations
     applied = list(live.applied)
@@ -460,8 +468,10 @@ def _migrations(
         )
         if waiting:  # pglast's AST is loaded only when something is pending
             from dbops.migrate.analyze import data_loss
-        for migration in waiting:
-            loses = data_loss(migration)
+            from dbops.migrate.runstate import run_states
+        for migration, state in zip(waiting, run_states(waiting, stats) if waiting else [],
+                                    strict=True):
+            loses = data_loss(migration, new=state.new)
             found.changes.append(
                 Change(
                     kind="migration",
@@ -481,7 +491,7 @@ def _migrations(
                     )
                     + analysis.get(migration.version, ()),
                     destructive=bool(loses),
-                    migration=_run(plan, migration, "up"),
+                    migration=_run(plan, migration, "up", state),
                 )
             )
     except MigrationError as exc:
@@ -499,12 +509,13 @@ def target_problem(plan: Plan, migrations: MigrationSet) -> Problem | None:
         f"{display_path(migrations.directory)}")
 
 
-def _run(plan: Plan, migration: Migration, direction: Direction) -> MigrationRun:
+def _run(plan: Plan, migration: Migration, direction: Direction,
+         state: RunState | None = None) -> MigrationRun:
     """The exact steps apply will run for this migration (online rewrites included)."""
     from dbops.migrate.runner import prepare
 
     online = plan.migrations.zero_downtime or migration.zero_downtime
-    execution = prepare(migration, direction, zero_downtime=online)
+    execution = prepare(migration, direction, zero_downtime=online, state=state)
     return MigrationRun(
         version=migration.version, name=migration.name, file=migration.path.name,
         checksum=migration.checksum, direction=direction,

@@ -12,6 +12,7 @@ from dbops.inspect import TableStats
 from dbops.migrate import source
 from dbops.migrate.analyze import RULES, estimate, lint_text, with_live_severity
 from dbops.migrate.lint import lint
+from dbops.migrate.runstate import RunState, run_states
 from dbops.migrate.strategy import online_steps
 
 TASKS = TableStats("tasks", 2_000_000, 173 * 1024 * 1024, 2000.0)
@@ -180,3 +181,50 @@ def test_online_steps_shape(tmp_path: Path) -> None:
         ],
     ]
     assert [s.transactional for s in steps] == [False, True, True, True, False, True]
+
+
+def numbered(tmp_path: Path, n: int, body: str) -> source.Migration:
+    path = tmp_path / f"2025010100000{n}_m{n}.sql"
+    path.write_text(f"-- m{n}\n-- migrate:up\n{body}\n")
+    return source.parse(path)
+
+
+def test_a_run_judges_each_migration_against_what_the_earlier_ones_leave(tmp_path: Path) -> None:
+    run = [numbered(tmp_path, 1, "CREATE TABLE packages (id int, downloads int);"),
+           numbered(tmp_path, 2, "ALTER TABLE packages RENAME TO crates;"),
+           numbered(tmp_path, 3, "ALTER TABLE crates ALTER COLUMN downloads TYPE bigint;\n"
+                                 "CREATE INDEX ON crates (downloads);"),
+           numbered(tmp_path, 4, "DROP TABLE crates;"),
+           numbered(tmp_path, 5, "ALTER TABLE tasks ALTER COLUMN attempt TYPE bigint;")]
+    states = run_states(run, {})  # a fresh database: statistics read, none found
+    assert [sorted(s.new) for s in states] == [[], ["packages"], ["crates"], ["crates"], []]
+    report = lint(run, zero_downtime=False, fail_on="error", states=states)
+    assert [(f.file[-6:], f.rule) for f in report.findings] == [("m5.sql", "type-change-rewrites")]
+    assert [s.note for s in online_steps(run[2], states[2])] == [""]  # as written, no rewrite
+    with pytest.raises(MigrationError) as caught:
+        online_steps(run[4], states[4])
+    assert "(tasks is neither in the live statistics nor created earlier in this run: assumed " \
+        "large and busy); it cannot run online" in str(caught.value)
+    with pytest.raises(MigrationError, match=r"\(no live statistics were read: tasks is assumed "):
+        online_steps(run[4], run_states(run)[4])
+    with pytest.raises(MigrationError, match="type-change-rewrites"):
+        online_steps(run[2], RunState())  # judged alone, as before: crates may be large
+
+
+def test_an_empty_table_has_no_lock_hazard_and_a_refusal_names_its_estimate(
+    tmp_path: Path,
+) -> None:
+    change = numbered(tmp_path, 1, "ALTER TABLE tasks ALTER COLUMN attempt TYPE bigint;")
+    empty = {"tasks": TableStats("tasks", 0, 16 * 1024, 0.0)}
+    assert online_steps(change, run_states([change], empty)[0])  # no hazard: nothing to refuse
+    assert lint([change], zero_downtime=True, fail_on="error", stats=empty).findings == ()
+    drop = numbered(tmp_path, 2, "ALTER TABLE tasks DROP COLUMN attempt;")  # its clients break
+    assert [f.rule for f in lint([drop], zero_downtime=True, fail_on="error",
+                                 stats=empty).findings] == ["drop-breaks-clients"]
+    refused = lint([change], zero_downtime=True, fail_on="error", stats={"tasks": TASKS})
+    assert refused.findings[0].message == (
+        "changing the type of tasks.attempt rewrites the table (zero-downtime refuses it, tasks "
+        "per the live statistics: 2.0M rows, 173 MB, ~2,000 writes/s, ~3 s to scan: add a new "
+        "column, backfill in batches, switch readers, then drop the old column)")
+    with pytest.raises(MigrationError, match=r"\(tasks per the live statistics: 2.0M rows"):
+        online_steps(change, run_states([change], {"tasks": TASKS})[0])

@@ -3,6 +3,7 @@ failures in the middle, edited files, the runner lock, lock_timeout retries, jou
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -306,6 +307,8 @@ def test_lock_timeout_gives_up_after_the_last_attempt(project: Project) -> None:
 
 
 def test_rehearsal_finds_the_failure_before_the_target_is_touched(project: Project) -> None:
+    with project.database.connect() as conn:
+        conn.execute("CREATE TABLE accounts (id int)")  # a database with objects is rehearsed
     migration(project, "20250101000001",
               "CREATE TABLE runs (id int);\nINSERT INTO runs VALUES (1), (1);\n"
               "CREATE UNIQUE INDEX CONCURRENTLY runs_id ON runs (id);",
@@ -317,11 +320,26 @@ def test_rehearsal_finds_the_failure_before_the_target_is_touched(project: Proje
         "migrations/20250101000001_m0001.sql:6: CREATE UNIQUE INDEX CONCURRENTLY runs_id ON runs "
         "(id): could not create unique index \"runs_id\": Key (id)=(1) is duplicated. "
         "(SQLSTATE 23505)")
-    assert tables(project) == set()
+    assert tables(project) == {"accounts"}
     with project.database.connect() as conn:
         leftovers = conn.execute("SELECT count(*) FROM pg_database "
                                  "WHERE datname LIKE 'dbops_rehearsal_%'").fetchone()
         assert leftovers == (0,)
+
+
+def test_a_database_without_objects_is_not_rehearsed(project: Project) -> None:
+    migration(project, "20250101000001",
+              "CREATE TABLE runs (id int);\nINSERT INTO runs VALUES (1), (1);\n"
+              "CREATE UNIQUE INDEX CONCURRENTLY runs_id ON runs (id);",
+              "DROP TABLE runs;")
+    e = engine(project)
+    with pytest.raises(StatementFailed, match="Key \\(id\\)=\\(1\\) is duplicated"):
+        e.run_migrations()
+    assert "not rehearsed: the database has no objects yet, the run itself is the rehearsal" \
+        in e.messages  # type: ignore[attr-defined]
+    # The run stopped at the failing step, as a rehearsal would have: step 1 done, resumable.
+    assert tables(project) == {"runs"}
+    assert [r.state for r in e.get_migration_status()] == ["partial"]
 
 
 def test_failed_concurrent_build_is_cleaned_up_and_the_run_resumes(project: Project) -> None:
@@ -446,3 +464,23 @@ def test_skipped_backup_is_audited(project: Project) -> None:
         rows = conn.execute("SELECT action, result, reason FROM dbops.apply_audit").fetchall()
     assert rows == [("migrate up", "done", "1 migration(s) applied: 20250101000001; "
                      "before-migrate backup skipped (--skip-backup)")]
+
+
+def test_empty_migrations_are_accepted_recorded_and_reported(project: Project) -> None:
+    migration(project, "20250101000001", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    migration(project, "20250101000002", "-- a placeholder: this change is MySQL-only", "")
+    migration(project, "20250101000003", "CREATE TABLE b (id int);", "DROP TABLE b;")
+    assert project.run("migrate", "hash").returncode == 0
+    lint = project.run("migrate", "lint", "--format", "json")
+    assert lint.returncode == 0, lint.stdout
+    [finding] = json.loads(lint.stdout)["findings"]
+    assert (finding["rule"], finding["severity"], finding["file"], finding["line"]) == (
+        "empty-migration", "info", "migrations/20250101000002_m0002.sql", 4)
+    up = project.run("migrate", "up", "test", "--yes")
+    assert up.returncode == 0, up.stderr
+    assert history(project) == ["20250101000001", "20250101000002", "20250101000003"]
+    assert tables(project) == {"a", "b"}
+    # Nothing was done, so there is nothing to undo: the placeholder rolls back like any other.
+    assert project.run("rollback", "test", "--count", "2", "--yes").returncode == 0
+    assert history(project) == ["20250101000001"]
+    assert tables(project) == {"a"}

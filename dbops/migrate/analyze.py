@@ -5,6 +5,8 @@ statistics, when given, turn a hazard into an estimate for this very database.""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -13,7 +15,7 @@ from pglast import ast, enums
 from pglast.stream import RawStream
 
 from dbops.migrate.source import Migration
-from dbops.migrate.sql import Statement, split
+from dbops.migrate.sql import Statement, split, table_key
 
 if TYPE_CHECKING:
     from dbops.inspect import TableStats
@@ -83,6 +85,10 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("not-idempotent-outside-transaction", "warning",
          "A statement outside a transaction is re-run after a crash; without IF [NOT] EXISTS it fails.",
          "add IF NOT EXISTS / IF EXISTS"),
+    Rule("empty-migration", "info",
+         "The up section has no statements: the migration is recorded in the history and "
+         "changes nothing (a placeholder, say for another database, or a change reverted since).",
+         "nothing to do"),
     Rule("enum-value-order", "warning",
          "ALTER TYPE ... ADD VALUE BEFORE/AFTER changes the enum's sort order; the new value "
          "cannot be used in the same transaction.",
@@ -148,14 +154,33 @@ _ANALYSED = frozenset({"CreateStmt", "IndexStmt", "DropStmt", "ReindexStmt", "Al
                        "DeleteStmt"})
 
 
-class _Analyzer:
-    """Walks one migration's statements, tracking tables it creates (which need no care)."""
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> ast.Node | None:
+    """pglast's node objects for one statement, built once per run (they cost an order of
+    magnitude more than the split); only read here, never changed."""
+    return pglast.parse_sql(text)[0].stmt
 
-    def __init__(self, migration: Migration, *, outside_transaction: bool) -> None:
+
+class _Analyzer:
+    """Walks one migration's statements, tracking the new tables (no client uses them yet: they
+    need no care at all), those new when it starts (`new`, made earlier in the run) and those it
+    creates or renames, and the empty ones (`empty`: no rows to scan or rewrite, so no lock
+    hazard, but clients may use them)."""
+
+    def __init__(self, migration: Migration, *, outside_transaction: bool,
+                 new: frozenset[str] = frozenset(), empty: frozenset[str] = frozenset()) -> None:
         self.migration = migration
-        self.created: set[str] = set()
+        self.created: set[str] = set(new)
+        self.empty: set[str] = set(empty)
         self.outside_transaction = outside_transaction
         self.ignores = _ignores(migration)
+
+    def is_new(self, table: str) -> bool:
+        return table_key(table) in self.created
+
+    def is_idle(self, table: str) -> bool:
+        """New or empty: nothing for a lock to wait on while a scan or rewrite runs."""
+        return self.is_new(table) or table_key(table) in self.empty
 
     def finding(self, rule: str, statement: Statement, message: str,
                 relation: str | None = None) -> Finding:
@@ -167,14 +192,14 @@ class _Analyzer:
             return StatementAnalysis(statement, (), False, False, ())
         if statement.kind == "CreateStmt" and len(statement.relations) <= 1:
             # A table that references nothing: no lock on anything that exists, no hazard.
-            self.created.add(statement.relations[0] if statement.relations else "?")
+            self.created.add(table_key(statement.relations[0]) if statement.relations else "?")
             return StatementAnalysis(statement, (), False, False, ())
-        node = pglast.parse_sql(statement.text)[0].stmt
+        node = _parsed(statement.text)
         locks: list[tuple[str, str]] = []
         findings: list[Finding] = []
         rewrites = scans = False
         if isinstance(node, ast.CreateStmt):
-            self.created.add(_relation(node.relation))
+            self.created.add(table_key(_relation(node.relation)))
             for element in node.tableElts or ():
                 for constraint in getattr(element, "constraints", None) or ():
                     if getattr(constraint, "contype", None) == enums.ConstrType.CONSTR_FOREIGN:
@@ -185,7 +210,7 @@ class _Analyzer:
             table = _relation(node.relation)
             locks.append((table, "SHARE UPDATE EXCLUSIVE" if node.concurrent else "SHARE"))
             scans = True
-            if not node.concurrent and table not in self.created:
+            if not node.concurrent and not self.is_idle(table):
                 findings.append(self.finding("index-not-concurrent", statement,
                                              f"CREATE INDEX on {table} blocks writes while it builds",
                                              table))
@@ -209,7 +234,16 @@ class _Analyzer:
             target = _relation(node.relation) if node.relation else "?"
             locks.append((target, "ACCESS EXCLUSIVE"))
             what = "column" if node.renameType == enums.ObjectType.OBJECT_COLUMN else "object"
-            if node.renameType in (enums.ObjectType.OBJECT_COLUMN, enums.ObjectType.OBJECT_TABLE):
+            fresh = self.is_new(target)
+            if node.renameType == enums.ObjectType.OBJECT_TABLE:
+                schema = node.relation.schemaname if node.relation else None
+                renamed = table_key(f"{schema}.{node.newname}" if schema else str(node.newname))
+                for tracked in (self.created, self.empty):
+                    if table_key(target) in tracked:
+                        tracked.discard(table_key(target))
+                        tracked.add(renamed)
+            if not fresh and node.renameType in (enums.ObjectType.OBJECT_COLUMN,
+                                                 enums.ObjectType.OBJECT_TABLE):
                 findings.append(self.finding("rename-breaks-clients", statement,
                                              f"renaming {what} {node.subname or target} to "
                                              f"{node.newname}", target))
@@ -267,15 +301,17 @@ class _Analyzer:
         elif node.removeType == enums.ObjectType.OBJECT_TABLE:
             for name in names:
                 locks.append((name, "ACCESS EXCLUSIVE"))
-                if name not in self.created:
+                if not self.is_new(name):
                     findings.append(self.finding("drop-breaks-clients", statement,
                                                  f"dropping table {name}", name))
+                self.created.discard(table_key(name))
+                self.empty.discard(table_key(name))
         return findings
 
     def _alter_table(self, node: ast.AlterTableStmt, statement: Statement,
                      locks: list[tuple[str, str]], findings: list[Finding]) -> tuple[bool, bool]:
         table = _relation(node.relation)
-        fresh = table in self.created
+        fresh, idle = self.is_new(table), self.is_idle(table)
         rewrites = scans = False
         modes: list[str] = []
         at = enums.AlterTableType
@@ -294,7 +330,7 @@ class _Analyzer:
                 if contype in (enums.ConstrType.CONSTR_FOREIGN, enums.ConstrType.CONSTR_CHECK) \
                         and not constraint.skip_validation:
                     scans = True
-                    if not fresh:
+                    if not idle:
                         kind_name = "FOREIGN KEY" if contype == enums.ConstrType.CONSTR_FOREIGN \
                             else "CHECK"
                         findings.append(self.finding("constraint-not-valid", statement,
@@ -303,7 +339,7 @@ class _Analyzer:
                 if contype in (enums.ConstrType.CONSTR_UNIQUE, enums.ConstrType.CONSTR_PRIMARY) \
                         and not constraint.indexname:
                     scans = True
-                    if not fresh:
+                    if not idle:
                         findings.append(self.finding("unique-builds-index", statement,
                                                      f"the index for this constraint on {table} is "
                                                      "built under ACCESS EXCLUSIVE", table))
@@ -313,20 +349,20 @@ class _Analyzer:
             elif kind == at.AT_SetNotNull:
                 modes.append("ACCESS EXCLUSIVE")
                 scans = True
-                if not fresh:
+                if not idle:
                     findings.append(self.finding("set-not-null", statement,
                                                  f"SET NOT NULL on {table}.{cmd.name} scans the "
                                                  "table under ACCESS EXCLUSIVE", table))
             elif kind == at.AT_AlterColumnType:
                 modes.append("ACCESS EXCLUSIVE")
                 rewrites = True
-                if not fresh:
+                if not idle:
                     findings.append(self.finding("type-change-rewrites", statement,
                                                  f"changing the type of {table}.{cmd.name} "
                                                  "rewrites the table", table))
             elif kind == at.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
                 modes.append("ACCESS EXCLUSIVE")
-                findings += self._add_column(cmd.def_, table, fresh, statement)
+                findings += self._add_column(cmd.def_, table, fresh, idle, statement)
                 rewrites = rewrites or any(f.rule == "volatile-default" for f in findings)
             elif kind == at.AT_DropColumn:
                 modes.append("ACCESS EXCLUSIVE")
@@ -342,14 +378,14 @@ class _Analyzer:
             locks.insert(0, (table, max(modes, key=order.index)))
         return rewrites, scans
 
-    def _add_column(self, column: ast.ColumnDef, table: str, fresh: bool,
+    def _add_column(self, column: ast.ColumnDef, table: str, fresh: bool, idle: bool,
                     statement: Statement) -> list[Finding]:
         constraints = column.constraints or ()
         default = next((c.raw_expr for c in constraints
                         if c.contype == enums.ConstrType.CONSTR_DEFAULT), None)
         not_null = any(c.contype == enums.ConstrType.CONSTR_NOTNULL for c in constraints)
         findings = []
-        if default is not None and _volatile(default) and not fresh:
+        if default is not None and _volatile(default) and not idle:
             findings.append(self.finding("volatile-default", statement,
                                          f"{table}.{column.colname} gets a volatile default: "
                                          "the table is rewritten", table))
@@ -364,15 +400,34 @@ def _ignores(migration: Migration) -> dict[str, str]:
     return dict(migration.ignores)
 
 
-def analyze(migration: Migration, *, direction: str = "up") -> list[StatementAnalysis]:
-    """Every statement of a migration's section, analysed."""
+def analyze(migration: Migration, *, direction: str = "up", new: frozenset[str] = frozenset(),
+            empty: frozenset[str] = frozenset()) -> list[StatementAnalysis]:
+    """Every statement of a migration's section, analysed; `new` names the tables created
+    earlier in the same run (no care at all), `empty` the existing tables without rows (no lock
+    hazard; their clients still break on a rename or a drop)."""
+    return list(_analyzed(migration, direction, new, empty)[0])
+
+
+def tracked_after(migration: Migration, new: frozenset[str],
+                  empty: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The new and the empty tables once the migration's up section has run."""
+    _, new_after, empty_after = _analyzed(migration, "up", new, empty)
+    return new_after, empty_after
+
+
+@functools.lru_cache(maxsize=4096)
+def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: frozenset[str]
+              ) -> tuple[tuple[StatementAnalysis, ...], frozenset[str], frozenset[str]]:
+    # A run analyses each pending migration several times (statistics, lint, online steps):
+    # pglast's node objects are parsed once.
     section = migration.up if direction == "up" else migration.down
     if section is None:
-        return []
+        return (), new, empty
     statements = section.statements(migration.path)
     outside = not migration.transaction or any(not s.transactional for s in statements)
-    analyzer = _Analyzer(migration, outside_transaction=outside)
-    return [analyzer.analyze(s) for s in statements]
+    analyzer = _Analyzer(migration, outside_transaction=outside, new=new, empty=empty)
+    analyses = tuple(analyzer.analyze(s) for s in statements)
+    return analyses, frozenset(analyzer.created), frozenset(analyzer.empty)
 
 
 # Findings whose statement throws data away: a migration with one is destructive (shown apart by
@@ -381,10 +436,12 @@ DATA_LOSS_RULES = frozenset({"drop-breaks-clients", "truncate-cascade"})
 _DATA_LOSS_KINDS = {"TruncateStmt": "empties a table"}
 
 
-def data_loss(migration: Migration, *, direction: str = "up") -> list[str]:
-    """What running this section would destroy, one line each; empty when nothing."""
+def data_loss(migration: Migration, *, direction: str = "up",
+              new: frozenset[str] = frozenset()) -> list[str]:
+    """What running this section would destroy, one line each; empty when nothing (a new table,
+    made earlier in the run or empty, holds nothing to lose)."""
     losses = []
-    for analysis in analyze(migration, direction=direction):
+    for analysis in analyze(migration, direction=direction, new=new):
         statement = analysis.statement
         found = [f.message for f in analysis.findings if f.rule in DATA_LOSS_RULES]
         if not found and statement.kind in _DATA_LOSS_KINDS:
@@ -414,7 +471,7 @@ _VERBS = {"IndexStmt": "CREATE INDEX", "AlterTableStmt": "ALTER TABLE", "DropStm
           "TruncateStmt": "TRUNCATE", "RenameStmt": "RENAME", "CreateStmt": "CREATE TABLE"}
 
 
-def estimate(analysis: StatementAnalysis, stats: dict[str, TableStats]) -> list[str]:
+def estimate(analysis: StatementAnalysis, stats: Mapping[str, TableStats]) -> list[str]:
     """What this statement will do to the live tables it touches, in words."""
     lines = []
     verb = _VERBS.get(analysis.statement.kind, analysis.statement.kind.removesuffix("Stmt"))
@@ -441,7 +498,22 @@ def _rule_for(analysis: StatementAnalysis) -> str | None:
     return active[0] if active else None
 
 
-def with_live_severity(finding: Finding, stats: dict[str, TableStats]) -> Finding:
+def basis(relation: str | None, stats: Mapping[str, TableStats] | None) -> str:
+    """What a verdict on this table is based on, in words (a refusal names it)."""
+    if relation is None:
+        return "no table to measure"
+    if stats is None:
+        return f"no live statistics were read: {relation} is assumed large and busy"
+    table = stats.get(relation) or stats.get(relation.split(".")[-1])
+    if table is None:
+        return (f"{relation} is neither in the live statistics nor created earlier in this run: "
+                "assumed large and busy")
+    return (f"{table.name} per the live statistics: {_count(table.rows)} rows, "
+            f"{_size(table.bytes)}, ~{table.writes_per_second:,.0f} writes/s, "
+            f"~{_duration(table.bytes / SCAN_BYTES_PER_SECOND)} to scan")
+
+
+def with_live_severity(finding: Finding, stats: Mapping[str, TableStats]) -> Finding:
     """A lock hazard on a table small enough to be done in milliseconds is information only."""
     table = stats.get(finding.relation or "") or stats.get((finding.relation or "").split(".")[-1])
     if table is None or finding.severity == "info" or table.bytes > SMALL_TABLE_BYTES:

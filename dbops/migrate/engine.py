@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from dbops.inspect import TableStats
     from dbops.migrate.lint import LintReport
     from dbops.migrate.runner import Execution, Notify
+    from dbops.migrate.runstate import RunState
 
 Progress = Callable[[int, int, Migration, float], None]
 
@@ -175,7 +176,9 @@ class MigrationEngine:
 
         if dry_run:
             applied, _ = self._read()
-            executions = tuple(self._prepare(m, direction) for m in choose(applied))
+            chosen = choose(applied)
+            stats = self.table_stats(chosen) if direction == "up" and chosen else {}
+            executions = self._prepare_run(chosen, direction, stats)
             return RunResult(direction, executions, (), dry_run=True)
         settings = self.plan.migrations
         wait = settings.lock_wait if lock_wait is None else lock_wait
@@ -185,11 +188,14 @@ class MigrationEngine:
         ):
             ledger.ensure_schema(conn)
             applied = history.read(conn)
+            chosen = choose(applied)
+            stats = (_live_stats(conn, chosen, settings.lock_timeout)
+                     if direction == "up" and chosen else {})
             # Parse everything before running anything: a syntax error refuses the whole run.
-            executions = tuple(self._prepare(m, direction) for m in choose(applied))
+            executions = self._prepare_run(chosen, direction, stats)
             journal = history.read_journal(conn)
             if direction == "up" and executions:
-                self._prevalidate(executions)
+                self._prevalidate(executions, stats)
                 from dbops.backup import backup_before_migrate
 
                 # Under the runner lock, so no other runner migrates between backup and run.
@@ -269,7 +275,8 @@ class MigrationEngine:
                                 "the plan was made")
             executions.append(from_run(run, migration))
         if executions:
-            self._prevalidate(tuple(executions))
+            self._prevalidate(tuple(executions),
+                              self.table_stats([e.migration for e in executions]))
 
     def post_validate(self) -> None:
         """After migrations: no INVALID index left; constraints left NOT VALID are reported."""
@@ -278,15 +285,20 @@ class MigrationEngine:
         with self._connect("migrate-check", autocommit=True) as conn:
             post_validate(conn, self._notify or (lambda message: None))
 
-    def _prevalidate(self, executions: tuple[Execution, ...]) -> None:
-        """Lint at the plan's fail_on, then (when the policy says) rehearse on a schema copy."""
+    def _prevalidate(self, executions: tuple[Execution, ...],
+                     stats: dict[str, TableStats]) -> None:
+        """Lint the pending run at the plan's fail_on (each migration against what the earlier
+        ones leave behind), then (when the policy says) rehearse on a schema copy."""
         from dbops.migrate.lint import lint
         from dbops.migrate.rehearsal import rehearse
         from dbops.migrate.runner import RunSettings
+        from dbops.migrate.runstate import run_states
 
         settings = self.plan.migrations
-        report = lint([e.migration for e in executions], zero_downtime=settings.zero_downtime,
-                      fail_on=settings.lint_fail_on)
+        migrations = [e.migration for e in executions]
+        report = lint(migrations, zero_downtime=settings.zero_downtime,
+                      fail_on=settings.lint_fail_on, stats=stats,
+                      states=run_states(migrations, stats))
         failing = report.failing()
         if failing:
             raise MigrationError(f"{failing[0]} (lint fails at {settings.lint_fail_on}: fix it, "
@@ -296,25 +308,32 @@ class MigrationEngine:
         if wanted:
             rehearse(endpoint(self.plan), executions,
                      RunSettings(settings.lock_timeout, settings.statement_timeout,
-                                 settings.retries), self._notify or (lambda message: None))
+                                 settings.retries), self._notify or (lambda message: None),
+                     always=settings.rehearse == "always")
 
-    def _prepare(self, migration: Migration, direction: Direction) -> Execution:
+    def _prepare(self, migration: Migration, direction: Direction,
+                 state: RunState | None = None) -> Execution:
         from dbops.migrate.runner import prepare
 
         online = self.plan.migrations.zero_downtime or migration.zero_downtime
-        return prepare(migration, direction, zero_downtime=online)
+        return prepare(migration, direction, zero_downtime=online, state=state)
+
+    def _prepare_run(self, migrations: list[Migration], direction: Direction,
+                     stats: dict[str, TableStats]) -> tuple[Execution, ...]:
+        """Every migration's Execution; going up, each judged against the state the earlier
+        pending migrations leave behind."""
+        if direction == "down":
+            return tuple(self._prepare(m, direction) for m in migrations)
+        from dbops.migrate.runstate import run_states
+
+        return tuple(self._prepare(m, direction, state)
+                     for m, state in zip(migrations, run_states(migrations, stats), strict=True))
 
     def table_stats(self, migrations: list[Migration]) -> dict[str, TableStats]:
         """Live statistics of the tables these migrations touch (read-only)."""
-        from dbops.inspect import table_stats
-        from dbops.migrate.lint import tables_of
-
-        names = tables_of(migrations)
-        if not names:
-            return {}
         with self._connect("migrate-lint", autocommit=True) as conn:
             conn.read_only = True
-            return table_stats(conn, names)
+            return _live_stats(conn, migrations, self.plan.migrations.lock_timeout)
 
     def lint(self, paths: list[Path] | None = None, *, live: bool = True) -> LintReport:
         """Findings for the given files (default: every migration), with live estimates."""
@@ -455,3 +474,23 @@ def _duration(spoken: str | None) -> str | None:
     number, unit = match.groups()
     short = "ms" if unit.startswith("milli") or unit == "ms" else unit[0]
     return f"{number}{short}"
+
+
+def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
+                lock_timeout: timedelta) -> dict[str, TableStats]:
+    """Live statistics of the tables these migrations touch. Measuring a table's size waits for
+    a lock another session may hold: after `lock_timeout` they are judged without statistics
+    (assumed large and busy) rather than waited for."""
+    from dbops.inspect import table_stats
+    from dbops.migrate.lint import tables_of
+
+    names = tables_of(migrations)
+    if not names:
+        return {}
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('lock_timeout', %s, true)",
+                         (f"{int(lock_timeout.total_seconds() * 1000)}ms",))
+            return table_stats(conn, names)
+    except psycopg.errors.LockNotAvailable:
+        return {}

@@ -4,6 +4,7 @@ statistics when they are given, and the exact steps a migration will run. Pure."
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from dbops.inspect import TableStats
@@ -17,8 +18,9 @@ from dbops.migrate.analyze import (
     with_live_severity,
 )
 from dbops.migrate.runner import Execution
+from dbops.migrate.runstate import RunState, starting
 from dbops.migrate.source import Migration
-from dbops.migrate.strategy import REFUSED
+from dbops.migrate.strategy import refuses
 
 # Hazards the online rewrites remove: with zero-downtime on, they are information, not errors.
 REWRITTEN = ("index-not-concurrent", "drop-index-not-concurrent", "reindex-not-concurrent",
@@ -57,22 +59,32 @@ class LintReport:
                                f"{f.file}:{f.line}", ()))} for f in self.findings]}, indent=2)
 
 
-def lint(migrations: list[Migration], *, zero_downtime: bool, fail_on: str,
-         stats: dict[str, TableStats] | None = None) -> LintReport:
+def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
+         stats: Mapping[str, TableStats] | None = None,
+         states: Sequence[RunState] | None = None) -> LintReport:
+    """Findings of every migration. `states` (one per migration, from `run_states`) judges a
+    pending run's migrations against what the earlier ones leave behind; without it each
+    migration is judged on its own against the live statistics."""
     findings: list[Finding] = []
     estimates: dict[str, tuple[str, ...]] = {}
-    for migration in migrations:
+    alone = starting(stats)
+    for number, migration in enumerate(migrations):
         if migration.baseline:
             continue  # pg_dump's picture of a schema that already exists: nothing to judge
+        state = states[number] if states is not None else alone
         online = zero_downtime or migration.zero_downtime
         for rule, _ in migration.ignores:
             if rule not in RULES:
                 findings.append(Finding("unknown-rule", "error", migration.file, 1,
                                         f"dbops:ignore names an unknown rule '{rule}' "
                                         f"(rules: {', '.join(sorted(RULES))})"))
-        for analysis in analyze(migration):
+        if migration.up.empty:
+            findings.append(Finding("empty-migration", "info", migration.file, migration.up.line,
+                                    "the '-- migrate:up' section is empty: recorded as applied, "
+                                    "nothing runs"))
+        for analysis in analyze(migration, new=state.new, empty=state.empty):
             for finding in analysis.findings:
-                findings.append(_judge(finding, online, stats))
+                findings.append(_judge(finding, online, state))
             if stats:
                 lines = estimate(analysis, stats)
                 if lines:
@@ -80,19 +92,20 @@ def lint(migrations: list[Migration], *, zero_downtime: bool, fail_on: str,
     return LintReport(tuple(findings), estimates, fail_on)
 
 
-def _judge(finding: Finding, online: bool, stats: dict[str, TableStats] | None) -> Finding:
-    if stats:
-        finding = with_live_severity(finding, stats)
+def _judge(finding: Finding, online: bool, state: RunState) -> Finding:
+    if online and refuses(finding, state):
+        return replace(finding, severity="error",
+                       message=f"{finding.message} (zero-downtime refuses it, "
+                               f"{state.basis(finding.relation)}: {RULES[finding.rule].fix})")
+    if state.stats:
+        finding = with_live_severity(finding, state.stats)
     if online and finding.rule in REWRITTEN and finding.severity != "info":
         return replace(finding, severity="info",
                        message=f"{finding.message} (zero-downtime: run online instead)")
-    if online and finding.rule in REFUSED and not finding.suppressed:
-        return replace(finding, severity="error",
-                       message=f"{finding.message} (zero-downtime refuses it: {RULES[finding.rule].fix})")
     return finding
 
 
-def explain(execution: Execution, stats: dict[str, TableStats] | None = None) -> list[str]:
+def explain(execution: Execution, stats: Mapping[str, TableStats] | None = None) -> list[str]:
     """The steps a migration will run, each statement with its lock and, given live statistics,
     what it will do to the tables it touches."""
     migration = execution.migration

@@ -25,13 +25,33 @@ def _environment(ep: Endpoint) -> dict[str, str]:
     return libpq_environment(ep, "migrate-rehearsal")
 
 
+# Anything a migration could lock, rewrite or fail on, outside the system schemas and dbops' own.
+_HAS_OBJECTS = r"""
+    WITH ours AS (SELECT oid FROM pg_namespace
+                  WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'dbops')
+                    AND nspname NOT LIKE 'pg\_%')
+    SELECT EXISTS (SELECT FROM pg_class WHERE relnamespace IN (SELECT oid FROM ours))
+        OR EXISTS (SELECT FROM pg_proc WHERE pronamespace IN (SELECT oid FROM ours))
+        OR EXISTS (SELECT FROM pg_type WHERE typnamespace IN (SELECT oid FROM ours))"""
+
+
 def rehearse(ep: Endpoint, executions: tuple[Execution, ...], settings: RunSettings,
-             notify: Notify) -> None:
+             notify: Notify, *, always: bool = False) -> None:
     """Apply `executions` to a throwaway copy of the target's schema; raise MigrationError naming
-    the failing statement, the target untouched. The copy is always dropped."""
+    the failing statement, the target untouched. The copy is always dropped.
+
+    A target with no objects yet (no table, view, sequence, function or type outside the system
+    schemas and dbops') is not rehearsed unless `always`: its copy would be the same empty
+    database, so the run itself is the rehearsal, and there are no rows or sessions a failure
+    could hurt; a failing migration rolls back (or stops at a journaled step that the next run
+    resumes), the ones before it stay applied, exactly what the copy would have shown."""
     prefix = f"dbops_rehearsal_{ep.dbname}"[:40]
     scratch = f"{prefix}_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
     with open_connection(ep, command="migrate-rehearsal", autocommit=True) as conn:
+        if not always and not conn.execute(_HAS_OBJECTS).fetchone()[0]:  # type: ignore[index]
+            notify("not rehearsed: the database has no objects yet, the run itself is the "
+                   "rehearsal")
+            return
         # Copies left by a runner killed mid-rehearsal: under the runner lock, none is in use.
         for (stale,) in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
                                      (prefix + "_",)).fetchall():

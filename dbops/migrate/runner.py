@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -24,7 +24,10 @@ from dbops.errors import MigrationError, StatementFailed
 from dbops.migrate import history
 from dbops.migrate.history import Direction, Mode
 from dbops.migrate.source import Migration, Section
-from dbops.migrate.sql import Statement, split
+from dbops.migrate.sql import Statement, split, table_key
+
+if TYPE_CHECKING:
+    from dbops.migrate.runstate import RunState
 
 # Online index operations: their locks never block writes, so lock_timeout does not apply.
 MAX_PAUSE = 2.0  # seconds between two attempts at most, however long the backoff has grown
@@ -72,8 +75,10 @@ _REWRITABLE = frozenset({"IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt
                          "VacuumStmt", "ClusterStmt"})
 
 
-def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool = False) -> Execution:
-    """Split a migration's section into steps (rewritten into online steps when zero_downtime);
+def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool = False,
+            state: RunState | None = None) -> Execution:
+    """Split a migration's section into steps (rewritten into online steps when zero_downtime,
+    judged against the run's `state`: what earlier pending migrations create needs no rewrite);
     parse errors name the file and line."""
     section: Section | None = migration.up if direction == "up" else migration.down
     assert section is not None, "callers check for a down section first"
@@ -81,7 +86,7 @@ def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool =
     if zero_downtime and direction == "up" and any(s.kind in _REWRITABLE for s in statements):
         from dbops.migrate.strategy import online_steps
 
-        online = online_steps(migration)
+        online = online_steps(migration, state)
         if len(online) > 1 or not online[0].transactional:
             return Execution(migration, direction, tuple(
                 Step(n, step.statements, step.transactional, step.note)
@@ -138,6 +143,8 @@ class Runner:
         self._conn = conn
         self._settings = settings
         self._notify = notify or (lambda message: None)
+        # Tables this runner created: no session older than the run can hold a lock on them.
+        self._created: set[str] = set()
         self._configure_session()
 
     def _configure_session(self) -> None:
@@ -192,8 +199,8 @@ class Runner:
             history.record_query(version=migration.version, name=migration.name,
                                  checksum=migration.checksum, duration_ms=None, mode="transaction")
             if execution.direction == "up" else history.forget_query(migration.version))
-        body = ";\n".join(s.text for s in execution.steps[0].statements)
-        return f"BEGIN;\n{body};\n{bookkeeping.as_string(self._conn)};\nCOMMIT"
+        body = "".join(f"{s.text};\n" for s in execution.steps[0].statements)
+        return f"BEGIN;\n{body}{bookkeeping.as_string(self._conn)};\nCOMMIT"
 
     def _statement_by_statement(self, execution: Execution, started: float) -> None:
         with self._conn.transaction():
@@ -313,7 +320,8 @@ class Runner:
         exponential backoff and jitter; when the attempts run out, the blockers are named."""
         retries = self._settings.retries
         delay = retries.backoff.total_seconds()
-        tables = tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)))
+        tables = tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)
+                                     if table_key(r) not in self._created))
         first = statements[0] if statements else None
         for attempt in range(1, retries.attempts + 1):
             blockers = self._blockers(tables)
@@ -324,6 +332,8 @@ class Runner:
                         statement=first.summary if first else "", sqlstate="55P03",
                         reason=f"waiting for {blockers[0]}")
                 action()
+                self._created.update(table_key(s.relations[0]) for s in statements
+                                     if s.kind == "CreateStmt" and s.relations)
                 return
             except StatementFailed as failure:
                 lock_wait = bool(blockers) or isinstance(failure.__cause__, pgerrors.LockNotAvailable)

@@ -37,6 +37,8 @@ class Section:
     line: int
 
     def statements(self, path: Path) -> list[Statement]:
+        if self.empty:
+            return []  # a placeholder migration, or comments only
         from dbops.migrate import sql  # pglast loads only when SQL is actually parsed
 
         try:
@@ -140,12 +142,13 @@ def parse(path: Path) -> Migration:
     if down_at is not None and down_at < up_at:
         raise MigrationError(f"{where}:{down_at}: '-- migrate:down' must follow '-- migrate:up'")
     up = Section("\n".join(lines[up_at : down_at - 1 if down_at else None]), up_at + 1)
-    if up.empty:
-        raise MigrationError(f"{where}:{up_at}: the '-- migrate:up' section is empty")
     down = None
     if down_at is not None:
         down = Section("\n".join(lines[down_at:]), down_at + 1)
-        down = None if down.empty else down
+        # An empty down section is no way back, except for an empty up: nothing to undo.
+        down = None if down.empty and not up.empty else down
+    if up.empty and down is None:
+        down = Section("", len(lines) + 1)
     transaction = directives.get("transaction", ["on"])[-1]
     return Migration(
         version=version,

@@ -89,6 +89,11 @@ def _relations(node: Node) -> tuple[str, ...]:
     return tuple(found)
 
 
+def table_key(name: str) -> str:
+    """One spelling per table for telling new ones apart: `public.t` and `t` are the same."""
+    return name.removeprefix("public.")
+
+
 def _line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
@@ -104,7 +109,7 @@ def _split(text: str, first_line: int) -> tuple[Statement, ...]:
     # The parser's JSON (plain dicts) is an order of magnitude cheaper than pglast's node objects,
     # which matters for thousands of migrations; its offsets are in bytes.
     try:
-        parsed = json.loads(parse_sql_json(text))["stmts"]
+        parsed = json.loads(parse_sql_json(text)).get("stmts", [])  # none: comments only
     except ParseError as exc:
         message, offset = (*exc.args, 0)[:2]
         line = _line_at(text, int(offset)) + first_line - 1  # pglast reports characters here

@@ -13,7 +13,8 @@ from pglast.stream import RawStream
 from psycopg import sql
 
 from dbops.errors import MigrationError
-from dbops.migrate.analyze import RULES, analyze
+from dbops.migrate.analyze import RULES, Finding, analyze, with_live_severity
+from dbops.migrate.runstate import RunState
 from dbops.migrate.source import Migration
 from dbops.migrate.sql import Statement
 
@@ -63,25 +64,35 @@ def _columns(expr: ast.Node) -> list[str]:
     return found
 
 
-def online_steps(migration: Migration) -> list[OnlineStep]:
-    """The migration's up section as online steps; raises MigrationError for what cannot be made
-    safe, naming the file, line and the recipe."""
-    analyses = analyze(migration)
+def refuses(finding: Finding, state: RunState) -> bool:
+    """Whether zero-downtime refuses a finding: a hazard no rewrite removes, not accepted in the
+    file, on a table the live statistics do not show small enough to be done in milliseconds."""
+    if finding.rule not in REFUSED or finding.suppressed:
+        return False
+    return not state.stats or with_live_severity(finding, state.stats).severity != "info"
+
+
+def online_steps(migration: Migration, state: RunState | None = None) -> list[OnlineStep]:
+    """The migration's up section as online steps, judged against the run's `state` (its new
+    tables need no rewrite); raises MigrationError for what cannot be made safe, naming the file,
+    line, the estimate the refusal is based on and the recipe."""
+    state = state or RunState()
+    analyses = analyze(migration, new=state.new, empty=state.empty)
     steps: list[OnlineStep] = []
-    created: set[str] = set()
     for analysis in analyses:
         statement = analysis.statement
         for finding in analysis.findings:
-            if finding.rule in REFUSED and not finding.suppressed:
+            if refuses(finding, state):
                 raise MigrationError(
-                    f"{finding.file}:{finding.line}: {finding.rule}: {finding.message}; it cannot "
-                    f"run online. Instead: {RULES[finding.rule].fix} (or accept it with "
+                    f"{finding.file}:{finding.line}: {finding.rule}: {finding.message} "
+                    f"({state.basis(finding.relation)}); "
+                    f"it cannot run online. Instead: {RULES[finding.rule].fix} (or accept it with "
                     f"'-- dbops:ignore {finding.rule} <reason>')")
-        node = pglast.parse_sql(statement.text)[0].stmt
-        assert node is not None
-        if isinstance(node, ast.CreateStmt) and node.relation is not None:
-            created.add(str(node.relation.relname))
-        rewritten = _rewrite(node, statement, created) if _risky(analysis.findings) else None
+        rewritten = None
+        if _risky(analysis.findings):
+            node = pglast.parse_sql(statement.text)[0].stmt
+            assert node is not None
+            rewritten = _rewrite(node, statement)
         if rewritten is None:
             _append(steps, statement)
         else:
@@ -111,7 +122,7 @@ def _derived(statement: Statement, text: str, *, transactional: bool,
                      transactional=transactional, index=index, relations=statement.relations)
 
 
-def _rewrite(node: ast.Node, statement: Statement, created: set[str]) -> list[OnlineStep] | None:
+def _rewrite(node: ast.Node, statement: Statement) -> list[OnlineStep] | None:
     if isinstance(node, ast.IndexStmt):
         return [_concurrent_index(node, statement)]
     if isinstance(node, ast.DropStmt) and len(node.objects or ()) == 1:

@@ -1,0 +1,60 @@
+"""The tables as each migration of a pending run finds them. A table created (or renamed) by an
+earlier migration of the same run is new: no client uses it yet and it holds only what the run
+put there, so no lock hazard, no refusal and no online rewrite applies to it. A table the live
+statistics show empty has no rows a scan or rewrite would hold a lock over: no lock hazard either,
+though renaming or dropping it still breaks its clients. Every other table is judged by its live
+statistics, or assumed large and busy without them. Pure: the statistics are read by the caller,
+once, when the run begins."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dbops.migrate.analyze import SMALL_TABLE_BYTES, basis, tracked_after
+from dbops.migrate.source import Migration
+from dbops.migrate.sql import table_key
+
+if TYPE_CHECKING:
+    from dbops.inspect import TableStats
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What one migration starts from: the new tables (created earlier in the run: no client
+    uses them yet), the empty ones (no rows: no lock hazard, but clients may use them), and the
+    live statistics of the others (None: none were read, every other table is assumed large and
+    busy)."""
+
+    new: frozenset[str] = frozenset()
+    empty: frozenset[str] = frozenset()
+    stats: Mapping[str, TableStats] | None = None
+
+    def basis(self, relation: str | None) -> str:
+        """The estimate a verdict on `relation` is based on, in words."""
+        return basis(relation, self.stats)
+
+
+def starting(stats: Mapping[str, TableStats] | None) -> RunState:
+    """The state of a migration judged on its own: the live statistics' empty tables."""
+    empty = frozenset(table_key(name) for name, table in (stats or {}).items()
+                      if table.rows == 0 and table.bytes <= SMALL_TABLE_BYTES)
+    return RunState(frozenset(), empty, stats)
+
+
+def run_states(migrations: Sequence[Migration],
+               stats: Mapping[str, TableStats] | None = None) -> list[RunState]:
+    """One RunState per migration of a run, in order: each migration is judged against the state
+    the earlier ones leave behind. A table the statistics show holding rows is never new (a list
+    that begins with migrations already applied does not make a live table new)."""
+    live = frozenset(table_key(name) for name, table in (stats or {}).items()
+                     if table.rows > 0 or table.bytes > SMALL_TABLE_BYTES)
+    state = starting(stats)
+    states = []
+    for migration in migrations:
+        states.append(state)
+        if not migration.baseline:
+            new, empty = tracked_after(migration, state.new, state.empty)
+            state = RunState(new - live, empty, stats)
+    return states
