@@ -185,7 +185,7 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
             return None
         if changeset.destroys and not allow_destroy:
             raise DestroyRefused(_destroy_refusal(changeset))
-        _confirm(f"apply these changes to {the_plan.environment}", the_plan.environment, yes)
+        _confirm("apply these changes", the_plan.environment, yes)
         report = pipeline.apply(
             the_plan,
             changeset,
@@ -298,7 +298,8 @@ def _print_status(action: str) -> None:
     status = getattr(cluster, action)()
     if status.running:
         click.echo(
-            f"running: PostgreSQL {status.version} on 127.0.0.1:{status.port} "
+            f"running: PostgreSQL {status.version or '(version unknown)'} on "
+            f"127.0.0.1:{status.port or '(port unknown)'} "
             f"(pid {status.pid}, data {status.data_dir})"
         )
     else:
