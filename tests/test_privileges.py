@@ -44,11 +44,13 @@ def roles(project: Project, server_reset: None) -> Iterator[Roles]:
     names = Roles(f"app_dbops_{suffix}", f"app_owner_{suffix}", f"app_reader_{suffix}")
     yield names
     with project.database.connect() as conn:
-        ours = sql.SQL(", ").join(sql.Identifier(n) for n in (names.dbops, names.owner))
-        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO postgres").format(ours))
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(ours))
-        for name in (names.dbops, names.owner):
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+        made = [r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname IN (%s, %s)",
+                                           (names.dbops, names.owner))]
+        if made:
+            ours = sql.SQL(", ").join(sql.Identifier(n) for n in made)
+            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO postgres").format(ours))
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(ours))
+            conn.execute(sql.SQL("DROP ROLE {}").format(ours))
 
 
 def write_project(project: Project, roles: Roles) -> None:
@@ -150,3 +152,35 @@ def test_a_bare_role_is_told_what_it_lacks_and_apply_changes_nothing(
         assert conn.execute("SELECT count(*) FROM pg_file_settings WHERE name = 'work_mem'"
                             " AND sourcefile LIKE '%postgresql.auto.conf'").fetchone() == (0,)
     assert not (project.root / "backups").exists() or not any((project.root / "backups").iterdir())
+
+
+def test_migrations_role_owns_what_journaled_steps_create_and_rolls_back(
+    project: Project, roles: Roles
+) -> None:
+    """A migration in steps (CREATE INDEX CONCURRENTLY runs outside a transaction) and its
+    rollback run as migrations.role; the history and journal stay the connecting role's."""
+    from dbops.migrate.engine import MigrationEngine
+
+    with project.database.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(roles.owner)))
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(
+            sql.Identifier(roles.owner)))
+    project.write_plan(f"migrations:\n  role: {roles.owner}\n  rehearse: never\n")
+    (project.root / "migrations" / "20250101000002_gadgets.sql").write_text(
+        "-- migrate:up\nCREATE TABLE gadgets (id int);\n"
+        "CREATE INDEX CONCURRENTLY gadgets_id ON gadgets (id);\n"
+        "-- migrate:down\nDROP INDEX CONCURRENTLY gadgets_id;\nDROP TABLE gadgets;\n")
+    assert project.run("migrate", "hash").returncode == 0
+    engine = MigrationEngine.from_plan("test")
+    result = engine.run_migrations()
+    assert [e.mode for e in result.executions] == ["steps"]
+    with project.database.connect() as conn:
+        assert conn.execute("SELECT relowner::regrole::text FROM pg_class WHERE relname IN"
+                            " ('gadgets', 'gadgets_id')").fetchall() == [(roles.owner,)] * 2
+        assert conn.execute("SELECT applied_by_role, execution_mode FROM dbops.migration_history"
+                            ).fetchall() == [("postgres", "steps")]
+    engine.rollback_migrations(count=1)
+    with project.database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'gadgets'"
+                            ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM dbops.migration_history").fetchone() == (0,)
