@@ -184,3 +184,34 @@ def test_migrations_role_owns_what_journaled_steps_create_and_rolls_back(
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'gadgets'"
                             ).fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM dbops.migration_history").fetchone() == (0,)
+
+
+def test_judging_is_pure_and_names_what_each_server_version_allows(project: Project) -> None:
+    from dbops.config.load import load_plan
+    from dbops.privileges import Facts, judge, missing, statements
+
+    project.write_plan("settings:\n  work_mem: 20MB\nbackup:\n  directory: backups\n"
+                       "  verify: { restore_test: never }\n")
+    plan = load_plan("test", root=project.root)
+    old = Facts(role="ops", superuser=False, server_version=140011, database="app",
+                ledger_schema=True, monitor=True, reload=True, alter_system={"work_mem": False},
+                unreadable=("public.secrets",), replicas={"replica1": "cannot connect"})
+    found = {f.subject: f for f in judge(plan, old)}
+    assert str(found["settings.work_mem"]) == (
+        "settings.work_mem: ALTER SYSTEM on work_mem (before PostgreSQL 15 only a superuser may)")
+    assert str(found["backup"]) == ("backup: read every table and sequence (pg_dump) (cannot read "
+                                    "public.secrets): GRANT pg_read_all_data TO ops;")
+    assert "backup.verify.restore_test" not in found  # restore_test: never needs no CREATEDB
+    assert [f.subject for f in missing(judge(plan, old))] == [
+        "settings.work_mem", "backup", "database.replicas.replica1"]
+    superuser = Facts(role="postgres", superuser=True, server_version=150004, database="app")
+    findings = judge(plan, superuser)
+    assert [str(f) for f in missing(findings, blocking=False)] == [
+        "migrations.role: objects owned by the application's owner role (migrations run as "
+        "postgres, a superuser, so new objects belong to it; set migrations.role to the "
+        "application's owner role)"]
+    assert statements(findings) == [
+        "GRANT CREATE ON DATABASE app TO dbops;", "GRANT pg_monitor TO dbops;",
+        "GRANT ALTER SYSTEM ON PARAMETER work_mem TO dbops;",
+        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO dbops;",
+        "GRANT pg_read_all_data TO dbops;"]
