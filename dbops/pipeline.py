@@ -53,7 +53,8 @@ def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     migrations = load_migrations(the_plan)
     live = inspect(the_plan, command=command, fingerprint=command != "plan")
     # Replicas: inspect has just reached each of them, or failed.
-    findings = privileges.judge(the_plan, privileges.probe(the_plan, replicas=False))
+    findings = privileges.judge(the_plan, privileges.probe(the_plan, replicas=False,
+                                                                    command=command))
     source.check_sum(the_plan.migrations.directory, migrations)
     notes = _analysis(the_plan, live, migrations)
     changeset = make_changeset(the_plan, live, migrations, analysis=notes)

@@ -80,10 +80,10 @@ class Finding:
         return text + (f": {self.grant}" if self.grant and not self.ok else "")
 
 
-def probe(plan: Plan, *, replicas: bool = True) -> Facts:
+def probe(plan: Plan, *, replicas: bool = True, command: str = "doctor") -> Facts:
     """Read, in one read-only session on the primary, what the plan's role holds; with
     `replicas`, also try each replica (plan and apply reach them through inspect anyway)."""
-    with connection(plan, command="doctor", autocommit=True) as conn:
+    with connection(plan, command=command, autocommit=True) as conn:
         conn.read_only = True
         facts = _read(conn, plan)
     if not replicas:
@@ -91,7 +91,7 @@ def probe(plan: Plan, *, replicas: bool = True) -> Facts:
     reach = {}
     for replica in plan.database.replicas:
         try:
-            with connection(plan, command="doctor", replica=replica, autocommit=True) as conn:
+            with connection(plan, command=command, replica=replica, autocommit=True) as conn:
                 conn.execute("SELECT 1")
             reach[replica.name] = ""
         except DbopsError as exc:
