@@ -84,10 +84,16 @@ def describe(item: DriftItem) -> str:
     elif item.kind == "out-of-band" and not item.address.startswith(("setting.", "role.")):
         text = f"{item.address}: {item.live}"
     elif item.kind == "out-of-band":
-        text = f"{item.address}: dbops applied {item.last_applied!r}, live is {item.live!r}"
+        text = (f"{item.address}: dbops applied {_said(item.last_applied)}, "
+                f"live is {_said(item.live)}")
     else:
-        text = f"{item.address}: applied {item.last_applied!r}, plan says {item.planned!r}"
+        text = f"{item.address}: applied {_said(item.last_applied)}, plan says {_said(item.planned)}"
     return f"{text} (ignored: {item.ignored})" if item.ignored else text
+
+
+def _said(value: Scalar) -> str:
+    """A value in a drift line: quoted as written, or `nothing` (never Python's None)."""
+    return "nothing" if value is None else repr(value)
 
 
 def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,

@@ -64,6 +64,11 @@ class StalePlan(DbopsError):
     was made from, or a saved plan file that differs from what the plan makes now."""
 
 
+class PrivilegeMissing(DbopsError):
+    """The connecting role lacks a privilege the plan needs; apply refused before changing
+    anything (`dbops doctor` prints the statements that grant it)."""
+
+
 class DestroyRefused(DbopsError):
     """The ChangeSet drops data or access and apply was not given --allow-destroy."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from dbops import ledger, locks
+from dbops import ledger, locks, privileges
 from dbops.changes import ChangeSet
 from dbops.config.model import Plan
 from dbops.connect import connection, endpoint
@@ -24,7 +24,14 @@ from dbops.drift import (
     detect,
     unmanaged_baseline,
 )
-from dbops.errors import DbopsError, MigrationError, PlanError, Problem, StalePlan
+from dbops.errors import (
+    DbopsError,
+    MigrationError,
+    PlanError,
+    PrivilegeMissing,
+    Problem,
+    StalePlan,
+)
 from dbops.inspect import LiveState, inspect, schema_fingerprint
 from dbops.migrate import pending, source
 from dbops.migrate.source import Migration
@@ -40,12 +47,17 @@ if TYPE_CHECKING:
 class Planned:
     changeset: ChangeSet
     live: LiveState
+    privileges: tuple[privileges.Finding, ...] = ()  # what the plan asks of the connecting role
 
 
 def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
-    """Inspect the live database (read-only) and compute the ChangeSet."""
+    """Inspect the live database (read-only) and compute the ChangeSet; what the connecting role
+    lacks for this plan (as `dbops doctor` judges it) is added to its notes."""
     migrations = load_migrations(the_plan)
     live = inspect(the_plan, command=command, fingerprint=command != "plan")
+    # Replicas: inspect has just reached each of them, or failed.
+    findings = privileges.judge(the_plan, privileges.probe(the_plan, replicas=False,
+                                                                    command=command))
     source.check_sum(the_plan.migrations.directory, migrations)
     waiting = _waiting(the_plan, live, migrations)
     stats = _table_stats(the_plan, waiting)
@@ -57,7 +69,21 @@ def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
             f"changed outside the plan since the last apply, and this apply takes it as the new "
             f"baseline (declare it, or add a drift.ignore, to say otherwise): {describe(i)}"
             for i in adopted))
-    return Planned(changeset, live)
+    lacking = privileges.missing(findings)
+    if lacking:
+        changeset = dataclasses.replace(changeset, notes=changeset.notes + tuple(
+            f"missing privilege: {finding}" for finding in lacking))
+    return Planned(changeset, live, findings)
+
+
+def check_privileges(planned: Planned, *, doctor: str) -> None:
+    """Refuse (PrivilegeMissing) when the connecting role lacks something the plan needs: an
+    apply stops before the first change rather than half-way through."""
+    lacking = privileges.missing(planned.privileges)
+    if lacking:
+        needs = "; ".join(f"{f.subject}: {f.need}" for f in lacking)
+        raise PrivilegeMissing(f"apply refused, nothing was changed: {planned.live.current_user} "
+                               f"lacks {needs} (`{doctor}` prints the GRANT statements)")
 
 
 def load_migrations(the_plan: Plan) -> source.MigrationSet:

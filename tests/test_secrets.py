@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from harness import Project
 
@@ -112,3 +114,58 @@ def test_a_dsn_error_never_quotes_the_password() -> None:
     with pytest.raises(ConnectionError) as caught:
         environment_endpoint({}, "postgresql://app:Se%zzcret@127.0.0.1/db")
     assert "Se%zzcret" not in str(caught.value) and "zz" not in str(caught.value)
+
+
+@pytest.mark.parametrize("env", [{}, {"DB_PASSWORD": SENTINEL}], ids=["no DB_PASSWORD", "DB_PASSWORD set"])
+def test_literal_password_refused_whatever_the_environment_has(
+    project: Project, env: dict[str, str]
+) -> None:
+    project.plan.write_text(project.plan.read_text().replace("${DB_PASSWORD:-}", "hunter2"))
+    result = project.run("validate", "test", env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "plans/test.yaml:8:13: database.password: a literal password is refused outside "
+        "development: reference it instead, e.g. ${DB_PASSWORD}"]
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_apply_prompt_names_the_environment_once(project: Project) -> None:
+    """On a terminal the question is asked once, naming the environment once; without one, the
+    refusal reads the same way."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    project.write_plan("settings:\n  work_mem: 20MB\n")
+    refused = project.run("apply", "test")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: refusing to apply these changes on test without --yes (no terminal to ask)")
+    leader, follower = pty.openpty()
+    os.write(leader, b"n\n")
+    try:
+        asked = subprocess.run(
+            [sys.executable, "-m", "dbops", "apply", "test"], cwd=project.root, stdin=follower,
+            input=None, capture_output=True, text=True, timeout=60, check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("DB_")})
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert "apply these changes on test? [y/N]" in asked.stdout
+    assert "test on test" not in asked.stdout + asked.stderr
+    assert asked.returncode == 1 and asked.stderr.strip() == "error: cancelled"
+
+
+@pytest.mark.parametrize("args", [
+    ("validate", "test"), ("plan", "test"), ("apply", "test", "--yes"), ("drift", "test"),
+    ("migrate", "status", "test"), ("local", "status"), ("doctor", "test"),
+], ids=" ".join)
+def test_no_output_prints_none(
+    project: Project, args: tuple[str, ...], server_reset: None
+) -> None:
+    add_migration(project)
+    project.run("migrate", "hash")
+    result = project.run(*args)
+    assert result.returncode in (0, 2, 3), result.stderr
+    assert not re.search(r"\bNone\b", result.stdout + result.stderr), result.stdout + result.stderr

@@ -347,7 +347,7 @@ class BackupManager:
             try:
                 try:
                     dump.restore(with_database(ep, scratch), backup.archive,
-                                 jobs=self.policy.jobs, on_start=self.on_start)
+                                 jobs=self.policy.jobs, on_start=self.on_start, scratch=True)
                 except BackupError as exc:
                     return time.monotonic() - clock, 0, [f"restore test: {exc}"]
                 seconds = time.monotonic() - clock

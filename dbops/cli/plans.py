@@ -30,7 +30,14 @@ from dbops.config.load import plan_files, resolve_plan_path, validate_file
 from dbops.config.source import display_path
 from dbops.config.units import format_duration, parse_duration
 from dbops.connect import mask
-from dbops.errors import ConnectionError, DbopsError, DestroyRefused, PlanError, Problem
+from dbops.errors import (
+    ConnectionError,
+    DbopsError,
+    DestroyRefused,
+    PlanError,
+    PrivilegeMissing,
+    Problem,
+)
 
 if TYPE_CHECKING:
     from dbops.config.model import Plan
@@ -175,6 +182,10 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
         if changeset.empty and not planned.live.unfinished:
             return None
         if dry_run:
+            try:
+                pipeline.check_privileges(planned, doctor=f"dbops doctor {the_plan.environment}")
+            except PrivilegeMissing as exc:
+                click.echo(f"apply would refuse: {exc}", err=True)
             for op in pipeline.dry_run(the_plan, changeset, allow_restart=allow_restart,
                                        skip_backup=skip_backup):
                 kind = "server.shell" if op.run is None else "python.call"
@@ -184,9 +195,10 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
             if changeset.destroys and not allow_destroy:
                 click.echo(f"apply would refuse: {_destroy_refusal(changeset)}", err=True)
             return None
+        pipeline.check_privileges(planned, doctor=f"dbops doctor {the_plan.environment}")
         if changeset.destroys and not allow_destroy:
             raise DestroyRefused(_destroy_refusal(changeset))
-        _confirm(f"apply these changes to {the_plan.environment}", the_plan.environment, yes)
+        _confirm("apply these changes", the_plan.environment, yes)
         report = pipeline.apply(
             the_plan,
             changeset,
@@ -317,7 +329,8 @@ def _print_status(action: str) -> None:
     status = getattr(cluster, action)()
     if status.running:
         click.echo(
-            f"running: PostgreSQL {status.version} on 127.0.0.1:{status.port} "
+            f"running: PostgreSQL {status.version or '(version unknown)'} on "
+            f"127.0.0.1:{status.port or '(port unknown)'} "
             f"(pid {status.pid}, data {status.data_dir})"
         )
     else:

@@ -154,6 +154,7 @@ def load_plan(
                 )
             ]
         )
+    problems += checks.literal_secrets(doc)
     _apply_environment(doc, env)
     problems += _apply_overrides(doc, overrides or {})
     broken = {p.path for p in problems}

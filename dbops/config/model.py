@@ -132,6 +132,7 @@ class Migrations:
     retries: Retries
     lint_fail_on: Literal["error", "warning", "info", "never"]
     rehearse: Literal["auto", "always", "never"]
+    role: str | None = None  # SET ROLE for the migrations' own statements (the owner role)
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,7 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             retries=Retries(mig["retries"]["attempts"], _dur(mig["retries"]["backoff"])),
             lint_fail_on=mig["lint"]["fail_on"],
             rehearse=mig["rehearse"],
+            role=mig.get("role"),
         ),
         backup=None
         if backup is None

@@ -202,7 +202,8 @@ class MigrationEngine:
                 backup_before_migrate(self.plan, skip=skip_backup, notify=self._notify)
             runner = Runner(
                 conn,
-                RunSettings(settings.lock_timeout, settings.statement_timeout, settings.retries),
+                RunSettings(settings.lock_timeout, settings.statement_timeout, settings.retries,
+                            settings.role),
                 self._notify,
             )
             durations: list[float] = []
@@ -255,7 +256,7 @@ class MigrationEngine:
             steps = {j.step: j.status for j in history.read_journal(conn)
                      if j.version == run.version and j.direction == run.direction}
             runner = Runner(conn, RunSettings(settings.lock_timeout, settings.statement_timeout,
-                                              settings.retries), self._notify)
+                                              settings.retries, settings.role), self._notify)
             with ledger.crediting(conn):  # what dbops itself changes is not drift
                 duration = runner.run(execution, steps)
             if progress:

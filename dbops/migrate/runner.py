@@ -129,6 +129,7 @@ class RunSettings:
     lock_timeout: timedelta
     statement_timeout: timedelta
     retries: Retries
+    role: str | None = None  # the plan's migrations.role: SET ROLE for the migrations' statements
 
 
 Notify = Callable[[str], None]
@@ -200,6 +201,10 @@ class Runner:
                                  checksum=migration.checksum, duration_ms=None, mode="transaction")
             if execution.direction == "up" else history.forget_query(migration.version))
         body = "".join(f"{s.text};\n" for s in execution.steps[0].statements)
+        role = self._settings.role
+        if role is not None:  # the bookkeeping after RESET ROLE: see _as_owner
+            owner = pgsql.SQL("SET LOCAL ROLE {}").format(pgsql.Identifier(role))
+            body = f"{owner.as_string(self._conn)};\n{body}RESET ROLE;\n"
         return f"BEGIN;\n{body}{bookkeeping.as_string(self._conn)};\nCOMMIT"
 
     def _statement_by_statement(self, execution: Execution, started: float) -> None:
@@ -300,9 +305,28 @@ class Runner:
             self._execute(execution, Statement(drop.as_string(None), statement.line, "DropStmt",
                                                False))
 
+    @contextmanager
+    def _as_owner(self) -> Iterator[None]:
+        """The migration's own statements run as the plan's migrations.role, so what they create
+        belongs to the application's owner role. The bookkeeping (history, journal, credit) runs
+        after RESET ROLE, as the connecting role that owns schema dbops: the owner role needs no
+        rights there, and the application's role cannot rewrite the migration history."""
+        role = self._settings.role
+        if role is None:
+            yield
+            return
+        self._conn.execute(pgsql.SQL("SET ROLE {}").format(pgsql.Identifier(role)))
+        try:
+            yield
+        finally:
+            # In a failed transaction the ROLLBACK that follows undoes the SET ROLE itself.
+            if self._conn.info.transaction_status != TransactionStatus.INERROR:
+                self._conn.execute("RESET ROLE")
+
     def _execute(self, execution: Execution, statement: Statement) -> None:
         try:
-            self._conn.execute(statement.text, prepare=False)
+            with self._as_owner():
+                self._conn.execute(statement.text, prepare=False)
         except psycopg.Error as exc:
             raise StatementFailed(
                 file=execution.migration.file,
