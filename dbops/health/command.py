@@ -50,7 +50,7 @@ def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo
         return EXIT_COULD_NOT_CHECK
     pause = interval if interval is not None else min(
         WATCH_INTERVAL, plan.health.check_interval.total_seconds())
-    monitor = HealthMonitor(plan, pool=pool, alerts=False, recover=False)
+    monitor = HealthMonitor(plan, pool=pool, alerts=False, recover=False, operations=False)
     try:
         if not watch:
             return _once(monitor, fmt, echo)
