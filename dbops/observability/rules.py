@@ -174,16 +174,17 @@ def rule_set(plan: Plan) -> RuleSet:
 def to_groups(rules: RuleSet, runbook_base: str = RUNBOOK_BASE) -> dict[str, Any]:
     """The rule file's content, as Prometheus reads it."""
     env = rules.environment
-    return {"groups": [
-        {"name": f"dbops-{env}-recording",
-         "rules": [{"record": r.record, "expr": r.expr} for r in rules.recordings]},
-        {"name": f"dbops-{env}-alerts",
-         "rules": [{"alert": a.name, "expr": a.expr, "for": a.wait,
-                    "labels": {"severity": a.severity, "environment": env},
-                    "annotations": {"summary": a.summary, "description": a.description,
-                                    "runbook_url": f"{runbook_base}#{a.anchor}"}}
-                   for a in rules.alerts]},
-    ]}
+    recordings: list[dict[str, Any]] = [{"record": r.record, "expr": r.expr}
+                                        for r in rules.recordings]
+    alerts: list[dict[str, Any]] = [
+        {"alert": a.name, "expr": a.expr, "for": a.wait,
+         "labels": {"severity": a.severity, "environment": env},
+         "annotations": {"summary": a.summary, "description": a.description,
+                         "runbook_url": f"{runbook_base}#{a.anchor}"}}
+        for a in rules.alerts]
+    # One group: its rules are evaluated in order, so an alert reads the recording made in the
+    # same evaluation (groups run concurrently, and an alert in another group may see the last).
+    return {"groups": [{"name": f"dbops-{env}", "rules": recordings + alerts}]}
 
 
 def render(plan: Plan, source: str, runbook_base: str = RUNBOOK_BASE) -> str:
