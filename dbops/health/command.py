@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from dbops.config.model import Plan
@@ -70,6 +71,26 @@ def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo
         return latest.exit_code if latest else EXIT_COULD_NOT_CHECK
     finally:
         monitor.close()
+
+
+def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> int:
+    """Check once (recording the cycle), then write the HTML report of the recorded history to
+    `path`. Returns the check's exit code."""
+    from dbops.health.report import render_html
+
+    if not plan.health.enabled:
+        echo("could not check: health checks are off in the plan (health.enabled: false)")
+        return EXIT_COULD_NOT_CHECK
+    with HealthMonitor(plan, alerts=False, recover=False, operations=False) as monitor:
+        report = monitor.force_health_check()
+        history = monitor.get_health_history()
+        page = render_html(monitor.get_health_report(), history)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise DbopsError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+    echo(f"wrote {path} ({len(history)} check cycles of history); {render.headline(report)}")
+    return report.exit_code
 
 
 def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *, compact: bool = False) -> int:
