@@ -32,6 +32,7 @@ from dbops.errors import (
     Problem,
     StalePlan,
 )
+from dbops.health.operations import record_drift
 from dbops.inspect import LiveState, inspect, schema_fingerprint
 from dbops.migrate import pending, source
 from dbops.migrate.source import Migration
@@ -182,8 +183,10 @@ def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
     except MigrationError as exc:
         stale_sum = str(exc)
     changeset = make_changeset(the_plan, live, as_applied(migrations, live.applied))
-    return detect(the_plan, live, changeset, today=today or date.today(),
-                  migrations=migrations, stale_sum=stale_sum)
+    report = detect(the_plan, live, changeset, today=today or date.today(),
+                    migrations=migrations, stale_sum=stale_sum)
+    record_drift(the_plan, len(report.active("out-of-band")), len(report.active("pending")))
+    return report
 
 
 def check_saved(saved: ChangeSet, fresh: ChangeSet, name: str) -> None:

@@ -3,7 +3,15 @@
 One module a family of commands; importing them registers them on `main`.
 """
 
-from dbops.cli import audit, backups, doctor, migrations, plans, project  # noqa: F401 - registers the commands
+from dbops.cli import (  # noqa: F401 - importing them registers the commands
+    audit,
+    backups,
+    doctor,
+    migrations,
+    observability,
+    plans,
+    project,
+)
 from dbops.cli.base import main
 
 __all__ = ["main"]

@@ -283,6 +283,10 @@ def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
     is_flag=True,
     help="With --serve on a non-loopback address: serve without a token, to anyone.",
 )
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE.html",
+              help="Check once, then write a self-contained HTML report of the recorded history "
+              "with plots and trend forecasts (needs dbops[report]).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path),
               help="With --serve: serve https with this certificate (PEM, chain included).")
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path),
@@ -291,7 +295,8 @@ def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
 @handle_errors
 def health(
     env: str | None, fmt: str, watch: bool, address: str | None, insecure: bool,
-    tls_cert: Path | None, tls_key: Path | None, overrides: tuple[str, ...]
+    report_path: Path | None, tls_cert: Path | None, tls_key: Path | None,
+    overrides: tuple[str, ...]
 ) -> None:
     """Check the database: exit 0 healthy, 2 warning, 3 critical, 1 could not check."""
     from dbops.health import command
@@ -299,6 +304,8 @@ def health(
 
     if address is None and (insecure or tls_cert or tls_key):
         raise DbopsError("--insecure, --tls-cert and --tls-key go with --serve")
+    if report_path is not None and (address or watch or fmt != "text"):
+        raise DbopsError("--report writes one report: it does not go with --serve, --watch or --format")
     where = None if address is None else exposure(
         address, token=os.environ.get(TOKEN_VARIABLE), insecure=insecure, tls_cert=tls_cert,
         tls_key=tls_key)
@@ -310,6 +317,8 @@ def health(
     def echo(line: str) -> None:
         click.echo(mask(line))
 
+    if report_path is not None:
+        sys.exit(command.write_report(the_plan, report_path, echo=echo))
     if where is not None:
         if watch:
             raise DbopsError("--serve runs until stopped: it does not go with --watch")

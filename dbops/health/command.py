@@ -17,7 +17,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from dbops.config.model import Plan
 from dbops.errors import DbopsError
@@ -26,12 +28,18 @@ from dbops.health.exposure import Exposure, exposure
 from dbops.health.listener import REQUEST_TIMEOUT, WORKERS
 from dbops.health.monitor import HealthMonitor
 from dbops.health.pool_checks import AttachedPool
-from dbops.health.result import EXIT_COULD_NOT_CHECK
+from dbops.health.result import EXIT_COULD_NOT_CHECK, HealthReport
 from dbops.health.server import HealthServer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 LOG = logging.getLogger("dbops.health.server")
 WATCH_INTERVAL = 2.0
 """Seconds between redraws of --watch (or the plan's check_interval when shorter)."""
+MIN_REDRAW = 0.2
+"""The live view redraws (and checks) at most five times a second, whatever interval says."""
 
 Echo = Callable[[str], None]
 
@@ -42,7 +50,8 @@ def _print(line: str) -> None:
 
 def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo = _print,
                cycles: int | None = None, interval: float | None = None,
-               pool: AttachedPool | None = None, live: bool | None = None) -> int:
+               pool: AttachedPool | None = None, live: bool | None = None,
+               console: Console | None = None) -> int:
     """Check `plan`'s database and print the result; with `watch`, again every interval until
     interrupted (or `cycles` times). Returns the exit code of the last cycle."""
     if not plan.health.enabled:
@@ -50,12 +59,12 @@ def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo
         return EXIT_COULD_NOT_CHECK
     pause = interval if interval is not None else min(
         WATCH_INTERVAL, plan.health.check_interval.total_seconds())
-    monitor = HealthMonitor(plan, pool=pool, alerts=False, recover=False)
+    monitor = HealthMonitor(plan, pool=pool, alerts=False, recover=False, operations=False)
     try:
         if not watch:
             return _once(monitor, fmt, echo)
         if live if live is not None else (fmt == "text" and sys.stdout.isatty()):
-            return _live(monitor, pause, cycles)
+            return _live(monitor, pause, cycles, console)
         code, done = EXIT_COULD_NOT_CHECK, 0
         while cycles is None or done < cycles:
             if done:
@@ -72,6 +81,26 @@ def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo
         monitor.close()
 
 
+def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> int:
+    """Check once (recording the cycle), then write the HTML report of the recorded history to
+    `path`. Returns the check's exit code."""
+    from dbops.health.report import render_html
+
+    if not plan.health.enabled:
+        echo("could not check: health checks are off in the plan (health.enabled: false)")
+        return EXIT_COULD_NOT_CHECK
+    with HealthMonitor(plan, alerts=False, recover=False, operations=False) as monitor:
+        report = monitor.force_health_check()
+        history = monitor.get_health_history()
+        page = render_html(monitor.get_health_report(), history)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise DbopsError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+    echo(f"wrote {path} ({len(history)} check cycles of history); {render.headline(report)}")
+    return report.exit_code
+
+
 def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *, compact: bool = False) -> int:
     report = monitor.force_health_check()
     summary = monitor.get_health_report()
@@ -82,16 +111,21 @@ def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *, compact: bool = False
     return report.exit_code
 
 
-def _live(monitor: HealthMonitor, pause: float, cycles: int | None) -> int:
+def _live(monitor: HealthMonitor, pause: float, cycles: int | None,
+          console: Console | None = None) -> int:
     from rich.live import Live
+
+    def view(report: HealthReport) -> Table:
+        return render.table(report, monitor.get_health_report(),
+                            monitor.get_health_history(render.SPARK_POINTS))
 
     report = monitor.force_health_check()
     done = 1
-    with Live(render.table(report, monitor.get_health_report()), auto_refresh=False) as screen:
+    with Live(view(report), auto_refresh=False, console=console) as screen:
         while cycles is None or done < cycles:
-            time.sleep(pause)
+            time.sleep(max(pause, MIN_REDRAW))
             report = monitor.force_health_check()
-            screen.update(render.table(report, monitor.get_health_report()), refresh=True)
+            screen.update(view(report), refresh=True)
             done += 1
     return report.exit_code
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dbops.health.monitor import HealthMonitor
+from dbops.health.operations import Operations
 from dbops.health.result import STATUSES, CheckResult, HealthReport
 
 
@@ -110,6 +112,50 @@ def _families(report: HealthReport) -> Iterable[Metric]:
             yield family
 
 
+OPERATION_METRICS = (
+    ("backups", "dbops_backups", "Complete backups in the catalog.", False),
+    ("backup_last_success", "dbops_backup_last_success_timestamp_seconds",
+     "When the newest usable backup finished.", False),
+    ("backup_overdue", "dbops_backup_overdue",
+     "1 when backup.schedule wants a backup the catalog lacks, else 0.", False),
+    ("backup_verification_failures", "dbops_backup_verification_failures",
+     "Backups whose latest verification failed.", False),
+    ("applies", "dbops_applies", "Applies in the audit log.", True),
+    ("apply_failures", "dbops_apply_failures",
+     "Applies in the audit log that failed, rolled back or were interrupted.", True),
+    ("apply_last_success", "dbops_apply_last_success_timestamp_seconds",
+     "When the last successful apply started.", False),
+    ("migrations_applied", "dbops_migrations_applied", "Migrations applied to the database.",
+     False),
+    ("migration_last_applied", "dbops_migration_last_applied_timestamp_seconds",
+     "When the newest migration was applied.", False),
+)
+
+
+def _operation_families(found: Operations) -> Iterable[Metric]:
+    for field, name, text, counter in OPERATION_METRICS:
+        raw = getattr(found, field)
+        if raw is None:
+            continue
+        number = raw.timestamp() if isinstance(raw, datetime) else float(raw)
+        family: GaugeMetricFamily | CounterMetricFamily = (
+            CounterMetricFamily(name, text) if counter else GaugeMetricFamily(name, text))
+        family.add_metric([], number)
+        yield family
+    if found.drift is not None:
+        for name, text, number in (
+            ("dbops_drift_out_of_band_items",
+             "Out-of-band differences the last `dbops drift` found.", found.drift.out_of_band),
+            ("dbops_drift_pending_items", "Pending plan changes the last `dbops drift` found.",
+             found.drift.pending),
+            ("dbops_drift_last_check_timestamp_seconds", "When `dbops drift` last ran.",
+             found.drift.checked_at.timestamp()),
+        ):
+            gauge = GaugeMetricFamily(name, text)
+            gauge.add_metric([], float(number))
+            yield gauge
+
+
 class HealthCollector(Collector):
     """Turns the monitor's latest report and counters into metric families at scrape time."""
 
@@ -136,6 +182,9 @@ class HealthCollector(Collector):
             family = CounterMetricFamily(f"dbops_health_alerts_{key}", text)
             family.add_metric([], stats.get(key, 0))
             yield family
+        operations = monitor.operations()
+        if operations is not None:
+            yield from _operation_families(operations)
         report = monitor.latest()
         if report is None:
             return

@@ -33,6 +33,7 @@ from dbops.config.model import Plan
 from dbops.health.alerts import AlertDispatcher, AlertEvent
 from dbops.health.checks import Checker
 from dbops.health.history import HealthHistory, history_path
+from dbops.health.operations import Operations, OperationsReader
 from dbops.health.pool_checks import AttachedPool
 from dbops.health.probe import ServerIdentity
 from dbops.health.recovery import Recoverer
@@ -99,11 +100,13 @@ class HealthMonitor:
         alerts: send the plan's alerts (False: only record).
         recover: apply the plan's recovery policy (it is still opt-in there).
         interval: seconds between cycles (default: health.check_interval).
+        operations: read what dbops' operations left behind (backups, applies, migrations,
+            drift) for /metrics, at most once a minute.
     """
 
     def __init__(self, plan: Plan, *, pool: AttachedPool | None = None, persist: bool = True,
                  alerts: bool = True, recover: bool = True, interval: float | None = None,
-                 history_size: int = 2880) -> None:
+                 history_size: int = 2880, operations: bool = True) -> None:
         self.plan = plan
         self.interval = max(interval if interval is not None
                             else plan.health.check_interval.total_seconds(), MIN_INTERVAL)
@@ -112,6 +115,8 @@ class HealthMonitor:
         self._checker = Checker(plan, pool=pool, baseline=self._history.latest())
         self._dispatcher = AlertDispatcher.from_plan(plan) if alerts else None
         self._recoverer = Recoverer(plan, pool=pool) if recover else None
+        self._reader = OperationsReader(plan) if operations else None
+        self._operations: Operations | None = None
         self._identity: ServerIdentity | None = None
         self._actions: deque[str] = deque(maxlen=200)
         self._cycle_lock = threading.Lock()
@@ -190,7 +195,10 @@ class HealthMonitor:
                 report = replace(report, actions=tuple(s.line for s in steps))
         if report.identity is not None:
             self._identity = report.identity
+        found = (self._reader.read(self._checker.on_primary)
+                 if self._reader is not None and report.error is None else None)
         with self._state_lock:
+            self._operations = found or self._operations
             self._history.add(report)
             self._actions.extend(report.actions)
             self._current = report
@@ -214,6 +222,12 @@ class HealthMonitor:
         """The latest report without running a cycle (None before the first)."""
         with self._state_lock:
             return self._current
+
+    def operations(self) -> Operations | None:
+        """What the latest cycle read of backups, applies, migrations and drift (None when the
+        monitor does not read them)."""
+        with self._state_lock:
+            return self._operations
 
     def alert_stats(self) -> dict[str, int]:
         """Alerts delivered, failed attempts, alerts given up, alerts dropped."""
