@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +171,13 @@ def test_pool_health_backups_and_migrations_use_the_plans_tls(
     started: list[tuple[str, dict[str, str]]] = []
 
     def record(process: Started) -> None:
-        raw = Path(f"/proc/{process.pid}/environ").read_bytes()
+        # Stopped while its environment is read: a fast tool could otherwise exit first (its
+        # environ then reads empty). The server accepts TLS connections only, in any case.
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            raw = Path(f"/proc/{process.pid}/environ").read_bytes()
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
         env = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
         started.append((process.tool, env))
 

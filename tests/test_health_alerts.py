@@ -110,7 +110,7 @@ def test_webhook_answering_500_is_retried_and_logged_while_monitoring_goes_on(
     project: Project, hook: Callable[..., Hook], caplog: pytest.LogCaptureFixture
 ) -> None:
     failing = hook("500")
-    plan = alert_plan(project, failing, retries=2, thresholds="connection_utilization: 0.001")
+    plan = alert_plan(project, failing, retries=2, thresholds="connection_utilization: 0.001, error_rate: 1")
     caplog.set_level(logging.INFO, logger="dbops.health")
     monitor = HealthMonitor(plan, persist=False, recover=False, interval=0.1)
     try:
@@ -134,7 +134,7 @@ def test_webhook_that_times_out_is_retried_and_monitoring_goes_on(
     project: Project, hook: Callable[..., Hook], caplog: pytest.LogCaptureFixture
 ) -> None:
     slow = hook("sleep", delay=1.0)
-    plan = alert_plan(project, slow, retries=1, thresholds="connection_utilization: 0.001")
+    plan = alert_plan(project, slow, retries=1, thresholds="connection_utilization: 0.001, error_rate: 1")
     caplog.set_level(logging.WARNING, logger="dbops.health.alerts")
     monitor = HealthMonitor(plan, persist=False, recover=False, interval=0.1)
     try:
