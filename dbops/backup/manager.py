@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -22,7 +23,7 @@ from dbops.backup import catalog, database, dump, schedule, storage
 from dbops.backup import manifest as manifests
 from dbops.backup.catalog import RetentionEffect
 from dbops.backup.dump import OnStart
-from dbops.backup.errors import BackupError, CorruptBackup
+from dbops.backup.errors import BackupError, CorruptBackup, FailedRestoreTest
 from dbops.backup.manifest import MANIFEST, Catalog, FileEntry, Manifest, Verification
 from dbops.backup.report import PruneResult, RestoreResult, VerifyResult, size
 from dbops.config.load import load_plan
@@ -163,12 +164,11 @@ class BackupManager:
                 manifest = manifest.with_check(Verification(
                     datetime.now(UTC), not failures, tuple(failures), seconds, tables),
                     restore=True)
-                if failures:
-                    self._notify(f"backup {backup_id} FAILED its restore test: "
-                                 + "; ".join(failures))
             manifests.write(manifest, folder.path)
             final = folder.publish()
         manifest = replace(manifest, folder=final)
+        if manifest.restore_test is not None and not manifest.restore_test.ok:
+            raise FailedRestoreTest(backup_id, list(manifest.restore_test.problems))
         self._notify(f"backup {backup_id} complete: {manifest.size} bytes, {len(counts)} tables, "
                      f"migration {manifest.migration_version or 'none'}, "
                      f"{manifest.duration_s:.1f}s")
@@ -223,7 +223,7 @@ class BackupManager:
             into or database.derived_name(ep.dbname, f"restore_{_short(backup.id)}"))
         if not over_live and target == ep.dbname:
             raise BackupError(f"{target} is the live database: restoring over it needs "
-                              "over_live=True (--yes on the command line)")
+                              "over_live=True (--replace on the command line)")
         with database.admin_connection(ep, "backup-restore") as admin:
             live_exists = database.exists(admin, ep.dbname)
             if not over_live and database.exists(admin, target):
@@ -349,7 +349,8 @@ class BackupManager:
                     dump.restore(with_database(ep, scratch), backup.archive,
                                  jobs=self.policy.jobs, on_start=self.on_start)
                 except BackupError as exc:
-                    return time.monotonic() - clock, 0, [f"restore test: {exc}"]
+                    seconds = time.monotonic() - clock
+                    return seconds, 0, [f"restore test: {self._cause(admin, scratch, backup, exc)}"]
                 seconds = time.monotonic() - clock
                 restored = database.read_counts(with_database(ep, scratch), "backup-verify")
             finally:
@@ -357,6 +358,27 @@ class BackupManager:
         failures = [f"restore test: {p}" for p in
                     database.compare_counts(dict(backup.row_counts), restored)]
         return seconds, len(backup.row_counts), failures
+
+
+    def _cause(self, admin: psycopg.Connection[Any], scratch: str, backup: Manifest,
+               failure: BackupError) -> str:
+        """The failed restore's message, with the server's error for it: when parallel workers
+        only said that one of them died, the restore runs again in one job into a fresh scratch
+        database, stopping at the first error, whose message names the cause."""
+        message = str(failure)
+        if "ERROR:" in message or self.policy.jobs == 1:
+            return message
+        ep = endpoint(self.plan)
+        database.drop(admin, scratch)
+        database.create(admin, scratch, encoding=backup.encoding,
+                        lc_collate=backup.lc_collate, lc_ctype=backup.lc_ctype)
+        try:
+            dump.restore(with_database(ep, scratch), backup.archive, jobs=1,
+                         on_start=self.on_start)
+        except BackupError as again:
+            first = str(again).rpartition(": pg_restore: ")[2]
+            return f"{message}; in one job: pg_restore: {first}"
+        return f"{message} (in one job the restore succeeded)"
 
 
 def backup_before_migrate(plan: Plan, *, skip: bool = False,
