@@ -257,6 +257,20 @@ def record_operation(conn: psycopg.Connection[Any], *, record_id: str, action: s
          plan_hash, result, detail))
 
 
+def carry_operation(conn: psycopg.Connection[Any], *, record_id: str, action: str, at: datetime,
+                    os_user: str, host: str, role: str, dbops_version: str, environment: str,
+                    plan_hash: str, result: str, detail: str) -> None:
+    """An audit record written elsewhere first (kept before a restore replaced the database),
+    as it was: who, where and when are the record's, not this session's. Once per record_id."""
+    conn.execute(
+        "INSERT INTO dbops.apply_audit (record_id, action, at, os_user, client_host, who,"
+        " dbops_version, environment, plan_hash, changes, result, reason, finished_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, '[]', %s, %s, %s)"
+        " ON CONFLICT (record_id) DO NOTHING",
+        (record_id, action, at, os_user, host, role, dbops_version, environment, plan_hash,
+         result, detail, at))
+
+
 def os_user() -> str:
     """Who ran dbops on this machine (the login name, else the user id)."""
     try:
