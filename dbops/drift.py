@@ -43,6 +43,7 @@ class DriftReport:
     database: str
     baseline: str | None  # when dbops last applied, or None: never
     items: tuple[DriftItem, ...]
+    backup_source: str = ""  # where the backups were judged from (none: no backup policy)
 
     def active(self, kind: Kind) -> list[DriftItem]:
         return [i for i in self.items if i.kind == kind and not i.ignored]
@@ -67,6 +68,8 @@ class DriftReport:
             if items:
                 out.append(f"{title}:")
                 out += [_line(i) for i in items]
+        if self.backup_source:
+            out.append(f"Backups judged from {self.backup_source}.")
         verdict = {IN_SYNC: "In sync.", OUT_OF_BAND: "Out-of-band drift found.",
                    PENDING_ONLY: "Pending configuration only."}[self.exit_code]
         out.append(verdict)
@@ -118,11 +121,12 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
     late = overdue(plan.backup, live.backups, datetime.now(UTC))
     if late is not None:  # out-of-band in effect: the backups the plan promises are not there
         items.append(DriftItem("out-of-band", "backup.schedule", None, late,
-                               plan.backup.schedule if plan.backup else None))
+                               plan.backup.schedule if plan.backup else None,
+                               detail=f"{late} (judged from {live.backup_source})"))
     silenced = tuple(_ignore(i, plan.drift_ignores, today) for i in items)
     return DriftReport(plan.environment, live.database,
                        snapshot.applied_at.isoformat(timespec="seconds") if snapshot else None,
-                       silenced)
+                       silenced, live.backup_source)
 
 
 def _unfinished(live: LiveState) -> list[DriftItem]:

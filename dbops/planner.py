@@ -521,12 +521,17 @@ def _backups(plan: Plan, live: LiveState, found: _Findings, now: datetime) -> No
     if policy is None:
         return
     late = overdue(policy, live.backups, now)
+    source = f" (judged from {live.backup_source})" if live.backup_source else ""
     if late is not None:
         newest = live.backups[-1].id if live.backups else None
         found.changes.append(Change(
             kind="backup", address="backup.schedule", action="+", before=newest,
-            after="a scheduled backup", risk="low", reason=late, reversible=True,
+            after="a scheduled backup", risk="low", reason=late + source, reversible=True,
             fingerprint=_fingerprint([b.id for b in live.backups])))
+    if live.backup_source.startswith("the catalog recorded"):
+        found.notes.append(f"backups judged from {live.backup_source}: {len(live.backups)} "
+                           "backup(s); retention is judged where the directory is")
+        return
     effect = retention_effect(policy, live.backups, now)
     if effect.delete:
         found.changes.append(Change(

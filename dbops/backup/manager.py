@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 
-from dbops import __version__
-from dbops.backup import catalog, database, dump, schedule, storage
+from dbops import __version__, ledger
+from dbops.backup import catalog, database, dump, record, schedule, storage
 from dbops.backup import manifest as manifests
 from dbops.backup.catalog import RetentionEffect
 from dbops.backup.dump import OnStart
@@ -28,7 +28,8 @@ from dbops.backup.manifest import MANIFEST, Catalog, FileEntry, Manifest, Verifi
 from dbops.backup.report import PruneResult, RestoreResult, VerifyResult, size
 from dbops.config.load import load_plan
 from dbops.config.model import BackupPolicy, Plan
-from dbops.connect import endpoint, with_database
+from dbops.connect import connection, endpoint, mask, with_database
+from dbops.errors import DbopsError
 
 Notify = Callable[[str], None]
 
@@ -167,6 +168,7 @@ class BackupManager:
             manifests.write(manifest, folder.path)
             final = folder.publish()
         manifest = replace(manifest, folder=final)
+        self._record_catalog()
         if manifest.restore_test is not None and not manifest.restore_test.ok:
             raise FailedRestoreTest(backup_id, list(manifest.restore_test.problems))
         self._notify(f"backup {backup_id} complete: {manifest.size} bytes, {len(counts)} tables, "
@@ -203,6 +205,7 @@ class BackupManager:
             outcome = "FAILED verification" if problems else "verified"
             raise BackupError(f"backup {backup.id} {outcome}, but the outcome could not be "
                               f"recorded: {exc}") from None
+        self._record_catalog()
         return VerifyResult(id=backup.id, ok=not problems, problems=tuple(problems),
                             files=len(backup.files), toc_entries=len(entries),
                             restore_seconds=seconds, tables_compared=tables)
@@ -283,6 +286,8 @@ class BackupManager:
                 if not swapped:
                     database.drop(admin, staging)
                 raise
+        if over_live:  # the restored database holds the catalog as it was at backup time
+            self._record_catalog()
         versions = {m.version for m in restored}
         return RestoreResult(
             backup=backup, database=target, over_live=over_live, dry_run=False,
@@ -306,6 +311,7 @@ class BackupManager:
                 self._notify(f"deleted backup {backup_id}: {effect.why[backup_id]}")
             for folder in left_over:
                 shutil.rmtree(folder, ignore_errors=True)
+            self._record_catalog()
         return PruneResult(deleted=effect.delete, kept=effect.keep, floor=effect.floor,
                            abandoned=tuple(f.name for f in left_over), dry_run=dry_run,
                            effect=effect, corrupt=found.damaged)
@@ -334,6 +340,19 @@ class BackupManager:
         except BackupError as exc:
             raise BackupError(f"refusing to migrate: the before-migrate backup failed: {exc} "
                               "(--skip-backup migrates without one)") from None
+
+    def _record_catalog(self) -> None:
+        """Copy the directory's catalog into the database (dbops.backup_catalog), for plan and
+        drift where the directory cannot be reached. A failure is said, not fatal: the backups
+        themselves are fine, and the next command that changes them records them again."""
+        try:
+            with connection(self.plan, command="backup-catalog", autocommit=True) as conn:
+                ledger.ensure_schema(conn)
+                record.sync(conn, self.plan.environment, self.directory, self.list())
+        except (DbopsError, psycopg.Error) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._notify(f"warning: the backup catalog could not be recorded in the database "
+                         f"(dbops.backup_catalog): {mask(reason)}")
 
     def _restore_test(self, backup: Manifest) -> tuple[float, int, builtins.list[str]]:
         ep = endpoint(self.plan)
