@@ -20,7 +20,7 @@ from dbops.ledger import Snapshot, advance
 from dbops.migrate import pending
 from dbops.migrate.history import AppliedMigration
 from dbops.migrate.source import MigrationSet
-from dbops.setting_values import SettingSpec, same
+from dbops.setting_values import SettingSpec, same, spelled_like
 
 Kind = Literal["out-of-band", "pending"]
 IN_SYNC, OUT_OF_BAND, PENDING_ONLY = 0, 2, 3
@@ -148,11 +148,13 @@ def _settings(plan: Plan, live: LiveState, applied: dict[str, str]) -> list[Drif
         current = (setting.written if live.primary.auto_conf_readable and setting.written
                    is not None else setting.server_value)
         address = f"setting.{name}"
+        unit = wanted or before  # live values are shown in the unit the plan writes
         if before is not None and (current is None or not same(spec, current, before)):
-            items.append(DriftItem("out-of-band", address, before,
-                                   current if current is not None else setting.shown, wanted))
+            items.append(DriftItem("out-of-band", address, before, spelled_like(
+                spec, current if current is not None else setting.server_value, unit), wanted))
         if not _same(spec, before, wanted):
-            items.append(DriftItem("pending", address, before, setting.shown, wanted))
+            items.append(DriftItem("pending", address, before,
+                                   spelled_like(spec, setting.server_value, unit), wanted))
     return items
 
 

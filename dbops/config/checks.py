@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbops.config import setting_checks
 from dbops.config.source import Document
 from dbops.errors import Problem
 
@@ -19,6 +20,7 @@ def check(doc: Document) -> list[Problem]:
         *_budget(doc, data),
         *_secrets(doc, data),
         *_alerts(doc, data["health"]["alerts"]),
+        *setting_checks.check(doc, data.get("settings", {})),
     ]
 
 
