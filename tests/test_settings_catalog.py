@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from harness import Project
 
 from dbops import settings_catalog
 from dbops.config.load import validate_file
@@ -56,3 +59,25 @@ def test_values_are_shown_in_the_unit_the_plan_writes() -> None:
     assert spelled_like(buffers, "131072", "512MB") == "1024MB"
     assert spelled_like(timeout, "60000", "30s") == "60s"
     assert spelled_like(work_mem, "-1", "8MB") == "-1"
+
+
+def test_plan_says_a_restart_is_needed_from_the_servers_catalog(project: Project) -> None:
+    project.write_plan("settings:\n  shared_buffers: 256MB\n  work_mem: 8192kB\n")
+    result = project.run("plan", "test", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    changes = {c["address"]: c for c in json.loads(result.stdout)["changes"]}
+    with project.database.connect() as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')::int / 10000,"
+                           " current_setting('shared_buffers'), current_setting('work_mem')"
+                           ).fetchone()
+    assert row is not None
+    major, buffers, work_mem = row
+    buffers_kb = int(buffers.removesuffix("MB")) * 1024
+    work_mem_kb = int(work_mem.removesuffix("MB")) * 1024
+    shared = changes["setting.shared_buffers"]
+    assert shared["action"] == "~!"
+    assert shared["reason"].startswith(
+        f"takes effect after a restart (shared_buffers is a postmaster setting in the "
+        f"PostgreSQL {settings_catalog.for_version(major)[0].major} catalog")
+    assert shared["before"] == f"{buffers_kb // 1024}MB"  # as the plan writes it
+    assert changes["setting.work_mem"]["before"] == f"{work_mem_kb}kB"
