@@ -162,6 +162,8 @@ class BackupManager:
                                                                           started_at):
                 # Before publication, so its outcome goes into the one manifest write.
                 seconds, tables, failures = self._restore_test(manifest)
+                # Name the folder the backup will be kept in, not the one it is written in.
+                failures = [f.replace(str(folder.path), str(folder.final)) for f in failures]
                 manifest = manifest.with_check(Verification(
                     datetime.now(UTC), not failures, tuple(failures), seconds, tables),
                     restore=True)
