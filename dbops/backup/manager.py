@@ -380,7 +380,6 @@ class BackupManager:
                     database.compare_counts(dict(backup.row_counts), restored)]
         return seconds, len(backup.row_counts), failures
 
-
     def _cause(self, admin: psycopg.Connection[Any], scratch: str, backup: Manifest,
                failure: BackupError) -> str:
         """The failed restore's message, with the server's error for it: when parallel workers
