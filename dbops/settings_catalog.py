@@ -65,13 +65,10 @@ def for_version(major: int) -> tuple[SettingsCatalog, str | None]:
                            f"against PostgreSQL {nearest}'s")
 
 
-def lookup(name: str) -> CatalogSetting | None:
-    """The setting in the newest shipped catalog that has it (None: no version has it)."""
-    for major in reversed(majors()):
-        found = load(major).settings.get(name)
-        if found is not None:
-            return found
-    return None
+def lookup(name: str) -> list[CatalogSetting]:
+    """The setting in every shipped catalog that has it, newest first (empty: none has it)."""
+    return [found for major in reversed(majors())
+            if (found := load(major).settings.get(name)) is not None]
 
 
 def suggestion(name: str) -> str | None:
