@@ -103,7 +103,7 @@ def test_a_failed_restore_test_fails_create_and_names_the_cause(project: Project
 
 def test_restore_over_the_live_database_needs_replace(project: Project) -> None:
     project.write_plan("backup: { directory: backups, before_migrate: false }\n")
-    backup_id = project.run("backup", "create", "test").stdout.split()[1]
+    backup_id = "20250101T000000Z-abcd"  # refused before the backup is looked for
     live = project.database.name
     old_spelling = project.run("backup", "restore", "test", backup_id, "--yes")
     assert old_spelling.returncode == 1
