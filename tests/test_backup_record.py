@@ -11,7 +11,7 @@ from dbops.backup import BackupManager
 def test_plan_and_drift_judge_backups_from_the_database_without_the_directory(
         project: Project) -> None:
     project.write_plan("backup: { directory: backups, schedule: '0 * * * *',"
-                       " before_migrate: false }\n")
+                       " before_migrate: false, verify: { restore_test: never } }\n")
     backups = BackupManager.from_plan("test", root=project.root)
     made = backups.create(reason="scheduled")
     with project.database.connect() as conn:
@@ -19,8 +19,7 @@ def test_plan_and_drift_judge_backups_from_the_database_without_the_directory(
             "SELECT id, reason, size, verified, restore_tested_at, location,"
             " manifest -> 'files' -> 0 ->> 'sha256' FROM dbops.backup_catalog").fetchone()
     assert row is not None
-    assert made.restore_test is not None  # the policy's default: weekly, due on the first
-    assert row[:5] == (made.id, "scheduled", made.size, True, made.restore_test.at)
+    assert row[:5] == (made.id, "scheduled", made.size, True, None)  # no restore test yet
     assert row[5].endswith(f":{(project.root / 'backups').resolve()}")
     assert row[6] == made.files[0].sha256
 
@@ -43,7 +42,10 @@ def test_plan_and_drift_judge_backups_from_the_database_without_the_directory(
             and "(judged from the catalog recorded in the database" in late.stdout), late.stdout
 
     (project.root / "elsewhere").rename(project.root / "backups")
-    backups.prune()  # retention keeps it; the record follows the directory
+    tested = backups.verify(made.id, restore_test=True)  # the record follows the directory
+    with project.database.connect() as conn:
+        assert conn.execute("SELECT verified, restore_tested_at IS NOT NULL"
+                            " FROM dbops.backup_catalog").fetchone() == (tested.ok, True)
     (made.folder / "manifest.json").unlink()  # damaged: no longer a backup
     backups.prune()
     with project.database.connect() as conn:
