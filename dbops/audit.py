@@ -70,10 +70,10 @@ def audited(plan: Plan, action: str, *, replaces_database: bool = False) -> Iter
 
     An operation that replaces the database (a restore over it) would take the audit rows
     written since its backup with it: they are copied to the local log first, and its own
-    record goes there too.
+    record goes there too. When it succeeds, the kept rows and its own record are written into
+    the database that replaced it as well, so the audit log reads the same from any machine.
     """
-    if replaces_database:
-        _keep_locally(plan)
+    kept = _keep_locally(plan) if replaces_database else []
     operation = Operation()
     started = datetime.now(UTC)
     try:
@@ -82,7 +82,9 @@ def audited(plan: Plan, action: str, *, replaces_database: bool = False) -> Iter
         detail = "; ".join(filter(None, (_reason(exc), operation.detail)))
         _record(plan, action, started, "failed", detail, replaces_database)
         raise
-    _record(plan, action, started, "done", operation.detail, replaces_database)
+    own = _record(plan, action, started, "done", operation.detail, replaces_database)
+    if replaces_database:
+        _carry_over(plan, [*kept, own])
 
 
 def record(plan: Plan, action: str, detail: str, result: str = "done") -> None:
@@ -99,7 +101,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _record(plan: Plan, action: str, started: datetime, result: str, detail: str,
-            replaces_database: bool) -> None:
+            replaces_database: bool) -> Record:
     from dbops.planner import plan_hash
 
     record = Record(
@@ -109,7 +111,7 @@ def _record(plan: Plan, action: str, started: datetime, result: str, detail: str
         dbops_version=__version__)
     if replaces_database:
         _append_local(plan.root, record, "the operation replaces the database")
-        return
+        return record
     try:
         with connection(plan, command="audit", autocommit=True) as conn:
             ledger.ensure_schema(conn)
@@ -118,6 +120,27 @@ def _record(plan: Plan, action: str, started: datetime, result: str, detail: str
                                     at=started, result=result, detail=record.detail)
     except (DbopsError, psycopg.Error) as exc:
         _append_local(plan.root, record, _reason(exc))
+    return record
+
+
+def _carry_over(plan: Plan, records: list[Record]) -> None:
+    """Write `records` (kept before the database was replaced, and the replacing operation's
+    own) into the database now in its place, each once (by record_id). When that fails they
+    stay in the local log, which `read` merges: nothing is lost, it is only local."""
+    try:
+        with connection(plan, command="audit", autocommit=True) as conn:
+            ledger.ensure_schema(conn)
+            with conn.transaction():
+                for r in records:
+                    ledger.carry_operation(
+                        conn, record_id=r.record_id, action=r.action, at=r.at,
+                        os_user=r.os_user, host=r.host, role=r.role,
+                        dbops_version=r.dbops_version, environment=r.environment,
+                        plan_hash=r.plan_hash, result=r.result, detail=r.detail)
+    except (DbopsError, psycopg.Error) as exc:
+        print(f"warning: the audit records kept in {plan.root / LOCAL_LOG} could not be written "
+              f"back into the restored database ({mask(_reason(exc))}); `dbops audit` on this "
+              "machine still lists them", file=sys.stderr)
 
 
 def _append_local(root: Path, record: Record, why: str) -> None:
@@ -143,19 +166,20 @@ def _append_lines(root: Path, lines: list[dict[str, Any]], action: str, why: str
               f"({mask(why)}) nor to {path} ({exc.strerror})", file=sys.stderr)
 
 
-def _keep_locally(plan: Plan) -> None:
+def _keep_locally(plan: Plan) -> list[Record]:
     """Copy the database's audit rows of this environment into the local log (read merges the
-    copies with the rows a restored database still has, each record once)."""
+    copies with the rows a restored database still has, each record once); returns them."""
     try:
         with connection(plan, command="audit", autocommit=True) as conn:
             rows = _database_records(conn, plan.environment, None)
     except (DbopsError, psycopg.Error):
-        return  # the database is not there to lose anything
+        return []  # the database is not there to lose anything
     kept = {r.record_id for r in _local_records(plan.root / LOCAL_LOG, plan.environment, None)}
     lines = [{**r.to_json(), "stored": "local: kept before the database was replaced"}
              for r in rows if r.record_id not in kept]
     if lines:
         _append_lines(plan.root, lines, "audit", "the database is about to be replaced")
+    return rows
 
 
 def read(plan: Plan, since: datetime | None) -> tuple[list[Record], str | None]:

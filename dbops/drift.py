@@ -20,7 +20,7 @@ from dbops.ledger import Snapshot, advance
 from dbops.migrate import pending
 from dbops.migrate.history import AppliedMigration
 from dbops.migrate.source import MigrationSet
-from dbops.setting_values import SettingSpec, same
+from dbops.setting_values import SettingSpec, same, spelled_like
 
 Kind = Literal["out-of-band", "pending"]
 IN_SYNC, OUT_OF_BAND, PENDING_ONLY = 0, 2, 3
@@ -43,6 +43,7 @@ class DriftReport:
     database: str
     baseline: str | None  # when dbops last applied, or None: never
     items: tuple[DriftItem, ...]
+    backup_source: str = ""  # where the backups were judged from (none: no backup policy)
 
     def active(self, kind: Kind) -> list[DriftItem]:
         return [i for i in self.items if i.kind == kind and not i.ignored]
@@ -67,6 +68,8 @@ class DriftReport:
             if items:
                 out.append(f"{title}:")
                 out += [_line(i) for i in items]
+        if self.backup_source:
+            out.append(f"Backups judged from {self.backup_source}.")
         verdict = {IN_SYNC: "In sync.", OUT_OF_BAND: "Out-of-band drift found.",
                    PENDING_ONLY: "Pending configuration only."}[self.exit_code]
         out.append(verdict)
@@ -124,11 +127,12 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
     late = overdue(plan.backup, live.backups, datetime.now(UTC))
     if late is not None:  # out-of-band in effect: the backups the plan promises are not there
         items.append(DriftItem("out-of-band", "backup.schedule", None, late,
-                               plan.backup.schedule if plan.backup else None))
+                               plan.backup.schedule if plan.backup else None,
+                               detail=f"{late} (judged from {live.backup_source})"))
     silenced = tuple(_ignore(i, plan.drift_ignores, today) for i in items)
     return DriftReport(plan.environment, live.database,
                        snapshot.applied_at.isoformat(timespec="seconds") if snapshot else None,
-                       silenced)
+                       silenced, live.backup_source)
 
 
 def _unfinished(live: LiveState) -> list[DriftItem]:
@@ -150,11 +154,13 @@ def _settings(plan: Plan, live: LiveState, applied: dict[str, str]) -> list[Drif
         current = (setting.written if live.primary.auto_conf_readable and setting.written
                    is not None else setting.server_value)
         address = f"setting.{name}"
+        unit = wanted or before  # live values are shown in the unit the plan writes
         if before is not None and (current is None or not same(spec, current, before)):
-            items.append(DriftItem("out-of-band", address, before,
-                                   current if current is not None else setting.shown, wanted))
+            items.append(DriftItem("out-of-band", address, before, spelled_like(
+                spec, current if current is not None else setting.server_value, unit), wanted))
         if not _same(spec, before, wanted):
-            items.append(DriftItem("pending", address, before, setting.shown, wanted))
+            items.append(DriftItem("pending", address, before,
+                                   spelled_like(spec, setting.server_value, unit), wanted))
     return items
 
 

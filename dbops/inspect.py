@@ -9,8 +9,10 @@ from typing import Any
 import psycopg
 
 from dbops import ledger
+from dbops.backup import record
 from dbops.backup.manifest import Manifest, read_manifests
 from dbops.config.model import Plan
+from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
 from dbops.locks import APPLY_LOCK, lock_holder
 from dbops.migrate import history
@@ -171,7 +173,8 @@ class LiveState:
     snapshot: ledger.Snapshot | None
     current_user: str = ""
     notes: tuple[str, ...] = field(default=())
-    backups: tuple[Manifest, ...] = ()  # the backup catalog (plan.backup.directory), oldest first
+    backups: tuple[Manifest, ...] = ()  # the backup catalog, oldest first
+    backup_source: str = ""  # where `backups` were read: the directory, or the database's copy
     unfinished: tuple[ledger.Unfinished, ...] = ()  # applies that died or failed half-way
     # A migration run whose changes are not yet credited to the snapshot, and whether a runner
     # holds the lock (it may still be going) or not (it died).
@@ -189,13 +192,26 @@ def inspect(plan: Plan, *, command: str = "plan", fingerprint: bool = True) -> L
     primary = endpoint(plan)
     with _read_only(primary, command) as conn:
         state = _read_primary(conn, plan, primary, fingerprint=fingerprint)
+        backups, backup_source = _read_backups(conn, plan)
     servers = dict(state.servers)
     for replica in plan.database.replicas:
         ep = endpoint(plan, replica)
         with _read_only(ep, command) as conn:
             servers[replica.name] = _read_server(conn, replica.name, ep)
-    backups = tuple(read_manifests(plan.backup.directory)) if plan.backup else ()
-    return replace(state, servers=servers, backups=backups)
+    return replace(state, servers=servers, backups=backups, backup_source=backup_source)
+
+
+def _read_backups(conn: psycopg.Connection[Any], plan: Plan) -> tuple[tuple[Manifest, ...], str]:
+    """The backup catalog and where it was read: the policy's directory when it can be reached
+    from here, else the copy recorded in the database (a CI runner has no backup directory)."""
+    if plan.backup is None:
+        return (), ""
+    directory = plan.backup.directory
+    if directory.is_dir():
+        return tuple(read_manifests(directory)), f"the backup directory {display_path(directory)}"
+    recorded = record.read(conn, plan.environment)
+    return tuple(recorded or ()), (f"the catalog recorded in the database (dbops.backup_catalog;"
+                                   f" {display_path(directory)} is not reachable from here)")
 
 
 def _read_only(ep: Endpoint, command: str) -> psycopg.Connection[Any]:

@@ -1,5 +1,5 @@
-"""Schema `dbops` in the target database: its versioned DDL, the last-applied snapshot and the
-audit log of applies. A database carries its own truth; dbops needs no state file."""
+"""Schema `dbops` in the target database: its versioned DDL, the last-applied snapshot, the
+audit log of applies and the backup catalog's copy. A database carries its own truth; dbops needs no state file."""
 
 from __future__ import annotations
 
@@ -100,6 +100,22 @@ _UPGRADES: tuple[str, ...] = (
     ALTER TABLE dbops.apply_audit DROP CONSTRAINT apply_audit_result_check;
     ALTER TABLE dbops.apply_audit ADD CONSTRAINT apply_audit_result_check
         CHECK (result IN ('running', 'applied', 'rolled back', 'failed', 'interrupted', 'done'));
+    """,
+    # The backup catalog as the manifests record it (dbops.backup.record), for where the backup
+    # directory cannot be reached.
+    """
+    CREATE TABLE dbops.backup_catalog (
+        id                text PRIMARY KEY,
+        environment       text NOT NULL,
+        location          text NOT NULL,
+        started_at        timestamptz NOT NULL,
+        reason            text NOT NULL,
+        size              bigint NOT NULL,
+        verified          boolean,
+        restore_tested_at timestamptz,
+        manifest          jsonb NOT NULL,
+        recorded_at       timestamptz NOT NULL DEFAULT now()
+    );
     """,
 )
 
@@ -255,6 +271,20 @@ def record_operation(conn: psycopg.Connection[Any], *, record_id: str, action: s
         " ON CONFLICT (record_id) DO NOTHING",
         (record_id, action, at, os_user(), socket.gethostname(), __version__, environment,
          plan_hash, result, detail))
+
+
+def carry_operation(conn: psycopg.Connection[Any], *, record_id: str, action: str, at: datetime,
+                    os_user: str, host: str, role: str, dbops_version: str, environment: str,
+                    plan_hash: str, result: str, detail: str) -> None:
+    """An audit record written elsewhere first (kept before a restore replaced the database),
+    as it was: who, where and when are the record's, not this session's. Once per record_id."""
+    conn.execute(
+        "INSERT INTO dbops.apply_audit (record_id, action, at, os_user, client_host, who,"
+        " dbops_version, environment, plan_hash, changes, result, reason, finished_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, '[]', %s, %s, %s)"
+        " ON CONFLICT (record_id) DO NOTHING",
+        (record_id, action, at, os_user, host, role, dbops_version, environment, plan_hash,
+         result, detail, at))
 
 
 def os_user() -> str:

@@ -3,6 +3,7 @@ with the SQL that makes it and the SQL that undoes it; what cannot be applied is
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql
 
+from dbops import settings_catalog
 from dbops.backup.catalog import retention_effect
 from dbops.backup.schedule import overdue
 from dbops.changes import (
@@ -35,7 +37,7 @@ from dbops.health.gates import gate_thresholds
 from dbops.inspect import LiveRole, LiveSetting, LiveState, TableStats
 from dbops.migrate import pending
 from dbops.migrate.source import Migration, MigrationSet
-from dbops.setting_values import check, same
+from dbops.setting_values import check, same, spelled_like
 
 if TYPE_CHECKING:
     from dbops.migrate.runstate import RunState
@@ -114,7 +116,10 @@ def _settings(plan: Plan, live: LiveState, found: _Findings) -> None:
     for name, wanted in plan.settings.items():
         current = live.primary.settings.get(name)
         if current is None:
-            found.problems.append(doc.problem(("settings", name), "unknown setting", at_key=True))
+            near = difflib.get_close_matches(name, list(live.primary.settings), n=1, cutoff=0.75)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            found.problems.append(doc.problem(("settings", name), f"unknown setting{hint}",
+                                              at_key=True))
             continue
         if current.context == "internal":
             found.problems.append(
@@ -156,7 +161,13 @@ def _setting_change(name: str, wanted: str, live: LiveState) -> Change | None:
     if not differing and not waiting:
         return None
     takes_effect = _TAKES_EFFECT.get(primary.context, "reload")
+    catalog, fallback = settings_catalog.for_version(live.server_version // 10000)
+    listed = catalog.settings.get(name)
+    if listed is not None and listed.needs_restart:
+        takes_effect = "restart"
     restart = takes_effect == "restart"
+    why = (f" ({name} is a postmaster setting in the PostgreSQL {catalog.major} catalog"
+           f"{'; ' + fallback if fallback else ''})" if listed is not None and restart else "")
     statements = (
         (
             _sql(
@@ -170,7 +181,8 @@ def _setting_change(name: str, wanted: str, live: LiveState) -> Change | None:
         else ()
     )
     reason = (
-        f"takes effect after a restart{': already written, waiting for one' if not differing else ''}"
+        f"takes effect after a restart{why}"
+        f"{': already written, waiting for one' if not differing else ''}"
         if restart
         else f"takes effect on {takes_effect}"
     )
@@ -178,7 +190,7 @@ def _setting_change(name: str, wanted: str, live: LiveState) -> Change | None:
         kind="setting",
         address=f"setting.{name}",
         action="~!" if restart else "~",
-        before=primary.shown,
+        before=spelled_like(primary.spec, primary.server_value, wanted),
         after=wanted,
         risk="high" if restart else "low",
         reason=reason,
@@ -532,12 +544,17 @@ def _backups(plan: Plan, live: LiveState, found: _Findings, now: datetime) -> No
     if policy is None:
         return
     late = overdue(policy, live.backups, now)
+    source = f" (judged from {live.backup_source})" if live.backup_source else ""
     if late is not None:
         newest = live.backups[-1].id if live.backups else None
         found.changes.append(Change(
             kind="backup", address="backup.schedule", action="+", before=newest,
-            after="a scheduled backup", risk="low", reason=late, reversible=True,
+            after="a scheduled backup", risk="low", reason=late + source, reversible=True,
             fingerprint=_fingerprint([b.id for b in live.backups])))
+    if live.backup_source.startswith("the catalog recorded"):
+        found.notes.append(f"backups judged from {live.backup_source}: {len(live.backups)} "
+                           "backup(s); retention is judged where the directory is")
+        return
     effect = retention_effect(policy, live.backups, now)
     if effect.delete:
         found.changes.append(Change(

@@ -132,3 +132,23 @@ def display(spec: SettingSpec, raw: str) -> str:
         if amount >= size and (amount / size).is_integer():
             return f"{int(amount / size)}{unit}"
     return f"{amount:g}{ladder[-1]}"
+
+
+def spelled_like(spec: SettingSpec, value: str, like: str | None) -> str:
+    """`value` (pg_settings' raw number in the setting's unit, or a spelled value) in the unit
+    `like` is written in, so a plan's `8MB` is shown beside `16MB`, not `16384`: the same
+    amount in like's unit when it is a whole number of them, `display` otherwise."""
+    scale = _unit_scale(spec.unit)
+    if scale is None or spec.vartype not in ("integer", "real"):
+        return value
+    try:
+        amount = _quantity(spec, value)
+    except ValueError:
+        return value
+    match = _QUANTITY.match(like or "")
+    suffix = match.group(2) if match else ""
+    if suffix in scale[0] and (amount / scale[0][suffix]).is_integer():
+        return f"{int(amount / scale[0][suffix])}{suffix}"
+    if match and not suffix and (amount / scale[1]).is_integer():
+        return str(int(amount / scale[1]))  # the plan writes bare numbers in the setting's unit
+    return display(spec, str(amount / scale[1]).removesuffix(".0"))

@@ -105,17 +105,23 @@ def test_an_unreachable_database_is_recorded_locally(project: Project) -> None:
     assert [r["record_id"] for r in json.loads(listed.stdout)] == [record["record_id"]]
 
 
-def test_a_restore_over_the_live_database_is_recorded_locally_and_read_back(
+def test_a_restore_over_the_live_database_keeps_the_audit_trail_everywhere(
         project: Project) -> None:
     project.write_plan("backup: { directory: backups, before_migrate: false }\n")
     migration(project, "20250101000001", "CREATE TABLE a (id int);", "DROP TABLE a;")
     ok(project, "migrate", "up", "test", "--yes")
     created = ok(project, "backup", "create", "test").split()[1]
-    ok(project, "backup", "restore", "test", created, "--yes")
-    records = audit(project)
+    ok(project, "backup", "restore", "test", created, "--replace", "--yes")
     # The dump was taken before its own record was written: the restore would have lost that
-    # record, so it was kept in the local log first.
-    assert [(r["action"], r["stored"]) for r in records] == [
-        ("migrate up", "database"),
+    # record, so it was kept in the local log first, then written into the restored database
+    # with the restore's own record.
+    local = [json.loads(line) for line in (project.root / ".dbops" / "audit.jsonl").open()]
+    assert [(r["action"], r["stored"]) for r in local] == [
+        ("migrate up", "local: kept before the database was replaced"),
         ("backup create", "local: kept before the database was replaced"),
         ("backup restore", "local: the operation replaces the database")]
+    (project.root / ".dbops" / "audit.jsonl").unlink()  # as another machine sees it
+    records = audit(project)
+    assert [(r["action"], r["stored"], r["record_id"]) for r in records] == [
+        (r["action"], "database", r["record_id"]) for r in local]
+    assert records[1]["os_user"] == local[1]["os_user"] and records[2]["result"] == "done"

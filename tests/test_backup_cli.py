@@ -80,3 +80,37 @@ def test_restore_into_new_then_over_live_and_emergency_rollback(project: Project
     with project.database.connect() as conn:
         assert conn.execute("SELECT max(version) FROM dbops.migration_history").fetchone() == (
             SECOND_MIGRATION,)
+
+
+def test_a_failed_restore_test_fails_create_and_names_the_cause(project: Project) -> None:
+    # pg_dump clears search_path: on restore, the check's function cannot see `helper`, so the
+    # COPY fails in a parallel worker and pg_restore's last line only says a worker died.
+    project.write_plan("backup: { directory: backups, jobs: 2, before_migrate: false,"
+                       " verify: { restore_test: each } }\n")
+    with project.database.connect() as conn:
+        conn.execute("CREATE TABLE helper (n int); CREATE FUNCTION small(x int) RETURNS boolean"
+                     " LANGUAGE sql AS $$ SELECT x > (SELECT count(*) FROM helper) $$;"
+                     " CREATE TABLE t (x int CHECK (small(x))); INSERT INTO t VALUES (5)")
+    created = project.run("backup", "create", "test")
+    assert created.returncode == 1 and "created" not in created.stdout
+    assert "FAILED its restore test and is not usable (kept, marked failed)" in created.stderr
+    assert ('pg_restore: error: COPY failed for table "t": ERROR: relation "helper" does not '
+            'exist' in created.stderr), created.stderr
+    assert "worker process died" not in created.stderr and "/.tmp-" not in created.stderr
+    listed = json.loads(project.run("backup", "list", "test", "--format", "json").stdout)
+    assert [b["verified"] for b in listed["backups"]] == [False]
+
+
+def test_restore_over_the_live_database_needs_replace(project: Project) -> None:
+    project.write_plan("backup: { directory: backups, before_migrate: false }\n")
+    backup_id = "20250101T000000Z-abcd"  # refused before the backup is looked for
+    live = project.database.name
+    old_spelling = project.run("backup", "restore", "test", backup_id, "--yes")
+    assert old_spelling.returncode == 1
+    assert (f"error: --yes only skips the question: restoring over the live database {live} "
+            "needs --replace" in old_spelling.stderr)
+    into_live = project.run("backup", "restore", "test", backup_id, "--into", live)
+    assert into_live.returncode == 1
+    assert f"{live} is the live database: replacing it needs --replace" in into_live.stderr
+    unasked = project.run("backup", "restore", "test", backup_id, "--replace")
+    assert unasked.returncode == 1 and "without --yes (no terminal to ask)" in unasked.stderr

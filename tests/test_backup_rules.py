@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dbops.backup import (
+    AmbiguousBackup,
     BackupError,
     Manifest,
     UnknownBackup,
@@ -202,9 +203,11 @@ def test_resolve_exact_prefix_and_nearest() -> None:
     with pytest.raises(UnknownBackup) as caught:
         catalog.resolve("20250611T030000Z-3c4e", backups)
     assert caught.value.nearest[0] == "20250611T030000Z-3c4d"
-    with pytest.raises(UnknownBackup) as ambiguous:
+    with pytest.raises(AmbiguousBackup) as ambiguous:
         catalog.resolve("202506", backups)
-    assert len(ambiguous.value.nearest) == 3
+    assert str(ambiguous.value) == (
+        "backup id '202506' is ambiguous: 3 backups start with it (20250610T030000Z-1a2b, "
+        "20250611T030000Z-3c4d, 20250612T030000Z-5e6f); give more of the id")
 
 
 def test_latest_and_restore_test_due() -> None:

@@ -256,7 +256,7 @@ def test_ignore_entries_cover_unmanaged_items(applied: Project) -> None:
 def test_edited_applied_migration_is_drift_beside_the_rest(applied: Project) -> None:
     path = applied.root / "migrations" / "20250101000001_items.sql"
     path.write_text(MIGRATION.replace("name text)", "name text NOT NULL)"))
-    execute(applied, "ALTER SYSTEM SET work_mem = '8MB'")
+    execute(applied, "ALTER SYSTEM SET work_mem = 8192")  # kB: shown as the plan writes it
     code, items = drift(applied)
     assert code == 2
     assert items == {
@@ -279,6 +279,7 @@ def test_edited_applied_migration_is_drift_beside_the_rest(applied: Project) -> 
     assert any(line.startswith(
         "  migration.20250101000001: migrations/20250101000001_items.sql was modified after it"
         " was applied (applied sha256:") for line in lines), lines
+    assert "  setting.work_mem: dbops applied '24MB', live is '8MB'" in lines, lines
     refused = applied.run("plan", "test")
     assert refused.returncode == 1
     assert "was modified after it was applied" in refused.stderr

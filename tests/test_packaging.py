@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from harness import TestDatabase, fresh_database
@@ -81,6 +82,9 @@ def test_a_team_adopts_dbops_with_the_installed_wheel(
                  "-q", "-w", wheels, source, cwd=tmp_path, env=env)
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("dbops-*.whl")
+    catalogs = {f"dbops/data/settings/{p.name}"
+                for p in (REPO / "dbops" / "data" / "settings").glob("pg*.json")}
+    assert catalogs and catalogs <= set(zipfile.ZipFile(wheel).namelist())
 
     # Dependencies already installed are reused (or fetched from PyPI); dbops comes from the wheel.
     venv = tmp_path / "venv"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dbops.backup.catalog import RetentionEffect, retention_effect
-    from dbops.backup.errors import BackupError, CorruptBackup, UnknownBackup
+    from dbops.backup.errors import AmbiguousBackup, BackupError, CorruptBackup, UnknownBackup
     from dbops.backup.manager import BackupManager, backup_before_migrate
     from dbops.backup.manifest import (
         Catalog,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # Loaded on first use: the planner and drift need the catalog helpers, not pg_dump's machinery.
 _HOMES = {
     "RetentionEffect": "catalog", "retention_effect": "catalog",
-    "BackupError": "errors", "CorruptBackup": "errors", "UnknownBackup": "errors",
+    "AmbiguousBackup": "errors", "BackupError": "errors", "CorruptBackup": "errors", "UnknownBackup": "errors",
     "BackupManager": "manager", "backup_before_migrate": "manager",
     "FileEntry": "manifest", "Manifest": "manifest", "Verification": "manifest",
     "read_manifests": "manifest", "read_catalog": "manifest", "Catalog": "manifest",
@@ -43,6 +43,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "AmbiguousBackup",
     "BackupError",
     "BackupManager",
     "Catalog",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from dbops.backup.errors import UnknownBackup
+from dbops.backup.errors import AmbiguousBackup, UnknownBackup
 from dbops.backup.manifest import Manifest
 from dbops.config.model import BackupPolicy, Retention
 from dbops.config.units import format_duration
@@ -101,17 +101,19 @@ def _earliest(manifests: Sequence[Manifest]) -> datetime | None:
 
 
 def resolve(wanted: str, manifests: Sequence[Manifest]) -> Manifest:
-    """The backup with id `wanted` (or the one id it is a prefix of); UnknownBackup listing the
-    nearest ids otherwise."""
+    """The backup with id `wanted` (or the one id it is a prefix of); AmbiguousBackup listing
+    every match when more than one id starts with it, UnknownBackup listing the nearest ids
+    otherwise."""
     by_id = {m.id: m for m in manifests}
     if wanted in by_id:
         return by_id[wanted]
     prefixed = [m for m in manifests if wanted and m.id.startswith(wanted)]
     if len(prefixed) == 1:
         return prefixed[0]
+    if prefixed:
+        raise AmbiguousBackup(wanted, sorted(m.id for m in prefixed))
     ids = sorted(by_id)
-    nearest = [m.id for m in prefixed][:5] or difflib.get_close_matches(wanted, ids, n=3,
-                                                                         cutoff=0.4)
+    nearest = difflib.get_close_matches(wanted, ids, n=3, cutoff=0.4)
     raise UnknownBackup(wanted, nearest or ids[-3:])
 
 

@@ -113,7 +113,7 @@ class Run:
             if code != 0:
                 doing = "reading" if self.tool == "pg_restore" else "writing"
                 raise BackupError(mask(f"{self.tool} failed (exit {code}) {doing} {self.path}: "
-                                       f"{self._last_line()}"))
+                                       f"{self._cause()}"))
             return out.decode(errors="replace") if out else ""
         finally:
             self._stderr.close()
@@ -125,11 +125,23 @@ class Run:
         self.process.wait()
         self._stderr.close()
 
-    def _last_line(self) -> str:
+    def _cause(self) -> str:
+        """The first error the tool printed, with the server's context for it (`CONTEXT:`,
+        `Command was:`): with parallel jobs the last line only says a worker died."""
         self._stderr.seek(0)
         lines = [ln for ln in self._stderr.read().decode(errors="replace").splitlines()
                  if ln.strip()]
-        return lines[-1] if lines else "no output"
+        if not lines:
+            return "no output"
+        first = next((n for n, ln in enumerate(lines) if f"{self.tool}: error:" in ln),
+                     len(lines) - 1)
+        cause = [lines[first]]
+        for line in lines[first + 1:]:
+            if line.startswith(f"{self.tool}:"):
+                break
+            if line.startswith(("CONTEXT:", "Command was:", "DETAIL:", "HINT:")):
+                cause.append(line if len(line) <= 200 else line[:197] + "...")
+        return " ".join("; ".join(cause).split())
 
 
 def start_dump(ep: Endpoint, output: Path, *, snapshot: str, fmt: str, jobs: int,

@@ -14,20 +14,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
-from dbops import __version__
-from dbops.backup import catalog, database, dump, schedule, storage
+from dbops import __version__, ledger
+from dbops.backup import catalog, database, dump, record, schedule, storage
 from dbops.backup import manifest as manifests
 from dbops.backup.catalog import RetentionEffect
 from dbops.backup.dump import OnStart
-from dbops.backup.errors import BackupError, CorruptBackup
+from dbops.backup.errors import BackupError, CorruptBackup, FailedRestoreTest
 from dbops.backup.manifest import MANIFEST, Catalog, FileEntry, Manifest, Verification
 from dbops.backup.report import PruneResult, RestoreResult, VerifyResult, size
 from dbops.config.load import load_plan
 from dbops.config.model import BackupPolicy, Plan
-from dbops.connect import endpoint, with_database
+from dbops.connect import connection, endpoint, mask, with_database
+from dbops.errors import DbopsError
 
 Notify = Callable[[str], None]
 
@@ -160,15 +162,17 @@ class BackupManager:
                                                                           started_at):
                 # Before publication, so its outcome goes into the one manifest write.
                 seconds, tables, failures = self._restore_test(manifest)
+                # Name the folder the backup will be kept in, not the one it is written in.
+                failures = [f.replace(str(folder.path), str(folder.final)) for f in failures]
                 manifest = manifest.with_check(Verification(
                     datetime.now(UTC), not failures, tuple(failures), seconds, tables),
                     restore=True)
-                if failures:
-                    self._notify(f"backup {backup_id} FAILED its restore test: "
-                                 + "; ".join(failures))
             manifests.write(manifest, folder.path)
             final = folder.publish()
         manifest = replace(manifest, folder=final)
+        self._record_catalog()
+        if manifest.restore_test is not None and not manifest.restore_test.ok:
+            raise FailedRestoreTest(backup_id, list(manifest.restore_test.problems))
         self._notify(f"backup {backup_id} complete: {manifest.size} bytes, {len(counts)} tables, "
                      f"migration {manifest.migration_version or 'none'}, "
                      f"{manifest.duration_s:.1f}s")
@@ -203,6 +207,7 @@ class BackupManager:
             outcome = "FAILED verification" if problems else "verified"
             raise BackupError(f"backup {backup.id} {outcome}, but the outcome could not be "
                               f"recorded: {exc}") from None
+        self._record_catalog()
         return VerifyResult(id=backup.id, ok=not problems, problems=tuple(problems),
                             files=len(backup.files), toc_entries=len(entries),
                             restore_seconds=seconds, tables_compared=tables)
@@ -223,7 +228,7 @@ class BackupManager:
             into or database.derived_name(ep.dbname, f"restore_{_short(backup.id)}"))
         if not over_live and target == ep.dbname:
             raise BackupError(f"{target} is the live database: restoring over it needs "
-                              "over_live=True (--yes on the command line)")
+                              "over_live=True (--replace on the command line)")
         with database.admin_connection(ep, "backup-restore") as admin:
             live_exists = database.exists(admin, ep.dbname)
             if not over_live and database.exists(admin, target):
@@ -283,6 +288,8 @@ class BackupManager:
                 if not swapped:
                     database.drop(admin, staging)
                 raise
+        if over_live:  # the restored database holds the catalog as it was at backup time
+            self._record_catalog()
         versions = {m.version for m in restored}
         return RestoreResult(
             backup=backup, database=target, over_live=over_live, dry_run=False,
@@ -306,6 +313,7 @@ class BackupManager:
                 self._notify(f"deleted backup {backup_id}: {effect.why[backup_id]}")
             for folder in left_over:
                 shutil.rmtree(folder, ignore_errors=True)
+            self._record_catalog()
         return PruneResult(deleted=effect.delete, kept=effect.keep, floor=effect.floor,
                            abandoned=tuple(f.name for f in left_over), dry_run=dry_run,
                            effect=effect, corrupt=found.damaged)
@@ -335,6 +343,19 @@ class BackupManager:
             raise BackupError(f"refusing to migrate: the before-migrate backup failed: {exc} "
                               "(--skip-backup migrates without one)") from None
 
+    def _record_catalog(self) -> None:
+        """Copy the directory's catalog into the database (dbops.backup_catalog), for plan and
+        drift where the directory cannot be reached. A failure is said, not fatal: the backups
+        themselves are fine, and the next command that changes them records them again."""
+        try:
+            with connection(self.plan, command="backup-catalog", autocommit=True) as conn:
+                ledger.ensure_schema(conn)
+                record.sync(conn, self.plan.environment, self.directory, self.list())
+        except (DbopsError, psycopg.Error) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._notify(f"warning: the backup catalog could not be recorded in the database "
+                         f"(dbops.backup_catalog): {mask(reason)}")
+
     def _restore_test(self, backup: Manifest) -> tuple[float, int, builtins.list[str]]:
         ep = endpoint(self.plan)
         scratch = database.derived_name(f"dbops_restoretest_{ep.dbname}",
@@ -349,7 +370,8 @@ class BackupManager:
                     dump.restore(with_database(ep, scratch), backup.archive,
                                  jobs=self.policy.jobs, on_start=self.on_start, scratch=True)
                 except BackupError as exc:
-                    return time.monotonic() - clock, 0, [f"restore test: {exc}"]
+                    seconds = time.monotonic() - clock
+                    return seconds, 0, [f"restore test: {self._cause(admin, scratch, backup, exc)}"]
                 seconds = time.monotonic() - clock
                 restored = database.read_counts(with_database(ep, scratch), "backup-verify")
             finally:
@@ -357,6 +379,26 @@ class BackupManager:
         failures = [f"restore test: {p}" for p in
                     database.compare_counts(dict(backup.row_counts), restored)]
         return seconds, len(backup.row_counts), failures
+
+    def _cause(self, admin: psycopg.Connection[Any], scratch: str, backup: Manifest,
+               failure: BackupError) -> str:
+        """The failed restore's message, with the server's error for it: when parallel workers
+        only said that one of them died, the restore runs again in one job into a fresh scratch
+        database, stopping at the first error, whose message names the cause."""
+        message = str(failure)
+        if "ERROR:" in message or self.policy.jobs == 1:
+            return message
+        ep = endpoint(self.plan)
+        database.drop(admin, scratch)
+        database.create(admin, scratch, encoding=backup.encoding,
+                        lc_collate=backup.lc_collate, lc_ctype=backup.lc_ctype)
+        try:
+            dump.restore(with_database(ep, scratch), backup.archive, jobs=1,
+                         on_start=self.on_start)
+        except BackupError as again:
+            first = str(again).rpartition(": pg_restore: ")[2]
+            return f"{message}; in one job: pg_restore: {first}"
+        return f"{message} (in one job the restore succeeded)"
 
 
 def backup_before_migrate(plan: Plan, *, skip: bool = False,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
@@ -11,14 +10,13 @@ from dbops.cli.base import (
     EXIT_ERROR,
     _audited,
     _backups,
+    _confirm,
     _env_argument,
     handle_errors,
     main,
 )
 from dbops.connect import mask
-
-if TYPE_CHECKING:
-    pass
+from dbops.errors import DbopsError
 
 
 @main.group()
@@ -90,22 +88,39 @@ def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
 @click.argument("backup_id", metavar="ID")
 @click.option("--into", help="The new database to restore into (default <db>_restore_<id>).")
 @click.option(
-    "--yes", is_flag=True, help="Restore over the live database (a safety backup is taken first)."
+    "--replace",
+    is_flag=True,
+    help="Replace the live database with the backup (a safety backup is taken first).",
 )
+@click.option("--yes", is_flag=True, help="Do not ask before --replace.")
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
 @handle_errors
-def backup_restore(env: str, backup_id: str, into: str | None, yes: bool, dry_run: bool) -> None:
-    """Restore into a new database; over the live database only with --yes."""
+def backup_restore(env: str, backup_id: str, into: str | None, replace: bool, yes: bool,
+                   dry_run: bool) -> None:
+    """Restore into a new database; over the live database only with --replace."""
     backups = _backups(env)
-    over_live = yes and into is None
+    live = backups.plan.database.name
+    if replace and into is not None and into != live:
+        raise click.UsageError("--replace restores over the live database: it takes no --into")
+    if not replace and into == live:
+        raise DbopsError(f"{live} is the live database: replacing it needs --replace "
+                         "(a safety backup is taken first)")
+    if yes and not replace and into is None:
+        raise DbopsError(f"--yes only skips the question: restoring over the live database "
+                         f"{live} needs --replace; without it, restore goes into a new "
+                         "database (--into NAME, default <db>_restore_<id>)")
     if dry_run:
-        result = backups.restore(backup_id, into=into, over_live=over_live, dry_run=True)
-    else:
-        with _audited(backups.plan, "backup restore", replaces_database=over_live) as record:
-            record.detail = f"backup {backup_id} " + (
-                "over the live database" if over_live else f"into {into or 'a new database'}")
-            result = backups.restore(backup_id, into=into, over_live=over_live, dry_run=False)
-            record.detail = "; ".join(result.lines())
+        result = backups.restore(backup_id, into=into, over_live=replace, dry_run=True)
+        click.echo("\n".join(mask(line) for line in result.lines()))
+        return
+    if replace:
+        _confirm(f"replace the live database {live} with backup {backup_id}",
+                 backups.plan.environment, yes)
+    with _audited(backups.plan, "backup restore", replaces_database=replace) as record:
+        record.detail = f"backup {backup_id} " + (
+            "over the live database" if replace else f"into {into or 'a new database'}")
+        result = backups.restore(backup_id, into=into, over_live=replace, dry_run=False)
+        record.detail = "; ".join(result.lines())
     click.echo("\n".join(mask(line) for line in result.lines()))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dbops.config import setting_checks
 from dbops.config.secrets import is_secret_variable, secret_variables
 from dbops.config.source import Document, JsonPath
 from dbops.errors import Problem
@@ -19,6 +20,7 @@ def check(doc: Document) -> list[Problem]:
         *_pool_sizes(doc, data["pool"]),
         *_budget(doc, data),
         *_alerts(doc, data),
+        *setting_checks.check(doc, data.get("settings", {})),
     ]
 
 
