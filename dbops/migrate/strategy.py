@@ -69,7 +69,8 @@ def refuses(finding: Finding, state: RunState) -> bool:
     file, on a table the live statistics do not show small enough to be done in milliseconds."""
     if finding.rule not in REFUSED or finding.suppressed:
         return False
-    return not state.stats or with_live_severity(finding, state.stats).severity != "info"
+    return not state.stats or with_live_severity(finding, state.stats,
+                                                 state.max_blocking).severity != "info"
 
 
 def online_steps(migration: Migration, state: RunState | None = None) -> list[OnlineStep]:
@@ -77,7 +78,7 @@ def online_steps(migration: Migration, state: RunState | None = None) -> list[On
     tables need no rewrite); raises MigrationError for what cannot be made safe, naming the file,
     line, the estimate the refusal is based on and the recipe."""
     state = state or RunState()
-    analyses = analyze(migration, new=state.new, empty=state.empty)
+    analyses = analyze(migration, new=state.new, empty=state.empty, columns=state.columns)
     steps: list[OnlineStep] = []
     for analysis in analyses:
         statement = analysis.statement
