@@ -189,7 +189,7 @@ class MigrationEngine:
             ledger.ensure_schema(conn)
             applied = history.read(conn)
             chosen = choose(applied)
-            stats = (_live_stats(conn, chosen, settings.lock_timeout)
+            stats = (_live_stats(conn, chosen, settings.lock_timeout, settings.lint_max_blocking)
                      if direction == "up" and chosen else {})
             # Parse everything before running anything: a syntax error refuses the whole run.
             executions = self._prepare_run(chosen, direction, stats)
