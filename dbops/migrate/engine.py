@@ -339,11 +339,11 @@ class MigrationEngine:
             return _live_stats(conn, migrations, self.plan.migrations.lock_timeout,
                                self.plan.migrations.lint_max_blocking)
 
-    def lint(self, paths: list[Path] | None = None, *, live: bool = True) -> LintReport:
-        """Findings for the given files (default: every migration), with live estimates."""
+    def lint(self, chosen: list[Migration] | None = None, *, live: bool = True) -> LintReport:
+        """Findings for the given migrations (default: every migration), with live estimates."""
         from dbops.migrate.lint import lint
 
-        migrations = [source.parse(p) for p in paths] if paths else list(self.migrations)
+        migrations = chosen if chosen else list(self.migrations)
         settings = self.plan.migrations
         return lint(migrations, zero_downtime=settings.zero_downtime, fail_on=settings.lint_fail_on,
                     stats=self.table_stats(migrations) if live else None,

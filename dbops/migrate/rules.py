@@ -177,3 +177,27 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "A '-- dbops:ignore' names a rule that does not exist (a typo silences nothing).",
          "use one of the rule ids of this book"),
 )}
+
+
+def page(rule: Rule) -> str:
+    """The rule book's page for `rule` (docs/rules/<id>.md), in Markdown."""
+    lock = (f"`{rule.lock}` on the table the statement names (the tests check it against "
+            "`pg_locks` on a real server)." if rule.lock else "None: this rule is about the "
+            "migration itself, not a lock.")
+    cost = {"table": "The time grows with the table: a scan, a rewrite or an index build holds "
+                     "the lock while it works through every row. Below `lint.max_blocking` "
+                     "(plan setting, default 1s) of estimated blocking time on the live table "
+                     "the finding is `info` and never refuses the migration.",
+            "brief": "The lock is held briefly once granted, but while it waits in the lock "
+                     "queue every later query of the table waits behind it. dbops' "
+                     "`lock_timeout` and retries bound that wait; with live statistics the "
+                     "finding is `info`.",
+            "clients": "Not a matter of size: running clients break, data goes, or the statement "
+                       "fails, whatever the table holds.",
+            "none": "Not a lock hazard."}[rule.cost]
+    example = f"\n## Example\n\n```sql\n{rule.example};\n```\n" if rule.example else ""
+    return (f"# {rule.id}\n\nDefault severity: **{rule.severity}**\n\n## What\n\n{rule.doc}\n\n"
+            f"## The lock\n\n{lock}\n\n## Why it hurts\n\n{cost}\n{example}\n"
+            f"## Safe recipe\n\n{rule.fix}.\n\n## Suppress\n\nWhen you know it is safe here, "
+            f"say why in the migration file:\n\n```sql\n-- dbops:ignore {rule.id} <reason>\n```\n\n"
+            "The finding is then reported as `ignored` with your reason, and never fails lint.\n")
