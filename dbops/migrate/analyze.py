@@ -104,7 +104,13 @@ def _volatile(expr: ast.Node | None) -> bool:
 _ANALYSED = frozenset({"CreateStmt", "IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt",
                        "RenameStmt", "TruncateStmt", "VacuumStmt", "ClusterStmt",
                        "VariableSetStmt", "AlterEnumStmt", "InsertStmt", "UpdateStmt",
-                       "DeleteStmt", "CreateDomainStmt"})
+                       "DeleteStmt", "CreateDomainStmt", "LockStmt", "RefreshMatViewStmt",
+                       "CreateTrigStmt", "AlterSeqStmt", "CommentStmt"})
+_TRIGGER_SWITCHES = frozenset({
+    enums.AlterTableType.AT_EnableTrig, enums.AlterTableType.AT_EnableAlwaysTrig,
+    enums.AlterTableType.AT_EnableReplicaTrig, enums.AlterTableType.AT_EnableTrigAll,
+    enums.AlterTableType.AT_EnableTrigUser, enums.AlterTableType.AT_DisableTrig,
+    enums.AlterTableType.AT_DisableTrigAll, enums.AlterTableType.AT_DisableTrigUser})
 
 # (table, column, type) of the columns known before a migration runs (from the live catalog).
 Columns = frozenset[tuple[str, str, ColumnType]]
@@ -134,6 +140,7 @@ class _Analyzer:
         self.columns = {(table_key(t), c): kind for t, c, kind in columns}
         self.definitions: dict[str, str] = {}  # CREATE TABLE texts, parsed only when needed
         self.domains: dict[str, Domain] = {}
+        self.enum_values: list[str] = []  # added by ALTER TYPE ... ADD VALUE in this migration
 
     def column_type(self, table: str, column: str) -> ColumnType | None:
         """The column's type before this statement: from the live catalog, or the CREATE TABLE
@@ -159,6 +166,16 @@ class _Analyzer:
                        relation, self.ignores.get(rule, ""))
 
     def analyze(self, statement: Statement) -> StatementAnalysis:
+        analysis = self._analyze(statement)
+        used = [v for v in self.enum_values if f"'{v}'" in statement.text]
+        if used and statement.kind != "AlterEnumStmt" and not self.outside_transaction:
+            finding = self.finding("enum-value-in-transaction", statement,
+                                   f"uses enum value {used[0]!r}, added earlier in the same "
+                                   "transaction: PostgreSQL refuses it until that commits")
+            analysis = replace(analysis, findings=(*analysis.findings, finding))
+        return analysis
+
+    def _analyze(self, statement: Statement) -> StatementAnalysis:
         if statement.kind not in _ANALYSED:
             return StatementAnalysis(statement, (), False, False, ())
         if statement.kind == "CreateStmt" and len(statement.relations) <= 1:
@@ -200,7 +217,10 @@ class _Analyzer:
         elif isinstance(node, ast.ReindexStmt):
             concurrent = any(getattr(p, "defname", None) == "concurrently" for p in node.params or ())
             target = _relation(node.relation)
-            locks.append((target, "SHARE UPDATE EXCLUSIVE" if concurrent else "ACCESS EXCLUSIVE"))
+            # REINDEX TABLE: SHARE on the table; REINDEX INDEX: ACCESS EXCLUSIVE on the index.
+            index = node.kind == enums.ReindexObjectType.REINDEX_OBJECT_INDEX
+            locks.append((target, "SHARE UPDATE EXCLUSIVE" if concurrent
+                          else "ACCESS EXCLUSIVE" if index else "SHARE"))
             scans = True
             if not concurrent:
                 findings.append(self.finding("reindex-not-concurrent", statement,
@@ -249,13 +269,62 @@ class _Analyzer:
             if value.strip("'") in ("0", "0ms", "0s"):
                 findings.append(self.finding("missing-lock-timeout", statement,
                                              "lock_timeout is switched off"))
-        elif isinstance(node, ast.AlterEnumStmt) and node.newValNeighbor:
-            findings.append(self.finding("enum-value-order", statement,
-                                         f"adds {node.newVal!r} "
-                                         f"{'after' if node.newValIsAfter else 'before'} "
-                                         f"{node.newValNeighbor!r}"))
+        elif isinstance(node, ast.AlterEnumStmt):
+            if node.newVal:
+                self.enum_values.append(str(node.newVal))
+            if node.newValNeighbor:
+                findings.append(self.finding("enum-value-order", statement,
+                                             f"adds {node.newVal!r} "
+                                             f"{'after' if node.newValIsAfter else 'before'} "
+                                             f"{node.newValNeighbor!r}"))
         elif isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
-            locks.append((_relation(node.relation), "ROW EXCLUSIVE"))
+            table = _relation(node.relation)
+            locks.append((table, "ROW EXCLUSIVE"))
+            if not isinstance(node, ast.InsertStmt) and node.whereClause is None:
+                scans = True
+                if not self.is_idle(table):
+                    verb = "UPDATE" if isinstance(node, ast.UpdateStmt) else "DELETE"
+                    findings.append(self.finding("update-whole-table", statement,
+                                                 f"{verb} of every row of {table} in one "
+                                                 "transaction", table))
+        elif isinstance(node, ast.LockStmt):
+            mode = LOCK_ORDER[(node.mode or 8) - 1]
+            for relation in node.relations or ():
+                locks.append((_relation(relation), mode))
+            if mode in BLOCKS_WRITES and node.relations:
+                table = _relation(node.relations[0])
+                if not self.is_new(table):
+                    findings.append(self.finding("lock-table", statement,
+                                                 f"LOCK TABLE {table} IN {mode} MODE holds it to "
+                                                 "the end of the transaction", table))
+        elif isinstance(node, ast.RefreshMatViewStmt):
+            view = _relation(node.relation)
+            locks.append((view, "EXCLUSIVE" if node.concurrent else "ACCESS EXCLUSIVE"))
+            scans = True
+            if not node.concurrent and not self.is_idle(view):
+                findings.append(self.finding("refresh-not-concurrent", statement,
+                                             f"REFRESH MATERIALIZED VIEW {view} blocks its "
+                                             "readers while it recomputes", view))
+        elif isinstance(node, ast.CreateTrigStmt):
+            table = _relation(node.relation)
+            locks.append((table, "SHARE ROW EXCLUSIVE"))
+            if not self.is_new(table):
+                findings.append(self.finding("trigger-blocks-writes", statement,
+                                             f"CREATE TRIGGER on {table} blocks its writes", table))
+        elif isinstance(node, ast.AlterSeqStmt):
+            sequence = _relation(node.sequence)
+            locks.append((sequence, "SHARE ROW EXCLUSIVE"))
+            if not self.is_new(sequence):
+                findings.append(self.finding("alter-sequence", statement,
+                                             f"ALTER SEQUENCE {sequence} makes nextval() wait",
+                                             sequence))
+        elif isinstance(node, ast.CommentStmt) and isinstance(node.object, tuple):
+            # Cheap: a catalog row, under a lock that lets reads and writes go on.
+            names = [str(getattr(n, "sval", n)) for n in node.object]
+            if node.objtype == enums.ObjectType.OBJECT_COLUMN:
+                names = names[:-1]
+            if node.objtype in (enums.ObjectType.OBJECT_TABLE, enums.ObjectType.OBJECT_COLUMN):
+                locks.append((".".join(names), "SHARE UPDATE EXCLUSIVE"))
         if not statement.transactional and not self.outside_transaction:
             findings.append(self.finding("concurrently-in-transaction", statement,
                                          f"{statement.kind} runs outside the migration's "
@@ -269,6 +338,13 @@ class _Analyzer:
               locks: list[tuple[str, str]]) -> list[Finding]:
         names = _names(node.objects)
         findings = []
+        if node.behavior == enums.DropBehavior.DROP_CASCADE:
+            findings.append(self.finding("drop-cascade", statement,
+                                         f"DROP ... CASCADE of {', '.join(names)} also drops "
+                                         "whatever depends on it", names[0] if names else None))
+        if node.removeType in (enums.ObjectType.OBJECT_VIEW, enums.ObjectType.OBJECT_MATVIEW,
+                               enums.ObjectType.OBJECT_SEQUENCE):
+            locks += [(name, "ACCESS EXCLUSIVE") for name in names]
         if node.removeType == enums.ObjectType.OBJECT_INDEX:
             for name in names:
                 locks.append((name, "SHARE UPDATE EXCLUSIVE" if node.concurrent else "ACCESS EXCLUSIVE"))
@@ -303,10 +379,13 @@ class _Analyzer:
                 if contype == enums.ConstrType.CONSTR_FOREIGN:
                     modes.append("SHARE ROW EXCLUSIVE")
                     locks.append((_relation(constraint.pktable), "SHARE ROW EXCLUSIVE"))
-                elif contype == enums.ConstrType.CONSTR_CHECK:
-                    modes.append("ACCESS EXCLUSIVE")
                 else:
                     modes.append("ACCESS EXCLUSIVE")
+                if contype == enums.ConstrType.CONSTR_EXCLUSION and not idle:
+                    scans = True
+                    findings.append(self.finding("exclude-builds-index", statement,
+                                                 f"the exclusion constraint's index on {table} "
+                                                 "is built under ACCESS EXCLUSIVE", table))
                 if contype in (enums.ConstrType.CONSTR_FOREIGN, enums.ConstrType.CONSTR_CHECK) \
                         and not constraint.skip_validation:
                     scans = True
@@ -359,7 +438,8 @@ class _Analyzer:
                     self.columns[(table_key(table), str(cmd.def_.colname))] = \
                         _column_type(cmd.def_)
                 findings += self._add_column(cmd.def_, table, fresh, idle, statement)
-                rewrites = rewrites or any(f.rule == "volatile-default" for f in findings)
+                rewrites = rewrites or any(f.rule in ("volatile-default", "generated-column-rewrites")
+                                           for f in findings)
             elif kind == at.AT_DropColumn:
                 modes.append("ACCESS EXCLUSIVE")
                 if not fresh:
@@ -367,11 +447,44 @@ class _Analyzer:
                                                  f"dropping column {table}.{cmd.name}", table))
             elif kind in (at.AT_SetStatistics, at.AT_ClusterOn, at.AT_SetRelOptions):
                 modes.append("SHARE UPDATE EXCLUSIVE")
+            elif kind in (at.AT_SetTableSpace, at.AT_SetLogged, at.AT_SetUnLogged):
+                modes.append("ACCESS EXCLUSIVE")
+                rewrites = True
+                if not idle:
+                    rule = "set-tablespace-rewrites" if kind == at.AT_SetTableSpace \
+                        else "set-logged-rewrites"
+                    what = "SET TABLESPACE" if kind == at.AT_SetTableSpace else \
+                        "SET LOGGED" if kind == at.AT_SetLogged else "SET UNLOGGED"
+                    findings.append(self.finding(rule, statement,
+                                                 f"{what} rewrites {table}", table))
+            elif kind in _TRIGGER_SWITCHES:
+                modes.append("SHARE ROW EXCLUSIVE")
+                if not fresh:
+                    findings.append(self.finding("trigger-blocks-writes", statement,
+                                                 f"ENABLE/DISABLE TRIGGER on {table} blocks its "
+                                                 "writes", table))
+            elif kind == at.AT_AttachPartition and isinstance(cmd.def_, ast.PartitionCmd):
+                modes.append("SHARE UPDATE EXCLUSIVE")
+                part = _relation(cmd.def_.name)
+                locks.append((part, "ACCESS EXCLUSIVE"))
+                scans = True
+                if not self.is_idle(part):
+                    findings.append(self.finding("attach-partition-scans", statement,
+                                                 f"ATTACH PARTITION {part} scans it under ACCESS "
+                                                 "EXCLUSIVE unless a CHECK proves its bounds",
+                                                 part))
+            elif kind == at.AT_DetachPartition and isinstance(cmd.def_, ast.PartitionCmd):
+                mode = "SHARE UPDATE EXCLUSIVE" if cmd.def_.concurrent else "ACCESS EXCLUSIVE"
+                modes.append(mode)
+                locks.append((_relation(cmd.def_.name), "ACCESS EXCLUSIVE"))
+                if not cmd.def_.concurrent and not fresh:
+                    findings.append(self.finding("detach-partition-not-concurrent", statement,
+                                                 f"DETACH PARTITION blocks every query of {table}",
+                                                 table))
             else:
                 modes.append("ACCESS EXCLUSIVE")
-        order = ["SHARE UPDATE EXCLUSIVE", "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"]
         if modes:
-            locks.insert(0, (table, max(modes, key=order.index)))
+            locks.insert(0, (table, max(modes, key=LOCK_ORDER.index)))
         return rewrites, scans
 
     def _add_column(self, column: ast.ColumnDef, table: str, fresh: bool, idle: bool,
@@ -381,6 +494,11 @@ class _Analyzer:
                         if c.contype == enums.ConstrType.CONSTR_DEFAULT), None)
         not_null = any(c.contype == enums.ConstrType.CONSTR_NOTNULL for c in constraints)
         findings = []
+        generated = any(c.contype == enums.ConstrType.CONSTR_GENERATED for c in constraints)
+        if generated and not idle:
+            findings.append(self.finding("generated-column-rewrites", statement,
+                                         f"{table}.{column.colname} is GENERATED ... STORED: "
+                                         "the table is rewritten", table))
         if default is not None and _volatile(default) and not idle:
             findings.append(self.finding("volatile-default", statement,
                                          f"{table}.{column.colname} gets a volatile default: "
@@ -445,7 +563,7 @@ def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: 
 
 # Findings whose statement throws data away: a migration with one is destructive (shown apart by
 # plan, run by apply only with --allow-destroy, after the before-migrate backup).
-DATA_LOSS_RULES = frozenset({"drop-breaks-clients", "truncate-cascade"})
+DATA_LOSS_RULES = frozenset({"drop-breaks-clients", "truncate-cascade", "drop-cascade"})
 _DATA_LOSS_KINDS = {"TruncateStmt": "empties a table"}
 
 
