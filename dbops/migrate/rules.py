@@ -103,7 +103,7 @@ RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("drop-breaks-clients", "warning", "ACCESS EXCLUSIVE", "clients",
          "Dropping a table or column breaks clients that still use it, and loses its data.",
          "stop using it in the application first; drop in a later release",
-         "ALTER TABLE tasks DROP COLUMN name"),
+         "ALTER TABLE tasks DROP COLUMN note"),
     Rule("drop-cascade", "error", "ACCESS EXCLUSIVE", "clients",
          "DROP ... CASCADE also drops every object that depends on this one (views, foreign "
          "keys, ...), each under ACCESS EXCLUSIVE: more goes than the statement names.",
