@@ -207,3 +207,13 @@ def test_a_type_change_rewrites_exactly_when_postgresql_does(
             raise Rollback
     except Rollback:
         pass
+
+
+def test_the_write_rate_is_recent_activity_not_the_lifetime_average(
+        conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TABLE loaded AS SELECT g AS id FROM generate_series(1, 20000) g")
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT 1")  # the bulk load reaches the counters before the sample starts
+    [loaded] = {s.name: s for s in table_stats(conn, ["loaded"], sample_from=0).values()}.values()
+    assert loaded.writes_per_second == 0.0  # idle since the load: no writes blocked
+    assert table_stats(conn, ["loaded"])["loaded"].writes_per_second is None  # not sampled

@@ -70,6 +70,7 @@ class Migration:
     ignores: tuple[tuple[str, str], ...] = ()  # (rule id, reason) from `-- dbops:ignore`
     file_hash: str = ""  # SHA-256 of the whole file, as dbops.sum records it
     baseline: bool = False  # `-- dbops:baseline`: an existing schema, dumped, not written by hand
+    foreign: bool = False  # any SQL file linted: another tool runs it as written, never online
 
     @property
     def file(self) -> str:
@@ -195,7 +196,7 @@ def parse_any(path: Path, text: str | None = None) -> Migration:
     return Migration(version="0" * 14, name=path.stem, path=path, description=path.stem,
                      up=Section(text, 1), down=None, requires=(), risk="low",
                      estimated_duration=None, zero_downtime=False, transaction=True,
-                     checksum=checksum(text), ignores=tuple(ignores))
+                     checksum=checksum(text), ignores=tuple(ignores), foreign=True)
 
 
 def _check_directive(where: _Where, line: int, key: str, value: str) -> None:
