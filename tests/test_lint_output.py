@@ -98,7 +98,7 @@ def test_down_sections_are_linted_and_rewritten_online(tmp_path: Path) -> None:
     path.write_text("-- index\n-- migrate:up\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON tasks "
                     "(name);\n-- migrate:down\nDROP INDEX i;\n")
     migration = source.parse(path)
-    report = lint([migration], zero_downtime=False, fail_on="warning")
+    report = lint([migration], zero_downtime=False, fail_on="warning", downs=True)
     assert [(f.line, f.rule) for f in report.failing()] == [(5, "drop-index-not-concurrent")]
     from dbops.migrate.runner import prepare
 

@@ -201,7 +201,7 @@ def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
         report = _engine(env).lint(chosen or None)
     else:
         migrations = chosen or list(source.load(_directory(None)))
-        report = lint(migrations, zero_downtime=True, fail_on="error")
+        report = lint(migrations, zero_downtime=True, fail_on="error", downs=True)
     if fmt == "sarif":
         click.echo(sarif(report))
     else:

@@ -347,7 +347,7 @@ class MigrationEngine:
         settings = self.plan.migrations
         return lint(migrations, zero_downtime=settings.zero_downtime, fail_on=settings.lint_fail_on,
                     stats=self.table_stats(migrations) if live else None,
-                    max_blocking=settings.lint_max_blocking.total_seconds())
+                    max_blocking=settings.lint_max_blocking.total_seconds(), downs=True)
 
     def explain(self, path: Path, *, live: bool = True) -> list[str]:
         """The exact steps a migration file will run, with locks and live estimates."""

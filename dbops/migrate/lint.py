@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dbops.errors import MigrationError
 from dbops.inspect import TableStats
 from dbops.migrate.analyze import (
     DEFAULT_MAX_BLOCKING,
@@ -17,6 +18,7 @@ from dbops.migrate.analyze import (
     StatementAnalysis,
     analyze,
     estimate,
+    tracked_after,
     with_live_severity,
 )
 from dbops.migrate.runner import Execution
@@ -71,8 +73,9 @@ class LintReport:
 def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
          stats: Mapping[str, TableStats] | None = None,
          states: Sequence[RunState] | None = None,
-         max_blocking: float = DEFAULT_MAX_BLOCKING) -> LintReport:
-    """Findings of every migration, up and down sections. `states` (one per migration, from
+         max_blocking: float = DEFAULT_MAX_BLOCKING, downs: bool = False) -> LintReport:
+    """Findings of every migration, and of its down section too with `downs` (the lint
+    command; a run is never refused for its rollback). `states` (one per migration, from
     `run_states`) judges a pending run's migrations against what the earlier ones leave behind;
     without it each migration is judged on its own against the live statistics. A hazard
     estimated to block for less than `max_blocking` seconds is information."""
@@ -93,8 +96,11 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
             findings.append(Finding("empty-migration", "info", migration.file, migration.up.line,
                                     "the '-- migrate:up' section is empty: recorded as applied, "
                                     "nothing runs"))
-        # The down section runs against what the up section left: judged like a migration alone.
-        sections = [("up", state)] + ([("down", alone)] if migration.down is not None else [])
+        sections = [("up", state)]
+        if downs and migration.down is not None and _parses(migration):
+            # The down section undoes the up: the tables the up created are new to it.
+            created, _ = tracked_after(migration, frozenset(), frozenset())
+            sections.append(("down", replace(alone, new=alone.new | created)))
         for direction, judged_by in sections:
             for analysis in analyze(migration, direction=direction, new=judged_by.new,
                                     empty=judged_by.empty, columns=judged_by.columns):
@@ -105,6 +111,17 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
                     if lines:
                         estimates[f"{migration.file}:{analysis.statement.line}"] = tuple(lines)
     return LintReport(tuple(findings), estimates, fail_on)
+
+
+def _parses(migration: Migration) -> bool:
+    """Whether the down section parses (one that does not is reported when a rollback runs it,
+    as before: linting must not refuse the up section for it)."""
+    assert migration.down is not None
+    try:
+        migration.down.statements(migration.path)
+    except MigrationError:
+        return False
+    return True
 
 
 def _judge(finding: Finding, online: bool, state: RunState) -> Finding:
