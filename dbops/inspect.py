@@ -3,6 +3,7 @@ with a handful of queries. The facts side of dbops: never writes."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -90,8 +91,9 @@ class TableStats:
     name: str
     rows: float
     bytes: int
-    writes_per_second: float
+    writes_per_second: float | None  # recent writes/s; None: not sampled
     long_transactions: tuple[str, ...] = ()
+    columns: tuple[tuple[str, str, str], ...] = ()  # (name, format_type, collation or "")
 
 
 @dataclass(frozen=True)
@@ -320,11 +322,12 @@ _TABLE_STATS = """
     SELECT c.relname, n.nspname,
            (CASE WHEN c.reltuples < 0 THEN coalesce(s.n_live_tup, 0) ELSE c.reltuples END)::float8,
            pg_total_relation_size(c.oid)::bigint,
-           coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)::float8
-             / greatest(extract(epoch FROM now() - coalesce(
-                   pg_stat_get_db_stat_reset_time(
-                       (SELECT oid FROM pg_database WHERE datname = current_database())),
-                   pg_postmaster_start_time())), 1)::float8,
+           coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)::float8,
+           coalesce((SELECT array_agg(ARRAY[a.attname::text, format_type(a.atttypid, a.atttypmod),
+                                            coalesce(co.collname::text, '')] ORDER BY a.attnum)
+                     FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+                    '{}'),
            coalesce((SELECT array_agg(DISTINCT 'pid ' || a.pid || ' (' || coalesce(nullif(
                          a.application_name, ''), 'no application_name') || '), in a transaction for '
                          || date_trunc('second', now() - a.xact_start))
@@ -336,10 +339,36 @@ _TABLE_STATS = """
     WHERE c.oid IN (SELECT to_regclass(t) FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL)"""
 
 
-def table_stats(conn: psycopg.Connection[Any], tables: list[str]) -> dict[str, TableStats]:
-    """Row estimates, sizes, average write rates and long lock holders of these tables."""
+_WRITES = """
+    SELECT n.nspname || '.' || c.relname, coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+    WHERE c.oid IN (SELECT to_regclass(t) FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL)"""
+
+
+WRITE_SAMPLE_SECONDS = 1.0  # backends report their counters about once a second
+
+
+def table_stats(conn: psycopg.Connection[Any], tables: list[str], *,
+                sample_from: int | None = None) -> dict[str, TableStats]:
+    """Row estimates, sizes, column types and long lock holders of these tables, and, when one
+    of them holds at least `sample_from` bytes, their recent write rate: the change of the
+    activity counters over WRITE_SAMPLE_SECONDS (the lifetime average misrepresents a table
+    bulk-loaded once and idle since). Smaller tables are not worth the wait: no rate."""
+    rows_read = conn.execute(_TABLE_STATS, (tables,)).fetchall()
+    rates: dict[str, float] = {}
+    sample = WRITE_SAMPLE_SECONDS
+    if sample_from is not None and any(int(row[3]) >= sample_from for row in rows_read):
+        before = {str(k): float(v) for k, v in conn.execute(_WRITES, (tables,))}
+        started = time.monotonic()
+        time.sleep(sample)
+        conn.execute("SELECT pg_stat_clear_snapshot()")  # a transaction caches the counters
+        after = {str(k): float(v) for k, v in conn.execute(_WRITES, (tables,))}
+        elapsed = time.monotonic() - started
+        rates = {k: max(after.get(k, v) - v, 0.0) / elapsed for k, v in before.items()}
     stats: dict[str, TableStats] = {}
-    for name, schema, rows, size, rate, holders in conn.execute(_TABLE_STATS, (tables,)):
-        entry = TableStats(str(name), float(rows), int(size), float(rate), tuple(holders))
+    for name, schema, rows, size, _, columns, holders in rows_read:
+        entry = TableStats(str(name), float(rows), int(size), rates.get(f"{schema}.{name}"),
+                           tuple(holders), tuple((c[0], c[1], c[2]) for c in columns))
         stats[str(name)] = stats[f"{schema}.{name}"] = entry
     return stats

@@ -126,6 +126,7 @@ def _table_stats(the_plan: Plan, waiting: list[Migration]) -> dict[str, TableSta
     if not waiting:
         return {}
     from dbops.inspect import table_stats
+    from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import tables_of
 
     names = tables_of(waiting)
@@ -133,7 +134,8 @@ def _table_stats(the_plan: Plan, waiting: list[Migration]) -> dict[str, TableSta
         return {}
     with connection(the_plan, command="plan", autocommit=True) as conn:
         conn.read_only = True
-        return table_stats(conn, names)
+        return table_stats(conn, names,
+                           sample_from=sample_from(the_plan.migrations.lint_max_blocking))
 
 
 def _analysis(
@@ -148,9 +150,10 @@ def _analysis(
     from dbops.migrate.runstate import run_states
 
     settings = the_plan.migrations
-    states = run_states(waiting, stats)
+    blocking = settings.lint_max_blocking.total_seconds()
+    states = run_states(waiting, stats, blocking)
     report = lint(waiting, zero_downtime=settings.zero_downtime, fail_on=settings.lint_fail_on,
-                  stats=stats, states=states)
+                  stats=stats, states=states, max_blocking=blocking)
     findings: dict[str, list[Finding]] = {}
     for finding in report.findings:
         findings.setdefault(finding.file, []).append(finding)

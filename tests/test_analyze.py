@@ -15,7 +15,8 @@ from dbops.migrate.lint import lint
 from dbops.migrate.runstate import RunState, run_states
 from dbops.migrate.strategy import online_steps
 
-TASKS = TableStats("tasks", 2_000_000, 173 * 1024 * 1024, 2000.0)
+TASKS = TableStats("tasks", 2_000_000, 173 * 1024 * 1024, 2000.0,
+                   columns=(("attempt", "integer", ""), ("name", "character varying(100)", "")))
 
 
 def rules(sql: str) -> list[tuple[int, str]]:
@@ -89,14 +90,31 @@ def test_live_statistics_turn_a_hazard_into_an_estimate() -> None:
     ]
 
 
-def test_a_small_table_makes_a_hazard_information() -> None:
+def test_a_hazard_blocking_less_than_max_blocking_is_information() -> None:
     [analysis] = lint_text("CREATE INDEX i ON tasks (status);")
     small = TableStats("tasks", 300, 64 * 1024, 1.0)
     finding = with_live_severity(analysis.findings[0], {"tasks": small})
-    assert finding.severity == "info"
-    assert finding.message.endswith("(small table: 64 kB, ~1 ms)")
+    assert (finding.severity, finding.lock, finding.blocking_seconds) == ("info", "SHARE", 0.001)
+    assert finding.message.endswith("(~1 ms on 64 kB: under lint.max_blocking 1 s)")
     big = with_live_severity(analysis.findings[0], {"tasks": TASKS})
-    assert big.severity == "error"
+    assert (big.severity, big.blocking_seconds) == ("error", 3.46)
+    # 40 MB takes ~0.8 s: information under the default 1 s, the rule's severity under 0.5 s.
+    medium = {"tasks": TableStats("tasks", 500_000, 40 * 1024 * 1024, None)}
+    assert with_live_severity(analysis.findings[0], medium).severity == "info"
+    assert with_live_severity(analysis.findings[0], medium, 0.5).severity == "error"
+    # Clients break whatever the size: never a matter of blocking time.
+    [drop] = lint_text("ALTER TABLE tasks DROP COLUMN name;")
+    assert with_live_severity(drop.findings[0], {"tasks": small}).severity == "warning"
+
+
+def test_the_plan_setting_max_blocking_decides_refusals(tmp_path: Path) -> None:
+    change = numbered(tmp_path, 1, "ALTER TABLE tasks ALTER COLUMN attempt TYPE bigint;")
+    medium = {"tasks": TableStats("tasks", 500_000, 40 * 1024 * 1024, 12.0)}
+    assert online_steps(change, run_states([change], medium)[0])
+    with pytest.raises(MigrationError, match="type-change-rewrites"):
+        online_steps(change, run_states([change], medium, max_blocking=0.5)[0])
+    report = lint([change], zero_downtime=True, fail_on="error", stats=medium, max_blocking=0.5)
+    assert [f.severity for f in report.findings] == ["error"]
 
 
 def migration(tmp_path: Path, body: str, header: str = "") -> source.Migration:
@@ -223,7 +241,8 @@ def test_an_empty_table_has_no_lock_hazard_and_a_refusal_names_its_estimate(
                                  stats=empty).findings] == ["drop-breaks-clients"]
     refused = lint([change], zero_downtime=True, fail_on="error", stats={"tasks": TASKS})
     assert refused.findings[0].message == (
-        "changing the type of tasks.attempt rewrites the table (zero-downtime refuses it, tasks "
+        "changing the type of tasks.attempt rewrites the table: int4 → int8 converts every row "
+        "(zero-downtime refuses it, tasks "
         "per the live statistics: 2.0M rows, 173 MB, ~2,000 writes/s, ~3 s to scan: add a new "
         "column, backfill in batches, switch readers, then drop the old column)")
     with pytest.raises(MigrationError, match=r"\(tasks per the live statistics: 2.0M rows"):

@@ -214,7 +214,7 @@ def test_lint_command(project: Project) -> None:
         "constraint-not-valid",
     ]
     assert {f["severity"] for f in data["findings"]} == {"info"}
-    assert "(small table: " in data["findings"][0]["message"]
+    assert "under lint.max_blocking 1 s)" in data["findings"][0]["message"]
     assert data["findings"][0]["estimate"][0].startswith("CREATE INDEX on tasks (10 rows, ")
     project.write_plan("migrations: { zero_downtime: false, lint: { fail_on: info } }\n")
     strict = project.run("migrate", "lint", five, "--env", "test")

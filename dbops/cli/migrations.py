@@ -182,23 +182,30 @@ def migrate_up(
 
 
 @migrate.command("lint")
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False,
+                                                   allow_dash=True))
 @click.option("--env", help="Plan whose live tables turn hazards into estimates (and lint policy).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text")
 @handle_errors
 def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
-    """Hazards of each statement (locks, rewrites, destructive changes); exit 1 at fail_on."""
+    """Hazards of each statement (locks, rewrites, destructive changes); exit 1 at fail_on.
+    FILES may be any SQL files (a file without '-- migrate:up' is one up section) or - for
+    standard input; none: every migration of the project."""
     from dbops.migrate import source
     from dbops.migrate.lint import lint
+    from dbops.migrate.sarif import sarif
 
+    chosen = [source.parse_any(Path("<stdin>"), sys.stdin.read()) if str(f) == "-"
+              else source.parse_any(f) for f in files]
     if env is not None:
-        report = _engine(env).lint(list(files) or None)
+        report = _engine(env).lint(chosen or None)
     else:
-        migrations = (
-            [source.parse(f) for f in files] if files else list(source.load(_directory(None)))
-        )
-        report = lint(migrations, zero_downtime=True, fail_on="error")
-    click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
+        migrations = chosen or list(source.load(_directory(None)))
+        report = lint(migrations, zero_downtime=True, fail_on="error", downs=True)
+    if fmt == "sarif":
+        click.echo(sarif(report))
+    else:
+        click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
     if report.failing():
         sys.exit(EXIT_ERROR)
 

@@ -131,6 +131,7 @@ class Migrations:
     allow_out_of_order: bool
     retries: Retries
     lint_fail_on: Literal["error", "warning", "info", "never"]
+    lint_max_blocking: timedelta
     rehearse: Literal["auto", "always", "never"]
     role: str | None = None  # SET ROLE for the migrations' own statements (the owner role)
 
@@ -380,6 +381,7 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             allow_out_of_order=mig["allow_out_of_order"],
             retries=Retries(mig["retries"]["attempts"], _dur(mig["retries"]["backoff"])),
             lint_fail_on=mig["lint"]["fail_on"],
+            lint_max_blocking=_dur(mig["lint"]["max_blocking"]),
             rehearse=mig["rehearse"],
             role=mig.get("role"),
         ),

@@ -8,92 +8,26 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pglast
 from pglast import ast, enums
 from pglast.stream import RawStream
 
+from dbops.migrate.rules import RULES, SEVERITY_ORDER, Rule, Severity
 from dbops.migrate.source import Migration
 from dbops.migrate.sql import Statement, split, table_key
+from dbops.migrate.types import ColumnType, Domain, type_change
 
 if TYPE_CHECKING:
     from dbops.inspect import TableStats
 
-Severity = Literal["error", "warning", "info"]
-SEVERITY_ORDER: dict[Severity, int] = {"info": 0, "warning": 1, "error": 2}
-
 # Lock modes that make the application's writes (ROW EXCLUSIVE) wait.
 BLOCKS_WRITES = frozenset({"SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"})
 BLOCKS_READS = frozenset({"ACCESS EXCLUSIVE"})
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    severity: Severity
-    doc: str
-    fix: str
-
-
-RULES: dict[str, Rule] = {r.id: r for r in (
-    Rule("index-not-concurrent", "error",
-         "CREATE INDEX holds SHARE on the table for the whole build: every write waits.",
-         "CREATE INDEX CONCURRENTLY (outside a transaction)"),
-    Rule("drop-index-not-concurrent", "warning",
-         "DROP INDEX takes ACCESS EXCLUSIVE on the table: reads and writes wait.",
-         "DROP INDEX CONCURRENTLY"),
-    Rule("reindex-not-concurrent", "error",
-         "REINDEX blocks writes to the table (and reads using the index) while it rebuilds.",
-         "REINDEX ... CONCURRENTLY"),
-    Rule("constraint-not-valid", "error",
-         "Adding a FOREIGN KEY or CHECK validates every row while holding a lock that blocks writes.",
-         "ADD ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction"),
-    Rule("set-not-null", "error",
-         "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE.",
-         "ADD CHECK (col IS NOT NULL) NOT VALID, VALIDATE, SET NOT NULL, drop the check"),
-    Rule("unique-builds-index", "error",
-         "ADD UNIQUE / PRIMARY KEY builds its index under ACCESS EXCLUSIVE.",
-         "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX"),
-    Rule("type-change-rewrites", "error",
-         "ALTER COLUMN TYPE rewrites the table and its indexes under ACCESS EXCLUSIVE.",
-         "add a new column, backfill in batches, switch readers, then drop the old column"),
-    Rule("volatile-default", "error",
-         "ADD COLUMN with a volatile DEFAULT rewrites the whole table under ACCESS EXCLUSIVE.",
-         "add the column without a default (or a constant one), then backfill in batches"),
-    Rule("not-null-without-default", "error",
-         "ADD COLUMN ... NOT NULL without a DEFAULT fails on any table that has rows.",
-         "add it with a constant DEFAULT, or nullable, backfill, then SET NOT NULL online"),
-    Rule("rename-breaks-clients", "warning",
-         "Renaming a table or column breaks every running client that still uses the old name.",
-         "add the new name alongside (a view or a new column), migrate clients, drop the old"),
-    Rule("drop-breaks-clients", "warning",
-         "Dropping a table or column breaks clients that still use it, and loses its data.",
-         "stop using it in the application first; drop in a later release"),
-    Rule("truncate-cascade", "error",
-         "TRUNCATE ... CASCADE empties every table that references this one.",
-         "delete the rows you mean to, in batches"),
-    Rule("table-rewrite-lock", "error",
-         "VACUUM FULL and CLUSTER rewrite the table under ACCESS EXCLUSIVE.",
-         "pg_repack, or plain VACUUM"),
-    Rule("missing-lock-timeout", "error",
-         "Without a lock_timeout, a statement waiting for its lock queues every later query.",
-         "keep dbops' lock_timeout (plan: migrations.lock_timeout); do not set it to 0"),
-    Rule("concurrently-in-transaction", "info",
-         "CONCURRENTLY cannot run in a transaction block; dbops runs it as a journaled step.",
-         "nothing to do: dbops splits the migration into steps"),
-    Rule("not-idempotent-outside-transaction", "warning",
-         "A statement outside a transaction is re-run after a crash; without IF [NOT] EXISTS it fails.",
-         "add IF NOT EXISTS / IF EXISTS"),
-    Rule("empty-migration", "info",
-         "The up section has no statements: the migration is recorded in the history and "
-         "changes nothing (a placeholder, say for another database, or a change reverted since).",
-         "nothing to do"),
-    Rule("enum-value-order", "warning",
-         "ALTER TYPE ... ADD VALUE BEFORE/AFTER changes the enum's sort order; the new value "
-         "cannot be used in the same transaction.",
-         "add values at the end, in their own migration"),
-)}
+LOCK_ORDER = ("ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
+              "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE")
 
 
 @dataclass(frozen=True)
@@ -105,10 +39,21 @@ class Finding:
     message: str
     relation: str | None = None
     suppressed: str = ""  # the reason from `-- dbops:ignore <rule> <reason>`
+    lock: str | None = None  # the strongest lock the statement takes on `relation`
+    blocking_seconds: float | None = None  # how long it blocks, from live statistics
+
+    @property
+    def level(self) -> str:
+        """The severity as shown: `ignored` for a finding the file accepts."""
+        return "ignored" if self.suppressed else self.severity
+
+    @property
+    def rule_url(self) -> str:
+        return RULES[self.rule].url if self.rule in RULES else ""
 
     def __str__(self) -> str:
-        text = f"{self.file}:{self.line}: {self.severity}: {self.rule}: {self.message}"
-        return f"{text} (ignored: {self.suppressed})" if self.suppressed else text
+        text = f"{self.file}:{self.line}: {self.level}: {self.rule}: {self.message}"
+        return f"{text} ({self.suppressed})" if self.suppressed else text
 
 
 @dataclass(frozen=True)
@@ -121,10 +66,18 @@ class StatementAnalysis:
 
     @property
     def strongest_lock(self) -> str | None:
-        order = ["ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
-                 "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"]
-        modes = [mode for _, mode in self.locks]
-        return max(modes, key=order.index) if modes else None
+        return strongest([mode for _, mode in self.locks])
+
+    def lock_on(self, relation: str | None) -> str | None:
+        """The strongest lock this statement takes on `relation` (any, when None)."""
+        if relation is None:
+            return self.strongest_lock
+        return strongest([m for r, m in self.locks if table_key(r) == table_key(relation)]) \
+            or self.strongest_lock
+
+
+def strongest(modes: list[str]) -> str | None:
+    return max(modes, key=LOCK_ORDER.index) if modes else None
 
 
 def _relation(node: ast.RangeVar | None) -> str:
@@ -151,7 +104,16 @@ def _volatile(expr: ast.Node | None) -> bool:
 _ANALYSED = frozenset({"CreateStmt", "IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt",
                        "RenameStmt", "TruncateStmt", "VacuumStmt", "ClusterStmt",
                        "VariableSetStmt", "AlterEnumStmt", "InsertStmt", "UpdateStmt",
-                       "DeleteStmt"})
+                       "DeleteStmt", "CreateDomainStmt", "LockStmt", "RefreshMatViewStmt",
+                       "CreateTrigStmt", "AlterSeqStmt", "CommentStmt"})
+_TRIGGER_SWITCHES = frozenset({
+    enums.AlterTableType.AT_EnableTrig, enums.AlterTableType.AT_EnableAlwaysTrig,
+    enums.AlterTableType.AT_EnableReplicaTrig, enums.AlterTableType.AT_EnableTrigAll,
+    enums.AlterTableType.AT_EnableTrigUser, enums.AlterTableType.AT_DisableTrig,
+    enums.AlterTableType.AT_DisableTrigAll, enums.AlterTableType.AT_DisableTrigUser})
+
+# (table, column, type) of the columns known before a migration runs (from the live catalog).
+Columns = frozenset[tuple[str, str, ColumnType]]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -168,12 +130,28 @@ class _Analyzer:
     hazard, but clients may use them)."""
 
     def __init__(self, migration: Migration, *, outside_transaction: bool,
-                 new: frozenset[str] = frozenset(), empty: frozenset[str] = frozenset()) -> None:
+                 new: frozenset[str] = frozenset(), empty: frozenset[str] = frozenset(),
+                 columns: Columns = frozenset()) -> None:
         self.migration = migration
         self.created: set[str] = set(new)
         self.empty: set[str] = set(empty)
         self.outside_transaction = outside_transaction
         self.ignores = _ignores(migration)
+        self.columns = {(table_key(t), c): kind for t, c, kind in columns}
+        self.definitions: dict[str, str] = {}  # CREATE TABLE texts, parsed only when needed
+        self.domains: dict[str, Domain] = {}
+        self.enum_values: list[str] = []  # added by ALTER TYPE ... ADD VALUE in this migration
+
+    def column_type(self, table: str, column: str) -> ColumnType | None:
+        """The column's type before this statement: from the live catalog, or the CREATE TABLE
+        or ADD COLUMN seen earlier in the migration."""
+        key = table_key(table)
+        if (key, column) not in self.columns and key in self.definitions:
+            node = _parsed(self.definitions.pop(key))
+            for element in getattr(node, "tableElts", None) or ():
+                if isinstance(element, ast.ColumnDef) and element.typeName is not None:
+                    self.columns.setdefault((key, str(element.colname)), _column_type(element))
+        return self.columns.get((key, column))
 
     def is_new(self, table: str) -> bool:
         return table_key(table) in self.created
@@ -188,18 +166,34 @@ class _Analyzer:
                        relation, self.ignores.get(rule, ""))
 
     def analyze(self, statement: Statement) -> StatementAnalysis:
+        analysis = self._analyze(statement)
+        used = [v for v in self.enum_values if f"'{v}'" in statement.text]
+        if used and statement.kind != "AlterEnumStmt" and not self.outside_transaction:
+            finding = self.finding("enum-value-in-transaction", statement,
+                                   f"uses enum value {used[0]!r}, added earlier in the same "
+                                   "transaction: PostgreSQL refuses it until that commits")
+            analysis = replace(analysis, findings=(*analysis.findings, finding))
+        return analysis
+
+    def _analyze(self, statement: Statement) -> StatementAnalysis:
         if statement.kind not in _ANALYSED:
             return StatementAnalysis(statement, (), False, False, ())
         if statement.kind == "CreateStmt" and len(statement.relations) <= 1:
             # A table that references nothing: no lock on anything that exists, no hazard.
-            self.created.add(table_key(statement.relations[0]) if statement.relations else "?")
+            name = table_key(statement.relations[0]) if statement.relations else "?"
+            self.created.add(name)
+            self.definitions[name] = statement.text
             return StatementAnalysis(statement, (), False, False, ())
         node = _parsed(statement.text)
         locks: list[tuple[str, str]] = []
         findings: list[Finding] = []
         rewrites = scans = False
-        if isinstance(node, ast.CreateStmt):
+        if isinstance(node, ast.CreateDomainStmt) and node.typeName is not None:
+            name = str(getattr(node.domainname[-1], "sval", "?")) if node.domainname else "?"
+            self.domains[name] = Domain(ColumnType.of(node.typeName), bool(node.constraints))
+        elif isinstance(node, ast.CreateStmt):
             self.created.add(table_key(_relation(node.relation)))
+            self.definitions[table_key(_relation(node.relation))] = statement.text
             for element in node.tableElts or ():
                 for constraint in getattr(element, "constraints", None) or ():
                     if getattr(constraint, "contype", None) == enums.ConstrType.CONSTR_FOREIGN:
@@ -223,7 +217,10 @@ class _Analyzer:
         elif isinstance(node, ast.ReindexStmt):
             concurrent = any(getattr(p, "defname", None) == "concurrently" for p in node.params or ())
             target = _relation(node.relation)
-            locks.append((target, "SHARE UPDATE EXCLUSIVE" if concurrent else "ACCESS EXCLUSIVE"))
+            # REINDEX TABLE: SHARE on the table; REINDEX INDEX: ACCESS EXCLUSIVE on the index.
+            index = node.kind == enums.ReindexObjectType.REINDEX_OBJECT_INDEX
+            locks.append((target, "SHARE UPDATE EXCLUSIVE" if concurrent
+                          else "ACCESS EXCLUSIVE" if index else "SHARE"))
             scans = True
             if not concurrent:
                 findings.append(self.finding("reindex-not-concurrent", statement,
@@ -272,23 +269,82 @@ class _Analyzer:
             if value.strip("'") in ("0", "0ms", "0s"):
                 findings.append(self.finding("missing-lock-timeout", statement,
                                              "lock_timeout is switched off"))
-        elif isinstance(node, ast.AlterEnumStmt) and node.newValNeighbor:
-            findings.append(self.finding("enum-value-order", statement,
-                                         f"adds {node.newVal!r} "
-                                         f"{'after' if node.newValIsAfter else 'before'} "
-                                         f"{node.newValNeighbor!r}"))
+        elif isinstance(node, ast.AlterEnumStmt):
+            if node.newVal:
+                self.enum_values.append(str(node.newVal))
+            if node.newValNeighbor:
+                findings.append(self.finding("enum-value-order", statement,
+                                             f"adds {node.newVal!r} "
+                                             f"{'after' if node.newValIsAfter else 'before'} "
+                                             f"{node.newValNeighbor!r}"))
         elif isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
-            locks.append((_relation(node.relation), "ROW EXCLUSIVE"))
+            table = _relation(node.relation)
+            locks.append((table, "ROW EXCLUSIVE"))
+            if not isinstance(node, ast.InsertStmt) and node.whereClause is None:
+                scans = True
+                if not self.is_idle(table):
+                    verb = "UPDATE" if isinstance(node, ast.UpdateStmt) else "DELETE"
+                    findings.append(self.finding("update-whole-table", statement,
+                                                 f"{verb} of every row of {table} in one "
+                                                 "transaction", table))
+        elif isinstance(node, ast.LockStmt):
+            mode = LOCK_ORDER[(node.mode or 8) - 1]
+            for relation in node.relations or ():
+                locks.append((_relation(relation), mode))
+            if mode in BLOCKS_WRITES and node.relations:
+                table = _relation(node.relations[0])
+                if not self.is_new(table):
+                    findings.append(self.finding("lock-table", statement,
+                                                 f"LOCK TABLE {table} IN {mode} MODE holds it to "
+                                                 "the end of the transaction", table))
+        elif isinstance(node, ast.RefreshMatViewStmt):
+            view = _relation(node.relation)
+            locks.append((view, "EXCLUSIVE" if node.concurrent else "ACCESS EXCLUSIVE"))
+            scans = True
+            if not node.concurrent and not self.is_idle(view):
+                findings.append(self.finding("refresh-not-concurrent", statement,
+                                             f"REFRESH MATERIALIZED VIEW {view} blocks its "
+                                             "readers while it recomputes", view))
+        elif isinstance(node, ast.CreateTrigStmt):
+            table = _relation(node.relation)
+            locks.append((table, "SHARE ROW EXCLUSIVE"))
+            if not self.is_new(table):
+                findings.append(self.finding("trigger-blocks-writes", statement,
+                                             f"CREATE TRIGGER on {table} blocks its writes", table))
+        elif isinstance(node, ast.AlterSeqStmt):
+            sequence = _relation(node.sequence)
+            locks.append((sequence, "SHARE ROW EXCLUSIVE"))
+            if not self.is_new(sequence):
+                findings.append(self.finding("alter-sequence", statement,
+                                             f"ALTER SEQUENCE {sequence} makes nextval() wait",
+                                             sequence))
+        elif isinstance(node, ast.CommentStmt) and isinstance(node.object, tuple):
+            # Cheap: a catalog row, under a lock that lets reads and writes go on.
+            names = [str(getattr(n, "sval", n)) for n in node.object]
+            if node.objtype == enums.ObjectType.OBJECT_COLUMN:
+                names = names[:-1]
+            if node.objtype in (enums.ObjectType.OBJECT_TABLE, enums.ObjectType.OBJECT_COLUMN):
+                locks.append((".".join(names), "SHARE UPDATE EXCLUSIVE"))
         if not statement.transactional and not self.outside_transaction:
             findings.append(self.finding("concurrently-in-transaction", statement,
                                          f"{statement.kind} runs outside the migration's "
                                          "transaction, as a journaled step"))
-        return StatementAnalysis(statement, tuple(locks), rewrites, scans, tuple(findings))
+        analysis = StatementAnalysis(statement, tuple(locks), rewrites, scans, ())
+        return replace(analysis, findings=tuple(
+            replace(f, lock=analysis.lock_on(f.relation)) if RULES[f.rule].lock else f
+            for f in findings))
 
     def _drop(self, node: ast.DropStmt, statement: Statement,
               locks: list[tuple[str, str]]) -> list[Finding]:
         names = _names(node.objects)
         findings = []
+        if node.behavior == enums.DropBehavior.DROP_CASCADE:
+            findings.append(self.finding("drop-cascade", statement,
+                                         f"DROP ... CASCADE of {', '.join(names)} also drops "
+                                         "whatever depends on it", names[0] if names else None))
+        if node.removeType in (enums.ObjectType.OBJECT_VIEW, enums.ObjectType.OBJECT_MATVIEW,
+                               enums.ObjectType.OBJECT_SEQUENCE):
+            locks += [(name, "ACCESS EXCLUSIVE") for name in names]
         if node.removeType == enums.ObjectType.OBJECT_INDEX:
             for name in names:
                 locks.append((name, "SHARE UPDATE EXCLUSIVE" if node.concurrent else "ACCESS EXCLUSIVE"))
@@ -323,10 +379,13 @@ class _Analyzer:
                 if contype == enums.ConstrType.CONSTR_FOREIGN:
                     modes.append("SHARE ROW EXCLUSIVE")
                     locks.append((_relation(constraint.pktable), "SHARE ROW EXCLUSIVE"))
-                elif contype == enums.ConstrType.CONSTR_CHECK:
-                    modes.append("ACCESS EXCLUSIVE")
                 else:
                     modes.append("ACCESS EXCLUSIVE")
+                if contype == enums.ConstrType.CONSTR_EXCLUSION and not idle:
+                    scans = True
+                    findings.append(self.finding("exclude-builds-index", statement,
+                                                 f"the exclusion constraint's index on {table} "
+                                                 "is built under ACCESS EXCLUSIVE", table))
                 if contype in (enums.ConstrType.CONSTR_FOREIGN, enums.ConstrType.CONSTR_CHECK) \
                         and not constraint.skip_validation:
                     scans = True
@@ -353,17 +412,34 @@ class _Analyzer:
                     findings.append(self.finding("set-not-null", statement,
                                                  f"SET NOT NULL on {table}.{cmd.name} scans the "
                                                  "table under ACCESS EXCLUSIVE", table))
-            elif kind == at.AT_AlterColumnType:
+            elif kind == at.AT_AlterColumnType and isinstance(cmd.def_, ast.ColumnDef):
                 modes.append("ACCESS EXCLUSIVE")
-                rewrites = True
-                if not idle:
+                column = str(cmd.name)
+                new_type = _column_type(cmd.def_)
+                outcome, why = type_change(self.column_type(table, column), new_type,
+                                           column=column, using=cmd.def_.raw_default,
+                                           domains=self.domains)
+                self.columns[(table_key(table), column)] = new_type
+                rewrites = rewrites or outcome in ("rewrite", "unknown")
+                scans = scans or outcome == "indexes"
+                if idle or outcome == "none":
+                    continue
+                if outcome == "indexes":
+                    findings.append(self.finding("type-change-rebuilds-indexes", statement,
+                                                 f"changing {table}.{column}: {why}", table))
+                else:
+                    verb = "rewrites" if outcome == "rewrite" else "may rewrite"
                     findings.append(self.finding("type-change-rewrites", statement,
-                                                 f"changing the type of {table}.{cmd.name} "
-                                                 "rewrites the table", table))
+                                                 f"changing the type of {table}.{column} {verb} "
+                                                 f"the table: {why}", table))
             elif kind == at.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
                 modes.append("ACCESS EXCLUSIVE")
+                if cmd.def_.typeName is not None:
+                    self.columns[(table_key(table), str(cmd.def_.colname))] = \
+                        _column_type(cmd.def_)
                 findings += self._add_column(cmd.def_, table, fresh, idle, statement)
-                rewrites = rewrites or any(f.rule == "volatile-default" for f in findings)
+                rewrites = rewrites or any(f.rule in ("volatile-default", "generated-column-rewrites")
+                                           for f in findings)
             elif kind == at.AT_DropColumn:
                 modes.append("ACCESS EXCLUSIVE")
                 if not fresh:
@@ -371,11 +447,44 @@ class _Analyzer:
                                                  f"dropping column {table}.{cmd.name}", table))
             elif kind in (at.AT_SetStatistics, at.AT_ClusterOn, at.AT_SetRelOptions):
                 modes.append("SHARE UPDATE EXCLUSIVE")
+            elif kind in (at.AT_SetTableSpace, at.AT_SetLogged, at.AT_SetUnLogged):
+                modes.append("ACCESS EXCLUSIVE")
+                rewrites = True
+                if not idle:
+                    rule = "set-tablespace-rewrites" if kind == at.AT_SetTableSpace \
+                        else "set-logged-rewrites"
+                    what = "SET TABLESPACE" if kind == at.AT_SetTableSpace else \
+                        "SET LOGGED" if kind == at.AT_SetLogged else "SET UNLOGGED"
+                    findings.append(self.finding(rule, statement,
+                                                 f"{what} rewrites {table}", table))
+            elif kind in _TRIGGER_SWITCHES:
+                modes.append("SHARE ROW EXCLUSIVE")
+                if not fresh:
+                    findings.append(self.finding("trigger-blocks-writes", statement,
+                                                 f"ENABLE/DISABLE TRIGGER on {table} blocks its "
+                                                 "writes", table))
+            elif kind == at.AT_AttachPartition and isinstance(cmd.def_, ast.PartitionCmd):
+                modes.append("SHARE UPDATE EXCLUSIVE")
+                part = _relation(cmd.def_.name)
+                locks.append((part, "ACCESS EXCLUSIVE"))
+                scans = True
+                if not self.is_idle(part):
+                    findings.append(self.finding("attach-partition-scans", statement,
+                                                 f"ATTACH PARTITION {part} scans it under ACCESS "
+                                                 "EXCLUSIVE unless a CHECK proves its bounds",
+                                                 part))
+            elif kind == at.AT_DetachPartition and isinstance(cmd.def_, ast.PartitionCmd):
+                mode = "SHARE UPDATE EXCLUSIVE" if cmd.def_.concurrent else "ACCESS EXCLUSIVE"
+                modes.append(mode)
+                locks.append((_relation(cmd.def_.name), "ACCESS EXCLUSIVE"))
+                if not cmd.def_.concurrent and not fresh:
+                    findings.append(self.finding("detach-partition-not-concurrent", statement,
+                                                 f"DETACH PARTITION blocks every query of {table}",
+                                                 table))
             else:
                 modes.append("ACCESS EXCLUSIVE")
-        order = ["SHARE UPDATE EXCLUSIVE", "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"]
         if modes:
-            locks.insert(0, (table, max(modes, key=order.index)))
+            locks.insert(0, (table, max(modes, key=LOCK_ORDER.index)))
         return rewrites, scans
 
     def _add_column(self, column: ast.ColumnDef, table: str, fresh: bool, idle: bool,
@@ -385,6 +494,11 @@ class _Analyzer:
                         if c.contype == enums.ConstrType.CONSTR_DEFAULT), None)
         not_null = any(c.contype == enums.ConstrType.CONSTR_NOTNULL for c in constraints)
         findings = []
+        generated = any(c.contype == enums.ConstrType.CONSTR_GENERATED for c in constraints)
+        if generated and not idle:
+            findings.append(self.finding("generated-column-rewrites", statement,
+                                         f"{table}.{column.colname} is GENERATED ... STORED: "
+                                         "the table is rewritten", table))
         if default is not None and _volatile(default) and not idle:
             findings.append(self.finding("volatile-default", statement,
                                          f"{table}.{column.colname} gets a volatile default: "
@@ -396,27 +510,43 @@ class _Analyzer:
         return findings
 
 
+def _column_type(column: ast.ColumnDef) -> ColumnType:
+    assert column.typeName is not None
+    collation = column.collClause.collname if column.collClause is not None else ()
+    return ColumnType.of(column.typeName, _names(collation)[-1] if collation else "")
+
+
 def _ignores(migration: Migration) -> dict[str, str]:
     return dict(migration.ignores)
 
 
 def analyze(migration: Migration, *, direction: str = "up", new: frozenset[str] = frozenset(),
-            empty: frozenset[str] = frozenset()) -> list[StatementAnalysis]:
+            empty: frozenset[str] = frozenset(),
+            columns: Columns = frozenset()) -> list[StatementAnalysis]:
     """Every statement of a migration's section, analysed; `new` names the tables created
     earlier in the same run (no care at all), `empty` the existing tables without rows (no lock
-    hazard; their clients still break on a rename or a drop)."""
-    return list(_analyzed(migration, direction, new, empty)[0])
+    hazard; their clients still break on a rename or a drop), `columns` the live columns' types
+    (whether a type change rewrites)."""
+    return list(_analyzed(migration, direction, new, empty, columns)[0])
+
+
+def known_columns(stats: Mapping[str, TableStats] | None) -> Columns:
+    """The column types the live statistics carry, for `analyze`."""
+    return frozenset((table_key(name), column, ColumnType.parse(kind, collation))
+                     for name, table in (stats or {}).items() if "." not in name
+                     for column, kind, collation in table.columns)
 
 
 def tracked_after(migration: Migration, new: frozenset[str],
                   empty: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
     """The new and the empty tables once the migration's up section has run."""
-    _, new_after, empty_after = _analyzed(migration, "up", new, empty)
+    _, new_after, empty_after = _analyzed(migration, "up", new, empty, frozenset())
     return new_after, empty_after
 
 
 @functools.lru_cache(maxsize=4096)
-def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: frozenset[str]
+def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: frozenset[str],
+              columns: Columns
               ) -> tuple[tuple[StatementAnalysis, ...], frozenset[str], frozenset[str]]:
     # A run analyses each pending migration several times (statistics, lint, online steps):
     # pglast's node objects are parsed once.
@@ -425,14 +555,15 @@ def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: 
         return (), new, empty
     statements = section.statements(migration.path)
     outside = not migration.transaction or any(not s.transactional for s in statements)
-    analyzer = _Analyzer(migration, outside_transaction=outside, new=new, empty=empty)
+    analyzer = _Analyzer(migration, outside_transaction=outside, new=new, empty=empty,
+                         columns=columns)
     analyses = tuple(analyzer.analyze(s) for s in statements)
     return analyses, frozenset(analyzer.created), frozenset(analyzer.empty)
 
 
 # Findings whose statement throws data away: a migration with one is destructive (shown apart by
 # plan, run by apply only with --allow-destroy, after the before-migrate backup).
-DATA_LOSS_RULES = frozenset({"drop-breaks-clients", "truncate-cascade"})
+DATA_LOSS_RULES = frozenset({"drop-breaks-clients", "truncate-cascade", "drop-cascade"})
 _DATA_LOSS_KINDS = {"TruncateStmt": "empties a table"}
 
 
@@ -463,7 +594,18 @@ def lint_text(text: str, file: str = "<sql>") -> list[StatementAnalysis]:
 
 # Rough speeds measured on this kind of machine (a 173 MB table indexed in about 3.6 s).
 SCAN_BYTES_PER_SECOND = 50 * 1024 * 1024
-SMALL_TABLE_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_BLOCKING = 1.0  # seconds: the plan's lint.max_blocking when none is given
+
+
+def sample_from(max_blocking: timedelta) -> int:
+    """The table size from which a hazard can block for `max_blocking`: the write rate of such
+    tables is worth sampling."""
+    return int(max_blocking.total_seconds() * SCAN_BYTES_PER_SECOND)
+
+
+def blocking_seconds(table: TableStats) -> float:
+    """How long a scan, rewrite or index build of this table holds its lock, roughly."""
+    return table.bytes / SCAN_BYTES_PER_SECOND
 
 
 _VERBS = {"IndexStmt": "CREATE INDEX", "AlterTableStmt": "ALTER TABLE", "DropStmt": "DROP",
@@ -480,14 +622,15 @@ def estimate(analysis: StatementAnalysis, stats: Mapping[str, TableStats]) -> li
         if table is None or mode not in BLOCKS_WRITES:
             continue
         work = analysis.scans or analysis.rewrites
-        seconds = table.bytes / SCAN_BYTES_PER_SECOND if work else 0.0
-        blocked = table.writes_per_second * seconds
+        seconds = blocking_seconds(table) if work else 0.0
+        rate = table.writes_per_second
+        blocked = (rate or 0.0) * seconds
         what = "reads and writes" if mode in BLOCKS_READS else "writes"
         held = f"for ~{_duration(seconds)}" if work else "briefly"
         advice = f" → {RULES[r].fix}" if (r := _rule_for(analysis)) else ""
         lines.append(
-            f"{verb} on {table.name} ({_count(table.rows)} rows, {_size(table.bytes)}, "
-            f"~{table.writes_per_second:,.0f} writes/s) holds {mode} {held}: blocks {what}"
+            f"{verb} on {table.name} ({_count(table.rows)} rows, {_size(table.bytes)}"
+            f"{_rate(rate)}) holds {mode} {held}: blocks {what}"
             + (f", about {_count(blocked)} writes" if blocked >= 1 else "") + advice)
         lines += [f"waits first for {t}" for t in table.long_transactions]
     return lines
@@ -509,21 +652,30 @@ def basis(relation: str | None, stats: Mapping[str, TableStats] | None) -> str:
         return (f"{relation} is neither in the live statistics nor created earlier in this run: "
                 "assumed large and busy")
     return (f"{table.name} per the live statistics: {_count(table.rows)} rows, "
-            f"{_size(table.bytes)}, ~{table.writes_per_second:,.0f} writes/s, "
-            f"~{_duration(table.bytes / SCAN_BYTES_PER_SECOND)} to scan")
+            f"{_size(table.bytes)}{_rate(table.writes_per_second)}, "
+            f"~{_duration(blocking_seconds(table))} to scan")
 
 
-def with_live_severity(finding: Finding, stats: Mapping[str, TableStats]) -> Finding:
-    """A lock hazard on a table small enough to be done in milliseconds is information only."""
+def _rate(rate: float | None) -> str:
+    return "" if rate is None else f", ~{rate:,.0f} writes/s"
+
+
+def with_live_severity(finding: Finding, stats: Mapping[str, TableStats],
+                       max_blocking: float = DEFAULT_MAX_BLOCKING) -> Finding:
+    """A lock hazard whose estimated blocking time on this table is under `max_blocking`
+    seconds (the plan's lint.max_blocking) is information only, whatever the rule; above it the
+    rule's severity stands. Hazards to clients or data are never a matter of size."""
     table = stats.get(finding.relation or "") or stats.get((finding.relation or "").split(".")[-1])
-    if table is None or finding.severity == "info" or table.bytes > SMALL_TABLE_BYTES:
+    cost = RULES[finding.rule].cost if finding.rule in RULES else "none"
+    if table is None or cost not in ("table", "brief"):
         return finding
-    if finding.rule in ("drop-breaks-clients", "rename-breaks-clients", "truncate-cascade",
-                        "not-null-without-default"):
+    seconds = blocking_seconds(table) if cost == "table" else 0.0
+    finding = replace(finding, blocking_seconds=round(seconds, 3))
+    if finding.severity == "info" or seconds >= max_blocking:
         return finding
     return replace(finding, severity="info",
-                   message=f"{finding.message} (small table: {_size(table.bytes)}, "
-                           f"~{_duration(table.bytes / SCAN_BYTES_PER_SECOND)})")
+                   message=f"{finding.message} (~{_duration(seconds)} on {_size(table.bytes)}: "
+                           f"under lint.max_blocking {_duration(max_blocking)})")
 
 
 def _count(n: float) -> str:
@@ -554,5 +706,6 @@ def worst(findings: list[Finding]) -> Severity | None:
     return found
 
 
-__all__ = ["RULES", "Finding", "StatementAnalysis", "analyze", "estimate",
+__all__ = ["RULES", "SEVERITY_ORDER", "Finding", "Rule", "Severity", "StatementAnalysis",
+           "analyze", "estimate",
            "lint_text", "split", "with_live_severity", "worst"]

@@ -189,7 +189,7 @@ class MigrationEngine:
             ledger.ensure_schema(conn)
             applied = history.read(conn)
             chosen = choose(applied)
-            stats = (_live_stats(conn, chosen, settings.lock_timeout)
+            stats = (_live_stats(conn, chosen, settings.lock_timeout, settings.lint_max_blocking)
                      if direction == "up" and chosen else {})
             # Parse everything before running anything: a syntax error refuses the whole run.
             executions = self._prepare_run(chosen, direction, stats)
@@ -297,9 +297,10 @@ class MigrationEngine:
 
         settings = self.plan.migrations
         migrations = [e.migration for e in executions]
+        blocking = settings.lint_max_blocking.total_seconds()
         report = lint(migrations, zero_downtime=settings.zero_downtime,
                       fail_on=settings.lint_fail_on, stats=stats,
-                      states=run_states(migrations, stats))
+                      states=run_states(migrations, stats, blocking), max_blocking=blocking)
         failing = report.failing()
         if failing:
             raise MigrationError(f"{failing[0]} (lint fails at {settings.lint_fail_on}: fix it, "
@@ -328,22 +329,26 @@ class MigrationEngine:
         from dbops.migrate.runstate import run_states
 
         return tuple(self._prepare(m, direction, state)
-                     for m, state in zip(migrations, run_states(migrations, stats), strict=True))
+                     for m, state in zip(migrations, run_states(
+                         migrations, stats, self.plan.migrations.lint_max_blocking.total_seconds()),
+                                         strict=True))
 
     def table_stats(self, migrations: list[Migration]) -> dict[str, TableStats]:
         """Live statistics of the tables these migrations touch (read-only)."""
         with self._connect("migrate-lint", autocommit=True) as conn:
             conn.read_only = True
-            return _live_stats(conn, migrations, self.plan.migrations.lock_timeout)
+            return _live_stats(conn, migrations, self.plan.migrations.lock_timeout,
+                               self.plan.migrations.lint_max_blocking)
 
-    def lint(self, paths: list[Path] | None = None, *, live: bool = True) -> LintReport:
-        """Findings for the given files (default: every migration), with live estimates."""
+    def lint(self, chosen: list[Migration] | None = None, *, live: bool = True) -> LintReport:
+        """Findings for the given migrations (default: every migration), with live estimates."""
         from dbops.migrate.lint import lint
 
-        migrations = [source.parse(p) for p in paths] if paths else list(self.migrations)
+        migrations = chosen if chosen else list(self.migrations)
         settings = self.plan.migrations
         return lint(migrations, zero_downtime=settings.zero_downtime, fail_on=settings.lint_fail_on,
-                    stats=self.table_stats(migrations) if live else None)
+                    stats=self.table_stats(migrations) if live else None,
+                    max_blocking=settings.lint_max_blocking.total_seconds(), downs=True)
 
     def explain(self, path: Path, *, live: bool = True) -> list[str]:
         """The exact steps a migration file will run, with locks and live estimates."""
@@ -478,11 +483,12 @@ def _duration(spoken: str | None) -> str | None:
 
 
 def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
-                lock_timeout: timedelta) -> dict[str, TableStats]:
+                lock_timeout: timedelta, max_blocking: timedelta) -> dict[str, TableStats]:
     """Live statistics of the tables these migrations touch. Measuring a table's size waits for
     a lock another session may hold: after `lock_timeout` they are judged without statistics
     (assumed large and busy) rather than waited for."""
     from dbops.inspect import table_stats
+    from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import tables_of
 
     names = tables_of(migrations)
@@ -492,6 +498,6 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
         with conn.transaction():
             conn.execute("SELECT set_config('lock_timeout', %s, true)",
                          (f"{int(lock_timeout.total_seconds() * 1000)}ms",))
-            return table_stats(conn, names)
+            return table_stats(conn, names, sample_from=sample_from(max_blocking))
     except psycopg.errors.LockNotAvailable:
         return {}

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from typing import Any
 
+from dbops.errors import MigrationError
 from dbops.inspect import TableStats
 from dbops.migrate.analyze import (
+    DEFAULT_MAX_BLOCKING,
     RULES,
     SEVERITY_ORDER,
     Finding,
     StatementAnalysis,
     analyze,
     estimate,
+    tracked_after,
     with_live_severity,
 )
 from dbops.migrate.runner import Execution
@@ -43,7 +47,7 @@ class LintReport:
     def lines(self) -> list[str]:
         out = []
         for finding in self.findings:
-            out.append(str(finding))
+            out.append(f"{finding} [{finding.rule_url}]" if finding.rule_url else str(finding))
             out += [f"    {line}" for line in self.estimates.get(f"{finding.file}:{finding.line}", ())]
         counts = {level: sum(1 for f in self.findings if f.severity == level and not f.suppressed)
                   for level in ("error", "warning", "info")}
@@ -55,24 +59,34 @@ class LintReport:
     def to_json(self) -> str:
         return json.dumps({"format_version": 1, "fail_on": self.fail_on,
                            "failing": len(self.failing()),
-                           "findings": [{**asdict(f), "estimate": list(self.estimates.get(
-                               f"{f.file}:{f.line}", ()))} for f in self.findings]}, indent=2)
+                           "findings": [self._entry(f) for f in self.findings]}, indent=2)
+
+    def _entry(self, finding: Finding) -> dict[str, Any]:
+        return {"rule": finding.rule, "severity": finding.severity, "level": finding.level,
+                "file": finding.file, "line": finding.line, "message": finding.message,
+                "relation": finding.relation, "suppressed": finding.suppressed,
+                "estimate": list(self.estimates.get(f"{finding.file}:{finding.line}", ())),
+                "lock": finding.lock, "estimated_blocking_seconds": finding.blocking_seconds,
+                "rule_url": finding.rule_url}
 
 
 def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
          stats: Mapping[str, TableStats] | None = None,
-         states: Sequence[RunState] | None = None) -> LintReport:
-    """Findings of every migration. `states` (one per migration, from `run_states`) judges a
-    pending run's migrations against what the earlier ones leave behind; without it each
-    migration is judged on its own against the live statistics."""
+         states: Sequence[RunState] | None = None,
+         max_blocking: float = DEFAULT_MAX_BLOCKING, downs: bool = False) -> LintReport:
+    """Findings of every migration, and of its down section too with `downs` (the lint
+    command; a run is never refused for its rollback). `states` (one per migration, from
+    `run_states`) judges a pending run's migrations against what the earlier ones leave behind;
+    without it each migration is judged on its own against the live statistics. A hazard
+    estimated to block for less than `max_blocking` seconds is information."""
     findings: list[Finding] = []
     estimates: dict[str, tuple[str, ...]] = {}
-    alone = starting(stats)
+    alone = starting(stats, max_blocking)
     for number, migration in enumerate(migrations):
         if migration.baseline:
             continue  # pg_dump's picture of a schema that already exists: nothing to judge
         state = states[number] if states is not None else alone
-        online = zero_downtime or migration.zero_downtime
+        online = (zero_downtime or migration.zero_downtime) and not migration.foreign
         for rule, _ in migration.ignores:
             if rule not in RULES:
                 findings.append(Finding("unknown-rule", "error", migration.file, 1,
@@ -82,14 +96,32 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
             findings.append(Finding("empty-migration", "info", migration.file, migration.up.line,
                                     "the '-- migrate:up' section is empty: recorded as applied, "
                                     "nothing runs"))
-        for analysis in analyze(migration, new=state.new, empty=state.empty):
-            for finding in analysis.findings:
-                findings.append(_judge(finding, online, state))
-            if stats:
-                lines = estimate(analysis, stats)
-                if lines:
-                    estimates[f"{migration.file}:{analysis.statement.line}"] = tuple(lines)
+        sections = [("up", state)]
+        if downs and migration.down is not None and _parses(migration):
+            # The down section undoes the up: the tables the up created are new to it.
+            created, _ = tracked_after(migration, frozenset(), frozenset())
+            sections.append(("down", replace(alone, new=alone.new | created)))
+        for direction, judged_by in sections:
+            for analysis in analyze(migration, direction=direction, new=judged_by.new,
+                                    empty=judged_by.empty, columns=judged_by.columns):
+                for finding in analysis.findings:
+                    findings.append(_judge(finding, online, judged_by))
+                if stats:
+                    lines = estimate(analysis, stats)
+                    if lines:
+                        estimates[f"{migration.file}:{analysis.statement.line}"] = tuple(lines)
     return LintReport(tuple(findings), estimates, fail_on)
+
+
+def _parses(migration: Migration) -> bool:
+    """Whether the down section parses (one that does not is reported when a rollback runs it,
+    as before: linting must not refuse the up section for it)."""
+    assert migration.down is not None
+    try:
+        migration.down.statements(migration.path)
+    except MigrationError:
+        return False
+    return True
 
 
 def _judge(finding: Finding, online: bool, state: RunState) -> Finding:
@@ -98,7 +130,7 @@ def _judge(finding: Finding, online: bool, state: RunState) -> Finding:
                        message=f"{finding.message} (zero-downtime refuses it, "
                                f"{state.basis(finding.relation)}: {RULES[finding.rule].fix})")
     if state.stats:
-        finding = with_live_severity(finding, state.stats)
+        finding = with_live_severity(finding, state.stats, state.max_blocking)
     if online and finding.rule in REWRITTEN and finding.severity != "info":
         return replace(finding, severity="info",
                        message=f"{finding.message} (zero-downtime: run online instead)")

@@ -83,10 +83,11 @@ def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool =
     section: Section | None = migration.up if direction == "up" else migration.down
     assert section is not None, "callers check for a down section first"
     statements = section.statements(migration.path)
-    if zero_downtime and direction == "up" and any(s.kind in _REWRITABLE for s in statements):
+    if zero_downtime and any(s.kind in _REWRITABLE for s in statements):
+        # A rollback runs online too: a plain DROP INDEX in a down section would block the table.
         from dbops.migrate.strategy import online_steps
 
-        online = online_steps(migration, state)
+        online = online_steps(migration, state, direction)
         if len(online) > 1 or not online[0].transactional:
             return Execution(migration, direction, tuple(
                 Step(n, step.statements, step.transactional, step.note)

@@ -12,7 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dbops.migrate.analyze import SMALL_TABLE_BYTES, basis, tracked_after
+from dbops.migrate.analyze import (
+    DEFAULT_MAX_BLOCKING,
+    Columns,
+    basis,
+    blocking_seconds,
+    known_columns,
+    tracked_after,
+)
 from dbops.migrate.source import Migration
 from dbops.migrate.sql import table_key
 
@@ -30,31 +37,40 @@ class RunState:
     new: frozenset[str] = frozenset()
     empty: frozenset[str] = frozenset()
     stats: Mapping[str, TableStats] | None = None
+    max_blocking: float = DEFAULT_MAX_BLOCKING  # seconds: lint.max_blocking
+
+    @property
+    def columns(self) -> Columns:
+        """The live columns' types (whether a type change rewrites)."""
+        return known_columns(self.stats)
 
     def basis(self, relation: str | None) -> str:
         """The estimate a verdict on `relation` is based on, in words."""
         return basis(relation, self.stats)
 
 
-def starting(stats: Mapping[str, TableStats] | None) -> RunState:
-    """The state of a migration judged on its own: the live statistics' empty tables."""
+def starting(stats: Mapping[str, TableStats] | None,
+             max_blocking: float = DEFAULT_MAX_BLOCKING) -> RunState:
+    """The state of a migration judged on its own: the live statistics' empty tables (no rows,
+    and too little on disk to block for lint.max_blocking: the row estimate may be stale)."""
     empty = frozenset(table_key(name) for name, table in (stats or {}).items()
-                      if table.rows == 0 and table.bytes <= SMALL_TABLE_BYTES)
-    return RunState(frozenset(), empty, stats)
+                      if table.rows == 0 and blocking_seconds(table) < max_blocking)
+    return RunState(frozenset(), empty, stats, max_blocking)
 
 
 def run_states(migrations: Sequence[Migration],
-               stats: Mapping[str, TableStats] | None = None) -> list[RunState]:
+               stats: Mapping[str, TableStats] | None = None,
+               max_blocking: float = DEFAULT_MAX_BLOCKING) -> list[RunState]:
     """One RunState per migration of a run, in order: each migration is judged against the state
     the earlier ones leave behind. A table the statistics show holding rows is never new (a list
     that begins with migrations already applied does not make a live table new)."""
     live = frozenset(table_key(name) for name, table in (stats or {}).items()
-                     if table.rows > 0 or table.bytes > SMALL_TABLE_BYTES)
-    state = starting(stats)
+                     if table.rows > 0 or blocking_seconds(table) >= max_blocking)
+    state = starting(stats, max_blocking)
     states = []
     for migration in migrations:
         states.append(state)
         if not migration.baseline:
             new, empty = tracked_after(migration, state.new, state.empty)
-            state = RunState(new - live, empty, stats)
+            state = RunState(new - live, empty, stats, max_blocking)
     return states

@@ -70,6 +70,7 @@ class Migration:
     ignores: tuple[tuple[str, str], ...] = ()  # (rule id, reason) from `-- dbops:ignore`
     file_hash: str = ""  # SHA-256 of the whole file, as dbops.sum records it
     baseline: bool = False  # `-- dbops:baseline`: an existing schema, dumped, not written by hand
+    foreign: bool = False  # any SQL file linted: another tool runs it as written, never online
 
     @property
     def file(self) -> str:
@@ -167,6 +168,35 @@ def parse(path: Path) -> Migration:
         ignores=tuple((v.split(None, 1)[0], v.split(None, 1)[1]) for v in directives.get("ignore", [])),
         baseline="baseline" in directives,
     )
+
+
+def parse_any(path: Path, text: str | None = None) -> Migration:
+    """Any SQL file for lint (Flyway, Alembic --sql, Rails, sqitch, hand-written): a dbops
+    migration as `parse` reads it, otherwise the whole file (or `text`, read from standard input)
+    as the up section, `-- dbops:ignore` directives honoured."""
+    if text is None and _NAME.match(path.name):
+        return parse(path)
+    where = _Where(path)
+    if text is None:
+        text = path.read_bytes().decode("utf-8")
+    from dbops.migrate.sql import without_transaction_control
+
+    text = without_transaction_control(text)
+    lines = text.splitlines()
+    if any(_SECTION.match(line.strip()) for line in lines):
+        raise MigrationError(f"{where}: has '-- migrate:' markers but is not named "
+                             "<YYYYMMDDHHMMSS>_<slug>.sql")
+    ignores = []
+    for number, line in enumerate(lines, start=1):
+        directive = _DIRECTIVE.match(line.strip())
+        if directive and directive.group(1) == "ignore":
+            _check_directive(where, number, "ignore", directive.group(2))
+            rule, reason = directive.group(2).split(None, 1)
+            ignores.append((rule, reason))
+    return Migration(version="0" * 14, name=path.stem, path=path, description=path.stem,
+                     up=Section(text, 1), down=None, requires=(), risk="low",
+                     estimated_duration=None, zero_downtime=False, transaction=True,
+                     checksum=checksum(text), ignores=tuple(ignores), foreign=True)
 
 
 def _check_directive(where: _Where, line: int, key: str, value: str) -> None:

@@ -89,6 +89,25 @@ def _relations(node: Node) -> tuple[str, ...]:
     return tuple(found)
 
 
+def without_transaction_control(text: str) -> str:
+    """`text` with its BEGIN/COMMIT/ROLLBACK blanked out (line numbers kept): a script written
+    for psql wraps itself in a transaction that dbops' linter does not need."""
+    try:
+        parsed = json.loads(parse_sql_json(text)).get("stmts", [])
+    except ParseError:
+        return text  # split reports the error with its line
+    encoded = bytearray(text.encode("utf-8"))
+    for raw in parsed:
+        if "TransactionStmt" in raw["stmt"]:
+            start = raw.get("stmt_location", 0)
+            end = start + raw.get("stmt_len", len(encoded) - start) if raw.get("stmt_len") \
+                else len(encoded)
+            while end < len(encoded) and encoded[end:end + 1] == b";":
+                end += 1
+            encoded[start:end] = bytes(b if b == 10 else 32 for b in encoded[start:end])
+    return encoded.decode("utf-8")
+
+
 def table_key(name: str) -> str:
     """One spelling per table for telling new ones apart: `public.t` and `t` are the same."""
     return name.removeprefix("public.")

@@ -20,7 +20,10 @@ from dbops.migrate.sql import Statement
 
 # Hazards no rewrite removes: a person must follow the recipe (or accept it in the file).
 REFUSED = ("type-change-rewrites", "volatile-default", "rename-breaks-clients",
-           "table-rewrite-lock", "not-null-without-default")
+           "table-rewrite-lock", "not-null-without-default", "type-change-rebuilds-indexes",
+           "generated-column-rewrites", "set-tablespace-rewrites", "set-logged-rewrites",
+           "exclude-builds-index", "refresh-not-concurrent", "attach-partition-scans",
+           "update-whole-table", "lock-table")
 
 
 @dataclass(frozen=True)
@@ -69,20 +72,24 @@ def refuses(finding: Finding, state: RunState) -> bool:
     file, on a table the live statistics do not show small enough to be done in milliseconds."""
     if finding.rule not in REFUSED or finding.suppressed:
         return False
-    return not state.stats or with_live_severity(finding, state.stats).severity != "info"
+    return not state.stats or with_live_severity(finding, state.stats,
+                                                 state.max_blocking).severity != "info"
 
 
-def online_steps(migration: Migration, state: RunState | None = None) -> list[OnlineStep]:
-    """The migration's up section as online steps, judged against the run's `state` (its new
+def online_steps(migration: Migration, state: RunState | None = None,
+                 direction: str = "up") -> list[OnlineStep]:
+    """The migration's up (or down) section as online steps, judged against the run's `state` (its new
     tables need no rewrite); raises MigrationError for what cannot be made safe, naming the file,
     line, the estimate the refusal is based on and the recipe."""
     state = state or RunState()
-    analyses = analyze(migration, new=state.new, empty=state.empty)
+    analyses = analyze(migration, direction=direction, new=state.new, empty=state.empty,
+                       columns=state.columns)
     steps: list[OnlineStep] = []
     for analysis in analyses:
         statement = analysis.statement
         for finding in analysis.findings:
-            if refuses(finding, state):
+            # A rollback is a person's explicit decision: rewritten online, never refused.
+            if direction == "up" and refuses(finding, state):
                 raise MigrationError(
                     f"{finding.file}:{finding.line}: {finding.rule}: {finding.message} "
                     f"({state.basis(finding.relation)}); "
