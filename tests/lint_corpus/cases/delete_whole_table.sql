@@ -1,0 +1,2 @@
+-- Every row deleted in one transaction.
+DELETE FROM orders;

@@ -1,0 +1,2 @@
+-- A grant is a catalog row.
+GRANT SELECT ON orders TO PUBLIC;

@@ -1,0 +1,2 @@
+-- The safe index build.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_status_idx ON orders (status);

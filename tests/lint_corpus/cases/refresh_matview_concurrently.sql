@@ -1,0 +1,2 @@
+-- Readers go on during a concurrent refresh.
+REFRESH MATERIALIZED VIEW CONCURRENTLY recent_orders;

@@ -1,0 +1,2 @@
+-- The concurrent rebuild.
+REINDEX TABLE CONCURRENTLY orders;

@@ -1,0 +1,2 @@
+-- REINDEX rebuilds every index of the table while writes wait.
+REINDEX TABLE orders;

@@ -1,0 +1,2 @@
+-- Running clients still use the old name.
+ALTER TABLE orders RENAME TO purchases;

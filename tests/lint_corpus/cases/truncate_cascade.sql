@@ -1,0 +1,2 @@
+-- CASCADE empties the referencing tables too.
+TRUNCATE customers CASCADE;

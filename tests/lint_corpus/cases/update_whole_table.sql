@@ -1,0 +1,2 @@
+-- Every row locked and rewritten in one transaction.
+UPDATE orders SET status = 'paid';

@@ -1,0 +1,2 @@
+-- VACUUM FULL rewrites the table under ACCESS EXCLUSIVE.
+VACUUM FULL orders;

@@ -1,0 +1,2 @@
+-- Plain VACUUM lets reads and writes go on.
+VACUUM orders;
