@@ -99,6 +99,8 @@ def _volatile(expr: ast.Node | None) -> bool:
     return any(f"{name}(" in text for name in volatile)
 
 
+_SERIAL = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
+
 # Statement kinds that can take a lock on an existing relation or carry a hazard; the others
 # (SELECT, CREATE FUNCTION, GRANT, COMMENT, ...) are not parsed again.
 _ANALYSED = frozenset({"CreateStmt", "IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt",
@@ -257,13 +259,16 @@ class _Analyzer:
                               else "SHARE UPDATE EXCLUSIVE"))
             if full:
                 rewrites = True
+                first = _relation(node.rels[0].relation) if node.rels else None
                 findings.append(self.finding("table-rewrite-lock", statement,
-                                             "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE"))
+                                             "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE",
+                                             first))
         elif isinstance(node, ast.ClusterStmt):
             locks.append((_relation(node.relation), "ACCESS EXCLUSIVE"))
             rewrites = True
             findings.append(self.finding("table-rewrite-lock", statement,
-                                         "CLUSTER rewrites the table under ACCESS EXCLUSIVE"))
+                                         "CLUSTER rewrites the table under ACCESS EXCLUSIVE",
+                                         _relation(node.relation)))
         elif isinstance(node, ast.VariableSetStmt) and node.name == "lock_timeout":
             value = RawStream()(node.args[0]) if node.args else ""
             if value.strip("'") in ("0", "0ms", "0s"):
@@ -350,7 +355,8 @@ class _Analyzer:
                 locks.append((name, "SHARE UPDATE EXCLUSIVE" if node.concurrent else "ACCESS EXCLUSIVE"))
             if not node.concurrent:
                 findings.append(self.finding("drop-index-not-concurrent", statement,
-                                             f"DROP INDEX {', '.join(names)} blocks the table"))
+                                             f"DROP INDEX {', '.join(names)} blocks the table",
+                                             names[0] if names else None))
             elif self.outside_transaction and not node.missing_ok:
                 findings.append(self.finding("not-idempotent-outside-transaction", statement,
                                              "DROP INDEX CONCURRENTLY without IF EXISTS"))
@@ -499,7 +505,11 @@ class _Analyzer:
             findings.append(self.finding("generated-column-rewrites", statement,
                                          f"{table}.{column.colname} is GENERATED ... STORED: "
                                          "the table is rewritten", table))
-        if default is not None and _volatile(default) and not idle:
+        # A serial or identity column is filled from its sequence: nextval() for every row.
+        serial = _SERIAL & {str(getattr(n, "sval", n)).lower()
+                            for n in (column.typeName.names if column.typeName else None) or ()}
+        identity = any(c.contype == enums.ConstrType.CONSTR_IDENTITY for c in constraints)
+        if ((default is not None and _volatile(default)) or serial or identity) and not idle:
             findings.append(self.finding("volatile-default", statement,
                                          f"{table}.{column.colname} gets a volatile default: "
                                          "the table is rewritten", table))
