@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base.chmod(0o755)
         report = measure(base)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"| tool | right | missed hazards | false alarms |\n|---|---|---|---|")
+    print("| tool | right | missed hazards | false alarms |\n|---|---|---|---|")
     for tool in ("dbops", "squawk"):
         result = report[tool]
         print(f"| {tool} | {result['right']}/{result['cases']} | "
