@@ -12,6 +12,7 @@ from dbops.cli.base import (
     _audited,
     _backups,
     _env_argument,
+    _reporting,
     handle_errors,
     main,
 )
@@ -41,7 +42,8 @@ def backup_create(env: str | None, reason: str) -> None:
 
     backups = _backups(env)
     with _audited(backups.plan, "backup create") as record:
-        manifest = backups.create(reason=reason)
+        with _reporting():
+            manifest = backups.create(reason=reason)
         record.detail = (f"backup {manifest.id} created: {size(manifest.size)}, "
                          f"migration {manifest.migration_version or 'none'}, "
                          f"{manifest.duration_s:.1f}s")
@@ -78,7 +80,8 @@ def backup_list(env: str | None, fmt: str) -> None:
 @handle_errors
 def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
     """Check every file's SHA-256 and pg_restore --list; exit 1 when the backup is damaged."""
-    result = _backups(env).verify(backup_id, restore_test=restore_test)
+    with _reporting():
+        result = _backups(env).verify(backup_id, restore_test=restore_test)
     for line in result.lines():
         click.echo(mask(line), err=not result.ok)
     if not result.ok:
@@ -104,7 +107,9 @@ def backup_restore(env: str, backup_id: str, into: str | None, yes: bool, dry_ru
         with _audited(backups.plan, "backup restore", replaces_database=over_live) as record:
             record.detail = f"backup {backup_id} " + (
                 "over the live database" if over_live else f"into {into or 'a new database'}")
-            result = backups.restore(backup_id, into=into, over_live=over_live, dry_run=False)
+            with _reporting():
+                result = backups.restore(backup_id, into=into, over_live=over_live,
+                                         dry_run=False)
             record.detail = "; ".join(result.lines())
     click.echo("\n".join(mask(line) for line in result.lines()))
 

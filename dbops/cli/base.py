@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from dbops.changes import ChangeSet
     from dbops.config.model import Plan
     from dbops.config.project import Project
-    from dbops.migrate.engine import Progress
-    from dbops.migrate.source import Migration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,31 +173,13 @@ def _confirm(action: str, environment: str, yes: bool) -> None:
 
 
 @contextmanager
-def _progress(verb: str, total_hint: str) -> Iterator[Progress]:
-    """Live progress on a terminal, one plain line per migration otherwise."""
-    if not sys.stdout.isatty():
+def _reporting() -> Iterator[None]:
+    """Progress of the long steps run inside the block, on stderr (dbops.progress): live on a
+    terminal, a line at each step's start and end otherwise."""
+    from dbops import progress
 
-        def line(done: int, total: int, migration: Migration, ms: float) -> None:
-            click.echo(
-                f"{verb} {migration.version} {migration.name} ({ms:.0f} ms) [{done}/{total}]"
-            )
-
-        yield line
-        return
-    from rich.progress import Progress as Bar
-
-    with Bar(transient=False) as bar:
-        task = bar.add_task(total_hint, total=None)
-
-        def advance(done: int, total: int, migration: Migration, ms: float) -> None:
-            bar.update(
-                task,
-                completed=done,
-                total=total,
-                description=f"{verb} {migration.version} {migration.name}",
-            )
-
-        yield advance
+    with progress.reporting(sys.stderr):
+        yield
 
 
 def _duration_option(value: str | None) -> timedelta | None:
