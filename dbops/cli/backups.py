@@ -42,7 +42,7 @@ def backup_create(env: str | None, reason: str) -> None:
 
     backups = _backups(env)
     with _audited(backups.plan, "backup create") as record:
-        with _reporting():
+        with _reporting(sys.stderr):
             manifest = backups.create(reason=reason)
         record.detail = (f"backup {manifest.id} created: {size(manifest.size)}, "
                          f"migration {manifest.migration_version or 'none'}, "
@@ -80,7 +80,7 @@ def backup_list(env: str | None, fmt: str) -> None:
 @handle_errors
 def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
     """Check every file's SHA-256 and pg_restore --list; exit 1 when the backup is damaged."""
-    with _reporting():
+    with _reporting(sys.stderr):
         result = _backups(env).verify(backup_id, restore_test=restore_test)
     for line in result.lines():
         click.echo(mask(line), err=not result.ok)
@@ -107,7 +107,7 @@ def backup_restore(env: str, backup_id: str, into: str | None, yes: bool, dry_ru
         with _audited(backups.plan, "backup restore", replaces_database=over_live) as record:
             record.detail = f"backup {backup_id} " + (
                 "over the live database" if over_live else f"into {into or 'a new database'}")
-            with _reporting():
+            with _reporting(sys.stderr):
                 result = backups.restore(backup_id, into=into, over_live=over_live,
                                          dry_run=False)
             record.detail = "; ".join(result.lines())

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 import psycopg
@@ -173,12 +173,13 @@ def _confirm(action: str, environment: str, yes: bool) -> None:
 
 
 @contextmanager
-def _reporting() -> Iterator[None]:
-    """Progress of the long steps run inside the block, on stderr (dbops.progress): live on a
-    terminal, a line at each step's start and end otherwise."""
+def _reporting(stream: TextIO | None = None) -> Iterator[None]:
+    """Progress of the long steps run inside the block (dbops.progress), on the stream that
+    has the command's other messages (default stdout; stderr for a command whose stdout is its
+    result): live on a terminal, a line at each step's start and end otherwise."""
     from dbops import progress
 
-    with progress.reporting(sys.stderr):
+    with progress.reporting(sys.stdout if stream is None else stream):
         yield
 
 
