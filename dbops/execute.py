@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dbops import progress
 from dbops.changes import Change, ChangeSet, Gate, MigrationRun
 from dbops.config.model import Plan
 from dbops.config.source import display_path
@@ -447,7 +448,8 @@ def _guarded(op: Operation, failures: list[str]) -> Callable[[Any, Any], bool]:
     def call(state: Any, host: Any) -> bool:
         assert op.run is not None
         try:
-            op.run()
+            with progress.step(op.name):
+                op.run()
         except Exception as exc:  # the failure becomes the stage's reason; pyinfra would only log it
             message = " ".join(str(exc).split()) or type(exc).__name__
             failures.append(mask(f"{op.name}: {message}"))

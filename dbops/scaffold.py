@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dbops import __version__
 from dbops.config.source import display_path
 from dbops.errors import DbopsError
 from dbops.migrate.source import write_sum
 
 GITIGNORE_ENTRY = ".dbops/"
+# The GitHub repository the generated workflows take the dbops actions from (action.yml and
+# drift/action.yml at its root), pinned to this dbops's version tag. A placeholder until dbops
+# is published there: a team points it at the fork or mirror it installs dbops from.
+ACTION_REPOSITORY = "dbops-dev/dbops"
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ def scaffold(root: Path, environment: str) -> list[Path]:
     for item in files:
         path = root / item.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(item.template, environment=environment), encoding="utf-8")
+        path.write_text(render(item.template, environment=environment, action=ACTION_REPOSITORY,
+                               ref=f"v{__version__}"), encoding="utf-8")
         written.append(path)
     sum_path.parent.mkdir(parents=True, exist_ok=True)
     written.append(write_sum(sum_path.parent))

@@ -28,7 +28,7 @@ def test_init_validates_and_plans(database: TestDatabase, tmp_path: Path) -> Non
     drift = yaml.safe_load((root / ".github/workflows/dbops-drift.yml").read_text())
     assert drift["jobs"]["drift"]["strategy"]["matrix"]["environment"] == ["staging"]
     pr = (root / ".github/workflows/dbops-pr.yml").read_text()
-    assert "dbops plan staging --diff --format markdown" in pr
+    assert "uses: dbops-dev/dbops@v" in pr and "environment: staging" in pr
     assert "${{ secrets.DB_PASSWORD }}" in pr
 
     app = Project(root, database)

@@ -23,6 +23,7 @@ from typing import IO, Literal
 
 from psycopg.conninfo import make_conninfo
 
+from dbops import progress
 from dbops.backup.errors import BackupError
 from dbops.connect import Endpoint, libpq_environment, mask
 from dbops.errors import LocalClusterError
@@ -183,5 +184,6 @@ def restore(ep: Endpoint, archive: Path, *, jobs: int, on_start: OnStart | None,
     if scratch:
         args += ["--no-owner", "--no-acl"]
     args += ["-j", str(jobs)] if jobs > 1 else ["--single-transaction"]
-    Run("pg_restore", [*args, str(archive)], env=environment(ep, "backup-restore"),
-        path=archive, on_start=on_start).wait()
+    with progress.step(f"pg_restore of {archive.parent.name} into {ep.dbname}"):
+        Run("pg_restore", [*args, str(archive)], env=environment(ep, "backup-restore"),
+            path=archive, on_start=on_start).wait()

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from dbops import __version__, ledger
+from dbops import __version__, ledger, progress
 from dbops.backup import catalog, database, dump, record, schedule, storage
 from dbops.backup import manifest as manifests
 from dbops.backup.catalog import RetentionEffect
@@ -129,14 +129,17 @@ class BackupManager:
             folder = stack.enter_context(storage.TempFolder(self.directory, backup_id))
             self._notify(f"backup {backup_id}: dumping {ep.describe()} ({policy.format} format"
                          f"{f', {policy.jobs} jobs' if policy.format == 'directory' else ''})")
-            run = dump.start_dump(ep, folder.path / archive_name, snapshot=facts.snapshot,
-                                  fmt=policy.format, jobs=policy.jobs, on_start=self.on_start)
-            try:
-                counts = database.count_rows(conn, facts.tables)
-            except BaseException:
-                run.stop()
-                raise
-            run.wait()
+            with progress.step(f"backup {backup_id}: pg_dump of {ep.dbname}",
+                               watch=folder.path / archive_name):
+                run = dump.start_dump(ep, folder.path / archive_name, snapshot=facts.snapshot,
+                                      fmt=policy.format, jobs=policy.jobs,
+                                      on_start=self.on_start)
+                try:
+                    counts = database.count_rows(conn, facts.tables)
+                except BaseException:
+                    run.stop()
+                    raise
+                run.wait()
             conn.close()  # pg_dump is done with the snapshot: end the transaction now
             if policy.globals:
                 dump.dump_globals(ep, folder.path / manifests.GLOBALS, self.on_start)

@@ -12,6 +12,7 @@ from dbops.cli.base import (
     _backups,
     _confirm,
     _env_argument,
+    _reporting,
     handle_errors,
     main,
 )
@@ -39,7 +40,8 @@ def backup_create(env: str | None, reason: str) -> None:
 
     backups = _backups(env)
     with _audited(backups.plan, "backup create") as record:
-        manifest = backups.create(reason=reason)
+        with _reporting(sys.stderr):
+            manifest = backups.create(reason=reason)
         record.detail = (f"backup {manifest.id} created: {size(manifest.size)}, "
                          f"migration {manifest.migration_version or 'none'}, "
                          f"{manifest.duration_s:.1f}s")
@@ -76,7 +78,8 @@ def backup_list(env: str | None, fmt: str) -> None:
 @handle_errors
 def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
     """Check every file's SHA-256 and pg_restore --list; exit 1 when the backup is damaged."""
-    result = _backups(env).verify(backup_id, restore_test=restore_test)
+    with _reporting(sys.stderr):
+        result = _backups(env).verify(backup_id, restore_test=restore_test)
     for line in result.lines():
         click.echo(mask(line), err=not result.ok)
     if not result.ok:
@@ -119,7 +122,8 @@ def backup_restore(env: str, backup_id: str, into: str | None, replace: bool, ye
     with _audited(backups.plan, "backup restore", replaces_database=replace) as record:
         record.detail = f"backup {backup_id} " + (
             "over the live database" if replace else f"into {into or 'a new database'}")
-        result = backups.restore(backup_id, into=into, over_live=replace, dry_run=False)
+        with _reporting(sys.stderr):
+            result = backups.restore(backup_id, into=into, over_live=replace, dry_run=False)
         record.detail = "; ".join(result.lines())
     click.echo("\n".join(mask(line) for line in result.lines()))
 

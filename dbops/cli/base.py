@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 import psycopg
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from dbops.changes import ChangeSet
     from dbops.config.model import Plan
     from dbops.config.project import Project
-    from dbops.migrate.engine import Progress
-    from dbops.migrate.source import Migration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,31 +173,14 @@ def _confirm(action: str, environment: str, yes: bool) -> None:
 
 
 @contextmanager
-def _progress(verb: str, total_hint: str) -> Iterator[Progress]:
-    """Live progress on a terminal, one plain line per migration otherwise."""
-    if not sys.stdout.isatty():
+def _reporting(stream: TextIO | None = None) -> Iterator[None]:
+    """Progress of the long steps run inside the block (dbops.progress), on the stream that
+    has the command's other messages (default stdout; stderr for a command whose stdout is its
+    result): live on a terminal, a line at each step's start and end otherwise."""
+    from dbops import progress
 
-        def line(done: int, total: int, migration: Migration, ms: float) -> None:
-            click.echo(
-                f"{verb} {migration.version} {migration.name} ({ms:.0f} ms) [{done}/{total}]"
-            )
-
-        yield line
-        return
-    from rich.progress import Progress as Bar
-
-    with Bar(transient=False) as bar:
-        task = bar.add_task(total_hint, total=None)
-
-        def advance(done: int, total: int, migration: Migration, ms: float) -> None:
-            bar.update(
-                task,
-                completed=done,
-                total=total,
-                description=f"{verb} {migration.version} {migration.name}",
-            )
-
-        yield advance
+    with progress.reporting(sys.stdout if stream is None else stream):
+        yield
 
 
 def _duration_option(value: str | None) -> timedelta | None:

@@ -16,8 +16,8 @@ from dbops.cli.base import (
     _duration_option,
     _env_argument,
     _environment,
-    _progress,
     _project,
+    _reporting,
     fail,
     handle_errors,
     main,
@@ -167,11 +167,10 @@ def migrate_up(
     with _audited(engine.plan, "migrate up") as record:
         if skip_backup:
             record.detail = "before-migrate backup skipped (--skip-backup)"
-        with _progress("applied", "applying migrations") as progress:
+        with _reporting():
             result = engine.run_migrations(
                 target=target,
                 lock_wait=wait,
-                progress=progress,
                 allow_out_of_order=allow_out_of_order,
                 skip_backup=skip_backup,
             )
@@ -307,9 +306,9 @@ def rollback(
         return
     _confirm("roll back migrations", engine.plan.environment, yes)
     with _audited(engine.plan, "rollback") as record:
-        with _progress("rolled back", "rolling back") as progress:
+        with _reporting():
             result = engine.rollback_migrations(
-                count=count, to=to, progress=progress, lock_wait=_duration_option(lock_wait)
+                count=count, to=to, lock_wait=_duration_option(lock_wait)
             )
         record.detail = (_versions(result, "rolled back") if result.executions
                          else "nothing to roll back")

@@ -21,6 +21,7 @@ from dbops.cli.base import (
     _load,
     _project,
     _render,
+    _reporting,
     _set_option,
     fail,
     handle_errors,
@@ -199,16 +200,17 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
         if changeset.destroys and not allow_destroy:
             raise DestroyRefused(_destroy_refusal(changeset))
         _confirm("apply these changes", the_plan.environment, yes)
-        report = pipeline.apply(
-            the_plan,
-            changeset,
-            planned.live,
-            allow_restart=allow_restart,
-            skip_backup=skip_backup,
-            notify=lambda message: click.echo(mask(message)),
-            lock_pid=lock_pid,
-            plan_file_sha256=digest,
-        )
+        with _reporting():
+            report = pipeline.apply(
+                the_plan,
+                changeset,
+                planned.live,
+                allow_restart=allow_restart,
+                skip_backup=skip_backup,
+                notify=lambda message: click.echo(mask(message)),
+                lock_pid=lock_pid,
+                plan_file_sha256=digest,
+            )
     return report
 
 

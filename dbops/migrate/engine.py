@@ -23,6 +23,7 @@ from dbops.errors import MigrationError, StalePlan
 from dbops.migrate import history, pending, source
 from dbops.migrate.history import Direction
 from dbops.migrate.source import Migration, MigrationSet
+from dbops.progress import step as progress_step
 
 if TYPE_CHECKING:
     from dbops.inspect import TableStats
@@ -216,7 +217,10 @@ class MigrationEngine:
                         if j.version == execution.migration.version
                         and j.direction == direction
                     }
-                    durations.append(runner.run(execution, steps))
+                    with progress_step(f"migration {execution.migration.version} "
+                                       f"{execution.migration.name} {direction} "
+                                       f"[{number}/{len(executions)}]"):
+                        durations.append(runner.run(execution, steps))
                     if progress:
                         progress(number, len(executions), execution.migration, durations[-1])
             if durations:
