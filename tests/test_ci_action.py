@@ -123,7 +123,7 @@ def outputs(tmp: Path) -> dict[str, str]:
 def write_migration(project: Project, index: str) -> None:
     (project.root / "migrations" / "20250101000002_index.sql").write_text(
         f"-- migrate:up\n{index} items_note ON items (note);\n"
-        "-- migrate:down\nDROP INDEX items_note;\n")
+        "-- migrate:down\nDROP INDEX CONCURRENTLY IF EXISTS items_note;\n")
     assert project.run("migrate", "hash").returncode == 0
 
 
