@@ -171,14 +171,16 @@ def test_pool_health_backups_and_migrations_use_the_plans_tls(
     started: list[tuple[str, dict[str, str]]] = []
 
     def record(process: Started) -> None:
-        # Stopped while its environment is read: a fast tool could otherwise exit first (its
-        # environ then reads empty). The server accepts TLS connections only, in any case.
+        """The environment each tool was given; and, while it still runs (a quick one may be
+        gone already), what the kernel says it has: the same."""
+        env = dict(process.env)
         os.kill(process.pid, signal.SIGSTOP)
         try:
             raw = Path(f"/proc/{process.pid}/environ").read_bytes()
         finally:
             os.kill(process.pid, signal.SIGCONT)
-        env = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+        seen = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+        assert seen in ({}, env), process.tool
         started.append((process.tool, env))
 
     backups = BackupManager(plan, on_start=record)

@@ -16,9 +16,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Literal
 
 from psycopg.conninfo import make_conninfo
@@ -40,6 +41,7 @@ class Started:
     pid: int
     path: Path
     argv: tuple[str, ...]
+    env: Mapping[str, str]  # its whole environment, exactly as it was given
 
 
 OnStart = Callable[[Started], None]
@@ -102,7 +104,7 @@ class Run:
             self._stderr.close()
             raise BackupError(f"cannot start {tool}: {exc.strerror}") from None
         if on_start is not None:
-            on_start(Started(tool, self.process.pid, path, argv))
+            on_start(Started(tool, self.process.pid, path, argv, MappingProxyType(dict(env))))
 
     def wait(self) -> str:
         """Wait for the tool; its stdout (when captured) on success."""
