@@ -4,6 +4,7 @@ with a handful of queries. The facts side of dbops: never writes."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -94,6 +95,9 @@ class TableStats:
     writes_per_second: float | None  # recent writes/s; None: not sampled
     long_transactions: tuple[str, ...] = ()
     columns: tuple[tuple[str, str, str], ...] = ()  # (name, format_type, collation or "")
+    # (statement text, rows): the planner's estimate of the rows an UPDATE or DELETE of this
+    # table with a WHERE clause touches (EXPLAIN, never run).
+    planned: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -350,11 +354,14 @@ WRITE_SAMPLE_SECONDS = 1.0  # backends report their counters about once a second
 
 
 def table_stats(conn: psycopg.Connection[Any], tables: list[str], *,
-                sample_from: int | None = None) -> dict[str, TableStats]:
+                sample_from: int | None = None,
+                planned: Sequence[tuple[str, str]] = ()) -> dict[str, TableStats]:
     """Row estimates, sizes, column types and long lock holders of these tables, and, when one
     of them holds at least `sample_from` bytes, their recent write rate: the change of the
     activity counters over WRITE_SAMPLE_SECONDS (the lifetime average misrepresents a table
-    bulk-loaded once and idle since). Smaller tables are not worth the wait: no rate."""
+    bulk-loaded once and idle since). Smaller tables are not worth the wait: no rate. For each
+    (table, statement) of `planned` (an UPDATE or DELETE with a WHERE clause), the planner's
+    estimate of the rows it touches."""
     rows_read = conn.execute(_TABLE_STATS, (tables,)).fetchall()
     rates: dict[str, float] = {}
     sample = WRITE_SAMPLE_SECONDS
@@ -371,4 +378,28 @@ def table_stats(conn: psycopg.Connection[Any], tables: list[str], *,
         entry = TableStats(str(name), float(rows), int(size), rates.get(f"{schema}.{name}"),
                            tuple(holders), tuple((c[0], c[1], c[2]) for c in columns))
         stats[str(name)] = stats[f"{schema}.{name}"] = entry
+    estimates: dict[str, list[tuple[str, float]]] = {}
+    for table, text in planned:
+        found = stats.get(table) or stats.get(table.split(".")[-1])
+        rows = planned_rows(conn, text) if found is not None else None
+        if found is not None and rows is not None:
+            estimates.setdefault(found.name, []).append((text, rows))
+    for key, entry in list(stats.items()):
+        if entry.name in estimates:
+            stats[key] = replace(entry, planned=tuple(estimates[entry.name]))
     return stats
+
+
+def planned_rows(conn: psycopg.Connection[Any], statement: str) -> float | None:
+    """The planner's estimate of the rows an UPDATE or DELETE touches: `EXPLAIN` without
+    ANALYZE plans it and runs nothing. None when it cannot be planned here (a table or column an
+    earlier statement of the run creates, a lock not granted within lock_timeout)."""
+    try:
+        with conn.transaction():  # a savepoint: a statement that fails to plan changes nothing
+            row = conn.execute(f"EXPLAIN (FORMAT JSON) {statement}").fetchone()
+    except psycopg.Error:
+        return None
+    plan = row[0][0]["Plan"] if row else {}
+    if plan.get("Node Type") == "ModifyTable" and plan.get("Plans"):
+        plan = plan["Plans"][0]
+    return float(plan["Plan Rows"]) if "Plan Rows" in plan else None

@@ -127,7 +127,7 @@ def _table_stats(the_plan: Plan, waiting: list[Migration]) -> dict[str, TableSta
         return {}
     from dbops.inspect import table_stats
     from dbops.migrate.analyze import sample_from
-    from dbops.migrate.lint import tables_of
+    from dbops.migrate.lint import planned_of, tables_of
 
     names = tables_of(waiting)
     if not names:
@@ -135,7 +135,8 @@ def _table_stats(the_plan: Plan, waiting: list[Migration]) -> dict[str, TableSta
     with connection(the_plan, command="plan", autocommit=True) as conn:
         conn.read_only = True
         return table_stats(conn, names,
-                           sample_from=sample_from(the_plan.migrations.lint_max_blocking))
+                           sample_from=sample_from(the_plan.migrations.lint_max_blocking),
+                           planned=planned_of(waiting))
 
 
 def _analysis(

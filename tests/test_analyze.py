@@ -3,6 +3,7 @@ estimates from live statistics, and the online rewrites' shape."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,51 @@ def test_an_empty_table_has_no_lock_hazard_and_a_refusal_names_its_estimate(
         "column, backfill in batches, switch readers, then drop the old column)")
     with pytest.raises(MigrationError, match=r"\(tasks per the live statistics: 2.0M rows"):
         online_steps(change, run_states([change], {"tasks": TASKS})[0])
+
+
+def test_an_update_with_a_where_clause_is_judged_by_the_planner_s_estimate(
+        tmp_path: Path) -> None:
+    most = "UPDATE tasks SET attempt = 0 WHERE attempt IS NULL"
+    batch = "UPDATE tasks SET attempt = 0 WHERE id BETWEEN 1 AND 1000"
+    change = numbered(tmp_path, 1, f"{most};\n{batch};\nDELETE FROM tasks WHERE name = 'x';")
+    # Offline, or without an estimate (EXPLAIN failed): judged by its shape, as before.
+    assert lint([change], zero_downtime=False, fail_on="error").findings == ()
+    assert lint([change], zero_downtime=False, fail_on="error",
+                stats={"tasks": TASKS}).findings == ()
+    planned = replace(TASKS, planned=((most, 1_500_000.0), (batch, 1000.0)))
+    report = lint([change], zero_downtime=False, fail_on="error", stats={"tasks": planned})
+    [big, small] = report.findings
+    assert (big.rule, big.severity, big.rows, big.line) == ("update-whole-table", "error",
+                                                            1_500_000.0, 3)
+    assert "~1.5M rows of tasks (the planner's estimate)" in big.message
+    assert RULES["update-whole-table"].fix in big.message  # the batched-backfill recipe
+    # Three quarters of 173 MB, each row written again: ten times the cost of reading it.
+    assert big.blocking_seconds == pytest.approx(0.75 * 173 / 50 * 10, rel=0.01)
+    assert (small.severity, small.rows) == ("info", 1000.0)
+    assert "under lint.max_blocking" in small.message
+    # Zero-downtime refuses what no rewrite makes safe, judged by the same estimate.
+    with pytest.raises(MigrationError, match="update-whole-table"):
+        online_steps(change, run_states([change], {"tasks": planned})[0])
+
+
+def test_a_lock_table_costs_what_the_transaction_writes_while_it_holds_it(
+        tmp_path: Path) -> None:
+    update = "UPDATE tasks SET attempt = 0 WHERE attempt IS NULL"
+    locked = numbered(tmp_path, 1, f"LOCK TABLE tasks IN EXCLUSIVE MODE;\n{update};")
+    brief = {"tasks": TASKS}
+    [lock] = lint([locked], zero_downtime=False, fail_on="error", stats=brief).findings
+    assert (lock.rule, lock.severity) == ("lock-table", "info")  # held for milliseconds
+    for rows, severity in ((300_000.0, "error"), (1000.0, "info")):
+        stats = {"tasks": replace(TASKS, planned=((update, rows),))}
+        found = {f.rule: f for f in lint([locked], zero_downtime=False, fail_on="error",
+                                         stats=stats).findings}
+        assert (found["lock-table"].severity, found["lock-table"].rows) == (severity, rows)
+        assert f"writes ~{'300.0k' if rows > 1000 else '1.0k'} rows" in found["lock-table"].message
+    # Outside a transaction each statement commits alone: nothing holds the lock.
+    path = tmp_path / "20250101000002_alone.sql"
+    path.write_text(f"-- dbops:transaction off\n-- migrate:up\nLOCK TABLE tasks;\n{update};\n")
+    alone = source.parse(path)
+    stats = {"tasks": replace(TASKS, planned=((update, 300_000.0),))}
+    found = {f.rule: f for f in lint([alone], zero_downtime=False, fail_on="error",
+                                     stats=stats).findings}
+    assert found["lock-table"].rows is None

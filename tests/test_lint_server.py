@@ -217,3 +217,24 @@ def test_the_write_rate_is_recent_activity_not_the_lifetime_average(
     [loaded] = {s.name: s for s in table_stats(conn, ["loaded"], sample_from=0).values()}.values()
     assert loaded.writes_per_second == 0.0  # idle since the load: no writes blocked
     assert table_stats(conn, ["loaded"])["loaded"].writes_per_second is None  # not sampled
+
+
+def test_the_planner_estimates_the_rows_an_update_touches_without_running_it(
+        conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TABLE jobs AS SELECT g AS id, g % 4 AS state FROM generate_series(1, 8000) g")
+    conn.execute("ANALYZE jobs")
+    most = "UPDATE jobs SET state = 0 WHERE state <> 0"
+    some = "DELETE FROM jobs WHERE id <= 100"
+    missing = "UPDATE jobs SET later = 1 WHERE id = 1"  # a column an earlier statement adds
+    unborn = "UPDATE unborn SET x = 1 WHERE x = 2"  # a table the same run creates
+    conn.read_only = True
+    try:
+        stats = table_stats(conn, ["jobs", "unborn"], planned=[
+            ("jobs", most), ("jobs", some), ("jobs", missing), ("unborn", unborn)])
+    finally:
+        conn.read_only = False
+    planned = dict(stats["jobs"].planned)
+    assert set(planned) == {most, some}  # what cannot be planned falls back to its shape
+    assert 5000 <= planned[most] <= 7000 and 50 <= planned[some] <= 200
+    assert "unborn" not in stats
+    assert conn.execute("SELECT count(*) FROM jobs WHERE state = 0").fetchone() == (2000,)

@@ -493,7 +493,7 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
     (assumed large and busy) rather than waited for."""
     from dbops.inspect import table_stats
     from dbops.migrate.analyze import sample_from
-    from dbops.migrate.lint import tables_of
+    from dbops.migrate.lint import planned_of, tables_of
 
     names = tables_of(migrations)
     if not names:
@@ -502,6 +502,7 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
         with conn.transaction():
             conn.execute("SELECT set_config('lock_timeout', %s, true)",
                          (f"{int(lock_timeout.total_seconds() * 1000)}ms",))
-            return table_stats(conn, names, sample_from=sample_from(max_blocking))
+            return table_stats(conn, names, sample_from=sample_from(max_blocking),
+                               planned=planned_of(migrations))
     except psycopg.errors.LockNotAvailable:
         return {}

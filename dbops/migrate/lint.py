@@ -103,7 +103,8 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
             sections.append(("down", replace(alone, new=alone.new | created)))
         for direction, judged_by in sections:
             for analysis in analyze(migration, direction=direction, new=judged_by.new,
-                                    empty=judged_by.empty, columns=judged_by.columns):
+                                    empty=judged_by.empty, columns=judged_by.columns,
+                                    rows=judged_by.rows):
                 for finding in analysis.findings:
                     findings.append(_judge(finding, online, judged_by))
                 if stats:
@@ -171,4 +172,17 @@ def tables_of(migrations: list[Migration]) -> list[str]:
         for analysis in analyze(migration):
             names += [relation for relation, _ in analysis.locks if relation not in names]
     return names
+
+
+def planned_of(migrations: list[Migration]) -> list[tuple[str, str]]:
+    """(table, statement) of every UPDATE and DELETE with a WHERE clause in the migrations'
+    up sections: the planner estimates the rows each touches."""
+    planned: list[tuple[str, str]] = []
+    for migration in migrations:
+        for analysis in analyze(migration):
+            statement = analysis.statement
+            if statement.kind in ("UpdateStmt", "DeleteStmt") and not analysis.scans \
+                    and analysis.locks:
+                planned.append((analysis.locks[0][0], statement.text))
+    return planned
 

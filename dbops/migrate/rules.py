@@ -122,7 +122,8 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "REFRESH MATERIALIZED VIEW task_counts"),
     Rule("lock-table", "error", "ACCESS EXCLUSIVE", "brief",
          "LOCK TABLE takes the lock it names (ACCESS EXCLUSIVE by default) and holds it to the "
-         "end of the migration's transaction.",
+         "end of the migration's transaction: while a later UPDATE or DELETE of the table writes "
+         "the rows the planner estimates, the lock costs what they cost.",
          "drop the explicit lock; let each statement take the lock it needs",
          "LOCK TABLE tasks"),
     Rule("trigger-blocks-writes", "warning", "SHARE ROW EXCLUSIVE", "brief",
@@ -149,7 +150,9 @@ RULES: dict[str, Rule] = {r.id: r for r in (
          "ALTER SEQUENCE task_seq RESTART WITH 100"),
     Rule("update-whole-table", "error", "ROW EXCLUSIVE", "table",
          "UPDATE or DELETE without a WHERE touches every row in one transaction: each row stays "
-         "locked until it commits, the WAL (and replica lag) grows with the table.",
+         "locked until it commits, the WAL (and replica lag) grows with the table. With live "
+         "statistics, one with a WHERE clause is judged by the rows the planner estimates it "
+         "touches (EXPLAIN, never run), each written again at ten times the cost of reading it.",
          "batched backfill: UPDATE ... WHERE id BETWEEN a AND b, one batch per transaction",
          "UPDATE tasks SET attempt = 0"),
     Rule("missing-lock-timeout", "error", "", "none",

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 from dbops.migrate.analyze import (
     DEFAULT_MAX_BLOCKING,
     Columns,
+    Rows,
     basis,
     blocking_seconds,
     known_columns,
+    known_rows,
     tracked_after,
 )
 from dbops.migrate.source import Migration
@@ -43,6 +45,11 @@ class RunState:
     def columns(self) -> Columns:
         """The live columns' types (whether a type change rewrites)."""
         return known_columns(self.stats)
+
+    @property
+    def rows(self) -> Rows:
+        """The planner's row estimates of the UPDATE and DELETE statements (how much they write)."""
+        return known_rows(self.stats)
 
     def basis(self, relation: str | None) -> str:
         """The estimate a verdict on `relation` is based on, in words."""

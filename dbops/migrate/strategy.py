@@ -83,7 +83,7 @@ def online_steps(migration: Migration, state: RunState | None = None,
     line, the estimate the refusal is based on and the recipe."""
     state = state or RunState()
     analyses = analyze(migration, direction=direction, new=state.new, empty=state.empty,
-                       columns=state.columns)
+                       columns=state.columns, rows=state.rows)
     steps: list[OnlineStep] = []
     for analysis in analyses:
         statement = analysis.statement
