@@ -98,6 +98,9 @@ class TableStats:
     # (statement text, rows): the planner's estimate of the rows an UPDATE or DELETE of this
     # table with a WHERE clause touches (EXPLAIN, never run).
     planned: tuple[tuple[str, float], ...] = ()
+    # The expressions of the table's valid CHECK constraints, as PostgreSQL prints them: what
+    # they prove lets PostgreSQL skip a scan (SET NOT NULL, ATTACH PARTITION).
+    checks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,9 @@ _TABLE_STATS = """
                      FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
                     '{}'),
+           coalesce((SELECT array_agg(pg_get_expr(k.conbin, k.conrelid) ORDER BY k.conname)
+                     FROM pg_constraint k
+                     WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated), '{}'),
            coalesce((SELECT array_agg(DISTINCT 'pid ' || a.pid || ' (' || coalesce(nullif(
                          a.application_name, ''), 'no application_name') || '), in a transaction for '
                          || date_trunc('second', now() - a.xact_start))
@@ -374,9 +380,10 @@ def table_stats(conn: psycopg.Connection[Any], tables: list[str], *,
         elapsed = time.monotonic() - started
         rates = {k: max(after.get(k, v) - v, 0.0) / elapsed for k, v in before.items()}
     stats: dict[str, TableStats] = {}
-    for name, schema, rows, size, _, columns, holders in rows_read:
+    for name, schema, rows, size, _, columns, checks, holders in rows_read:
         entry = TableStats(str(name), float(rows), int(size), rates.get(f"{schema}.{name}"),
-                           tuple(holders), tuple((c[0], c[1], c[2]) for c in columns))
+                           tuple(holders), tuple((c[0], c[1], c[2]) for c in columns),
+                           checks=tuple(str(check) for check in checks))
         stats[str(name)] = stats[f"{schema}.{name}"] = entry
     estimates: dict[str, list[tuple[str, float]]] = {}
     for table, text in planned:

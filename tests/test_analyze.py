@@ -296,3 +296,18 @@ def test_a_lock_table_costs_what_the_transaction_writes_while_it_holds_it(
     found = {f.rule: f for f in lint([alone], zero_downtime=False, fail_on="error",
                                      stats=stats).findings}
     assert found["lock-table"].rows is None
+
+
+def test_set_not_null_proven_by_a_valid_check_needs_no_scan(tmp_path: Path) -> None:
+    change = numbered(tmp_path, 1, "ALTER TABLE tasks ALTER COLUMN name SET NOT NULL;")
+    for checks, rules_found in (
+            ((), ["set-not-null"]),
+            (("(name IS NOT NULL)",), []),
+            (("((attempt >= 0) AND (name IS NOT NULL))",), []),  # one term of an AND
+            (("(attempt IS NOT NULL)",), ["set-not-null"]),  # another column
+            (("((name IS NOT NULL) OR (attempt > 0))",), ["set-not-null"])):  # proves nothing
+        stats = {"tasks": replace(TASKS, checks=checks)}
+        report = lint([change], zero_downtime=False, fail_on="error", stats=stats)
+        assert [f.rule for f in report.findings] == rules_found, checks
+    [analysis] = lint_text("ALTER TABLE tasks ALTER COLUMN name SET NOT NULL;")
+    assert (analysis.scans, analysis.strongest_lock) == (True, "ACCESS EXCLUSIVE")

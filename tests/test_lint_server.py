@@ -15,7 +15,7 @@ from harness import fresh_database
 
 from dbops.inspect import table_stats
 from dbops.local import Cluster
-from dbops.migrate.analyze import analyze, known_columns, lint_text
+from dbops.migrate.analyze import analyze, known_checks, known_columns, lint_text
 from dbops.migrate.rules import RULES
 from dbops.migrate.source import Migration, Section, checksum
 from dbops.migrate.types import BINARY_COERCIBLE
@@ -238,3 +238,15 @@ def test_the_planner_estimates_the_rows_an_update_touches_without_running_it(
     assert 5000 <= planned[most] <= 7000 and 50 <= planned[some] <= 200
     assert "unborn" not in stats
     assert conn.execute("SELECT count(*) FROM jobs WHERE state = 0").fetchone() == (2000,)
+
+
+def test_the_statistics_carry_the_valid_check_constraints(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TABLE proofs (a int CONSTRAINT a_nn CHECK (a IS NOT NULL), b int)")
+    conn.execute("ALTER TABLE proofs ADD CONSTRAINT b_nn CHECK (b IS NOT NULL) NOT VALID")
+    [proofs] = {s.name: s for s in table_stats(conn, ["proofs"]).values()}.values()
+    assert proofs.checks == ("(a IS NOT NULL)",)  # b_nn is not validated: it proves nothing
+    change = migration("ALTER TABLE proofs ALTER COLUMN a SET NOT NULL;\n"
+                       "ALTER TABLE proofs ALTER COLUMN b SET NOT NULL;")
+    findings = [(f.line, f.rule) for a in analyze(change, checks=known_checks(
+        table_stats(conn, ["proofs"]))) for f in a.findings]
+    assert findings == [(2, "set-not-null")]

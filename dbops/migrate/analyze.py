@@ -119,6 +119,8 @@ _TRIGGER_SWITCHES = frozenset({
 Columns = frozenset[tuple[str, str, ColumnType]]
 # (statement text, rows) the planner estimates an UPDATE or DELETE with a WHERE clause touches.
 Rows = frozenset[tuple[str, float]]
+# (table, expression) of the valid CHECK constraints known before a migration runs (live catalog).
+Checks = frozenset[tuple[str, str]]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -136,9 +138,11 @@ class _Analyzer:
 
     def __init__(self, migration: Migration, *, outside_transaction: bool,
                  new: frozenset[str] = frozenset(), empty: frozenset[str] = frozenset(),
-                 columns: Columns = frozenset(), rows: Rows = frozenset()) -> None:
+                 columns: Columns = frozenset(), rows: Rows = frozenset(),
+                 checks: Checks = frozenset()) -> None:
         self.migration = migration
         self.rows = dict(rows)
+        self.checks = checks
         self.created: set[str] = set(new)
         self.empty: set[str] = set(empty)
         self.outside_transaction = outside_transaction
@@ -158,6 +162,13 @@ class _Analyzer:
                 if isinstance(element, ast.ColumnDef) and element.typeName is not None:
                     self.columns.setdefault((key, str(element.colname)), _column_type(element))
         return self.columns.get((key, column))
+
+    def proven_not_null(self, table: str, column: str) -> bool:
+        """Whether a valid CHECK constraint of the live table proves `column IS NOT NULL`
+        (PostgreSQL 12+ then sets NOT NULL without scanning the table)."""
+        key = table_key(table)
+        return any(t == key and column in _not_null_columns(expression)
+                   for t, expression in self.checks)
 
     def is_new(self, table: str) -> bool:
         return table_key(table) in self.created
@@ -425,6 +436,8 @@ class _Analyzer:
                 scans = True
             elif kind == at.AT_SetNotNull:
                 modes.append("ACCESS EXCLUSIVE")
+                if self.proven_not_null(table, str(cmd.name)):
+                    continue  # a valid CHECK proves it: no scan
                 scans = True
                 if not idle:
                     findings.append(self.finding("set-not-null", statement,
@@ -532,6 +545,27 @@ class _Analyzer:
         return findings
 
 
+@functools.lru_cache(maxsize=1024)
+def _not_null_columns(expression: str) -> frozenset[str]:
+    """The columns a CHECK expression proves not null: `col IS NOT NULL`, alone or as one
+    term of an AND."""
+    try:
+        node = pglast.parse_sql(f"SELECT {expression}")[0].stmt
+    except pglast.parser.ParseError:
+        return frozenset()
+    terms = [node.targetList[0].val] if isinstance(node, ast.SelectStmt) and node.targetList \
+        else []
+    columns: set[str] = set()
+    while terms:
+        term = terms.pop()
+        if isinstance(term, ast.BoolExpr) and term.boolop == enums.BoolExprType.AND_EXPR:
+            terms += list(term.args or ())
+        elif isinstance(term, ast.NullTest) and term.nulltesttype == enums.NullTestType.IS_NOT_NULL \
+                and isinstance(term.arg, ast.ColumnRef) and term.arg.fields:
+            columns.add(str(getattr(term.arg.fields[-1], "sval", "")))
+    return frozenset(columns)
+
+
 def _column_type(column: ast.ColumnDef) -> ColumnType:
     assert column.typeName is not None
     collation = column.collClause.collname if column.collClause is not None else ()
@@ -544,13 +578,15 @@ def _ignores(migration: Migration) -> dict[str, str]:
 
 def analyze(migration: Migration, *, direction: str = "up", new: frozenset[str] = frozenset(),
             empty: frozenset[str] = frozenset(),
-            columns: Columns = frozenset(), rows: Rows = frozenset()) -> list[StatementAnalysis]:
+            columns: Columns = frozenset(), rows: Rows = frozenset(),
+            checks: Checks = frozenset()) -> list[StatementAnalysis]:
     """Every statement of a migration's section, analysed; `new` names the tables created
     earlier in the same run (no care at all), `empty` the existing tables without rows (no lock
     hazard; their clients still break on a rename or a drop), `columns` the live columns' types
     (whether a type change rewrites), `rows` the planner's row estimates of its UPDATE and DELETE
-    statements with a WHERE clause (how much they write)."""
-    return list(_analyzed(migration, direction, new, empty, columns, rows)[0])
+    statements with a WHERE clause (how much they write), `checks` the live tables' valid CHECK
+    constraints (what they prove spares a scan)."""
+    return list(_analyzed(migration, direction, new, empty, columns, rows, checks)[0])
 
 
 def known_columns(stats: Mapping[str, TableStats] | None) -> Columns:
@@ -566,6 +602,12 @@ def known_rows(stats: Mapping[str, TableStats] | None) -> Rows:
                      for estimate in table.planned)
 
 
+def known_checks(stats: Mapping[str, TableStats] | None) -> Checks:
+    """The valid CHECK constraints the live statistics carry, for `analyze`."""
+    return frozenset((table_key(name), check) for name, table in (stats or {}).items()
+                     if "." not in name for check in table.checks)
+
+
 def tracked_after(migration: Migration, new: frozenset[str],
                   empty: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
     """The new and the empty tables once the migration's up section has run."""
@@ -575,7 +617,7 @@ def tracked_after(migration: Migration, new: frozenset[str],
 
 @functools.lru_cache(maxsize=4096)
 def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: frozenset[str],
-              columns: Columns, rows: Rows = frozenset()
+              columns: Columns, rows: Rows = frozenset(), checks: Checks = frozenset()
               ) -> tuple[tuple[StatementAnalysis, ...], frozenset[str], frozenset[str]]:
     # A run analyses each pending migration several times (statistics, lint, online steps):
     # pglast's node objects are parsed once.
@@ -585,7 +627,7 @@ def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: 
     statements = section.statements(migration.path)
     outside = not migration.transaction or any(not s.transactional for s in statements)
     analyzer = _Analyzer(migration, outside_transaction=outside, new=new, empty=empty,
-                         columns=columns, rows=rows)
+                         columns=columns, rows=rows, checks=checks)
     analyses = tuple(analyzer.analyze(s) for s in statements)
     if not outside:
         analyses = _held_locks(analyses)

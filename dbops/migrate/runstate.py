@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 
 from dbops.migrate.analyze import (
     DEFAULT_MAX_BLOCKING,
+    Checks,
     Columns,
     Rows,
     basis,
     blocking_seconds,
+    known_checks,
     known_columns,
     known_rows,
     tracked_after,
@@ -50,6 +52,11 @@ class RunState:
     def rows(self) -> Rows:
         """The planner's row estimates of the UPDATE and DELETE statements (how much they write)."""
         return known_rows(self.stats)
+
+    @property
+    def checks(self) -> Checks:
+        """The live tables' valid CHECK constraints (what they prove spares a scan)."""
+        return known_checks(self.stats)
 
     def basis(self, relation: str | None) -> str:
         """The estimate a verdict on `relation` is based on, in words."""

@@ -82,6 +82,8 @@ def online_steps(migration: Migration, state: RunState | None = None,
     tables need no rewrite); raises MigrationError for what cannot be made safe, naming the file,
     line, the estimate the refusal is based on and the recipe."""
     state = state or RunState()
+    # Not the live CHECK constraints: the online SET NOT NULL adds one, and a rerun after a
+    # crash must find the same steps as its journal (an unneeded rewrite is harmless).
     analyses = analyze(migration, direction=direction, new=state.new, empty=state.empty,
                        columns=state.columns, rows=state.rows)
     steps: list[OnlineStep] = []
