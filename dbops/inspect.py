@@ -101,6 +101,9 @@ class TableStats:
     # The expressions of the table's valid CHECK constraints, as PostgreSQL prints them: what
     # they prove lets PostgreSQL skip a scan (SET NOT NULL, ATTACH PARTITION).
     checks: tuple[str, ...] = ()
+    # A range-partitioned table's key columns, when it has no default partition (ATTACH
+    # PARTITION would scan that one too) and no expression in its key: () for any other table.
+    partition_key: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,12 @@ _TABLE_STATS = """
            coalesce((SELECT array_agg(pg_get_expr(k.conbin, k.conrelid) ORDER BY k.conname)
                      FROM pg_constraint k
                      WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated), '{}'),
+           coalesce((SELECT array_agg(a.attname::text ORDER BY k.n)
+                     FROM pg_partitioned_table p
+                     CROSS JOIN LATERAL unnest(p.partattrs::int2[]) WITH ORDINALITY k(attnum, n)
+                     JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.attnum
+                     WHERE p.partrelid = c.oid AND p.partstrat = 'r' AND p.partdefid = 0
+                       AND 0 <> ALL (p.partattrs::int2[])), '{}'),
            coalesce((SELECT array_agg(DISTINCT 'pid ' || a.pid || ' (' || coalesce(nullif(
                          a.application_name, ''), 'no application_name') || '), in a transaction for '
                          || date_trunc('second', now() - a.xact_start))
@@ -380,10 +389,11 @@ def table_stats(conn: psycopg.Connection[Any], tables: list[str], *,
         elapsed = time.monotonic() - started
         rates = {k: max(after.get(k, v) - v, 0.0) / elapsed for k, v in before.items()}
     stats: dict[str, TableStats] = {}
-    for name, schema, rows, size, _, columns, checks, holders in rows_read:
+    for name, schema, rows, size, _, columns, checks, key, holders in rows_read:
         entry = TableStats(str(name), float(rows), int(size), rates.get(f"{schema}.{name}"),
                            tuple(holders), tuple((c[0], c[1], c[2]) for c in columns),
-                           checks=tuple(str(check) for check in checks))
+                           checks=tuple(str(check) for check in checks),
+                           partition_key=tuple(str(column) for column in key))
         stats[str(name)] = stats[f"{schema}.{name}"] = entry
     estimates: dict[str, list[tuple[str, float]]] = {}
     for table, text in planned:

@@ -311,3 +311,26 @@ def test_set_not_null_proven_by_a_valid_check_needs_no_scan(tmp_path: Path) -> N
         assert [f.rule for f in report.findings] == rules_found, checks
     [analysis] = lint_text("ALTER TABLE tasks ALTER COLUMN name SET NOT NULL;")
     assert (analysis.scans, analysis.strongest_lock) == (True, "ACCESS EXCLUSIVE")
+
+
+def test_attach_partition_proven_by_a_valid_check_is_neither_flagged_nor_refused(
+        tmp_path: Path) -> None:
+    change = numbered(tmp_path, 1, "ALTER TABLE events ATTACH PARTITION events_2025 "
+                                   "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');")
+    part = TableStats("events_2025", 2_000_000, 173 * 1024 * 1024, 10.0)
+    proof = "((at IS NOT NULL) AND (at >= '2025-01-01'::date) AND (at < '2026-01-01'::date))"
+    keyed = TableStats("events", 0, 8192, None, partition_key=("at",))
+    for stats, refused in (
+            ({"events": keyed, "events_2025": replace(part, checks=(proof,))}, False),
+            ({"events": keyed, "events_2025": part}, True),  # no CHECK
+            # No key known (a default partition, an expression key): no proof.
+            ({"events": replace(keyed, partition_key=()),
+              "events_2025": replace(part, checks=(proof,))}, True)):
+        report = lint([change], zero_downtime=False, fail_on="error", stats=stats)
+        assert [f.rule for f in report.findings] == (["attach-partition-scans"] if refused
+                                                     else [])
+        if refused:
+            with pytest.raises(MigrationError, match="attach-partition-scans"):
+                online_steps(change, run_states([change], stats)[0])
+        else:
+            assert online_steps(change, run_states([change], stats)[0])

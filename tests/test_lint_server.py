@@ -15,7 +15,7 @@ from harness import fresh_database
 
 from dbops.inspect import table_stats
 from dbops.local import Cluster
-from dbops.migrate.analyze import analyze, known_checks, known_columns, lint_text
+from dbops.migrate.analyze import analyze, known_checks, known_columns, known_keys, lint_text
 from dbops.migrate.rules import RULES
 from dbops.migrate.source import Migration, Section, checksum
 from dbops.migrate.types import BINARY_COERCIBLE
@@ -250,3 +250,37 @@ def test_the_statistics_carry_the_valid_check_constraints(conn: psycopg.Connecti
     findings = [(f.line, f.rule) for a in analyze(change, checks=known_checks(
         table_stats(conn, ["proofs"]))) for f in a.findings]
     assert findings == [(2, "set-not-null")]
+
+
+@pytest.mark.parametrize(("check", "proven"), [
+    ("at >= '2026-01-01' AND at < '2027-01-01'", False),  # PostgreSQL wants IS NOT NULL too
+    ("at IS NOT NULL AND at >= '2026-01-01' AND at < '2027-01-01'", True),
+    ("at IS NOT NULL AND at >= '2026-01-01'::date AND at < '2027-01-01' AND id > 0", True),
+    ("at >= '2026-01-01' AND at < '2028-01-01'", False),  # wider than the bound (PG scans)
+    ("at > '2025-12-31' AND at < '2027-01-01'", False),  # not how PostgreSQL proves it
+    ("at >= '2026-01-01' OR at < '2027-01-01'", False),
+])
+def test_attach_partition_is_a_scan_exactly_when_postgresql_scans(
+        conn: psycopg.Connection[Any], check: str, proven: bool) -> None:
+    """PostgreSQL says at DEBUG1 when the partition's constraints spare it the scan."""
+    notices: list[str] = []
+    conn.add_notice_handler(lambda notice: notices.append(str(notice.message_primary)))
+    attach = ("ALTER TABLE events ATTACH PARTITION events_2026 "
+              "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');")
+    try:
+        with conn.transaction():
+            conn.execute("CREATE TABLE events_2026 (id bigint, at date)")
+            conn.execute(f"ALTER TABLE events_2026 ADD CONSTRAINT bounds CHECK ({check})")
+            stats = table_stats(conn, ["events", "events_2026"])
+            [analysis] = analyze(migration(attach), checks=known_checks(stats),
+                                 keys=known_keys(stats))
+            conn.execute("SET LOCAL client_min_messages = debug1")
+            conn.execute(attach)
+            conn.execute("SET LOCAL client_min_messages = notice")
+            raise Rollback
+    except Rollback:
+        pass
+    implied = any("is implied by existing constraints" in n for n in notices)
+    assert implied == proven
+    assert analysis.scans == (not proven)
+    assert [f.rule for f in analysis.findings] == ([] if proven else ["attach-partition-scans"])

@@ -121,6 +121,8 @@ Columns = frozenset[tuple[str, str, ColumnType]]
 Rows = frozenset[tuple[str, float]]
 # (table, expression) of the valid CHECK constraints known before a migration runs (live catalog).
 Checks = frozenset[tuple[str, str]]
+# (table, key columns) of the live range-partitioned tables without a default partition.
+Keys = frozenset[tuple[str, tuple[str, ...]]]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,10 +141,13 @@ class _Analyzer:
     def __init__(self, migration: Migration, *, outside_transaction: bool,
                  new: frozenset[str] = frozenset(), empty: frozenset[str] = frozenset(),
                  columns: Columns = frozenset(), rows: Rows = frozenset(),
-                 checks: Checks = frozenset()) -> None:
+                 checks: Checks = frozenset(), keys: Keys = frozenset(),
+                 prove_not_null: bool = True) -> None:
         self.migration = migration
+        self.prove_not_null = prove_not_null
         self.rows = dict(rows)
         self.checks = checks
+        self.keys = keys
         self.created: set[str] = set(new)
         self.empty: set[str] = set(empty)
         self.outside_transaction = outside_transaction
@@ -167,8 +172,21 @@ class _Analyzer:
         """Whether a valid CHECK constraint of the live table proves `column IS NOT NULL`
         (PostgreSQL 12+ then sets NOT NULL without scanning the table)."""
         key = table_key(table)
-        return any(t == key and column in _not_null_columns(expression)
+        return self.prove_not_null and any(t == key and column in not_null_columns(expression)
                    for t, expression in self.checks)
+
+    def proven_bounds(self, parent: str, partition: str, bound: ast.PartitionBoundSpec) -> bool:
+        """Whether a valid CHECK of the live partition-to-be proves the range bound it is
+        attached with (PostgreSQL then skips the scan): a parent keyed by one column, without a
+        default partition (that one would be scanned), bounds that are literals."""
+        key = dict(self.keys).get(table_key(parent), ())
+        lowers, uppers = bound.lowerdatums or (), bound.upperdatums or ()
+        lower = _constant(lowers[0]) if len(lowers) == 1 else None
+        upper = _constant(uppers[0]) if len(uppers) == 1 else None
+        if bound.strategy != "r" or len(key) != 1 or lower is None or upper is None:
+            return False
+        return any(t == table_key(partition) and _proves_range(check, key[0], lower, upper)
+                   for t, check in self.checks)
 
     def is_new(self, table: str) -> bool:
         return table_key(table) in self.created
@@ -498,6 +516,8 @@ class _Analyzer:
                 modes.append("SHARE UPDATE EXCLUSIVE")
                 part = _relation(cmd.def_.name)
                 locks.append((part, "ACCESS EXCLUSIVE"))
+                if cmd.def_.bound is not None and self.proven_bounds(table, part, cmd.def_.bound):
+                    continue  # a valid CHECK proves the bound: no scan
                 scans = True
                 if not self.is_idle(part):
                     findings.append(self.finding("attach-partition-scans", statement,
@@ -546,24 +566,60 @@ class _Analyzer:
 
 
 @functools.lru_cache(maxsize=1024)
-def _not_null_columns(expression: str) -> frozenset[str]:
-    """The columns a CHECK expression proves not null: `col IS NOT NULL`, alone or as one
-    term of an AND."""
+def _conjuncts(expression: str) -> tuple[ast.Node, ...]:
+    """The terms of a CHECK expression (as pg_get_expr prints it) that must all hold: itself, or
+    each term of its AND."""
     try:
         node = pglast.parse_sql(f"SELECT {expression}")[0].stmt
     except pglast.parser.ParseError:
-        return frozenset()
+        return ()
     terms = [node.targetList[0].val] if isinstance(node, ast.SelectStmt) and node.targetList \
         else []
-    columns: set[str] = set()
+    found: list[ast.Node] = []
     while terms:
         term = terms.pop()
         if isinstance(term, ast.BoolExpr) and term.boolop == enums.BoolExprType.AND_EXPR:
             terms += list(term.args or ())
-        elif isinstance(term, ast.NullTest) and term.nulltesttype == enums.NullTestType.IS_NOT_NULL \
-                and isinstance(term.arg, ast.ColumnRef) and term.arg.fields:
-            columns.add(str(getattr(term.arg.fields[-1], "sval", "")))
-    return frozenset(columns)
+        else:
+            found.append(term)
+    return tuple(found)
+
+
+def _column(node: ast.Node | None) -> str | None:
+    if isinstance(node, ast.ColumnRef) and node.fields:
+        return str(getattr(node.fields[-1], "sval", ""))
+    return None
+
+
+def not_null_columns(expression: str) -> frozenset[str]:
+    """The columns a CHECK expression proves not null: `col IS NOT NULL`, alone or as one
+    term of an AND."""
+    return frozenset(name for term in _conjuncts(expression)
+                     if isinstance(term, ast.NullTest)
+                     and term.nulltesttype == enums.NullTestType.IS_NOT_NULL
+                     and (name := _column(term.arg)) is not None)
+
+
+def _constant(node: ast.Node | tuple[ast.Node, ...] | None) -> str | None:
+    """A literal's text, whatever it is cast to (None for anything else)."""
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    if isinstance(node, ast.A_Const) and not node.isnull and node.val is not None:
+        value = node.val
+        return str(getattr(value, "sval", None) or getattr(value, "ival", None)
+                   or getattr(value, "fval", None) or "")
+    return None
+
+
+def _proves_range(expression: str, key: str, lower: str, upper: str) -> bool:
+    """Whether a CHECK expression proves the range partition's bound `key IS NOT NULL AND key
+    >= lower AND key < upper` the way PostgreSQL does: these very terms of an AND (the
+    comparisons alone do not prove the IS NOT NULL to it)."""
+    bounds = {(str(getattr(term.name[-1], "sval", "")), _constant(term.rexpr))
+              for term in _conjuncts(expression)
+              if isinstance(term, ast.A_Expr) and term.kind == enums.A_Expr_Kind.AEXPR_OP
+              and term.name and _column(term.lexpr) == key}
+    return {(">=", lower), ("<", upper)} <= bounds and key in not_null_columns(expression)
 
 
 def _column_type(column: ast.ColumnDef) -> ColumnType:
@@ -579,14 +635,18 @@ def _ignores(migration: Migration) -> dict[str, str]:
 def analyze(migration: Migration, *, direction: str = "up", new: frozenset[str] = frozenset(),
             empty: frozenset[str] = frozenset(),
             columns: Columns = frozenset(), rows: Rows = frozenset(),
-            checks: Checks = frozenset()) -> list[StatementAnalysis]:
+            checks: Checks = frozenset(),
+            keys: Keys = frozenset(), prove_not_null: bool = True) -> list[StatementAnalysis]:
     """Every statement of a migration's section, analysed; `new` names the tables created
     earlier in the same run (no care at all), `empty` the existing tables without rows (no lock
     hazard; their clients still break on a rename or a drop), `columns` the live columns' types
     (whether a type change rewrites), `rows` the planner's row estimates of its UPDATE and DELETE
     statements with a WHERE clause (how much they write), `checks` the live tables' valid CHECK
-    constraints (what they prove spares a scan)."""
-    return list(_analyzed(migration, direction, new, empty, columns, rows, checks)[0])
+    constraints (what they prove spares a scan), `keys` the partition keys of the live range-
+    partitioned tables (what an ATTACH PARTITION's CHECK must prove); without `prove_not_null`
+    a CHECK never spares SET NOT NULL its scan."""
+    return list(_analyzed(migration, direction, new, empty, columns, rows, checks, keys,
+                          prove_not_null)[0])
 
 
 def known_columns(stats: Mapping[str, TableStats] | None) -> Columns:
@@ -608,6 +668,12 @@ def known_checks(stats: Mapping[str, TableStats] | None) -> Checks:
                      if "." not in name for check in table.checks)
 
 
+def known_keys(stats: Mapping[str, TableStats] | None) -> Keys:
+    """The partition keys the live statistics carry, for `analyze`."""
+    return frozenset((table_key(name), table.partition_key) for name, table in
+                     (stats or {}).items() if "." not in name and table.partition_key)
+
+
 def tracked_after(migration: Migration, new: frozenset[str],
                   empty: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
     """The new and the empty tables once the migration's up section has run."""
@@ -617,7 +683,8 @@ def tracked_after(migration: Migration, new: frozenset[str],
 
 @functools.lru_cache(maxsize=4096)
 def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: frozenset[str],
-              columns: Columns, rows: Rows = frozenset(), checks: Checks = frozenset()
+              columns: Columns, rows: Rows = frozenset(), checks: Checks = frozenset(),
+              keys: Keys = frozenset(), prove_not_null: bool = True
               ) -> tuple[tuple[StatementAnalysis, ...], frozenset[str], frozenset[str]]:
     # A run analyses each pending migration several times (statistics, lint, online steps):
     # pglast's node objects are parsed once.
@@ -627,7 +694,8 @@ def _analyzed(migration: Migration, direction: str, new: frozenset[str], empty: 
     statements = section.statements(migration.path)
     outside = not migration.transaction or any(not s.transactional for s in statements)
     analyzer = _Analyzer(migration, outside_transaction=outside, new=new, empty=empty,
-                         columns=columns, rows=rows, checks=checks)
+                         columns=columns, rows=rows, checks=checks, keys=keys,
+                         prove_not_null=prove_not_null)
     analyses = tuple(analyzer.analyze(s) for s in statements)
     if not outside:
         analyses = _held_locks(analyses)

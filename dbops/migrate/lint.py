@@ -104,7 +104,8 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
         for direction, judged_by in sections:
             for analysis in analyze(migration, direction=direction, new=judged_by.new,
                                     empty=judged_by.empty, columns=judged_by.columns,
-                                    rows=judged_by.rows, checks=judged_by.checks):
+                                    rows=judged_by.rows, checks=judged_by.checks,
+                                    keys=judged_by.keys):
                 for finding in analysis.findings:
                     findings.append(_judge(finding, online, judged_by))
                 if stats:

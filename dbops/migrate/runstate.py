@@ -16,11 +16,13 @@ from dbops.migrate.analyze import (
     DEFAULT_MAX_BLOCKING,
     Checks,
     Columns,
+    Keys,
     Rows,
     basis,
     blocking_seconds,
     known_checks,
     known_columns,
+    known_keys,
     known_rows,
     tracked_after,
 )
@@ -57,6 +59,11 @@ class RunState:
     def checks(self) -> Checks:
         """The live tables' valid CHECK constraints (what they prove spares a scan)."""
         return known_checks(self.stats)
+
+    @property
+    def keys(self) -> Keys:
+        """The live range-partitioned tables' keys (what an ATTACH PARTITION's CHECK proves)."""
+        return known_keys(self.stats)
 
     def basis(self, relation: str | None) -> str:
         """The estimate a verdict on `relation` is based on, in words."""

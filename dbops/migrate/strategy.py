@@ -82,10 +82,12 @@ def online_steps(migration: Migration, state: RunState | None = None,
     tables need no rewrite); raises MigrationError for what cannot be made safe, naming the file,
     line, the estimate the refusal is based on and the recipe."""
     state = state or RunState()
-    # Not the live CHECK constraints: the online SET NOT NULL adds one, and a rerun after a
-    # crash must find the same steps as its journal (an unneeded rewrite is harmless).
+    # A live CHECK never spares SET NOT NULL here: the online SET NOT NULL adds one, and a rerun
+    # after a crash must find the same steps as its journal (an unneeded rewrite is harmless).
+    # One that proves a partition's bounds spares a refusal.
     analyses = analyze(migration, direction=direction, new=state.new, empty=state.empty,
-                       columns=state.columns, rows=state.rows)
+                       columns=state.columns, rows=state.rows, checks=state.checks,
+                       keys=state.keys, prove_not_null=False)
     steps: list[OnlineStep] = []
     for analysis in analyses:
         statement = analysis.statement
