@@ -2,9 +2,9 @@
 
 What it measures. Every case is a SQL file with its expected verdict on a large or a small table
 (tests/lint_corpus/cases.yaml). A throwaway PostgreSQL cluster (dbops.local, free port, removed
-at the end) gets two databases built by the corpus's schema.sql and fill.sql: `large` (orders
-and events_2025 ~74 MB each: over lint.max_blocking 1s of estimated blocking) and `small` (100
-rows). Then
+at the end) gets two databases built by the corpus's schema.sql and fill.sql: `large` (orders,
+events_2025 and events_2026 ~74 MB each: over lint.max_blocking 1s of estimated blocking) and
+`small` (100 rows). Then
 
   dbops    `dbops migrate lint FILES --env <size> --format json` (one call per size, the plan's
            zero_downtime off so the SQL is judged as written), with live statistics: a hazard is

@@ -185,8 +185,8 @@ class _Analyzer:
         upper = _constant(uppers[0]) if len(uppers) == 1 else None
         if bound.strategy != "r" or len(key) != 1 or lower is None or upper is None:
             return False
-        return any(t == table_key(partition) and _proves_range(check, key[0], lower, upper)
-                   for t, check in self.checks)
+        checks = tuple(check for t, check in self.checks if t == table_key(partition))
+        return _proves_range(checks, key[0], lower, upper)
 
     def is_new(self, table: str) -> bool:
         return table_key(table) in self.created
@@ -611,15 +611,16 @@ def _constant(node: ast.Node | tuple[ast.Node, ...] | None) -> str | None:
     return None
 
 
-def _proves_range(expression: str, key: str, lower: str, upper: str) -> bool:
-    """Whether a CHECK expression proves the range partition's bound `key IS NOT NULL AND key
-    >= lower AND key < upper` the way PostgreSQL does: these very terms of an AND (the
-    comparisons alone do not prove the IS NOT NULL to it)."""
+def _proves_range(checks: tuple[str, ...], key: str, lower: str, upper: str) -> bool:
+    """Whether a table's CHECK expressions, together, prove the range partition's bound `key
+    IS NOT NULL AND key >= lower AND key < upper` the way PostgreSQL does: these very terms,
+    each a CHECK or a term of its AND (the comparisons alone do not prove the IS NOT NULL to it)."""
     bounds = {(str(getattr(term.name[-1], "sval", "")), _constant(term.rexpr))
-              for term in _conjuncts(expression)
+              for check in checks for term in _conjuncts(check)
               if isinstance(term, ast.A_Expr) and term.kind == enums.A_Expr_Kind.AEXPR_OP
               and term.name and _column(term.lexpr) == key}
-    return {(">=", lower), ("<", upper)} <= bounds and key in not_null_columns(expression)
+    return {(">=", lower), ("<", upper)} <= bounds \
+        and any(key in not_null_columns(check) for check in checks)
 
 
 def _column_type(column: ast.ColumnDef) -> ColumnType:

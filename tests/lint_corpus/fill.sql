@@ -1,4 +1,4 @@
--- Rows for schema.sql's tables: current_setting('corpus.rows') orders and events_2025 rows
+-- Rows for schema.sql's tables: current_setting('corpus.rows') orders, events_2025, events_2026 rows
 -- (the payload makes a row ~1.1 kB, so the large database needs few rows to pass
 -- lint.max_blocking), a hundred customers, and the views computed from them.
 INSERT INTO customers SELECT g, 'c' || g || '@example.com' FROM generate_series(1, 100) g;
@@ -10,6 +10,9 @@ FROM generate_series(1, current_setting('corpus.rows')::int) g;
 ALTER TABLE orders ADD CONSTRAINT orders_amount_positive CHECK (amount >= 0) NOT VALID;
 INSERT INTO events_2025
 SELECT g, '2025-01-01'::date + g % 365, repeat('x', 1000)
+FROM generate_series(1, current_setting('corpus.rows')::int) g;
+INSERT INTO events_2026
+SELECT g, '2026-01-01'::date + g % 365, repeat('x', 1000)
 FROM generate_series(1, current_setting('corpus.rows')::int) g;
 CREATE MATERIALIZED VIEW recent_orders AS SELECT id, customer_id, amount, payload FROM orders;
 CREATE UNIQUE INDEX recent_orders_id ON recent_orders (id);

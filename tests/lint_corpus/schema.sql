@@ -23,5 +23,9 @@ CREATE SEQUENCE invoice_seq;
 CREATE TABLE events (id bigint, at date, payload text) PARTITION BY RANGE (at);
 CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE TABLE events_2025 (id bigint, at date, payload text);
+-- Ready to attach: its valid CHECKs prove the bound FOR VALUES FROM ('2026-01-01') TO ('2027-01-01').
+CREATE TABLE events_2026 (id bigint, at date CONSTRAINT events_2026_at_nn CHECK (at IS NOT NULL),
+                          payload text,
+                          CONSTRAINT events_2026_bounds CHECK (at >= '2026-01-01' AND at < '2027-01-01'));
 CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER orders_audit AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
