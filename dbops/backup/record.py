@@ -31,21 +31,21 @@ def sync(conn: psycopg.Connection[Any], environment: str, directory: Path,
     """Make the environment's rows for `directory` equal to its `manifests` (one transaction;
     the dbops schema is up to date)."""
     where = location(directory)
-    with conn.transaction():
-        for m in manifests:
-            check = m.last_check
-            conn.execute(
-                "INSERT INTO dbops.backup_catalog (id, environment, location, started_at, reason,"
-                " size, verified, restore_tested_at, manifest) VALUES"
-                " (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-                " environment = excluded.environment, location = excluded.location,"
-                " started_at = excluded.started_at, reason = excluded.reason,"
-                " size = excluded.size, verified = excluded.verified,"
-                " restore_tested_at = excluded.restore_tested_at,"
-                " manifest = excluded.manifest, recorded_at = now()",
-                (m.id, environment, where, m.started_at, m.reason, m.size,
-                 None if check is None else check.ok,
-                 m.restore_test.at if m.restore_test else None, Jsonb(m.to_dict())))
+    rows = [(m.id, environment, where, m.started_at, m.reason, m.size,
+             None if m.last_check is None else m.last_check.ok,
+             m.restore_test.at if m.restore_test else None, Jsonb(m.to_dict()))
+            for m in manifests]
+    with conn.transaction(), conn.cursor() as cursor:
+        # One batch (psycopg pipelines executemany), not a round trip per backup.
+        cursor.executemany(
+            "INSERT INTO dbops.backup_catalog (id, environment, location, started_at, reason,"
+            " size, verified, restore_tested_at, manifest) VALUES"
+            " (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            " environment = excluded.environment, location = excluded.location,"
+            " started_at = excluded.started_at, reason = excluded.reason,"
+            " size = excluded.size, verified = excluded.verified,"
+            " restore_tested_at = excluded.restore_tested_at,"
+            " manifest = excluded.manifest, recorded_at = now()", rows)
         conn.execute("DELETE FROM dbops.backup_catalog WHERE environment = %s AND location = %s"
                      " AND NOT id = ANY(%s)", (environment, where, [m.id for m in manifests]))
 
