@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import click
+import pytest
 from click.testing import CliRunner, Result
 
 from dbops.cli import main
