@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from psycopg import IsolationLevel
 
-from dbops.pool.base import connection_lost, reason_of
 from dbops.pool.connection import PooledConnection, record_statement
-from dbops.pool.errors import ConnectionLost
+from dbops.pool.errors import ConnectionLost, connection_lost, reason_of
 
 if TYPE_CHECKING:
     from dbops.pool.aio import AsyncPoolManager
     from dbops.pool.aio_pool import AsyncPooledConnection
+    from dbops.pool.base import Written
     from dbops.pool.manager import PoolManager
 
 T = TypeVar("T")
@@ -103,8 +103,17 @@ async def run_async(
             stage.enter(COMMIT)
     except BaseException:
         stage.failed(conn)
+        await plain_async(conn)
         raise
+    await plain_async(conn)
     return result
+
+
+async def plain_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    """plain() for an async connection (no round trip: the connection is idle)."""
+    with contextlib.suppress(psycopg.Error):
+        await conn.set_isolation_level(None)
+        await conn.set_read_only(None)
 
 
 class TransactionBlock:
@@ -113,7 +122,7 @@ class TransactionBlock:
     ConnectionLost saying whether the COMMIT was sent."""
 
     __slots__ = ("_conn", "_frame", "_level", "_manager", "_pool", "_read_only", "_stage",
-                 "_timeout", "_tx")
+                 "_timeout", "_tx", "_written")
 
     def __init__(
         self,
@@ -122,14 +131,16 @@ class TransactionBlock:
         read_only: bool,
         timeout: float | None,
         frame: Any,
+        written: Written,
     ) -> None:
         self._manager, self._level, self._read_only = manager, level, read_only
-        self._timeout, self._frame = timeout, frame
+        self._timeout, self._frame, self._written = timeout, frame, written
 
     def __enter__(self) -> PooledConnection:
         m = self._manager
         self._pool, conn = m._checkout(
-            "read" if self._read_only else "write", self._timeout, True, None, self._frame
+            "read" if self._read_only else "write", self._timeout, True, None, self._frame,
+            self._written,
         )
         self._conn, self._stage = conn, Stage()
         try:
@@ -162,7 +173,7 @@ class TransactionBlock:
     def _finish(self, exc: BaseException | None) -> None:
         """Return the connection; a lost one raises ConnectionLost (from `exc`)."""
         m, pool, conn = self._manager, self._pool, self._conn
-        m._release(pool, conn, not self._read_only)
+        m._release(pool, conn, None if self._read_only else self._written)
         if exc is not None and connection_lost(exc, conn):
             if pool is not m._primary:
                 m._eject(pool.node, reason_of(exc))
@@ -182,7 +193,7 @@ class AsyncTransactionBlock:
         read_only: bool,
         timeout: float | None,
         frame: Any,
-        written: Any,
+        written: Written,
     ) -> None:
         self._manager, self._level, self._read_only = manager, level, read_only
         self._timeout, self._frame, self._written = timeout, frame, written
