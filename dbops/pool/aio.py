@@ -134,12 +134,8 @@ class AsyncPoolManager(ManagerCore):
         return await drive_async(self._last_write_steps())
 
     def connection(
-        self,
-        intent: Intent = "write",
-        *,
-        timeout: float | None = None,
-        leak_detection: bool = True,
-        after_lsn: str | None = None,
+        self, intent: Intent = "write", *, timeout: float | None = None,
+        leak_detection: bool = True, after_lsn: str | None = None,
     ) -> AsyncCheckout:
         """An async context manager lending an autocommit connection for the block (routing as
         in PoolManager.connection)."""
@@ -150,13 +146,8 @@ class AsyncPoolManager(ManagerCore):
         )
 
     def query(
-        self,
-        sql: Any,
-        params: Any = None,
-        *,
-        read_only: bool = False,
-        timeout: float | None = None,
-        row_factory: Any = None,
+        self, sql: Any, params: Any = None, *, read_only: bool = False,
+        timeout: float | None = None, row_factory: Any = None,
     ) -> Coroutine[Any, Any, list[Any]]:
         """One statement, its rows; reads retried on the next candidate when a server goes away,
         a write never sent twice (see PoolManager.query)."""
@@ -178,12 +169,8 @@ class AsyncPoolManager(ManagerCore):
     ) -> AsyncTransactionBlock: ...
 
     def transaction(
-        self,
-        fn: Callable[[AsyncPooledConnection], Awaitable[T]] | None = None,
-        *,
-        isolation: Isolation | None = None,
-        retries: int = 3,
-        read_only: bool = False,
+        self, fn: Callable[[AsyncPooledConnection], Awaitable[T]] | None = None, *,
+        isolation: Isolation | None = None, retries: int = 3, read_only: bool = False,
         timeout: float | None = None,
     ) -> Coroutine[Any, Any, T] | AsyncTransactionBlock:
         """`await fn(conn)` in one transaction, retried like PoolManager.transaction; without
@@ -197,13 +184,8 @@ class AsyncPoolManager(ManagerCore):
         )
 
     async def _checkout(
-        self,
-        intent: Intent,
-        timeout: float | None,
-        leak_detection: bool,
-        after_lsn: str | None,
-        site: Caller,
-        written: Written,
+        self, intent: Intent, timeout: float | None, leak_detection: bool,
+        after_lsn: str | None, site: Caller, written: Written,
     ) -> tuple[AsyncPool, AsyncPooledConnection]:
         steps = self._checkout_steps(intent, timeout, leak_detection, after_lsn, site, written)
         return await drive_async(steps)

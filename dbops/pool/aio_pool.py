@@ -8,50 +8,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator
 from time import perf_counter
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 
-from dbops.pool.connection import record_statement
+from dbops.pool.connection import Pooled, Timed
 from dbops.pool.core import CONNECT, WAIT, Caller, Step, Store, Waiter
-from dbops.pool.metrics import NodeMetrics
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 
 
-class AsyncPooledConnection(psycopg.AsyncConnection[Any]):
+class AsyncPooledConnection(Pooled, psycopg.AsyncConnection[Any]):
     """An async psycopg connection that knows its pool, age, and the statements of its checkout."""
-
-    _dbops_id: int
-    _dbops_born: float
-    _dbops_idle_since: float
-    _dbops_times: list[float]  # durations of this checkout's statements; failed ones negated
-    _dbops_log_after: float
-    _dbops_metrics: NodeMetrics
-    _dbops_cursor: InstrumentedAsyncCursor
-    _dbops_generation: int
 
 
 class InstrumentedAsyncCursor(psycopg.AsyncCursor[Any]):
     """Times every statement run through a pooled async connection."""
 
-    async def execute(
-        self,
-        query: Any,
-        params: Any = None,
-        *,
-        prepare: bool | None = None,
-        binary: bool | None = None,
-    ) -> InstrumentedAsyncCursor:
-        conn = cast(AsyncPooledConnection, self._conn)
-        started = perf_counter()
-        try:
+    async def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None,
+                      binary: bool | None = None) -> InstrumentedAsyncCursor:
+        with Timed(self._conn, query, params):
             await super().execute(query, params, prepare=prepare, binary=binary)
-        except BaseException:
-            record_statement(conn, query, params, perf_counter() - started, failed=True)
-            raise
-        record_statement(conn, query, params, perf_counter() - started, failed=False)
         return self
 
 

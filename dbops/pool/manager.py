@@ -151,12 +151,8 @@ class PoolManager(ManagerCore):
         return drive(self._last_write_steps())
 
     def connection(
-        self,
-        intent: Intent = "write",
-        *,
-        timeout: float | None = None,
-        leak_detection: bool = True,
-        after_lsn: str | None = None,
+        self, intent: Intent = "write", *, timeout: float | None = None,
+        leak_detection: bool = True, after_lsn: str | None = None,
     ) -> Checkout:
         """A context manager lending a connection for the block and taking it back afterwards.
 
@@ -170,13 +166,8 @@ class PoolManager(ManagerCore):
         return Checkout(self, intent, timeout, leak_detection, after_lsn)
 
     def query(
-        self,
-        sql: Any,
-        params: Any = None,
-        *,
-        read_only: bool = False,
-        timeout: float | None = None,
-        row_factory: Any = None,
+        self, sql: Any, params: Any = None, *, read_only: bool = False,
+        timeout: float | None = None, row_factory: Any = None,
     ) -> list[Any]:
         """Run one statement and return its rows ([] for a statement without a result).
 
@@ -202,12 +193,8 @@ class PoolManager(ManagerCore):
     ) -> TransactionBlock: ...
 
     def transaction(
-        self,
-        fn: Callable[[PooledConnection], T] | None = None,
-        *,
-        isolation: Isolation | None = None,
-        retries: int = 3,
-        read_only: bool = False,
+        self, fn: Callable[[PooledConnection], T] | None = None, *,
+        isolation: Isolation | None = None, retries: int = 3, read_only: bool = False,
         timeout: float | None = None,
     ) -> T | TransactionBlock:
         """Run `fn(conn)` inside one transaction and return its result; commit when it returns,
@@ -228,13 +215,8 @@ class PoolManager(ManagerCore):
         return drive(steps)  # type: ignore[no-any-return]
 
     def _checkout(
-        self,
-        intent: Intent,
-        timeout: float | None,
-        leak_detection: bool,
-        after_lsn: str | None,
-        site: Caller,
-        written: Written,
+        self, intent: Intent, timeout: float | None, leak_detection: bool,
+        after_lsn: str | None, site: Caller, written: Written,
     ) -> tuple[Pool, PooledConnection]:
         return drive(self._checkout_steps(intent, timeout, leak_detection, after_lsn, site, written))
 
