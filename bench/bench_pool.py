@@ -64,7 +64,7 @@ from psycopg_pool import ConnectionPool
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from psycopg_pool_store import manager_on_psycopg_pool
+from psycopg_pool_store import PsycopgPoolManager  # issue 15: the psycopg_pool store variant
 
 from dbops.connect import Endpoint
 from dbops.local import Cluster
@@ -274,9 +274,9 @@ def main() -> int:
             manager = PoolManager(endpoint(primary), min_size=size, max_size=size,
                                   leak_detection_threshold=30.0, log_slow_queries=True).open()
             # Issue 15: the same manager with psycopg_pool.ConnectionPool as its store.
-            pp_manager = manager_on_psycopg_pool(
-                PoolManager(endpoint(primary), min_size=size, max_size=size,
-                            leak_detection_threshold=30.0, log_slow_queries=True)).open()
+            pp_manager = PsycopgPoolManager(endpoint(primary), min_size=size, max_size=size,
+                                            leak_detection_threshold=30.0,
+                                            log_slow_queries=True).open()
 
             def psycopg_pool_work() -> None:
                 with ppool.connection() as conn:

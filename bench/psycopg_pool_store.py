@@ -133,16 +133,7 @@ class PsycopgPoolStore:
         self.pool.close()
 
 
-def manager_on_psycopg_pool(manager: PoolManager) -> PoolManager:
-    """`manager` (not opened yet) with each server's store replaced by a PsycopgPoolStore."""
-    from dbops.pool.upkeep import Upkeep
+class PsycopgPoolManager(PoolManager):
+    """PoolManager with psycopg_pool.ConnectionPool as each server's store."""
 
-    m: Any = manager
-    pools = {node: PsycopgPoolStore(node, m._base.conninfo(node), m.settings,
-                                    m._base.metrics[node], describe=ep.describe())
-             for node, ep in m._base.endpoints.items()}
-    m._pools = pools
-    m._primary = pools["primary"]
-    m._replicas = {name: pools[name] for name in m._base.replica_names}
-    m._upkeep = Upkeep(m._base, pools, m._eject)
-    return manager
+    _store = PsycopgPoolStore  # type: ignore[assignment]

@@ -107,11 +107,14 @@ class AsyncPoolManager(ManagerCore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tasks: list[asyncio.Task[None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the manager was opened in (the health monitor resets it there)."""
 
     async def open(self) -> AsyncPoolManager:
         """Connect (PoolUnavailable when the primary cannot be reached), fill min_size, measure
         the replicas once and start the maintenance and monitor tasks."""
         if not self._open:
+            self.loop = asyncio.get_running_loop()
             await drive_async(self._open_steps())
             await self._start_tasks()
         return self
