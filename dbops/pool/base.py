@@ -114,35 +114,39 @@ def backoff(base: float, attempt: int) -> float:
 
 
 def drive(steps: Steps[T]) -> T:
-    """Run a core generator for the thread shell: call each step, send back its result."""
-    reply: Any = None
-    failure: BaseException | None = None
-    while True:
-        try:
-            fn, args = steps.send(reply) if failure is None else steps.throw(failure)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        try:
-            reply, failure = fn(*args), None
-        except BaseException as exc:
-            reply, failure = None, exc
+    """Run a core generator for the thread shell: call each step, send back its result, throw
+    back its exception. On every query: kept to one loop without per-step branching."""
+    send = steps.send
+    try:
+        fn, args = send(None)
+        while True:
+            try:
+                reply = fn(*args)
+            except BaseException as exc:
+                fn, args = steps.throw(exc)
+            else:
+                fn, args = send(reply)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 async def drive_async(steps: Steps[T]) -> T:
-    """Run a core generator for the asyncio shell: await each step (a cancellation is thrown
-    into the generator at the step it interrupted, so the core gives back what it holds)."""
-    result: tuple[bool, Any] = (True, None)
-    while True:
-        ok, value = result
-        try:
-            fn, args = steps.send(value) if ok else steps.throw(value)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        try:
-            outcome = fn(*args)
-            result = (True, await outcome if isinstance(outcome, Awaitable) else outcome)
-        except BaseException as exc:
-            result = (False, exc)
+    """Run a core generator for the asyncio shell: await each step that returns an awaitable (a
+    cancellation is thrown into the generator at the step it interrupted, so the core gives
+    back what it holds)."""
+    try:
+        fn, args = steps.send(None)
+        while True:
+            try:
+                outcome = fn(*args)
+                if isinstance(outcome, Awaitable):
+                    outcome = await outcome
+            except BaseException as exc:
+                fn, args = steps.throw(exc)
+            else:
+                fn, args = steps.send(outcome)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class ManagerCore:
@@ -438,14 +442,21 @@ class ManagerCore:
         """One statement, its rows. A read whose server goes away is retried on the next
         candidate (ending on the primary); a write whose connection is lost raises
         ConnectionLost(may_have_committed=True) and is never sent again."""
-        intent: Intent = "read" if read_only else "write"
-        mark = None if read_only else written
+        routed = read_only and bool(self._replicas)
+        mark = written if not read_only and self._track_writes else None
         last: BaseException | None = None
         for _ in range(len(self._pools) + 1 if read_only else 1):
             try:
-                pool, conn = yield from self._checkout_steps(
-                    intent, timeout, True, None, site, written
-                )
+                if routed:
+                    pool, conn = yield from self._checkout_steps(
+                        "read", timeout, True, None, site, written
+                    )
+                else:  # the hot path, inlined: the primary's pool
+                    if not self._open:
+                        raise PoolClosed(self._not_open)
+                    pool = self._primary
+                    wait = self._timeout if timeout is None else timeout
+                    conn = yield pool.getconn, (wait, site, self._leak_check)
             except (PoolUnavailable, PoolExhausted) as exc:
                 if last is None:
                     raise
@@ -464,7 +475,9 @@ class ManagerCore:
                     raise ConnectionLost(PRIMARY, reason_of(exc), may_have_committed=True) from exc
                 last = exc
                 continue
-            yield from self._release_steps(pool, conn, mark)
+            if mark is not None:
+                mark.lsn = UNRESOLVED
+            yield pool.putconn, (conn,)
             return rows  # type: ignore[no-any-return]
         assert last is not None
         raise ConnectionLost(PRIMARY, reason_of(last), may_have_committed=False) from last
