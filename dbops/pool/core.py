@@ -74,7 +74,6 @@ _IN_TRANSACTION = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 CONNECT, WAIT, ROLLBACK = "connect", "wait", "rollback"
 Step = tuple[Any, ...]
 Caller = FrameType | Site | None
-Task = "asyncio.Task[Any] | None"
 
 
 def sever(
