@@ -143,6 +143,26 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class PgBackRest:
+    """The pgbackrest engine's declaration: where the repository is, when each kind of backup
+    runs, what expire keeps (pgBackRest's own retention terms) and the RPO promised."""
+
+    repository: Path
+    stanza: str
+    config: Path
+    full: str | None
+    differential: str | None
+    incremental: str | None
+    retention_full: int
+    retention_diff: int | None
+    retention_archive: int | None
+    compress: Literal["none", "gz", "lz4", "zst", "bz2"]
+    process_max: int
+    archive_timeout: timedelta
+    recovery_objective: timedelta
+
+
+@dataclass(frozen=True)
 class BackupPolicy:
     directory: Path
     before_migrate: bool
@@ -153,6 +173,8 @@ class BackupPolicy:
     retention: Retention
     verify_checksums: bool
     restore_test: str
+    engine: Literal["pg_dump", "pgbackrest"] = "pg_dump"
+    pgbackrest: PgBackRest | None = None
 
 
 @dataclass(frozen=True)
@@ -310,6 +332,28 @@ def _tls_file(root: Path, value: str | None) -> Path | None:
     return Path(value) if value == "system" else root / value
 
 
+def _pgbackrest(block: dict[str, Any] | None, *, root: Path,
+                environment: str) -> PgBackRest | None:
+    if block is None:
+        return None
+    retention = block.get("retention", {})
+    return PgBackRest(
+        repository=root / block["repository"],
+        stanza=block.get("stanza", environment),
+        config=root / block["config"],
+        full=block.get("full"),
+        differential=block.get("differential"),
+        incremental=block.get("incremental"),
+        retention_full=retention.get("full", 2),
+        retention_diff=retention.get("differential"),
+        retention_archive=retention.get("archive"),
+        compress=block["compress"],
+        process_max=block["process_max"],
+        archive_timeout=_dur(block["archive_timeout"]),
+        recovery_objective=_dur(block["recovery_objective"]),
+    )
+
+
 def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
     """Turn a validated document with defaults filled in into a Plan."""
     d = doc.data
@@ -399,6 +443,9 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             ),
             verify_checksums=backup["verify"]["checksums"],
             restore_test=backup["verify"]["restore_test"],
+            engine=backup["engine"],
+            pgbackrest=_pgbackrest(backup.get("pgbackrest"), root=root,
+                                   environment=d["environment"]),
         ),
         health=Health(
             enabled=health["enabled"],
