@@ -237,10 +237,22 @@ class Runner:
         """pgbackrest check: the configuration, the repository, and a WAL segment archived."""
         self.run("check")
 
+    def retention(self) -> list[str]:
+        """The plan's retention as options: what backup's own expire and `expire` apply, even
+        when the configuration file was written under an older plan."""
+        policy = self.policy
+        options = [f"--repo1-retention-full={policy.retention_full}"]
+        if policy.retention_diff is not None:
+            options.append(f"--repo1-retention-diff={policy.retention_diff}")
+        if policy.retention_archive is not None:
+            options.append(f"--repo1-retention-archive={policy.retention_archive}")
+        return options
+
     def backup(self, kind: BackupType, reason: str) -> None:
         """A backup of `kind`, annotated with dbops' reason (pgBackRest keeps it with the set)."""
-        self.run(f"--type={kind}", f"--annotation=dbops-reason={reason}", "backup",
-                 timeout=TIMEOUT)
+        self.run(f"--type={kind}", f"--annotation=dbops-reason={reason}", *self.retention(),
+                 f"--process-max={self.policy.process_max}",
+                 f"--compress-type={self.policy.compress}", "backup", timeout=TIMEOUT)
 
     def info(self) -> RepositoryInfo:
         return parse_info(self.run("--output=json", "info"), self.policy.stanza)
@@ -251,7 +263,8 @@ class Runner:
         return self.run(*args, timeout=TIMEOUT)
 
     def expire(self, *, dry_run: bool = False) -> str:
-        return self.run(*(["--dry-run"] if dry_run else []), "--log-level-console=info", "expire")
+        return self.run(*(["--dry-run"] if dry_run else []), *self.retention(),
+                        "--log-level-console=info", "expire")
 
     def restore(self, into: Path, *, target_time: datetime | None) -> str:
         """Restore into the empty directory `into` (never the server's own): to `target_time`
