@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import psycopg
 
+from dbops.backup.archiving import ArchiveStatus
+from dbops.backup.archiving import read as read_archive
 from dbops.backup.errors import BackupError
 from dbops.config.model import PgBackRest
 
@@ -46,16 +48,22 @@ class ServerFacts:
 
 
 def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
-    """Read from the server (data_directory needs a superuser or pg_read_all_settings)."""
-    row = conn.execute(
-        "SELECT current_setting('data_directory'), current_setting('port')::int,"
-        " split_part(current_setting('unix_socket_directories'), ',', 1), current_user,"
-        " current_setting('server_version_num')").fetchone()
-    assert row is not None
-    if not row[2].strip():
+    """Read from the server; BackupError when the role may not see data_directory (a superuser
+    or a member of pg_read_all_settings may). Never aborts the caller's transaction."""
+    rows = dict(conn.execute(
+        "SELECT name, setting FROM pg_settings WHERE name IN ('data_directory', 'port',"
+        " 'unix_socket_directories', 'server_version_num')").fetchall())
+    row = conn.execute("SELECT current_user").fetchone()
+    if "data_directory" not in rows:
+        raise BackupError("the role cannot read data_directory, which pgBackRest's configuration "
+                          "needs: connect as a superuser or grant pg_read_all_settings")
+    socket_dir = str(rows.get("unix_socket_directories", "")).split(",")[0].strip()
+    if not socket_dir:
         raise BackupError("the server listens on no Unix socket (unix_socket_directories is "
                           "empty): pgBackRest reaches PostgreSQL through its socket")
-    return ServerFacts(Path(row[0]), row[1], row[2].strip(), row[3], str(int(row[4]) // 10000))
+    return ServerFacts(Path(rows["data_directory"]), int(rows["port"]), socket_dir,
+                       str(row[0]) if row else "postgres",
+                       str(int(rows["server_version_num"]) // 10000))
 
 
 def render_config(policy: PgBackRest, facts: ServerFacts) -> str:
@@ -88,17 +96,6 @@ def render_config(policy: PgBackRest, facts: ServerFacts) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def archive_command(policy: PgBackRest) -> str:
-    """The archive_command that pushes each WAL segment into the stanza's repository."""
-    return f"{BINARY} --config={policy.config} --stanza={policy.stanza} archive-push %p"
-
-
-def archive_settings(policy: PgBackRest) -> dict[str, str]:
-    """The server settings WAL archiving into pgBackRest needs (archive_mode needs a restart)."""
-    return {"archive_mode": "on", "archive_command": archive_command(policy),
-            "archive_timeout": f"{int(policy.archive_timeout.total_seconds())}s"}
 
 
 @dataclass(frozen=True)
@@ -200,8 +197,7 @@ class Runner:
     def run(self, *args: str, timeout: float = _QUICK) -> str:
         """Run `pgbackrest --config=... --stanza=... ARGS`; its stdout, or BackupError with the
         last line pgBackRest wrote."""
-        command = [BINARY, f"--config={self.policy.config}", f"--stanza={self.policy.stanza}",
-                   *args]
+        command = [*stanza_command(self.policy, "").split(), *args]
         return self._run(command, timeout=timeout)
 
     def _run(self, command: Sequence[str], *, timeout: float) -> str:
@@ -220,13 +216,13 @@ class Runner:
             raise BackupError(f"{BINARY} is not installed on this machine (bin/bootstrap installs "
                               "it: apt-get install pgbackrest)") from None
         except subprocess.TimeoutExpired:
-            raise BackupError(f"{' '.join(command[3:4])} did not finish within "
+            raise BackupError(f"pgbackrest {command[-1]} did not finish within "
                               f"{timeout:.0f}s") from None
         if done.returncode != 0:
             lines = [line for line in (done.stderr + done.stdout).splitlines()
                      if line.strip() and "exclude special file" not in line]
             detail = lines[-1].strip() if lines else f"exit status {done.returncode}"
-            raise BackupError(f"pgbackrest {command[3]} (stanza {self.policy.stanza}) failed: "
+            raise BackupError(f"pgbackrest {command[-1]} (stanza {self.policy.stanza}) failed: "
                               f"{detail}")
         return done.stdout
 
@@ -278,3 +274,40 @@ class Runner:
 
 def valid_label(text: str) -> bool:
     return bool(_LABEL.match(text))
+
+
+@dataclass(frozen=True)
+class LiveSetup:
+    """What inspection finds of the pgbackrest engine: the server's facts, the configuration
+    file as it is on this machine (None: absent or unreadable here), whether the stanza exists
+    in the repository (None: the repository cannot be read from here), and archiving now."""
+
+    facts: ServerFacts | None
+    config: str | None
+    stanza_exists: bool | None
+    archive: ArchiveStatus
+    problem: str = ""  # why `facts` could not be read
+
+
+def read_setup(conn: psycopg.Connection[Any], policy: PgBackRest) -> LiveSetup:
+    """Read-only: the server's facts and pg_stat_archiver, the files where they are reachable."""
+    try:
+        facts: ServerFacts | None = server_facts(conn)
+        problem = ""
+    except BackupError as exc:
+        facts, problem = None, str(exc)
+    try:
+        config: str | None = policy.config.read_text(encoding="utf-8")
+    except OSError:
+        config = None
+    info = policy.repository / "backup" / policy.stanza / "backup.info"
+    try:
+        exists: bool | None = info.exists() if policy.repository.is_dir() else None
+    except OSError:
+        exists = None
+    return LiveSetup(facts, config, exists, read_archive(conn), problem)
+
+
+def stanza_command(policy: PgBackRest, action: str) -> str:
+    """The shell command for `pgbackrest ACTION` on the database host (apply runs it there)."""
+    return f"{BINARY} --config={policy.config} --stanza={policy.stanza} {action}"

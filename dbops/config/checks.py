@@ -144,6 +144,12 @@ def _backup_engine(doc: Document, backup: dict[str, Any] | None) -> list[Problem
     if engine == "pgbackrest" and "pgbackrest" not in backup:
         return [doc.problem(("backup", "engine"), "engine pgbackrest needs a 'pgbackrest' block "
                             "(pgbackrest: {repository: ...})")]
+    if engine == "pgbackrest":
+        owned = sorted(set(doc.data.get("settings", {})) & {"archive_mode", "archive_command",
+                                                              "archive_timeout"})
+        return [doc.problem(("settings", name), "engine pgbackrest sets it (archive-push into "
+                            "the stanza); remove it from settings (archive_timeout: "
+                            "backup.pgbackrest.archive_timeout)", at_key=True) for name in owned]
     if engine == "pg_dump" and "pgbackrest" in backup:
         return [doc.problem(("backup", "pgbackrest"), "a 'pgbackrest' block is read only with "
                             "engine: pgbackrest (set backup.engine, or remove the block)",

@@ -161,6 +161,17 @@ class PgBackRest:
     archive_timeout: timedelta
     recovery_objective: timedelta
 
+    @property
+    def archive_command(self) -> str:
+        """The archive_command that pushes each WAL segment into the stanza's repository."""
+        return f"pgbackrest --config={self.config} --stanza={self.stanza} archive-push %p"
+
+    def archive_settings(self) -> dict[str, str]:
+        """The server settings archiving into pgBackRest needs; they join the plan's settings
+        (archive_mode needs a restart)."""
+        return {"archive_mode": "on", "archive_command": self.archive_command,
+                "archive_timeout": f"{int(self.archive_timeout.total_seconds())}s"}
+
 
 @dataclass(frozen=True)
 class BackupPolicy:
@@ -354,6 +365,14 @@ def _pgbackrest(block: dict[str, Any] | None, *, root: Path,
     )
 
 
+def _archive_settings(backup: dict[str, Any] | None, *, root: Path,
+                      environment: str) -> dict[str, str]:
+    if backup is None or backup["engine"] != "pgbackrest":
+        return {}
+    declared = _pgbackrest(backup.get("pgbackrest"), root=root, environment=environment)
+    return declared.archive_settings() if declared else {}
+
+
 def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
     """Turn a validated document with defaults filled in into a Plan."""
     d = doc.data
@@ -414,7 +433,8 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             )
             for name, r in d.get("roles", {}).items()
         },
-        settings={k: setting_text(v) for k, v in d.get("settings", {}).items()},
+        settings={**{k: setting_text(v) for k, v in d.get("settings", {}).items()},
+                  **_archive_settings(backup, root=root, environment=d["environment"])},
         migrations=Migrations(
             directory=root / mig["directory"],
             target=mig["target"],
