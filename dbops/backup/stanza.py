@@ -39,7 +39,9 @@ def changes(policy: PgBackRest, live: LiveSetup) -> tuple[list[Change], list[str
             reason=(f"pgBackRest configuration of stanza {policy.stanza}: repository "
                     f"{policy.repository}, server {live.facts.data_directory} on port "
                     f"{live.facts.port}" + ("" if live.config is None else " (it differs)")),
-            reversible=True, detail=tuple(diff), fingerprint=before or ""))
+            reversible=False, detail=tuple(diff), fingerprint=before or "",
+            statements=(wanted,)))
+    # The file's whole text is the change's one statement: apply writes exactly what was planned.
     if not live.stanza_exists:
         found.append(Change(
             kind="backup", address=STANZA, action="+", before=None, after=policy.stanza,
