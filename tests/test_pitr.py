@@ -55,12 +55,22 @@ def archiving_cluster() -> Iterator[tuple[Cluster, Path]]:
 @pytest.fixture(scope="module")
 def pitr_project(archiving_cluster: tuple[Cluster, Path],
                  tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """A project whose plan `test` declares the pgbackrest engine, the stanza set up."""
+    """A project whose plan `test` declares the pgbackrest engine, applied: the configuration
+    written and the stanza created by `dbops apply` (pyinfra on @local)."""
     cluster, base = archiving_cluster
     project = make_project(tmp_path_factory.mktemp("pitr") / "project",
                            TestDatabase(cluster.host, cluster.port, "postgres"))
     project.write_plan(_plan_text(base))
-    PgBackRestBackups(load_plan("test", root=project.root)).setup()
+    planned = project.run("plan", "test")
+    assert "+ backup.pgbackrest.config" in planned.stdout, planned.stdout
+    assert "+ backup.pgbackrest.stanza: pitr" in planned.stdout
+    assert "~ setting.archive_timeout: 0s -> 60s (reload)" in planned.stdout
+    applied = project.run("apply", "test", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert (base / "repo" / "backup" / STANZA / "backup.info").is_file()
+    assert f"[{STANZA}]" in (base / "pgbackrest.conf").read_text()
+    converged = project.run("plan", "test", "--diff")
+    assert converged.returncode == 0, converged.stdout
     return project
 
 
@@ -194,6 +204,20 @@ def test_restore_drill_reports_recovery_time_and_data_loss_window(
     assert re.search(r"in \d+\.\d+s \(recovery time\)", drill.stdout)
     assert "data-loss window proven:" in drill.stdout
     assert "stopped and removed" in drill.stdout
+
+
+def test_plan_shows_the_restart_archive_mode_needs_and_that_archiving_is_off(
+        project: Project) -> None:
+    project.write_plan("backup:\n  directory: dumps\n  engine: pgbackrest\n"
+                       "  pgbackrest: {repository: repo, config: pgbackrest.conf}\n")
+    planned = project.run("plan", "test")
+    assert planned.returncode == 0, planned.stderr
+    assert "~! setting.archive_mode: off -> on (restart)" in planned.stdout
+    assert (f"~ setting.archive_command: (disabled) -> pgbackrest "
+            f"--config={project.root}/pgbackrest.conf --stanza=test archive-push %p"
+            in planned.stdout)
+    assert "+ backup.pgbackrest.stanza: test" in planned.stdout
+    assert "WAL archiving now: WAL archiving is off" in planned.stdout
 
 
 def test_engine_pgbackrest_without_its_block_names_the_line(project: Project) -> None:
