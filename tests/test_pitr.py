@@ -159,6 +159,9 @@ def test_failing_archive_command_shows_in_health_within_one_check(
         assert broken.returncode != 0
         assert re.search(r"critical\s+wal_archiving\s+WAL archiving is failing", broken.stdout)
         assert str(segment) in broken.stdout
+        drift = pitr_project.run("drift", "test")
+        assert drift.returncode == 2
+        assert "backup.archiving: WAL archiving is failing" in drift.stdout
     finally:
         _sql(pitr_project, "ALTER SYSTEM RESET archive_command")
         _sql(pitr_project, "SELECT pg_reload_conf()")
