@@ -113,8 +113,12 @@ def test_pitr_restore_contains_exactly_the_rows_written_before_the_target(
 
     into = base / "restored"
     result = pitr_project.run("backup", "restore", "test", "--to-time", str(target),
-                              "--into", str(into))
+                              "--into", str(into), env={"DB_PASSWORD": "s3cret-pitr-pw"})
     _ok(result)
+    postmaster = int((into / "postmaster.pid").read_text().split()[0])
+    environ = Path(f"/proc/{postmaster}/environ").read_bytes()
+    assert b"s3cret-pitr-pw" not in environ and b"PGPASSWORD" not in environ
+    assert "s3cret-pitr-pw" not in result.stdout + result.stderr
     port = int(re.search(r"runs on 127\.0\.0\.1:(\d+)", result.stdout).group(1))  # type: ignore[union-attr]
     try:
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",

@@ -207,8 +207,7 @@ class Runner:
                 raise BackupError(f"pgBackRest must run as the server's OS user "
                                   f"{self.account.pw_name}: run dbops as that user (or root)")
             prefix = ["runuser", "-u", self.account.pw_name, "--"]
-        env = {name: value for name in _CHILD_BASICS if (value := os.environ.get(name))}
-        env["HOME"] = self.account.pw_dir
+        env = child_environment(self.account)
         try:
             done = subprocess.run([*prefix, *command], capture_output=True, text=True,
                                   timeout=timeout, cwd="/", env=env, check=False)
@@ -270,6 +269,14 @@ class Runner:
             args += ["--type=time", f"--target={target_time.isoformat(sep=' ')}",
                      "--target-action=promote"]
         return self.run(*args, "restore", timeout=TIMEOUT)
+
+
+def child_environment(account: pwd.struct_passwd) -> dict[str, str]:
+    """The whole environment of pgbackrest and of a restored server: PATH, the locale and the OS
+    user's HOME; nothing of dbops' own (no PGPASSWORD, no DB_* variable, no other secret)."""
+    env = {name: value for name in _CHILD_BASICS if (value := os.environ.get(name))}
+    env["HOME"] = account.pw_dir
+    return env
 
 
 def valid_label(text: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -27,12 +28,14 @@ from psycopg.types.json import Jsonb
 from dbops import ledger
 from dbops.backup import archiving
 from dbops.backup.errors import BackupError
+from dbops.backup.manager import _REASON
 from dbops.backup.pgbackrest import (
     BackupSet,
     BackupType,
     RepositoryInfo,
     Runner,
     ServerFacts,
+    child_environment,
     os_account,
     render_config,
     server_facts,
@@ -128,6 +131,9 @@ class PgBackRestBackups:
     def create(self, kind: str = "full", reason: str = "manual") -> BackupSet:
         """A pgBackRest backup of `kind` (full, diff, incr); the newest set it made."""
         backup_type = _kind(kind)
+        if not _REASON.match(reason):
+            raise BackupError(f"reason {reason!r}: one line of at most 100 letters, digits, "
+                              "spaces and punctuation")
         with self._server("backup-create") as (conn, facts):
             runner = self.runner(facts)
             before = {b.label for b in runner.info().backups}
@@ -351,8 +357,9 @@ def _pg_ctl(user: str, data: Path, args: list[str]) -> None:
 
     prefix = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
     command = [*prefix, str(find_bindir() / "pg_ctl"), "-D", str(data), "-w", "-t", "600", *args]
+    # The restored server inherits this environment: nothing of dbops' own goes into it.
     done = subprocess.run(command, capture_output=True, text=True, cwd="/", check=False,
-                          timeout=660)
+                          timeout=660, env=child_environment(pwd.getpwnam(user)))
     if done.returncode != 0:
         lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
         raise BackupError(f"pg_ctl {args[-1]} of the restored copy in {data} failed: "
