@@ -5,17 +5,23 @@ installs it): these tests fail without it, they do not skip."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from harness import TEST_SETTINGS, Project, TestDatabase, make_project, scratch_area
 
+from dbops.backup.archiving import ArchiveStatus, judge
+from dbops.backup.errors import BackupError
+from dbops.backup.pgbackrest import parse_info
 from dbops.backup.pitr import PgBackRestBackups
+from dbops.backup.schedule import overdue_since
 from dbops.config.load import load_plan
 from dbops.local import Cluster
 
@@ -233,3 +239,66 @@ def test_engine_pgbackrest_without_its_block_names_the_line(project: Project) ->
     assert result.returncode == 1
     assert re.search(r"plans/test\.yaml:\d+:\d+: backup\.engine: engine pgbackrest needs a "
                      r"'pgbackrest' block", result.stdout + result.stderr)
+
+
+def _status(**given: object) -> ArchiveStatus:
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    values: dict[str, object] = dict(
+        archive_mode="on", archive_command="pgbackrest ... archive-push %p",
+        archive_timeout="60s", archived_count=10, last_archived_wal="00000001000000000000000A",
+        last_archived_time=now - timedelta(seconds=30), failed_count=0, last_failed_wal=None,
+        last_failed_time=None, read_at=now)
+    values.update(given)
+    return ArchiveStatus(**values)  # type: ignore[arg-type]
+
+
+def test_archiving_judgement_against_the_recovery_objective() -> None:
+    objective = timedelta(minutes=5)
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    assert judge(_status(), objective).verdict == "ok"
+    assert judge(_status(archive_mode="off"), objective).verdict == "critical"
+    failing = _status(failed_count=2, last_failed_wal="00000001000000000000000B",
+                      last_failed_time=now - timedelta(seconds=5))
+    assert judge(failing, objective).verdict == "critical"
+    recovered = _status(failed_count=2, last_failed_time=now - timedelta(minutes=1))
+    assert judge(recovered, objective).verdict == "ok"
+    assert judge(recovered, objective, previous_failed=1).verdict == "critical"
+    stale = judge(_status(last_archived_time=now - timedelta(minutes=12)), objective)
+    assert stale.verdict == "warning"
+    assert "12m old, beyond recovery_objective 5m" in stale.message
+
+
+def test_pgbackrest_info_is_read_oldest_first_with_the_dbops_reason() -> None:
+    text = json.dumps([{"name": "other", "status": {"code": 0, "message": "ok"}},
+                       {"name": STANZA, "status": {"code": 0, "message": "ok"},
+                        "archive": [{"min": "000000010000000000000002",
+                                     "max": "000000010000000000000009"}],
+                        "backup": [
+        {"label": "20261130-220700F_20261130-221000I", "type": "incr",
+         "timestamp": {"start": 1796076600, "stop": 1796076602},
+         "info": {"size": 2000, "repository": {"size": 300}}, "prior": "20261130-220700F",
+         "annotation": {"dbops-reason": "before-migrate"}, "error": False},
+        {"label": "20261130-220700F", "type": "full",
+         "timestamp": {"start": 1796076420, "stop": 1796076423},
+         "info": {"size": 22994194, "repository": {"size": 4523681}}, "error": False}]}])
+    info = parse_info(text, STANZA)
+    assert [b.label for b in info.backups] == ["20261130-220700F",
+                                               "20261130-220700F_20261130-221000I"]
+    assert info.backups[1].reason == "before-migrate" and info.backups[0].reason == ""
+    assert info.newest("full") == info.backups[0]
+    assert (info.archive_min, info.archive_max) == ("000000010000000000000002",
+                                                    "000000010000000000000009")
+    with pytest.raises(BackupError, match="does not know stanza 'nope'"):
+        parse_info(text, "nope")
+    with pytest.raises(BackupError, match="unexpected output"):
+        parse_info("[{\"name\": \"pitr\"}]", STANZA)
+
+
+def test_full_backup_overdue_under_its_schedule() -> None:
+    now = datetime(2026, 12, 9, 12, 0, tzinfo=UTC)  # a Wednesday
+    weekly = "0 1 * * 0"
+    assert overdue_since(weekly, now - timedelta(days=3), now) is None
+    late = overdue_since(weekly, now - timedelta(days=10), now)
+    assert late is not None and "wants one every 7 days" in late
+    assert overdue_since(weekly, None, now) == (
+        "there is no full backup; schedule '0 1 * * 0' wants one every 7 days")
