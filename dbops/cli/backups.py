@@ -23,7 +23,8 @@ from dbops.errors import DbopsError
 
 @main.group()
 def backup() -> None:
-    """pg_dump backups under the plan's policy: create, list, verify, restore, prune."""
+    """Backups under the plan's policy (pg_dump, or pgBackRest with point-in-time recovery):
+    create, list, verify, restore, prune."""
 
 
 @backup.command("create")
