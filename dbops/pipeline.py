@@ -34,8 +34,8 @@ from dbops.errors import (
 )
 from dbops.health.operations import record_drift
 from dbops.inspect import LiveState, inspect, schema_fingerprint
-from dbops.migrate import pending, source
-from dbops.migrate.source import Migration
+from dbops.migrate import files, pending
+from dbops.migrate.files import Migration
 from dbops.planner import make_changeset, target_problem
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     # Replicas: inspect has just reached each of them, or failed.
     findings = privileges.judge(the_plan, privileges.probe(the_plan, replicas=False,
                                                                     command=command))
-    source.check_sum(the_plan.migrations.directory, migrations)
+    files.check_sum(the_plan.migrations.directory, migrations)
     waiting = _waiting(the_plan, live, migrations)
     stats = _table_stats(the_plan, waiting)
     notes = _analysis(the_plan, waiting, stats)
@@ -87,7 +87,7 @@ def check_privileges(planned: Planned, *, doctor: str) -> None:
                                f"lacks {needs} (`{doctor}` prints the GRANT statements)")
 
 
-def load_migrations(the_plan: Plan) -> source.MigrationSet:
+def load_migrations(the_plan: Plan) -> files.MigrationSet:
     """The plan's migration files. A missing directory is an error, never an empty one: running
     from the wrong directory must not look like "in sync"."""
     directory = the_plan.migrations.directory
@@ -96,7 +96,7 @@ def load_migrations(the_plan: Plan) -> source.MigrationSet:
             ("migrations", "directory"),
             f"{directory.resolve()} is not a directory (the plan's migrations directory, "
             "resolved from the project root)")])
-    return source.load(directory)
+    return files.load(directory)
 
 
 def file_problems(the_plan: Plan) -> list[Problem]:
@@ -110,7 +110,7 @@ def file_problems(the_plan: Plan) -> list[Problem]:
     return [problem] if problem else []
 
 
-def _waiting(the_plan: Plan, live: LiveState, migrations: source.MigrationSet) -> list[Migration]:
+def _waiting(the_plan: Plan, live: LiveState, migrations: files.MigrationSet) -> list[Migration]:
     """The pending migrations the plan applies, in order (the planner reports why when none can
     be chosen)."""
     settings = the_plan.migrations
@@ -183,7 +183,7 @@ def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
     migrations, stale_sum = load_migrations(the_plan), ""
     live = inspect(the_plan, command="drift")
     try:
-        source.check_sum(the_plan.migrations.directory, migrations)
+        files.check_sum(the_plan.migrations.directory, migrations)
     except MigrationError as exc:
         stale_sum = str(exc)
     changeset = make_changeset(the_plan, live, as_applied(migrations, live.applied))

@@ -36,7 +36,7 @@ from dbops.errors import MigrationError, PlanError, Problem
 from dbops.health.gates import gate_thresholds
 from dbops.inspect import LiveRole, LiveSetting, LiveState, TableStats
 from dbops.migrate import pending
-from dbops.migrate.source import Migration, MigrationSet
+from dbops.migrate.files import Migration, MigrationSet
 from dbops.setting_values import check, same, spelled_like
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from pathlib import Path
 from dbops import __version__
 from dbops.config.source import display_path
 from dbops.errors import DbopsError
-from dbops.migrate.source import write_sum
+from dbops.migrate.files import write_sum
 
 GITIGNORE_ENTRY = ".dbops/"
 # The GitHub repository the generated workflows take the dbops actions from (action.yml and

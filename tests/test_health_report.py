@@ -17,11 +17,11 @@ from rich.console import Console
 
 from dbops.config.load import load_plan
 from dbops.health.command import run_health
-from dbops.health.history import HealthHistory, history_path
+from dbops.health.display import SPARK_POINTS, sparkline
+from dbops.health.html_report import render_html
 from dbops.health.monitor import HealthSummary
-from dbops.health.render import SPARK_POINTS, sparkline
-from dbops.health.report import render_html
 from dbops.health.result import CheckResult, HealthReport
+from dbops.health.timeline import HealthHistory, history_path
 from dbops.health.trends import trends
 
 REPO = Path(__file__).resolve().parent.parent

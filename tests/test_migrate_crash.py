@@ -19,7 +19,7 @@ import pytest
 from harness import Project, fresh_database, make_project
 
 from dbops.local import Cluster
-from dbops.migrate import source
+from dbops.migrate import files
 from dbops.migrate.history import LOCK_KEY
 from dbops.render import NO_CHANGES
 
@@ -47,7 +47,7 @@ def write_migrations(project: Project) -> None:
         (directory / f"{version(n)}_m{n}.sql").write_text(
             f"-- step {n}\n-- migrate:up\n{up}\n-- migrate:down\nDROP TABLE t{n};\n"
         )
-    source.write_sum(directory)
+    files.write_sum(directory)
 
 
 def start_runner(project: Project) -> subprocess.Popen[str]:

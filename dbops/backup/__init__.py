@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         read_catalog,
         read_manifests,
     )
-    from dbops.backup.report import PruneResult, RestoreResult, VerifyResult
+    from dbops.backup.results import PruneResult, RestoreResult, VerifyResult
     from dbops.backup.schedule import overdue
 
 # Loaded on first use: the planner and drift need the catalog helpers, not pg_dump's machinery.

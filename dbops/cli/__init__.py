@@ -4,14 +4,14 @@ One module a family of commands; importing them registers them on `main`.
 """
 
 from dbops.cli import (  # noqa: F401 - importing them registers the commands
-    audit,
+    audits,
     backups,
     doctor,
     migrations,
     observability,
     plans,
-    project,
+    projects,
 )
-from dbops.cli.base import main
+from dbops.cli.common import main
 
 __all__ = ["main"]

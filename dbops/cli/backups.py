@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dbops.cli.base import (
+from dbops.cli.common import (
     EXIT_ERROR,
     _audited,
     _backups,
@@ -36,7 +36,7 @@ def backup() -> None:
 @handle_errors
 def backup_create(env: str | None, reason: str) -> None:
     """Dump the database into a new backup (written atomically, with its manifest)."""
-    from dbops.backup.report import size
+    from dbops.backup.results import size
 
     backups = _backups(env)
     with _audited(backups.plan, "backup create") as record:
@@ -57,13 +57,13 @@ def backup_list(env: str | None, fmt: str) -> None:
     manifest is damaged is listed as CORRUPT with the reason."""
     from datetime import UTC, datetime
 
-    from dbops.backup import report
+    from dbops.backup import results
 
     found, now = _backups(env).catalog(), datetime.now(UTC)
     click.echo(
-        report.list_json(found.backups, now, found.damaged)
+        results.list_json(found.backups, now, found.damaged)
         if fmt == "json"
-        else "\n".join(report.list_table(found.backups, now, found.damaged))
+        else "\n".join(results.list_table(found.backups, now, found.damaged))
     )
 
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dbops.cli.base import EXIT_ERROR, _env_argument, _load, _set_option, handle_errors, main
+from dbops.cli.common import EXIT_ERROR, _env_argument, _load, _set_option, handle_errors, main
 
 
 @main.command()

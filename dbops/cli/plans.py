@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from dbops.changes import ChangeSet
-from dbops.cli.base import (
+from dbops.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     _confirm,

@@ -23,7 +23,7 @@ from dbops.config.model import Plan
 from dbops.config.units import format_duration
 from dbops.connect import Endpoint, endpoint, mask, open_connection
 from dbops.errors import ConnectionError as DbopsConnectionError
-from dbops.health.backups import BackupFreshness
+from dbops.health.backup_checks import BackupFreshness
 from dbops.health.evaluate import Window, evaluate_primary
 from dbops.health.gates import GATE_CHECKS
 from dbops.health.pool_checks import AttachedPool, PoolReading, evaluate_pool, read_pool

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from dbops.config.model import Plan
 from dbops.errors import DbopsError
-from dbops.health import render
+from dbops.health import display
 from dbops.health.exposure import Exposure, exposure
 from dbops.health.listener import REQUEST_TIMEOUT, WORKERS
 from dbops.health.monitor import HealthMonitor
@@ -84,7 +84,7 @@ def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo
 def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> int:
     """Check once (recording the cycle), then write the HTML report of the recorded history to
     `path`. Returns the check's exit code."""
-    from dbops.health.report import render_html
+    from dbops.health.html_report import render_html
 
     if not plan.health.enabled:
         echo("could not check: health checks are off in the plan (health.enabled: false)")
@@ -97,7 +97,7 @@ def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> int:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise DbopsError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
-    echo(f"wrote {path} ({len(history)} check cycles of history); {render.headline(report)}")
+    echo(f"wrote {path} ({len(history)} check cycles of history); {display.headline(report)}")
     return report.exit_code
 
 
@@ -105,9 +105,9 @@ def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *, compact: bool = False
     report = monitor.force_health_check()
     summary = monitor.get_health_report()
     if fmt == "json":
-        echo(render.to_json(report, summary, indent=None if compact else 2))
+        echo(display.to_json(report, summary, indent=None if compact else 2))
     else:
-        echo(render.text(report, summary))
+        echo(display.text(report, summary))
     return report.exit_code
 
 
@@ -116,8 +116,8 @@ def _live(monitor: HealthMonitor, pause: float, cycles: int | None,
     from rich.live import Live
 
     def view(report: HealthReport) -> Table:
-        return render.table(report, monitor.get_health_report(),
-                            monitor.get_health_history(render.SPARK_POINTS))
+        return display.table(report, monitor.get_health_report(),
+                            monitor.get_health_history(display.SPARK_POINTS))
 
     report = monitor.force_health_check()
     done = 1

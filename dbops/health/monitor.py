@@ -32,12 +32,12 @@ from typing import Any
 from dbops.config.model import Plan
 from dbops.health.alerts import AlertDispatcher, AlertEvent
 from dbops.health.checks import Checker
-from dbops.health.history import HealthHistory, history_path
 from dbops.health.operations import Operations, OperationsReader
 from dbops.health.pool_checks import AttachedPool
 from dbops.health.probe import ServerIdentity
 from dbops.health.recovery import Recoverer
 from dbops.health.result import HealthReport, Status
+from dbops.health.timeline import HealthHistory, history_path
 from dbops.health.trends import Trend, trends
 
 LOG = logging.getLogger("dbops.health.monitor")

@@ -15,8 +15,8 @@ import pglast
 from pglast import ast, enums
 from pglast.stream import RawStream
 
-from dbops.migrate.rules import RULES, SEVERITY_ORDER, Rule, Severity
-from dbops.migrate.source import Migration
+from dbops.migrate.files import Migration
+from dbops.migrate.rulebook import RULES, SEVERITY_ORDER, Rule, Severity
 from dbops.migrate.sql import Statement, split, table_key
 from dbops.migrate.types import ColumnType, Domain, type_change
 
@@ -751,7 +751,7 @@ def lint_text(text: str, file: str = "<sql>") -> list[StatementAnalysis]:
     """Analyse loose SQL (for tests and `explain` of a statement)."""
     from pathlib import Path
 
-    from dbops.migrate.source import Section, checksum
+    from dbops.migrate.files import Section, checksum
 
     migration = Migration("00000000000000", "sql", Path(file), "", Section(text, 1), None, (),
                           "low", None, False, True, checksum(text))

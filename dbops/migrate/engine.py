@@ -20,9 +20,9 @@ from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import endpoint, open_connection
 from dbops.errors import MigrationError, StalePlan
-from dbops.migrate import history, pending, source
+from dbops.migrate import files, history, pending
+from dbops.migrate.files import Migration, MigrationSet
 from dbops.migrate.history import Direction
-from dbops.migrate.source import Migration, MigrationSet
 from dbops.progress import step as progress_step
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class MigrationEngine:
     @cached_property
     def migrations(self) -> MigrationSet:
         """The migration files, parsed and ordered (loaded once)."""
-        return source.load(self.directory)
+        return files.load(self.directory)
 
     def _connect(self, command: str, **kwargs: Any) -> psycopg.Connection[Any]:
         return open_connection(endpoint(self.plan), command=command, **kwargs)
@@ -90,7 +90,7 @@ class MigrationEngine:
         history, dependencies. Empty when all is well."""
         problems: list[str] = []
         try:
-            source.check_sum(self.directory)
+            files.check_sum(self.directory)
         except MigrationError as exc:
             problems.append(str(exc))
         try:
@@ -126,7 +126,7 @@ class MigrationEngine:
     ) -> RunResult:
         """Apply pending migrations up to `target` (default: the plan's target), after the
         plan's before-migrate backup (unless `skip_backup`); refused when that backup fails."""
-        source.check_sum(self.directory, self.migrations)
+        files.check_sum(self.directory, self.migrations)
         settings = self.plan.migrations
         out_of_order = (
             settings.allow_out_of_order if allow_out_of_order is None else allow_out_of_order
@@ -358,7 +358,7 @@ class MigrationEngine:
         """The exact steps a migration file will run, with locks and live estimates."""
         from dbops.migrate.lint import explain
 
-        migration = source.parse(path)
+        migration = files.parse(path)
         return explain(self._prepare(migration, "up"),
                        self.table_stats([migration]) if live else None)
 
@@ -397,7 +397,7 @@ class MigrationEngine:
         write it and dbops.sum, then record it as applied."""
         from dbops.migrate import baseline as dumped
 
-        if source.migration_files(self.directory):
+        if files.migration_files(self.directory):
             raise MigrationError(f"{display_path(self.directory)}/ already has migrations: "
                                  "--from-database writes the first one (use --version VERSION "
                                  "to baseline at an existing file)")
@@ -406,15 +406,15 @@ class MigrationEngine:
         ep = endpoint(self.plan)
         schema = dumped.clean(dumped.dump_schema(ep))
         dumped.verify(ep, schema)
-        version = source.new_version(self.directory)
+        version = files.new_version(self.directory)
         dumped.write(self.directory, version, dumped.migration_text(schema, ep))
-        source.write_sum(self.directory)
+        files.write_sum(self.directory)
         self.__dict__.pop("migrations", None)  # the cached set was read before the file existed
         return self.baseline(version)[-1]
 
     def write_sum(self) -> Path:
-        source.load(self.directory)  # refuse to bless a directory that does not parse
-        return source.write_sum(self.directory)
+        files.load(self.directory)  # refuse to bless a directory that does not parse
+        return files.write_sum(self.directory)
 
     def create_migration(
         self,
@@ -457,7 +457,7 @@ def create_migration(
         loader=jinja2.PackageLoader("dbops", "templates"), keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined, autoescape=False)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{source.new_version(directory)}_{slug}.sql"
+    path = directory / f"{files.new_version(directory)}_{slug}.sql"
     path.write_text(
         templates.get_template("migration.sql.j2").render(
             description=description.strip(),
@@ -468,7 +468,7 @@ def create_migration(
         ),
         encoding="utf-8",
     )
-    source.write_sum(directory)
+    files.write_sum(directory)
     return path
 
 

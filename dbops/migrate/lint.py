@@ -21,9 +21,9 @@ from dbops.migrate.analyze import (
     tracked_after,
     with_live_severity,
 )
+from dbops.migrate.files import Migration
 from dbops.migrate.runner import Execution
 from dbops.migrate.runstate import RunState, starting
-from dbops.migrate.source import Migration
 from dbops.migrate.strategy import refuses
 
 # Hazards the online rewrites remove: with zero-downtime on, they are information, not errors.

@@ -22,8 +22,8 @@ from dbops.changes import MigrationRun
 from dbops.config.model import Retries
 from dbops.errors import MigrationError, StatementFailed
 from dbops.migrate import history
+from dbops.migrate.files import Migration, Section
 from dbops.migrate.history import Direction, Mode
-from dbops.migrate.source import Migration, Section
 from dbops.migrate.sql import Statement, split, table_key
 
 if TYPE_CHECKING:

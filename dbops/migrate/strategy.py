@@ -14,8 +14,8 @@ from psycopg import sql
 
 from dbops.errors import MigrationError
 from dbops.migrate.analyze import RULES, Finding, analyze, with_live_severity
+from dbops.migrate.files import Migration
 from dbops.migrate.runstate import RunState
-from dbops.migrate.source import Migration
 from dbops.migrate.sql import Statement
 
 # Hazards no rewrite removes: a person must follow the recipe (or accept it in the file).

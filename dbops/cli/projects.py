@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dbops.cli.base import _project, handle_errors, main
+from dbops.cli.common import _project, handle_errors, main
 from dbops.config.profiles import PROFILES
 from dbops.config.source import display_path
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
-from dbops.cli.base import (
+from dbops.cli.common import (
     _duration_option,
     _env_argument,
     _load,
