@@ -19,7 +19,7 @@ from dbops.inspect import ROLE_ATTRIBUTES, LiveState
 from dbops.ledger import Snapshot, advance
 from dbops.migrate import pending
 from dbops.migrate.files import MigrationSet
-from dbops.migrate.history import AppliedMigration
+from dbops.migration_history import AppliedMigration
 from dbops.setting_values import SettingSpec, same, spelled_like
 
 Kind = Literal["out-of-band", "pending"]

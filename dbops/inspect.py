@@ -11,13 +11,13 @@ from typing import Any
 import psycopg
 
 from dbops import ledger
+from dbops import migration_history as history
 from dbops.backup import record
 from dbops.backup.manifest import Manifest, read_manifests
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
 from dbops.locks import APPLY_LOCK, lock_holder
-from dbops.migrate import history
 from dbops.setting_values import SettingSpec, display
 
 _SETTINGS = """

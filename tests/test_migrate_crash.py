@@ -20,7 +20,7 @@ from harness import Project, fresh_database, make_project
 
 from dbops.local import Cluster
 from dbops.migrate import files
-from dbops.migrate.history import LOCK_KEY
+from dbops.migration_history import LOCK_KEY
 from dbops.render import NO_CHANGES
 
 COUNT = 10

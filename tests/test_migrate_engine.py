@@ -240,7 +240,7 @@ def test_baseline_adopts_an_existing_database(project: Project) -> None:
 
 
 def test_second_runner_is_told_who_holds_the_lock(project: Project) -> None:
-    from dbops.migrate.history import LOCK_KEY
+    from dbops.migration_history import LOCK_KEY
 
     migration(project, "20250101000001", "CREATE TABLE a (id int);")
     with psycopg.connect(

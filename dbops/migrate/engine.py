@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from dbops import ledger
+from dbops import migration_history as history
 from dbops.changes import MigrationRun
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import endpoint, open_connection
 from dbops.errors import MigrationError, StalePlan
-from dbops.migrate import files, history, pending
+from dbops.migrate import files, pending
 from dbops.migrate.files import Migration, MigrationSet
-from dbops.migrate.history import Direction
+from dbops.migration_history import Direction
 from dbops.progress import step as progress_step
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from dbops.errors import MigrationError
 from dbops.migrate.files import Migration, MigrationSet
-from dbops.migrate.history import AppliedMigration, JournalEntry
+from dbops.migration_history import AppliedMigration, JournalEntry
 
 State = Literal["applied", "pending", "modified", "missing-file", "partial"]
 

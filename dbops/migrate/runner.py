@@ -18,13 +18,13 @@ from psycopg import errors as pgerrors
 from psycopg import sql as pgsql
 from psycopg.pq import TransactionStatus
 
+from dbops import migration_history as history
 from dbops.changes import MigrationRun
 from dbops.config.model import Retries
 from dbops.errors import MigrationError, StatementFailed
-from dbops.migrate import history
 from dbops.migrate.files import Migration, Section
-from dbops.migrate.history import Direction, Mode
 from dbops.migrate.sql import Statement, split, table_key
+from dbops.migration_history import Direction, Mode
 
 if TYPE_CHECKING:
     from dbops.migrate.runstate import RunState
