@@ -4,7 +4,9 @@ consume this one object; it can be saved to a plan file and applied later (after
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -191,3 +193,12 @@ def _change(data: dict[str, Any]) -> Change:
                                     tuple(s["lines"]), s.get("note", "")) for s in run.pop("steps"))
         fields["migration"] = MigrationRun(steps=steps, **run)
     return Change(**fields)
+
+
+def plan_hash(document: Mapping[str, Any]) -> str:
+    """The hash a ChangeSet carries of the effective plan it was made from (the plan's document
+    after profiles and interpolation), secrets left out: a saved ChangeSet is stale when the
+    plan's hash differs."""
+    data = json.loads(json.dumps(document, default=str))
+    data.get("database", {}).pop("password", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

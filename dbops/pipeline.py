@@ -33,15 +33,16 @@ from dbops.errors import (
     StalePlan,
 )
 from dbops.health.operations import record_drift
-from dbops.inspect import LiveState, inspect, schema_fingerprint
+from dbops.inspect import LiveState, inspect
 from dbops.migrate import files, pending
 from dbops.migrate.files import Migration
 from dbops.planner import make_changeset, target_problem
+from dbops.schema_facts import schema_fingerprint
 
 if TYPE_CHECKING:
     from dbops.execute import ApplyReport, Notify, Operation
-    from dbops.inspect import TableStats
     from dbops.migrate.analyze import Finding
+    from dbops.schema_facts import TableStats
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,9 @@ def _table_stats(the_plan: Plan, waiting: list[Migration]) -> dict[str, TableSta
     """Live statistics of the tables the pending migrations touch (read-only)."""
     if not waiting:
         return {}
-    from dbops.inspect import table_stats
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
+    from dbops.schema_facts import table_stats
 
     names = tables_of(waiting)
     if not names:

@@ -29,14 +29,16 @@ from dbops.changes import (
     MigrationStep,
     Risk,
     Scalar,
+    plan_hash,
 )
 from dbops.config.model import Plan, Role
 from dbops.config.source import display_path
 from dbops.errors import MigrationError, PlanError, Problem
 from dbops.health.gates import gate_thresholds
-from dbops.inspect import LiveRole, LiveSetting, LiveState, TableStats
+from dbops.inspect import LiveRole, LiveSetting, LiveState
 from dbops.migrate import pending
 from dbops.migrate.files import Migration, MigrationSet
+from dbops.schema_facts import TableStats
 from dbops.setting_values import check, same, spelled_like
 
 if TYPE_CHECKING:
@@ -51,13 +53,6 @@ _TAKES_EFFECT = {
     "superuser": "reload",
     "user": "reload",
 }
-
-
-def plan_hash(plan: Plan) -> str:
-    """A hash of the effective plan, secrets left out."""
-    data = json.loads(json.dumps(plan.document.data, default=str))
-    data.get("database", {}).pop("password", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _sql(query: sql.Composable) -> str:
@@ -102,7 +97,7 @@ def make_changeset(
     return ChangeSet(
         environment=plan.environment,
         database=live.database,
-        plan_hash=plan_hash(plan),
+        plan_hash=plan_hash(plan.document.data),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         changes=tuple(found.changes),
         gates=_gates(plan),

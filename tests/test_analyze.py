@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from dbops.errors import MigrationError
-from dbops.inspect import TableStats
 from dbops.migrate import files
 from dbops.migrate.analyze import RULES, estimate, lint_text, with_live_severity
 from dbops.migrate.lint import lint
 from dbops.migrate.runstate import RunState, run_states
 from dbops.migrate.strategy import online_steps
+from dbops.schema_facts import TableStats
 
 TASKS = TableStats("tasks", 2_000_000, 173 * 1024 * 1024, 2000.0,
                    columns=(("attempt", "integer", ""), ("name", "character varying(100)", "")))

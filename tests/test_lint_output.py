@@ -11,11 +11,11 @@ from pathlib import Path
 
 import yaml
 
-from dbops.inspect import TableStats
 from dbops.migrate import files
 from dbops.migrate.lint import lint
 from dbops.migrate.rulebook import RULES, page
 from dbops.migrate.sarif import sarif
+from dbops.schema_facts import TableStats
 
 REPO = Path(__file__).resolve().parents[1]
 FLYWAY = """-- Flyway: add an index and a column

@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 from harness import Project, TestDatabase, fresh_database
 
-from dbops.local import Cluster, find_bindir
+from dbops.local import Cluster
 from dbops.migrate import files
+from dbops.pgbin import find_bindir
 
 REPO = Path(__file__).resolve().parents[1]
 CRATES_IO = REPO / "tests" / "histories" / "crates_io" / "migrations"

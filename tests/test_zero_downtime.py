@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from harness import Project, fresh_database, make_project
 
-from dbops.inspect import schema_fingerprint
 from dbops.local import Cluster
 from dbops.migrate import files
+from dbops.schema_facts import schema_fingerprint
 
 BASE = """-- the tables
 -- migrate:up

@@ -28,7 +28,7 @@ from dbops import progress
 from dbops.backup.errors import BackupError
 from dbops.connect import Endpoint, libpq_environment, mask
 from dbops.errors import LocalClusterError
-from dbops.local import find_bindir
+from dbops.pgbin import find_bindir
 
 Tool = Literal["pg_dump", "pg_dumpall", "pg_restore"]
 

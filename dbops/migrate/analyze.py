@@ -21,7 +21,7 @@ from dbops.migrate.sql import Statement, split, table_key
 from dbops.migrate.types import ColumnType, Domain, type_change
 
 if TYPE_CHECKING:
-    from dbops.inspect import TableStats
+    from dbops.schema_facts import TableStats
 
 # Lock modes that make the application's writes (ROW EXCLUSIVE) wait.
 BLOCKS_WRITES = frozenset({"SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"})

@@ -27,10 +27,10 @@ from dbops.migration_history import Direction
 from dbops.progress import step as progress_step
 
 if TYPE_CHECKING:
-    from dbops.inspect import TableStats
     from dbops.migrate.lint import LintReport
     from dbops.migrate.runner import Execution, Notify
     from dbops.migrate.runstate import RunState
+    from dbops.schema_facts import TableStats
 
 Progress = Callable[[int, int, Migration, float], None]
 
@@ -492,9 +492,9 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
     """Live statistics of the tables these migrations touch. Measuring a table's size waits for
     a lock another session may hold: after `lock_timeout` they are judged without statistics
     (assumed large and busy) rather than waited for."""
-    from dbops.inspect import table_stats
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
+    from dbops.schema_facts import table_stats
 
     names = tables_of(migrations)
     if not names:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dbops.errors import MigrationError
-from dbops.inspect import TableStats
 from dbops.migrate.analyze import (
     DEFAULT_MAX_BLOCKING,
     RULES,
@@ -25,6 +24,7 @@ from dbops.migrate.files import Migration
 from dbops.migrate.runner import Execution
 from dbops.migrate.runstate import RunState, starting
 from dbops.migrate.strategy import refuses
+from dbops.schema_facts import TableStats
 
 # Hazards the online rewrites remove: with zero-downtime on, they are information, not errors.
 REWRITTEN = ("index-not-concurrent", "drop-index-not-concurrent", "reindex-not-concurrent",

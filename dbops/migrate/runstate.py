@@ -30,7 +30,7 @@ from dbops.migrate.files import Migration
 from dbops.migrate.sql import table_key
 
 if TYPE_CHECKING:
-    from dbops.inspect import TableStats
+    from dbops.schema_facts import TableStats
 
 
 @dataclass(frozen=True)
