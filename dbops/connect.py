@@ -113,7 +113,8 @@ def _path(value: Path | None) -> str | None:
 
 
 def embedded_address(root: Path) -> tuple[str, int]:
-    from dbops.local import development_cluster  # local.py is only needed for embedded plans
+    # lazy: the development cluster (local.py) only for embedded plans, out of `import dbops.pool`
+    from dbops.local import development_cluster
 
     status = development_cluster(root).status()
     if not status.running or status.port is None:

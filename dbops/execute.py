@@ -15,19 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from dbops import progress
+from dbops.backup import BackupManager
 from dbops.changes import Change, ChangeSet, Gate, MigrationRun
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import endpoint, mask, open_connection
 from dbops.errors import DbopsError
 from dbops.health.checks import Counters, counters, gate_checks
-
-if TYPE_CHECKING:
-    from dbops.backup import BackupManager
-    from dbops.migrate.engine import MigrationEngine
+from dbops.migrate.engine import MigrationEngine
 
 Result = Literal["applied", "rolled back", "failed"]
 Notify = Callable[[str], None]
@@ -257,8 +255,6 @@ class Executor:
         self.journal.backups += [line for line in pruned.lines() if line]
 
     def _backups(self) -> BackupManager:
-        from dbops.backup import BackupManager
-
         return BackupManager.from_plan(self.plan, notify=self.notify)
 
     def _gate_op(self, label: str, gate: Gate) -> Operation:
@@ -291,8 +287,6 @@ class Executor:
                 time.sleep(0.2)
 
     def _engine(self) -> MigrationEngine:
-        from dbops.migrate.engine import MigrationEngine
-
         return MigrationEngine(self.plan, notify=self.notify)
 
     def _migrate(self, run: MigrationRun) -> None:
@@ -405,6 +399,7 @@ class Executor:
 
 def run_batch(targets: list[Target], ops: list[Operation], plan: Plan) -> list[str]:
     """One pyinfra batch (a fresh Inventory and State, as pyinfra needs); returns failures."""
+    # lazy: pyinfra loads only when an apply or dry run executes
     from pyinfra.api.config import Config
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.exceptions import PyinfraError

@@ -37,7 +37,7 @@ from dbops.inspect import LiveState, inspect
 from dbops.migrate import files, pending
 from dbops.migrate.files import Migration
 from dbops.planner import make_changeset, target_problem
-from dbops.schema_facts import schema_fingerprint
+from dbops.schema_facts import schema_fingerprint, table_stats
 
 if TYPE_CHECKING:
     from dbops.execute import ApplyReport, Notify, Operation
@@ -126,9 +126,9 @@ def _table_stats(the_plan: Plan, waiting: list[Migration]) -> dict[str, TableSta
     """Live statistics of the tables the pending migrations touch (read-only)."""
     if not waiting:
         return {}
+    # lazy: pglast only when migrations are pending
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
-    from dbops.schema_facts import table_stats
 
     names = tables_of(waiting)
     if not names:
@@ -147,6 +147,7 @@ def _analysis(
     against the state the earlier pending migrations leave behind."""
     if not waiting:
         return {}
+    # lazy: pglast only when migrations are pending
     from dbops.migrate.lint import lint
     from dbops.migrate.runner import prepare
     from dbops.migrate.runstate import run_states
@@ -224,6 +225,7 @@ def check_saved(saved: ChangeSet, fresh: ChangeSet, name: str) -> None:
 
 def dry_run(the_plan: Plan, changeset: ChangeSet, *, allow_restart: bool,
             skip_backup: bool = False) -> list[Operation]:
+    # lazy: apply's machinery (pyinfra, backups, the runner) only for apply and dry runs
     from dbops.execute import Executor
 
     executor = Executor(the_plan, changeset, allow_restart=allow_restart, skip_backup=skip_backup)
@@ -245,6 +247,7 @@ def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restar
     """Execute through pyinfra. The audit row is written first (result 'running') and kept up
     to date after each stage, so an apply that dies leaves a trace; at the end it gets the
     result, and on success the snapshot is recorded."""
+    # lazy: apply's machinery (pyinfra, backups, the runner) only for apply and dry runs
     from dbops.execute import Executor
 
     with connection(the_plan, command="apply", autocommit=True) as conn:

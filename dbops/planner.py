@@ -474,6 +474,7 @@ def _migrations(
             migrations, applied, target=target, allow_out_of_order=settings.allow_out_of_order
         )
         if waiting:  # pglast's AST is loaded only when something is pending
+            # lazy: pglast only when migrations are pending
             from dbops.migrate.analyze import data_loss
             from dbops.migrate.runstate import run_states
         for migration, state in zip(waiting, run_states(waiting, stats) if waiting else [],
@@ -519,6 +520,7 @@ def target_problem(plan: Plan, migrations: MigrationSet) -> Problem | None:
 def _run(plan: Plan, migration: Migration, direction: Direction,
          state: RunState | None = None) -> MigrationRun:
     """The exact steps apply will run for this migration (online rewrites included)."""
+    # lazy: pglast only when migrations are pending
     from dbops.migrate.runner import prepare
 
     online = plan.migrations.zero_downtime or migration.zero_downtime

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+
 from dbops import __version__
 from dbops.config.source import display_path
 from dbops.errors import DbopsError
@@ -37,8 +39,6 @@ def project_files(environment: str) -> tuple[ProjectFile, ...]:
 
 
 def render(template: str, **values: object) -> str:
-    import jinja2
-
     templates = jinja2.Environment(
         loader=jinja2.PackageLoader("dbops", "templates"), keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined, autoescape=False)

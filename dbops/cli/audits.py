@@ -24,6 +24,7 @@ from dbops.cli.common import (
 @handle_errors
 def audit_log(env: str | None, since: str | None, fmt: str) -> None:
     """Every operation on the environment's database, oldest first: when, what, result, who."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.audit import read
 
     window = _duration_option(since)

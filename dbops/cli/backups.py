@@ -36,6 +36,7 @@ def backup() -> None:
 @handle_errors
 def backup_create(env: str | None, reason: str) -> None:
     """Dump the database into a new backup (written atomically, with its manifest)."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.backup.results import size
 
     backups = _backups(env)
@@ -57,6 +58,7 @@ def backup_list(env: str | None, fmt: str) -> None:
     manifest is damaged is listed as CORRUPT with the reason."""
     from datetime import UTC, datetime
 
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.backup import results
 
     found, now = _backups(env).catalog(), datetime.now(UTC)

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 import psycopg
 
-from dbops import __version__
+from dbops import __version__, render
+from dbops.config.load import load_plan
+from dbops.config.project import find_project
 from dbops.config.units import parse_duration
 from dbops.connect import mask
 from dbops.errors import DbopsError, PlanError
@@ -138,8 +140,6 @@ def main(project_dir: Path | None) -> None:
 
 def _project() -> Project:
     """The project this command runs in, found once (lazily, so --help works in a broken one)."""
-    from dbops.config.project import find_project
-
     ctx = click.get_current_context()
     if "dbops.project" not in ctx.meta:
         ctx.meta["dbops.project"] = find_project(given=ctx.find_root().params.get("project_dir"))
@@ -177,6 +177,7 @@ def _reporting(stream: TextIO | None = None) -> Iterator[None]:
     """Progress of the long steps run inside the block (dbops.progress), on the stream that
     has the command's other messages (default stdout; stderr for a command whose stdout is its
     result): live on a terminal, a line at each step's start and end otherwise."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import progress
 
     with progress.reporting(sys.stdout if stream is None else stream):
@@ -193,8 +194,6 @@ def _duration_option(value: str | None) -> timedelta | None:
 
 
 def _load(env: str | None, overrides: tuple[str, ...]) -> Plan:
-    from dbops.config.load import load_plan
-
     pairs = {}
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -214,8 +213,6 @@ _set_option = click.option(
 
 
 def _render(changeset: ChangeSet, fmt: str) -> str:
-    from dbops import render
-
     if fmt == "json":
         return render.json(changeset)
     if fmt == "markdown":
@@ -226,6 +223,7 @@ def _render(changeset: ChangeSet, fmt: str) -> str:
 @contextmanager
 def _audited(plan: Plan, action: str, *, replaces_database: bool = False) -> Iterator[Operation]:
     """The command's audit record (dbops.audit), written when the block ends."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.audit import audited
 
     with audited(plan, action, replaces_database=replaces_database) as operation:
@@ -233,6 +231,7 @@ def _audited(plan: Plan, action: str, *, replaces_database: bool = False) -> Ite
 
 
 def _backups(env: str | None) -> BackupManager:
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.backup import BackupManager
 
     return BackupManager.from_plan(

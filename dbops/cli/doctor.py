@@ -16,6 +16,7 @@ from dbops.cli.common import EXIT_ERROR, _env_argument, _load, _set_option, hand
 def doctor(env: str | None, overrides: tuple[str, ...]) -> None:
     """Check, against the live servers, that the plan's role has every privilege the plan needs
     (exit 1 when one is missing), and print the statements that would grant them."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import privileges
 
     the_plan = _load(env, overrides)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 
 def _engine(env: str | None) -> MigrationEngine:
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate.engine import MigrationEngine
 
     return MigrationEngine.from_plan(
@@ -72,6 +73,7 @@ def migrate_create(
     directory: Path | None,
 ) -> None:
     """Write a new migration from the template and update dbops.sum."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate.engine import create_migration
 
     path = create_migration(
@@ -94,6 +96,7 @@ def migrate_create(
 @handle_errors
 def migrate_hash(directory: Path | None) -> None:
     """Write migrations/dbops.sum, the integrity file validate and up check."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate import files as migration_files
 
     folder = _directory(directory)
@@ -107,6 +110,7 @@ def migrate_hash(directory: Path | None) -> None:
 @handle_errors
 def migrate_status(env: str | None, fmt: str) -> None:
     """Each migration: version, name, state (applied, pending, modified, missing-file, partial)."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate import listing
 
     rows = _engine(env).get_migration_status()
@@ -190,6 +194,7 @@ def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
     """Hazards of each statement (locks, rewrites, destructive changes); exit 1 at fail_on.
     FILES may be any SQL files (a file without '-- migrate:up' is one up section) or - for
     standard input; none: every migration of the project."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate import files as migration_files
     from dbops.migrate.lint import lint
     from dbops.migrate.sarif import sarif
@@ -215,6 +220,7 @@ def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
 @handle_errors
 def migrate_explain(file: Path, env: str | None) -> None:
     """The exact steps a migration will run, their locks and, with --env, live estimates."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate import files as migration_files
     from dbops.migrate.lint import explain
     from dbops.migrate.runner import prepare
@@ -323,6 +329,7 @@ def _versions(result: RunResult, verb: str) -> str:
 
 
 def report_listing(result: RunResult) -> list[str]:
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate.listing import dry_run_listing
 
     return dry_run_listing(result)

@@ -21,6 +21,7 @@ def observability() -> None:
 @handle_errors
 def rules(env: str | None, runbook_base: str | None, overrides: tuple[str, ...]) -> None:
     """Print recording and alerting rules judged by the plan's health thresholds (YAML)."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.observability import prometheus_rules as generator
 
     plan = _load(env, overrides)

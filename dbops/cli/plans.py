@@ -27,7 +27,7 @@ from dbops.cli.common import (
     handle_errors,
     main,
 )
-from dbops.config.load import plan_files, resolve_plan_path, validate_file
+from dbops.config.load import load_plan, plan_files, resolve_plan_path, validate_file
 from dbops.config.source import display_path
 from dbops.config.units import format_duration, parse_duration
 from dbops.connect import mask
@@ -68,8 +68,8 @@ def validate(plans: tuple[str, ...]) -> None:
 
 def _files(path: Path, root: Path) -> list[Problem]:
     """What a valid plan names on disk: its migrations directory, a file for its target."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
-    from dbops.config.load import load_plan
 
     try:
         the_plan = load_plan(str(path), root=root)
@@ -93,6 +93,7 @@ def _files(path: Path, root: Path) -> list[Problem]:
 @handle_errors
 def plan(env: str | None, diff: bool, fmt: str, out: Path | None, overrides: tuple[str, ...]) -> None:
     """Show what apply would change; never writes (one read-only transaction)."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
 
     planned = pipeline.plan(_load(env, overrides))
@@ -154,6 +155,7 @@ def apply(
                         allow_destroy=allow_destroy, skip_backup=skip_backup, yes=yes)
     except ConnectionError as exc:
         if not dry_run:  # apply never reached the database to write its own audit row
+            # lazy: keeps `dbops --help` and other commands from loading what this command needs
             from dbops import audit
 
             audit.record(the_plan, "apply", str(exc), result="failed")
@@ -170,6 +172,7 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
            allow_restart: bool, allow_destroy: bool, skip_backup: bool,
            yes: bool) -> ApplyReport | None:
     """Plan under the apply lock, show, confirm and execute; None when nothing was executed."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
 
     saved, digest = _read_plan_file(plan_file) if plan_file is not None else (None, None)
@@ -258,6 +261,7 @@ def _report_lines(report: ApplyReport) -> list[str]:
 @handle_errors
 def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
     """Out-of-band drift (exit 2) vs pending configuration (exit 3); 0 in sync. Read-only."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
 
     report = pipeline.drift(_load(env, overrides))
@@ -301,6 +305,7 @@ def health(
     overrides: tuple[str, ...]
 ) -> None:
     """Check the database: exit 0 healthy, 2 warning, 3 critical, 1 could not check."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.health import command
     from dbops.health.exposure import TOKEN_VARIABLE, exposure
 
@@ -334,6 +339,7 @@ def local() -> None:
 
 
 def _print_status(action: str) -> None:
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import local as embedded
 
     cluster = embedded.development_cluster(_project().root)
@@ -353,8 +359,8 @@ def _print_status(action: str) -> None:
 @handle_errors
 def local_up() -> None:
     """Create (first time) and start the development cluster; does nothing when it runs."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import local as embedded
-    from dbops.config.load import load_plan
 
     _print_status("up")
     root = _project().root

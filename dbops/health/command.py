@@ -84,6 +84,7 @@ def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo
 def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> int:
     """Check once (recording the cycle), then write the HTML report of the recorded history to
     `path`. Returns the check's exit code."""
+    # lazy: matplotlib (optional) only for --report
     from dbops.health.html_report import render_html
 
     if not plan.health.enabled:
@@ -113,6 +114,7 @@ def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *, compact: bool = False
 
 def _live(monitor: HealthMonitor, pause: float, cycles: int | None,
           console: Console | None = None) -> int:
+    # lazy: rich.live only for --watch
     from rich.live import Live
 
     def view(report: HealthReport) -> Table:

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.health.alerts import AlertDispatcher, AlertEvent
 from dbops.health.checks import Checker
@@ -132,8 +133,6 @@ class HealthMonitor:
     def from_plan(cls, plan: Plan | str | Path, **kwargs: Any) -> HealthMonitor:
         """A monitor for a Plan, an environment name or a plan file (see __init__ for kwargs)."""
         if not isinstance(plan, Plan):
-            from dbops.config.load import load_plan
-
             plan = load_plan(str(plan))
         return cls(plan, **kwargs)
 

@@ -25,6 +25,7 @@ from dbops.migrate import files, pending
 from dbops.migrate.files import Migration, MigrationSet
 from dbops.migration_history import Direction
 from dbops.progress import step as progress_step
+from dbops.schema_facts import table_stats
 
 if TYPE_CHECKING:
     from dbops.migrate.lint import LintReport
@@ -174,6 +175,7 @@ class MigrationEngine:
         progress: Progress | None,
         skip_backup: bool = False,
     ) -> RunResult:
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runner import Runner, RunSettings
 
         if dry_run:
@@ -198,6 +200,7 @@ class MigrationEngine:
             journal = history.read_journal(conn)
             if direction == "up" and executions:
                 self._prevalidate(executions, stats)
+                # lazy: pg_dump's machinery and rich only when a backup is taken
                 from dbops.backup import backup_before_migrate
 
                 # Under the runner lock, so no other runner migrates between backup and run.
@@ -225,6 +228,7 @@ class MigrationEngine:
                     if progress:
                         progress(number, len(executions), execution.migration, durations[-1])
             if durations:
+                # lazy: pglast only once migrations run; `migrate status` stays light
                 from dbops.migrate.rehearsal import post_validate
 
                 post_validate(conn, self._notify or (lambda message: None))
@@ -235,6 +239,7 @@ class MigrationEngine:
         """Run exactly one planned migration run (a ChangeSet's) under the runner lock; returns
         its duration in milliseconds. Refused as stale, before anything runs, when the history
         or the file no longer is what the plan assumed."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runner import Runner, RunSettings, from_run
 
         settings = self.plan.migrations
@@ -271,6 +276,7 @@ class MigrationEngine:
     def prevalidate_planned(self, runs: list[MigrationRun]) -> None:
         """The pre-validation of planned up runs: lint at the plan's fail_on, then rehearsal on
         a schema copy when the policy asks for it."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runner import from_run
 
         executions = []
@@ -286,6 +292,7 @@ class MigrationEngine:
 
     def post_validate(self) -> None:
         """After migrations: no INVALID index left; constraints left NOT VALID are reported."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.rehearsal import post_validate
 
         with self._connect("migrate-check", autocommit=True) as conn:
@@ -295,6 +302,7 @@ class MigrationEngine:
                      stats: dict[str, TableStats]) -> None:
         """Lint the pending run at the plan's fail_on (each migration against what the earlier
         ones leave behind), then (when the policy says) rehearse on a schema copy."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.lint import lint
         from dbops.migrate.rehearsal import rehearse
         from dbops.migrate.runner import RunSettings
@@ -320,6 +328,7 @@ class MigrationEngine:
 
     def _prepare(self, migration: Migration, direction: Direction,
                  state: RunState | None = None) -> Execution:
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runner import prepare
 
         online = self.plan.migrations.zero_downtime or migration.zero_downtime
@@ -331,6 +340,7 @@ class MigrationEngine:
         pending migrations leave behind."""
         if direction == "down":
             return tuple(self._prepare(m, direction) for m in migrations)
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runstate import run_states
 
         return tuple(self._prepare(m, direction, state)
@@ -347,6 +357,7 @@ class MigrationEngine:
 
     def lint(self, chosen: list[Migration] | None = None, *, live: bool = True) -> LintReport:
         """Findings for the given migrations (default: every migration), with live estimates."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.lint import lint
 
         migrations = chosen if chosen else list(self.migrations)
@@ -357,6 +368,7 @@ class MigrationEngine:
 
     def explain(self, path: Path, *, live: bool = True) -> list[str]:
         """The exact steps a migration file will run, with locks and live estimates."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.lint import explain
 
         migration = files.parse(path)
@@ -396,6 +408,7 @@ class MigrationEngine:
         """Adopt a database that has a schema but no migration files: dump the schema into the
         first migration, prove that file rebuilds it in a scratch database (same fingerprint),
         write it and dbops.sum, then record it as applied."""
+        # lazy: pg_dump's machinery only for a baseline
         from dbops.migrate import baseline as dumped
 
         if files.migration_files(self.directory):
@@ -452,6 +465,7 @@ def create_migration(
         raise MigrationError(f"cannot make a file name from the description {description!r}")
     if risk not in ("low", "medium", "high"):
         raise MigrationError(f"risk level must be low, medium or high (got {risk!r})")
+    # lazy: jinja2 only when a migration file is created
     import jinja2
 
     templates = jinja2.Environment(
@@ -492,9 +506,9 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
     """Live statistics of the tables these migrations touch. Measuring a table's size waits for
     a lock another session may hold: after `lock_timeout` they are judged without statistics
     (assumed large and busy) rather than waited for."""
+    # lazy: pglast only once migrations run; `migrate status` stays light
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
-    from dbops.schema_facts import table_stats
 
     names = tables_of(migrations)
     if not names:

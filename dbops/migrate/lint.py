@@ -17,6 +17,7 @@ from dbops.migrate.analyze import (
     StatementAnalysis,
     analyze,
     estimate,
+    lint_text,
     tracked_after,
     with_live_severity,
 )
@@ -160,8 +161,6 @@ def explain(execution: Execution, stats: Mapping[str, TableStats] | None = None)
 
 
 def _statement(text: str, migration: Migration) -> StatementAnalysis | None:
-    from dbops.migrate.analyze import lint_text
-
     analyses = lint_text(text, migration.file)
     return analyses[0] if analyses else None
 

@@ -85,6 +85,7 @@ def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool =
     statements = section.statements(migration.path)
     if zero_downtime and any(s.kind in _REWRITABLE for s in statements):
         # A rollback runs online too: a plain DROP INDEX in a down section would block the table.
+        # lazy: the online-rewrite planner (analyze, strategy) only for zero-downtime runs
         from dbops.migrate.strategy import online_steps
 
         online = online_steps(migration, state, direction)
