@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from dbops.errors import InvalidChangeSet
+
 FORMAT_VERSION = 2
 
 Kind = Literal["setting", "role", "migration", "backup"]
@@ -172,7 +174,14 @@ class ChangeSet:
 
     @classmethod
     def from_json(cls, text: str) -> ChangeSet:
-        data = json.loads(text)
+        """The ChangeSet `to_json` wrote; InvalidChangeSet says what is wrong with anything else."""
+        try:
+            return cls._from_data(json.loads(text))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InvalidChangeSet(f"not a dbops plan file: {exc}") from None
+
+    @classmethod
+    def _from_data(cls, data: dict[str, Any]) -> ChangeSet:
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported plan file format_version {data.get('format_version')!r}"
                              f" (this dbops reads {FORMAT_VERSION})")

@@ -23,7 +23,7 @@ from dbops.changes import Change, ChangeSet, Gate, MigrationRun
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import endpoint, mask, open_connection
-from dbops.errors import DbopsError
+from dbops.errors import DbopsError, GateFailed, InventoryError, MigrationError
 from dbops.health.checks import Counters, counters, gate_checks
 from dbops.migrate.engine import MigrationEngine
 
@@ -89,7 +89,7 @@ def load_targets(plan: Plan) -> list[Target]:
     try:
         namespace = runpy.run_path(str(plan.inventory))
     except (OSError, SyntaxError) as exc:
-        raise DbopsError(f"{display_path(plan.inventory)}: cannot load inventory: {exc}") from None
+        raise InventoryError(f"{display_path(plan.inventory)}: cannot load inventory: {exc}") from None
     targets = []
     for group, members in namespace.items():
         if group.startswith("_") or not isinstance(members, list | tuple):
@@ -98,17 +98,17 @@ def load_targets(plan: Plan) -> list[Target]:
             name, data = (member, {}) if isinstance(member, str) else member
             server = data.get("pg_name", "primary" if group == "primary" else None)
             if server is None:
-                raise DbopsError(f"{display_path(plan.inventory)}: host {name} in group {group} "
+                raise InventoryError(f"{display_path(plan.inventory)}: host {name} in group {group} "
                                  "needs pg_name: the plan's replica name it runs")
             targets.append(Target(name, server, dict(data)))
     known = {"primary", *(r.name for r in plan.database.replicas)}
     for target in targets:
         if target.server not in known:
-            raise DbopsError(f"{display_path(plan.inventory)}: host {target.host} runs "
+            raise InventoryError(f"{display_path(plan.inventory)}: host {target.host} runs "
                              f"'{target.server}', which the plan does not name "
                              f"(known: {', '.join(sorted(known))})")
     if not any(t.server == "primary" for t in targets):
-        raise DbopsError(f"{display_path(plan.inventory)}: no host runs the primary")
+        raise InventoryError(f"{display_path(plan.inventory)}: no host runs the primary")
     return targets
 
 
@@ -133,7 +133,7 @@ class Executor:
         for target in self.targets:
             if target.server == server:
                 return target
-        raise DbopsError(f"no inventory host runs '{server}' ({display_path(self.plan.inventory or Path('.'))})")
+        raise InventoryError(f"no inventory host runs '{server}' ({display_path(self.plan.inventory or Path('.'))})")
 
     @property
     def skipped(self) -> list[Change]:
@@ -195,7 +195,7 @@ class Executor:
     def _restart(self, target: Target) -> list[Operation]:
         command = target.data.get("pg_restart_command")
         if not command:
-            raise DbopsError(f"host {target.host} has no pg_restart_command in the inventory: "
+            raise InventoryError(f"host {target.host} has no pg_restart_command in the inventory: "
                              "a setting that needs a restart cannot be applied there")
         return [Operation(f"restart PostgreSQL on {target.server}", target, (str(command),)),
                 Operation(f"wait for {target.server} to accept connections", target,
@@ -306,7 +306,8 @@ class Executor:
         for result in results:
             self.notify(f"  gate {label}: {result.status}: {result.message}")
         if failed:
-            raise DbopsError("; ".join(f"{r.name}: {r.message}" for r in failed))
+            raise GateFailed("; ".join(f"{r.name}: {r.message}" for r in failed), gate=label,
+                             checks=tuple(r.name for r in failed))
 
     def _mark_baseline(self) -> None:
         """Error rates are judged from here on: the application's rollbacks after a stage, not
@@ -376,7 +377,7 @@ class Executor:
 
     def _undo_migrations(self, versions: list[str], direction: str) -> None:
         if direction != "up":
-            raise DbopsError("migrations rolled back by this run cannot be re-applied automatically")
+            raise MigrationError("migrations rolled back by this run cannot be re-applied automatically")
         self._engine().rollback_migrations(count=len(versions))
 
     def _roll_back(self, reason: str) -> ApplyReport:

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from dbops.cli import exits
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.health.checks import Checker, check_once
@@ -183,7 +184,7 @@ def test_the_database_going_down_under_the_monitor(
         primary.down()
         wait_until(lambda: connectivity() == "critical")
         down = monitor.latest()
-        assert down is not None and down.exit_code == 3
+        assert down is not None and exits.health(down) == 3
         assert result(down, "connectivity").message.startswith(
             f"cannot connect to postgres@127.0.0.1:{primary.port}/postgres: ")
         cycles = monitor.cycles

@@ -23,13 +23,12 @@ from dbops.backup import catalog, database, dump, record, schedule, storage
 from dbops.backup import manifest as manifests
 from dbops.backup.catalog import RetentionEffect
 from dbops.backup.dump import OnStart
-from dbops.backup.errors import BackupError, CorruptBackup, FailedRestoreTest
 from dbops.backup.manifest import MANIFEST, Catalog, FileEntry, Manifest, Verification
 from dbops.backup.results import PruneResult, RestoreResult, VerifyResult, size
 from dbops.config.load import load_plan
 from dbops.config.model import BackupPolicy, Plan
 from dbops.connect import connection, endpoint, mask, with_database
-from dbops.errors import DbopsError
+from dbops.errors import BackupError, CorruptBackup, DbopsError, FailedRestoreTest
 
 Notify = Callable[[str], None]
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dbops.backup import storage
-from dbops.backup.errors import BackupError
+from dbops.errors import BackupError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -7,7 +7,6 @@ import sys
 import click
 
 from dbops.cli.common import (
-    EXIT_ERROR,
     _audited,
     _backups,
     _confirm,
@@ -16,8 +15,9 @@ from dbops.cli.common import (
     handle_errors,
     main,
 )
+from dbops.cli.exits import EXIT_ERROR
 from dbops.connect import mask
-from dbops.errors import DbopsError
+from dbops.errors import UsageError
 
 
 @main.group()
@@ -108,10 +108,10 @@ def backup_restore(env: str, backup_id: str, into: str | None, replace: bool, ye
     if replace and into is not None and into != live:
         raise click.UsageError("--replace restores over the live database: it takes no --into")
     if not replace and into == live:
-        raise DbopsError(f"{live} is the live database: replacing it needs --replace "
+        raise UsageError(f"{live} is the live database: replacing it needs --replace "
                          "(a safety backup is taken first)")
     if yes and not replace and into is None:
-        raise DbopsError(f"--yes only skips the question: restoring over the live database "
+        raise UsageError(f"--yes only skips the question: restoring over the live database "
                          f"{live} needs --replace; without it, restore goes into a new "
                          "database (--into NAME, default <db>_restore_<id>)")
     if dry_run:

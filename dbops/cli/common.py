@@ -17,11 +17,12 @@ import click
 import psycopg
 
 from dbops import __version__, render
+from dbops.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from dbops.config.load import load_plan
 from dbops.config.project import find_project
 from dbops.config.units import parse_duration
 from dbops.connect import mask
-from dbops.errors import DbopsError, PlanError
+from dbops.errors import DbopsError, PlanError, UsageError
 
 if TYPE_CHECKING:
     from dbops.audit import Operation
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def fail(message: str) -> None:
@@ -165,11 +164,11 @@ def _confirm(action: str, environment: str, yes: bool) -> None:
     if yes or environment == "development":
         return
     if not sys.stdin.isatty():
-        raise DbopsError(
+        raise UsageError(
             f"refusing to {action} on {environment} without --yes (no terminal to ask)"
         )
     if not click.confirm(f"{action} on {environment}?", default=False):
-        raise DbopsError("cancelled")
+        raise UsageError("cancelled")
 
 
 @contextmanager

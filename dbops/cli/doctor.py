@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from dbops.cli.common import EXIT_ERROR, _env_argument, _load, _set_option, handle_errors, main
+from dbops.cli.common import _env_argument, _load, _set_option, handle_errors, main
+from dbops.cli.exits import EXIT_ERROR
 
 
 @main.command()

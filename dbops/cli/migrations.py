@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import click
 
 from dbops.cli.common import (
-    EXIT_ERROR,
     _audited,
     _backups,
     _confirm,
@@ -22,6 +21,7 @@ from dbops.cli.common import (
     handle_errors,
     main,
 )
+from dbops.cli.exits import EXIT_ERROR
 from dbops.config.source import display_path
 from dbops.connect import mask
 

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 import click
 
 from dbops.changes import ChangeSet
+from dbops.cli import exits
 from dbops.cli.common import (
-    EXIT_CHANGES,
-    EXIT_ERROR,
     _confirm,
     _env_argument,
     _load,
@@ -32,12 +31,14 @@ from dbops.config.source import display_path
 from dbops.config.units import format_duration, parse_duration
 from dbops.connect import mask
 from dbops.errors import (
-    ConnectionError,
+    ConnectFailed,
     DbopsError,
     DestroyRefused,
+    InvalidChangeSet,
     PlanError,
     PrivilegeMissing,
     Problem,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -57,12 +58,12 @@ def validate(plans: tuple[str, ...]) -> None:
     root = project.root
     paths = [resolve_plan_path(ref, root) for ref in plans] if plans else plan_files(root)
     if not paths:
-        raise DbopsError(f"no plan files in {display_path(project.plans)}/")
+        raise UsageError(f"no plan files in {display_path(project.plans)}/")
     problems = [p for path in paths for p in validate_file(path, root=root) or _files(path, root)]
     for problem in problems:
         fail(str(problem))
     if problems:
-        sys.exit(EXIT_ERROR)
+        sys.exit(exits.EXIT_ERROR)
     click.echo(f"{len(paths)} plan(s) valid: {', '.join(display_path(p) for p in paths)}")
 
 
@@ -102,7 +103,7 @@ def plan(env: str | None, diff: bool, fmt: str, out: Path | None, overrides: tup
         out.write_text(planned.changeset.to_json() + "\n", encoding="utf-8")
         click.echo(f"saved the plan to {display_path(out)}", err=True)
     if diff and (not planned.changeset.empty or planned.live.unfinished):
-        sys.exit(EXIT_CHANGES)  # an apply that died left something for the next one to record
+        sys.exit(exits.EXIT_CHANGES)  # an apply that died left something for the next one to record
 
 
 @main.command()
@@ -153,7 +154,7 @@ def apply(
     try:
         report = _apply(the_plan, plan_file, wait, dry_run=dry_run, allow_restart=allow_restart,
                         allow_destroy=allow_destroy, skip_backup=skip_backup, yes=yes)
-    except ConnectionError as exc:
+    except ConnectFailed as exc:
         if not dry_run:  # apply never reached the database to write its own audit row
             # lazy: keeps `dbops --help` and other commands from loading what this command needs
             from dbops import audit
@@ -165,7 +166,7 @@ def apply(
     for line in _report_lines(report):
         click.echo(mask(line), err=report.result != "applied")
     if report.result != "applied":
-        sys.exit(EXIT_ERROR)
+        sys.exit(exits.EXIT_ERROR)
 
 
 def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: bool,
@@ -220,13 +221,15 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
 def _read_plan_file(path: Path) -> tuple[ChangeSet, str]:
     """A saved plan file, bounded and parsed, with the SHA-256 of its bytes (for the audit)."""
     if path.stat().st_size > MAX_PLAN_FILE:
-        raise DbopsError(f"{display_path(path)}: larger than {MAX_PLAN_FILE // 2**20} MiB: not a "
-                         "dbops plan file")
+        raise InvalidChangeSet(f"{display_path(path)}: larger than {MAX_PLAN_FILE // 2**20} MiB: "
+                               "not a dbops plan file")
     raw = path.read_bytes()
     try:
         return ChangeSet.from_json(raw.decode("utf-8")), hashlib.sha256(raw).hexdigest()
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DbopsError(f"{display_path(path)}: not a dbops plan file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidChangeSet(f"{display_path(path)}: not a dbops plan file: {exc}") from None
+    except InvalidChangeSet as exc:
+        raise InvalidChangeSet(f"{display_path(path)}: {exc}") from None
 
 
 def _destroy_refusal(changeset: ChangeSet) -> str:
@@ -239,9 +242,9 @@ def _duration(option: str, text: str) -> timedelta:
     try:
         value = parse_duration(text)
     except ValueError as exc:
-        raise DbopsError(f"{option}: {exc}") from None
+        raise UsageError(f"{option}: {exc}") from None
     if value > MAX_LOCK_WAIT:
-        raise DbopsError(f"{option}: at most {format_duration(MAX_LOCK_WAIT)} (got {text})")
+        raise UsageError(f"{option}: at most {format_duration(MAX_LOCK_WAIT)} (got {text})")
     return value
 
 
@@ -265,8 +268,9 @@ def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
     from dbops import pipeline
 
     report = pipeline.drift(_load(env, overrides))
-    click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
-    sys.exit(report.exit_code)
+    code = exits.drift(report)
+    click.echo(report.to_json(code) if fmt == "json" else "\n".join(report.lines()))
+    sys.exit(code)
 
 
 @main.command()
@@ -310,9 +314,9 @@ def health(
     from dbops.health.exposure import TOKEN_VARIABLE, exposure
 
     if address is None and (insecure or tls_cert or tls_key):
-        raise DbopsError("--insecure, --tls-cert and --tls-key go with --serve")
+        raise UsageError("--insecure, --tls-cert and --tls-key go with --serve")
     if report_path is not None and (address or watch or fmt != "text"):
-        raise DbopsError("--report writes one report: it does not go with --serve, --watch or --format")
+        raise UsageError("--report writes one report: it does not go with --serve, --watch or --format")
     where = None if address is None else exposure(
         address, token=os.environ.get(TOKEN_VARIABLE), insecure=insecure, tls_cert=tls_cert,
         tls_key=tls_key)
@@ -325,12 +329,13 @@ def health(
         click.echo(mask(line))
 
     if report_path is not None:
-        sys.exit(command.write_report(the_plan, report_path, echo=echo))
+        sys.exit(exits.health(command.write_report(the_plan, report_path, echo=echo)))
     if where is not None:
         if watch:
-            raise DbopsError("--serve runs until stopped: it does not go with --watch")
-        sys.exit(command.serve(the_plan, where, echo=echo))
-    sys.exit(command.run_health(the_plan, fmt, watch, echo=echo))
+            raise UsageError("--serve runs until stopped: it does not go with --watch")
+        command.serve(the_plan, where, echo=echo)
+        sys.exit(exits.EXIT_OK)
+    sys.exit(exits.health(command.run_health(the_plan, fmt, watch, echo=echo)))
 
 
 @main.group()
