@@ -66,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dbops.connect import Endpoint
 from dbops.local import Cluster
 from dbops.pool import PoolManager
+from tests.harness import start_replica
 
 Work = Callable[[], None]
 
@@ -344,7 +345,7 @@ def main() -> int:
 
             print("reads with 0, 1 and 2 replicas", flush=True)
             for n in (1, 2):
-                replicas.append(primary.start_replica(base / f"replica{n}"))
+                replicas.append(start_replica(primary, base / f"replica{n}"))
             readers: dict[str, Work] = {}
             managers = []
             for n in (0, 1, 2):

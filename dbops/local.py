@@ -1,5 +1,5 @@
-"""The embedded development cluster: initdb, start, stop, status, replica (its binaries are found by
-dbops.pgbin)."""
+"""The embedded development cluster: initdb, start, stop, status (its binaries are found by
+dbops.pgbin; the test harness adds streaming replicas)."""
 
 from __future__ import annotations
 
@@ -185,48 +185,6 @@ class Cluster:
                     f"[{exc.sqlstate}] {_last_meaningful_line(str(exc))}"
                 ) from exc
         return True
-
-    def start_replica(self, data_dir: Path, *, port: int | None = None) -> Cluster:
-        """Clone this running cluster with pg_basebackup into `data_dir` as a streaming
-        replica, start it on its own port and return it."""
-        if not self.status().running:
-            raise LocalClusterError(
-                f"the primary in {self.data_dir} is not running: call up() before start_replica()"
-            )
-        primary_port = self.port
-        replica = Cluster(data_dir, port=port, settings=self._settings)
-        if not replica.status().initialized:
-            replica._prepare_data_dir()
-            if any(replica.data_dir.iterdir()):
-                raise LocalClusterError(
-                    f"replica data directory {replica.data_dir} is not empty: "
-                    "remove it or choose another"
-                )
-            result = replica._run(
-                [
-                    str(self._tool("pg_basebackup")),
-                    "--host", HOST,
-                    "--port", str(primary_port),
-                    "--username", SUPERUSER,
-                    "--pgdata", str(replica.data_dir),
-                    "--write-recovery-conf",
-                    "--wal-method=stream",
-                    "--checkpoint=fast",
-                    "--no-password",
-                ],
-                what="pg_basebackup",
-                timeout=600,
-            )  # fmt: skip
-            if result.returncode != 0:
-                raise LocalClusterError(
-                    f"pg_basebackup from {HOST}:{primary_port} into {replica.data_dir} failed: "
-                    f"{_last_meaningful_line(result.stderr + result.stdout)}"
-                )
-            # The copy carries the primary's port memory and log; the replica needs its own.
-            for copied in (STATE_FILE, LOG_FILE):
-                (replica.data_dir / copied).unlink(missing_ok=True)
-        replica.up()
-        return replica
 
     def _initdb(self) -> None:
         result = self._run(

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from harness import start_replica
 
 from dbops.cli import exits
 from dbops.config.load import load_plan
@@ -64,7 +65,7 @@ def test_replica_lag_is_zero_on_an_idle_primary_and_grows_while_replay_is_paused
 ) -> None:
     primary = Cluster(scratch_dir / "primary", settings=FAST)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     plan = cluster_plan(tmp_path, primary, {"r1": replica},
                         "health:\n  thresholds: { replication_lag: 1s }\n")
     checker = Checker(plan)
@@ -101,7 +102,7 @@ def test_broken_stream_on_an_idle_primary_then_a_stopped_replica(
 ) -> None:
     primary = Cluster(scratch_dir / "primary", settings=FAST)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     plan = cluster_plan(tmp_path, primary, {"r1": replica})
     assert result(check_once(plan), "replication_lag.r1").status == "ok"
 
@@ -139,7 +140,7 @@ class FakePool:
 def test_a_failover_resets_the_attached_pool(scratch_dir: Path, tmp_path: Path) -> None:
     primary = Cluster(scratch_dir / "primary", settings=FAST)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     address = primary.port
     plan = cluster_plan(tmp_path, primary, extra=(
         "health:\n  recovery: { enabled: true, reset_pool_after_failover: { enabled: true } }\n"))
