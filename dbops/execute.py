@@ -52,8 +52,9 @@ class Operation:
 
 
 @dataclass
-class Journal:
-    """What this run changed, in order, so a rollback can undo exactly that."""
+class Applied:
+    """What this run changed, in order, so a rollback can undo exactly that. ("Journal" in dbops
+    means only the step journal of non-transactional migrations, dbops.migration_journal.)"""
 
     settings: list[tuple[Change, Target]] = field(default_factory=list)
     restarted: set[str] = field(default_factory=set)
@@ -124,7 +125,7 @@ class Executor:
         self.notify = notify or (lambda message: None)
         self.progress = progress or (lambda done: None)
         self.targets = load_targets(plan)
-        self.journal = Journal()
+        self.applied = Applied()
         self.undone: list[str] = []
         self.outcomes: list[StageOutcome] = []
         self.baseline: Counters | None = None
@@ -174,7 +175,7 @@ class Executor:
     def _take_backup_first(self) -> None:
         manifest = self._backups().before_migrate()
         if manifest is not None:
-            self.journal.backups.append(f"backup {manifest.id} taken before the changes")
+            self.applied.backups.append(f"backup {manifest.id} taken before the changes")
 
     def _settings_ops(self) -> list[Operation]:
         ops = []
@@ -184,7 +185,7 @@ class Executor:
             for server in change.hosts:
                 target = self.target(server)
                 ops.append(Operation(f"{change.address} on {server}", target, change.statements,
-                                     self._sql_runner(target, change, record=self.journal.settings)))
+                                     self._sql_runner(target, change, record=self.applied.settings)))
         return ops
 
     def _restart_ops(self) -> list[Operation]:
@@ -204,7 +205,7 @@ class Executor:
     def _role_ops(self) -> list[Operation]:
         primary = self.target("primary")
         return [Operation(c.address, primary, c.statements,
-                          self._sql_runner(primary, c, record=self.journal.roles))
+                          self._sql_runner(primary, c, record=self.applied.roles))
                 for c in self.changeset.of_kind("role")]
 
     def _migration_ops(self) -> list[Operation]:
@@ -248,11 +249,11 @@ class Executor:
 
     def _take_backup(self) -> None:
         manifest = self._backups().create(reason="scheduled")
-        self.journal.backups.append(f"backup {manifest.id} taken")
+        self.applied.backups.append(f"backup {manifest.id} taken")
 
     def _prune_backups(self) -> None:
         pruned = self._backups().prune()
-        self.journal.backups += [line for line in pruned.lines() if line]
+        self.applied.backups += [line for line in pruned.lines() if line]
 
     def _backups(self) -> BackupManager:
         return BackupManager.from_plan(self.plan, notify=self.notify)
@@ -264,9 +265,9 @@ class Executor:
     def _sql_runner(self, target: Target, change: Change, *, record: list[Any]) -> Callable[[], None]:
         def run() -> None:
             self._execute(target, change.statements)
-            record.append((change, target) if record is self.journal.settings else change)
+            record.append((change, target) if record is self.applied.settings else change)
             if change.needs_restart:
-                self.journal.restarted.add(target.server)
+                self.applied.restarted.add(target.server)
         return run
 
     def _execute(self, target: Target, statements: tuple[str, ...]) -> None:
@@ -291,8 +292,8 @@ class Executor:
 
     def _migrate(self, run: MigrationRun) -> None:
         self._engine().run_planned(run)
-        self.journal.migration_direction = run.direction
-        self.journal.migrations.append(run.version)
+        self.applied.migration_direction = run.direction
+        self.applied.migrations.append(run.version)
 
     def _gate(self, label: str, gate: Gate) -> None:
         """The gate's checks, by name, judged by the plan's thresholds (the ChangeSet states them;
@@ -334,38 +335,38 @@ class Executor:
                            tuple(c.address for c in self.skipped))
 
     def _done(self) -> tuple[str, ...]:
-        return self._undoable() + tuple(self.journal.backups)
+        return self._undoable() + tuple(self.applied.backups)
 
     def _undoable(self) -> tuple[str, ...]:
         """What this run changed that a rollback undoes (backups it took stay)."""
-        done = [f"{c.address} on {t.server}" for c, t in self.journal.settings]
-        done += [c.address for c in self.journal.roles]
-        done += [f"migration.{v} {self.journal.migration_direction}"
-                 for v in self.journal.migrations]
+        done = [f"{c.address} on {t.server}" for c, t in self.applied.settings]
+        done += [c.address for c in self.applied.roles]
+        done += [f"migration.{v} {self.applied.migration_direction}"
+                 for v in self.applied.migrations]
         return tuple(done)
 
     def rollback_ops(self) -> list[Operation]:
         """Operations undoing what this run did, newest first; each records what it undid."""
         ops: list[Operation] = []
         primary = self.target("primary")
-        if self.journal.migrations:
-            versions, direction = list(self.journal.migrations), self.journal.migration_direction
+        if self.applied.migrations:
+            versions, direction = list(self.applied.migrations), self.applied.migration_direction
             items = [f"migration.{v} {direction}" for v in versions]
             ops.append(Operation(f"roll back the {len(versions)} migration(s) this run applied",
                                  primary, tuple(f"-- down section of migration.{v}"
                                                 for v in reversed(versions)),
                                  self._undoing(items, partial(self._undo_migrations, versions,
                                                               direction))))
-        for change in reversed(self.journal.roles):
+        for change in reversed(self.applied.roles):
             ops.append(Operation(f"undo {change.address}", primary, change.inverse,
                                  self._undoing([change.address],
                                                partial(self._execute, primary, change.inverse))))
-        for change, target in reversed(self.journal.settings):
+        for change, target in reversed(self.applied.settings):
             item = f"{change.address} on {target.server}"
             ops.append(Operation(f"undo {item}", target, change.inverse,
                                  self._undoing([item], partial(self._execute, target,
                                                                change.inverse))))
-        for server in sorted(self.journal.restarted):
+        for server in sorted(self.applied.restarted):
             ops += self._restart(self.target(server))
         return ops
 

@@ -113,7 +113,7 @@ def migrate_status(env: str | None, fmt: str) -> None:
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate import listing
 
-    rows = _engine(env).get_migration_status()
+    rows = _engine(env).status()
     if fmt == "json":
         click.echo(listing.status_json(rows))
     else:

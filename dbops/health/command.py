@@ -89,9 +89,9 @@ def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> HealthReport
         echo("could not check: health checks are off in the plan (health.enabled: false)")
         return None
     with HealthMonitor(plan, alerts=False, recover=False, operations=False) as monitor:
-        report = monitor.force_health_check()
-        history = monitor.get_health_history()
-        page = render_html(monitor.get_health_report(), history)
+        report = monitor.check_now()
+        history = monitor.history()
+        page = render_html(monitor.summary(), history)
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:
@@ -102,8 +102,8 @@ def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> HealthReport
 
 def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *,
           compact: bool = False) -> HealthReport:
-    report = monitor.force_health_check()
-    summary = monitor.get_health_report()
+    report = monitor.check_now()
+    summary = monitor.summary()
     if fmt == "json":
         echo(display.to_json(report, summary, indent=None if compact else 2))
     else:
@@ -117,15 +117,15 @@ def _live(monitor: HealthMonitor, pause: float, cycles: int | None,
     from rich.live import Live
 
     def view(report: HealthReport) -> Table:
-        return display.table(report, monitor.get_health_report(),
-                            monitor.get_health_history(display.SPARK_POINTS))
+        return display.table(report, monitor.summary(),
+                            monitor.history(display.SPARK_POINTS))
 
-    report = monitor.force_health_check()
+    report = monitor.check_now()
     done = 1
     with Live(view(report), auto_refresh=False, console=console) as screen:
         while cycles is None or done < cycles:
             time.sleep(max(pause, MIN_REDRAW))
-            report = monitor.force_health_check()
+            report = monitor.check_now()
             screen.update(view(report), refresh=True)
             done += 1
     return report

@@ -82,10 +82,13 @@ class MigrationEngine:
             conn.read_only = True
             return history.read(conn), history.read_journal(conn)
 
-    def get_migration_status(self) -> list[pending.MigrationStatus]:
+    def status(self) -> list[pending.MigrationStatus]:
         """Every migration with its state: applied, pending, modified, missing-file or partial."""
         applied, journal = self._read()
         return pending.status(self.migrations, applied, journal)
+
+    get_migration_status = status
+    """The seed's name for `status()`, kept as an alias."""
 
     def validate_migrations(self) -> list[str]:
         """Every problem found: integrity file, SQL that does not parse, checksums against the
