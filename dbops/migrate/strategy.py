@@ -101,6 +101,7 @@ def online_steps(migration: Migration, state: RunState | None = None,
                     f"'-- dbops:ignore {finding.rule} <reason>')")
         rewritten = None
         if _risky(analysis.findings):
+            # A tree of its own: _rewrite edits it, and analyze's cached one must stay as parsed.
             node = pglast.parse_sql(statement.text)[0].stmt
             assert node is not None
             rewritten = _rewrite(node, statement)
