@@ -69,6 +69,7 @@ from psycopg_pool_store import PsycopgPoolManager  # issue 15: the psycopg_pool 
 from dbops.connect import Endpoint
 from dbops.local import Cluster
 from dbops.pool import PoolManager
+from tests.harness import start_replica
 
 Work = Callable[[], None]
 
@@ -364,7 +365,7 @@ def main() -> int:
 
             print("reads with 0, 1 and 2 replicas", flush=True)
             for n in (1, 2):
-                replicas.append(primary.start_replica(base / f"replica{n}"))
+                replicas.append(start_replica(primary, base / f"replica{n}"))
             readers: dict[str, Work] = {}
             managers = []
             for n in (0, 1, 2):

@@ -18,11 +18,11 @@ import pytest
 from harness import TEST_SETTINGS, Project, TestDatabase, make_project, scratch_area
 
 from dbops.backup.archiving import ArchiveStatus, judge
-from dbops.backup.errors import BackupError
 from dbops.backup.pgbackrest import parse_info
 from dbops.backup.pitr import PgBackRestBackups
 from dbops.backup.schedule import overdue_since
 from dbops.config.load import load_plan
+from dbops.errors import BackupError
 from dbops.local import Cluster
 
 STANZA = "pitr"

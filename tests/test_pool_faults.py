@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from harness import TEST_SETTINGS, TestDatabase, scratch_area
+from harness import TEST_SETTINGS, TestDatabase, scratch_area, start_replica
 from pool_support import FAST, db_endpoint, endpoint, wait_until
 
 from dbops.config.load import load_plan
@@ -41,7 +41,7 @@ def own_replica(pg_primary: Cluster) -> Iterator[Cluster]:
     with scratch_area() as base:
         replica = Cluster(base / "replica")
         try:
-            replica = pg_primary.start_replica(replica.data_dir)
+            replica = start_replica(pg_primary, replica.data_dir)
             yield replica
         finally:
             replica.down()
@@ -340,7 +340,7 @@ def test_reset_after_a_real_promotion_moves_the_pool_to_the_new_primary(
     closes the old connections, forgets the old replica state and opens new ones."""
     primary = Cluster(scratch_dir / "primary", settings=TEST_SETTINGS)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     moved: Cluster | None = None
     try:
         with PoolManager(endpoint(primary, "postgres"), [endpoint(replica, "postgres", "r1")],

@@ -25,8 +25,8 @@ import psycopg
 
 from dbops.backup.archiving import ArchiveStatus
 from dbops.backup.archiving import read as read_archive
-from dbops.backup.errors import BackupError
 from dbops.config.model import PgBackRest
+from dbops.errors import BackupError
 
 BackupType = Literal["full", "diff", "incr"]
 BINARY = "pgbackrest"

@@ -27,8 +27,7 @@ from psycopg.types.json import Jsonb
 
 from dbops import ledger
 from dbops.backup import archiving
-from dbops.backup.errors import BackupError
-from dbops.backup.manager import _REASON
+from dbops.backup.manifest import REASON
 from dbops.backup.pgbackrest import (
     BackupSet,
     BackupType,
@@ -40,11 +39,11 @@ from dbops.backup.pgbackrest import (
     render_config,
     server_facts,
 )
-from dbops.backup.report import size
+from dbops.backup.results import size
 from dbops.config.model import PgBackRest, Plan
 from dbops.config.units import format_duration
 from dbops.connect import connection, endpoint, mask, open_connection
-from dbops.errors import DbopsError
+from dbops.errors import BackupError, DbopsError
 
 Notify = Callable[[str], None]
 KINDS: dict[str, BackupType] = {"full": "full", "diff": "diff", "differential": "diff",
@@ -131,7 +130,7 @@ class PgBackRestBackups:
     def create(self, kind: str = "full", reason: str = "manual") -> BackupSet:
         """A pgBackRest backup of `kind` (full, diff, incr); the newest set it made."""
         backup_type = _kind(kind)
-        if not _REASON.match(reason):
+        if not REASON.match(reason):
             raise BackupError(f"reason {reason!r}: one line of at most 100 letters, digits, "
                               "spaces and punctuation")
         with self._server("backup-create") as (conn, facts):
@@ -353,7 +352,7 @@ def _socket_dir(into: Path, uid: int, gid: int) -> Path:
 
 
 def _pg_ctl(user: str, data: Path, args: list[str]) -> None:
-    from dbops.local import find_bindir
+    from dbops.pgbin import find_bindir
 
     prefix = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
     command = [*prefix, str(find_bindir() / "pg_ctl"), "-D", str(data), "-w", "-t", "600", *args]

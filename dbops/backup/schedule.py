@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from dbops.backup.errors import BackupError
 from dbops.backup.manifest import Manifest
 from dbops.config import cron
 from dbops.config.model import BackupPolicy
+from dbops.errors import BackupError
 
 _MIN_GRACE = timedelta(minutes=15)
 _RECENT = 5

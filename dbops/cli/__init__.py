@@ -5,10 +5,10 @@ module holds which command, so a command imports only its own family (start-up t
 `dbops migrate up` in CI runs hundreds of migrations in about a second, imports included).
 """
 
-from dbops.cli.base import main
+from dbops.cli.common import main
 
 FAMILIES = {
-    "audit": "dbops.cli.audit",
+    "audit": "dbops.cli.audits",
     "backup": "dbops.cli.backups",
     "doctor": "dbops.cli.doctor",
     "migrate": "dbops.cli.migrations",
@@ -20,8 +20,8 @@ FAMILIES = {
     "local": "dbops.cli.plans",
     "plan": "dbops.cli.plans",
     "validate": "dbops.cli.plans",
-    "import": "dbops.cli.project",
-    "init": "dbops.cli.project",
+    "import": "dbops.cli.projects",
+    "init": "dbops.cli.projects",
 }
 main.families = FAMILIES
 

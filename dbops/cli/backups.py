@@ -7,8 +7,7 @@ import sys
 import click
 
 from dbops.cli import pitr
-from dbops.cli.base import (
-    EXIT_ERROR,
+from dbops.cli.common import (
     _audited,
     _backups,
     _confirm,
@@ -17,8 +16,9 @@ from dbops.cli.base import (
     handle_errors,
     main,
 )
+from dbops.cli.exits import EXIT_ERROR
 from dbops.connect import mask
-from dbops.errors import DbopsError
+from dbops.errors import UsageError
 
 
 @main.group()
@@ -41,7 +41,8 @@ def backup() -> None:
 def backup_create(env: str | None, reason: str, kind: str) -> None:
     """Dump the database into a new backup (written atomically, with its manifest); with engine
     pgbackrest, a pgBackRest backup of --type."""
-    from dbops.backup.report import size
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.backup.results import size
 
     backups = _backups(env)
     if (engine := backups.pgbackrest) is not None:
@@ -65,7 +66,8 @@ def backup_list(env: str | None, fmt: str) -> None:
     manifest is damaged is listed as CORRUPT with the reason."""
     from datetime import UTC, datetime
 
-    from dbops.backup import report
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.backup import results
 
     backups = _backups(env)
     if (engine := backups.pgbackrest) is not None:
@@ -73,9 +75,9 @@ def backup_list(env: str | None, fmt: str) -> None:
         return
     found, now = backups.catalog(), datetime.now(UTC)
     click.echo(
-        report.list_json(found.backups, now, found.damaged)
+        results.list_json(found.backups, now, found.damaged)
         if fmt == "json"
-        else "\n".join(report.list_table(found.backups, now, found.damaged))
+        else "\n".join(results.list_table(found.backups, now, found.damaged))
     )
 
 
@@ -142,10 +144,10 @@ def backup_restore(env: str, backup_id: str | None, into: str | None, replace: b
     if replace and into is not None and into != live:
         raise click.UsageError("--replace restores over the live database: it takes no --into")
     if not replace and into == live:
-        raise DbopsError(f"{live} is the live database: replacing it needs --replace "
+        raise UsageError(f"{live} is the live database: replacing it needs --replace "
                          "(a safety backup is taken first)")
     if yes and not replace and into is None:
-        raise DbopsError(f"--yes only skips the question: restoring over the live database "
+        raise UsageError(f"--yes only skips the question: restoring over the live database "
                          f"{live} needs --replace; without it, restore goes into a new "
                          "database (--into NAME, default <db>_restore_<id>)")
     if dry_run:

@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 
 from dbops.backup.pitr import PgBackRestBackups
-from dbops.backup.report import size
-from dbops.cli.base import EXIT_ERROR, _audited, _reporting
+from dbops.backup.results import size
+from dbops.cli.common import _audited, _reporting
+from dbops.cli.exits import EXIT_ERROR
 from dbops.connect import mask
 from dbops.errors import DbopsError
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from dbops.config.secrets import secret_variables
 from dbops.config.source import Document
 from dbops.config.units import parse_duration
-from dbops.errors import ConnectionError
+from dbops.errors import ConnectFailed
 
 Profile = Literal["oltp", "analytics", "mixed"]
 
@@ -30,7 +30,7 @@ class Secret:
 
     def reveal(self) -> str:
         if self._value is None:
-            raise ConnectionError(self._missing)
+            raise ConnectFailed(self._missing)
         return self._value
 
     def __repr__(self) -> str:

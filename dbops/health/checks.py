@@ -22,9 +22,9 @@ from psycopg import errors as pg_errors
 from dbops.config.model import Plan
 from dbops.config.units import format_duration
 from dbops.connect import Endpoint, endpoint, mask, open_connection
-from dbops.errors import ConnectionError as DbopsConnectionError
+from dbops.errors import ConnectFailed
 from dbops.health.archiving import ArchiveHealth
-from dbops.health.backups import BackupFreshness
+from dbops.health.backup_checks import BackupFreshness
 from dbops.health.evaluate import Window, evaluate_primary
 from dbops.health.gates import GATE_CHECKS
 from dbops.health.pool_checks import AttachedPool, PoolReading, evaluate_pool, read_pool
@@ -177,7 +177,7 @@ class Checker:
 
         try:
             round_trip, snap = self._on("primary", lambda: endpoint(self.plan), read)
-        except DbopsConnectionError as exc:
+        except ConnectFailed as exc:
             return [CheckResult("connectivity", None, limit.total_seconds(), "critical",
                                 str(exc))], None, None, sent
         except pg_errors.QueryCanceled:
@@ -212,7 +212,7 @@ class Checker:
     def _read_replica(self, key: str, replica: Any) -> tuple[ReplicaSnapshot | None, str | None]:
         try:
             return self._on(key, lambda: endpoint(self.plan, replica), read_replica), None
-        except DbopsConnectionError as exc:
+        except ConnectFailed as exc:
             return None, str(exc)
         except psycopg.Error as exc:
             return None, _one_line(exc)

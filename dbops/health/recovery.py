@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from dbops import audit
 from dbops.config.model import Plan, RecoveryAction
 from dbops.config.units import format_duration
 from dbops.connect import mask
@@ -125,8 +126,6 @@ class Recoverer:
             AUDIT.warning(step.line)
         acted = [step.line for step in steps if step.done and not step.dry_run]
         if acted:
-            from dbops import audit
-
             audit.record(self.plan, "health recovery", "; ".join(acted))
         return steps
 

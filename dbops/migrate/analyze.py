@@ -9,19 +9,20 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pglast
 from pglast import ast, enums
 from pglast.stream import RawStream
 
-from dbops.migrate.rules import RULES, SEVERITY_ORDER, Rule, Severity
-from dbops.migrate.source import Migration
+from dbops.migrate.files import Migration, Section, checksum
+from dbops.migrate.rulebook import RULES, SEVERITY_ORDER, Rule, Severity
 from dbops.migrate.sql import Statement, split, table_key
 from dbops.migrate.types import ColumnType, Domain, type_change
 
 if TYPE_CHECKING:
-    from dbops.inspect import TableStats
+    from dbops.schema_facts import TableStats
 
 # Lock modes that make the application's writes (ROW EXCLUSIVE) wait.
 BLOCKS_WRITES = frozenset({"SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"})
@@ -755,10 +756,6 @@ def data_loss(migration: Migration, *, direction: str = "up",
 
 def lint_text(text: str, file: str = "<sql>") -> list[StatementAnalysis]:
     """Analyse loose SQL (for tests and `explain` of a statement)."""
-    from pathlib import Path
-
-    from dbops.migrate.source import Section, checksum
-
     migration = Migration("00000000000000", "sql", Path(file), "", Section(text, 1), None, (),
                           "low", None, False, True, checksum(text))
     return analyze(migration)

@@ -15,8 +15,8 @@ from psycopg import sql
 from dbops import ledger
 from dbops.connect import Endpoint, libpq_environment, mask, open_connection, with_database
 from dbops.errors import MigrationError, StatementFailed
-from dbops.local import find_bindir
 from dbops.migrate.runner import Execution, Notify, Runner, RunSettings
+from dbops.pgbin import find_bindir
 
 
 def _environment(ep: Endpoint) -> dict[str, str]:

@@ -26,11 +26,11 @@ from dbops.migrate.analyze import (
     known_rows,
     tracked_after,
 )
-from dbops.migrate.source import Migration
+from dbops.migrate.files import Migration
 from dbops.migrate.sql import table_key
 
 if TYPE_CHECKING:
-    from dbops.inspect import TableStats
+    from dbops.schema_facts import TableStats
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""cli/base.py: exit codes a CI job can trust (usage errors exit 1, never 2) and JSON errors."""
+"""cli/common.py: exit codes a CI job can trust (usage errors exit 1, never 2) and JSON errors."""
 
 from __future__ import annotations
 
