@@ -28,6 +28,22 @@ TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes"
 
 _open_areas: list[Path] = []
 
+# The checkout these tests belong to (a worktree's root when run from one).
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_env(
+    extra: dict[str, str] | None = None, *, drop: tuple[str, ...] = ("DB_",)
+) -> dict[str, str]:
+    """The environment for a command a test spawns: this process's, without variables whose
+    names start with `drop`, with `extra` added and this checkout first on PYTHONPATH, so that
+    `python -m dbops` imports the code under test whatever is installed."""
+    environ = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
+    environ.update(extra or {})
+    inherited = environ.get("PYTHONPATH", "")
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), inherited) if p)
+    return environ
+
 
 @dataclass(frozen=True)
 class TestDatabase:
@@ -139,15 +155,11 @@ class Project:
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run the real `dbops` command line in the project (or in `cwd`), as a user would."""
-        environ = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("DB_") and k != "DBOPS_PROJECT_DIR"
-        }
+        environ = child_env(env, drop=("DB_", "DBOPS_PROJECT_DIR"))
         return subprocess.run(
             [sys.executable, "-m", "dbops", *args],
             cwd=self.root if cwd is None else cwd,
-            env={**environ, **(env or {})},
+            env=environ,
             capture_output=True,
             text=True,
             timeout=timeout,

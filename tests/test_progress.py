@@ -10,7 +10,7 @@ import select
 import subprocess
 import sys
 
-from harness import Project
+from harness import Project, child_env
 
 
 def test_apply_without_a_terminal_prints_each_step_start_and_end_with_its_duration(
@@ -37,7 +37,7 @@ def test_apply_without_a_terminal_prints_each_step_start_and_end_with_its_durati
 def test_backup_on_a_terminal_shows_the_live_view(project: Project) -> None:
     project.write_plan("backup: { directory: backups }\n")
     leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
+    env = child_env()
     process = subprocess.Popen(
         [sys.executable, "-m", "dbops", "backup", "create", "test"], cwd=project.root,
         stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,

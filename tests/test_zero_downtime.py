@@ -4,7 +4,6 @@ kills during each online step, lock blockers waited out without stalling writes,
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from harness import Project, fresh_database, make_project
+from harness import Project, child_env, fresh_database, make_project
 
 from dbops.inspect import schema_fingerprint
 from dbops.local import Cluster
@@ -91,7 +90,7 @@ def test_kill_during_each_online_step_then_rerun_finishes(project: Project, twin
     assert twin.run("migrate", "up", "test", "--yes").returncode == 0
     expected = fingerprint(twin)
     killed_in: set[int] = set()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
+    env = child_env()
     for step in range(1, 11):  # the five statements become ten online steps
         setup(project, rows=50_000, zero_downtime=True)
         with project.database.connect() as conn:
@@ -252,8 +251,7 @@ def test_online_index_build_outwaits_a_young_reader(project: Project) -> None:
     try:
         runner = subprocess.Popen([sys.executable, "-m", "dbops", "migrate", "up", "test", "--yes"],
                                   cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env={k: v for k, v in os.environ.items()
-                                                  if not k.startswith("DB_")})
+                                  text=True, env=child_env())
         _, stderr = runner.communicate(timeout=60)  # the build waits ~2 s, past lock_timeout
         release.set()
     finally:
