@@ -147,6 +147,26 @@ def test_dotenv_is_read_beneath_the_process_environment(project: Path) -> None:
     assert (plan.database.host, plan.database.port) == ("from-dotenv", 7001)
 
 
+def test_dotenv_comments_quotes_and_export(project: Path) -> None:
+    (project / ".env").write_text(
+        "DB_HOST=db.internal # the team's server\n"
+        "DB_USER='single quoted'\n"
+        "export DB_PORT=6543\n"
+        "DB_PASSWORD='p # s s'  # inside quotes, # is part of the value\n"
+        "LITERAL=${NOT_EXPANDED}\n"
+        "BARE\n"
+    )
+    assert read_dotenv(project / ".env") == {
+        "DB_HOST": "db.internal",
+        "DB_USER": "single quoted",
+        "DB_PORT": "6543",
+        "DB_PASSWORD": "p # s s",
+        "LITERAL": "${NOT_EXPANDED}",
+    }
+    plan = load_plan("staging", environ={})
+    assert (plan.database.host, plan.database.port) == ("db.internal", 6543)
+
+
 def test_interpolation_default_and_escape(project: Path) -> None:
     (project / "plans" / "qa.yaml").write_text(
         "apiVersion: dbops/v1\nenvironment: qa\ndatabase:\n"
