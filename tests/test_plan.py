@@ -129,7 +129,7 @@ def test_budget_against_a_live_role_limit(project: Project, server_reset: None) 
     result = project.run("plan", "test")
     assert result.returncode == 1
     assert result.stderr.strip().endswith(
-        f"pool.max_size: connection budget: 3 × 4 + 5 reserve = 17 exceeds role {role}'s "
+        f"pool.max_size: connection budget: 3 instances × 4 + 5 reserve = 17 exceeds role {role}'s "
         "connection limit 5"
     )
 
@@ -141,7 +141,7 @@ def test_budget_against_live_max_connections(project: Project) -> None:
     result = project.run("plan", "test")
     assert result.returncode == 1
     assert (
-        "connection budget: 60 × 4 + 5 reserve = 245 exceeds max_connections 200 minus "
+        "connection budget: 60 instances × 4 + 5 reserve = 245 exceeds max_connections 200 minus "
         "3 reserved (197)"
     ) in result.stderr
 
