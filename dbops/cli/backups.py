@@ -36,13 +36,13 @@ def backup() -> None:
 @handle_errors
 def backup_create(env: str | None, reason: str) -> None:
     """Dump the database into a new backup (written atomically, with its manifest)."""
-    from dbops.backup.report import size
+    from dbops.units import format_size
 
     backups = _backups(env)
     with _audited(backups.plan, "backup create") as record:
         with _reporting(sys.stderr):
             manifest = backups.create(reason=reason)
-        record.detail = (f"backup {manifest.id} created: {size(manifest.size)}, "
+        record.detail = (f"backup {manifest.id} created: {format_size(manifest.size)}, "
                          f"migration {manifest.migration_version or 'none'}, "
                          f"{manifest.duration_s:.1f}s")
     click.echo(record.detail)

@@ -17,9 +17,9 @@ import click
 import psycopg
 
 from dbops import __version__
-from dbops.config.units import parse_duration
 from dbops.connect import mask
 from dbops.errors import DbopsError, PlanError
+from dbops.units import parse_duration
 
 if TYPE_CHECKING:
     from dbops.audit import Operation

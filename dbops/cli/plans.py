@@ -29,7 +29,6 @@ from dbops.cli.base import (
 )
 from dbops.config.load import plan_files, resolve_plan_path, validate_file
 from dbops.config.source import display_path
-from dbops.config.units import format_duration, parse_duration
 from dbops.connect import mask
 from dbops.errors import (
     ConnectionError,
@@ -39,6 +38,7 @@ from dbops.errors import (
     PrivilegeMissing,
     Problem,
 )
+from dbops.units import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from dbops.config.model import Plan

@@ -56,9 +56,8 @@ class Budget:
 
     @property
     def spelled(self) -> str:
-        return (
-            f"{self.instances} instances × {self.max_size} + {self.reserve} reserve = {self.demand}"
-        )
+        instances = f"{self.instances} instance{'' if self.instances == 1 else 's'}"
+        return f"{instances} × {self.max_size} + {self.reserve} reserve = {self.demand}"
 
     @property
     def share_rule(self) -> str:

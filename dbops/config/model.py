@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from dbops.config.secrets import secret_variables
 from dbops.config.source import Document
-from dbops.config.units import parse_duration
 from dbops.errors import ConnectionError
+from dbops.units import parse_duration
 
 Profile = Literal["oltp", "analytics", "mixed"]
 

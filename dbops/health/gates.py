@@ -5,7 +5,7 @@ A leaf: planning imports it without the health machinery."""
 from __future__ import annotations
 
 from dbops.config.model import Thresholds
-from dbops.config.units import format_duration
+from dbops.units import format_duration
 
 GATE_CHECKS = ("connectivity", "connection_utilization", "long_transaction", "replication_lag",
                "error_rate", "health_query")

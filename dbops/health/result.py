@@ -57,23 +57,6 @@ def status_of(value: float, threshold: float) -> Status:
     return "warning" if value > threshold * WARNING_SHARE else "ok"
 
 
-def seconds(value: float) -> str:
-    """A duration for a message: `250ms`, `7.5s`, `12m 3s`, `2h 5m`."""
-    if value <= 0:
-        return "0s"
-    if value < 0.01:
-        return f"{value * 1000:.1f}ms"
-    if value < 1:
-        return f"{value * 1000:.0f}ms"
-    if value < 120:
-        return f"{value:.1f}s"
-    minutes, secs = divmod(int(value), 60)
-    if minutes < 120:
-        return f"{minutes}m {secs}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes}m"
-
-
 @dataclass(frozen=True)
 class HealthReport:
     """One check cycle. `error` is set when the checks could not run (not the same as the

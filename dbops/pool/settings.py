@@ -14,9 +14,9 @@ from dbops.config.budget import connection_budget as budget_of
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.config.profiles import PROFILES
-from dbops.config.units import parse_duration
 from dbops.connect import Endpoint, endpoint
 from dbops.pool.errors import PoolConfigError
+from dbops.units import parse_duration
 
 Strategy = Literal["round_robin", "least_lag"]
 
@@ -30,6 +30,10 @@ def _seconds(value: str) -> float:
 @dataclass(frozen=True)
 class PoolSettings:
     """Sizes, timeouts (seconds) and policies of one manager; every pool of it uses the same.
+
+    Durations are float seconds here, the pool's one representation (it does arithmetic on
+    time.monotonic()); the Plan holds timedelta, and settings_from_plan is the one boundary
+    where they are converted.
 
     `max_size` is the most connections one pool (the primary's, or one replica's) opens, after the
     role's budget is applied; `budget` is that budget (None: the plan sets no role limit).
