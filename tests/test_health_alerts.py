@@ -22,7 +22,8 @@ from dbops.config.model import Plan
 from dbops.errors import PlanError
 from dbops.health.alerts import AlertDispatcher, AlertEvent, Channel, DeliveryFailed, channel
 from dbops.health.monitor import HealthMonitor
-from dbops.health.result import CheckResult, HealthReport, Status
+from dbops.health.result import CheckResult, HealthReport
+from dbops.levels import Status
 
 TOKEN = "Sentinel-Token-41d9"
 

@@ -37,7 +37,8 @@ from dbops import __version__
 from dbops.config.model import AlertChannel, Plan
 from dbops.config.secrets import ALWAYS_SECRET, is_secret_variable
 from dbops.connect import mask, reveal
-from dbops.health.result import HealthReport, Status
+from dbops.health.result import HealthReport
+from dbops.levels import Status
 
 LOG = logging.getLogger("dbops.health.alerts")
 

@@ -36,13 +36,8 @@ from dbops.health.probe import (
     read_replica,
 )
 from dbops.health.replication import LsnTimeline, PrimaryView, evaluate_replica
-from dbops.health.result import (
-    WARNING_SHARE,
-    CheckResult,
-    HealthReport,
-    Status,
-    status_of,
-)
+from dbops.health.result import CheckResult, HealthReport
+from dbops.levels import WARNING_SHARE, Status, status_of
 from dbops.units import format_duration
 
 __all__ = [

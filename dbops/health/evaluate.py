@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from dbops.config.model import Thresholds
 from dbops.health.probe import Blocked, Counters, PrimarySnapshot, Session
-from dbops.health.result import CheckResult, Status, status_of
+from dbops.health.result import CheckResult
+from dbops.levels import Status, status_of
 from dbops.units import format_duration
 
 XID_LIMIT = 2**31

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from dbops.health.probe import ReplicaSnapshot, Stream
-from dbops.health.result import CheckResult, Status, status_of
+from dbops.health.result import CheckResult
+from dbops.levels import Status, status_of
 from dbops.units import format_duration
 
 

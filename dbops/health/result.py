@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from dbops.health.probe import Counters, ServerIdentity
-
-Status = Literal["ok", "warning", "critical"]
-STATUSES: tuple[Status, ...] = ("ok", "warning", "critical")
-WARNING_SHARE = 0.8
-"""A check warns at 80 % of its threshold and is critical above it."""
+from dbops.levels import Status, worst
 
 EXIT_CODES: Mapping[Status, int] = {"ok": 0, "warning": 2, "critical": 3}
 EXIT_COULD_NOT_CHECK = 1
@@ -44,17 +40,6 @@ class CheckResult:
         return {"name": self.name, "status": self.status, "value": self.value,
                 "threshold": self.threshold, "message": self.message,
                 "details": dict(self.details)}
-
-
-def worst(statuses: Iterable[Status]) -> Status:
-    return max(statuses, key=STATUSES.index, default="ok")
-
-
-def status_of(value: float, threshold: float) -> Status:
-    """Higher is worse: critical above the threshold, warning above 80 % of it."""
-    if value > threshold:
-        return "critical"
-    return "warning" if value > threshold * WARNING_SHARE else "ok"
 
 
 @dataclass(frozen=True)
