@@ -162,6 +162,12 @@ class LiveRole:
         """LOGIN and the privileges a role can hold beyond what it is granted: what drift watches."""
         return {key: bool(getattr(self, key)) for key in ROLE_ATTRIBUTES}
 
+    def snapshot(self) -> dict[str, Any]:
+        """The role in the last-applied snapshot's form (config.model.Role.snapshot), with the
+        attributes drift watches besides."""
+        return {"connection_limit": self.connection_limit, "settings": self.settings,
+                **self.attributes}
+
 
 @dataclass(frozen=True)
 class ReplicaStatus:

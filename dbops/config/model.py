@@ -113,6 +113,11 @@ class Role:
     connection_limit: int
     settings: dict[str, str]
 
+    def snapshot(self) -> dict[str, Any]:
+        """The role as the last-applied snapshot records it (and drift compares it)."""
+        return {"login": self.login, "connection_limit": self.connection_limit,
+                "settings": self.settings}
+
 
 @dataclass(frozen=True)
 class Retries:
