@@ -10,11 +10,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
@@ -173,3 +174,79 @@ def make_project(root: Path, database: TestDatabase) -> Project:
     project = Project(root, database)
     project.write_plan()
     return project
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "", *, interval: float = 0.02
+) -> Any:
+    """Poll until `predicate()` is truthy and return its value; fail the test after `timeout`
+    seconds naming `what`. The one way tests wait for another thread or process: on an
+    observable condition, never on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def role_name(project: Project) -> str:
+    """A role name unique to the test's database (roles are cluster-wide)."""
+    return "app_" + project.database.name.removeprefix("t_")
+
+
+def replicated(replica: Cluster, db: TestDatabase, timeout: float = 10.0) -> None:
+    """Wait until `db`, created on the primary, can be connected to on `replica`."""
+
+    def reachable() -> bool:
+        try:
+            psycopg.connect(host=replica.host, port=replica.port, user="postgres",
+                            dbname=db.name, connect_timeout=5).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    wait_until(reachable, timeout, f"{db.name} on the replica")
+
+
+class FakePool:
+    """Stands in for an attached pool (dbops.health.pool_checks.AttachedPool): the figures
+    `get_pool_stats()` returns, and how many times the monitor called `reset()`."""
+
+    def __init__(self, stats: Mapping[str, float] | None = None) -> None:
+        self.stats = dict(stats or {"size": 2, "max_size": 4, "in_use": 1, "waiting": 0})
+        self.resets = 0
+
+    def get_pool_stats(self) -> Mapping[str, float]:
+        return self.stats
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def idle_for(db: TestDatabase, pid: int, *, state: str = "idle in transaction") -> float:
+    """Seconds the session `pid` has been in `state` (0 when it is not in it), by the server's
+    clock: what the health checks measure."""
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp() - state_change) FROM pg_stat_activity"
+            " WHERE pid = %s AND state = %s", (pid, state)).fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def waiting_for_lock(db: TestDatabase, application_name: str) -> bool:
+    """Whether a session of `application_name` in `db` waits for a lock."""
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
+            " AND wait_event_type = 'Lock'", (db.name, application_name)).fetchone() is not None
+
+
+def active(db: TestDatabase, application_name: str) -> bool:
+    """Whether a session of `application_name` in `db` is running a statement."""
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
+            " AND state = 'active'", (db.name, application_name)).fetchone() is not None

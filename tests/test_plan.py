@@ -7,16 +7,12 @@ import json
 
 import psycopg
 import pytest
-from harness import Project
+from harness import Project, role_name
 from psycopg import sql
 
 from dbops.changes import ChangeSet
 
 SETTINGS = "settings:\n  work_mem: 24MB\n  log_min_duration_statement: 1s\n"
-
-
-def role_name(project: Project) -> str:
-    return "app_" + project.database.name.removeprefix("t_")
 
 
 def role_plan(project: Project, limit: int = 20) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from harness import Project, child_env, fresh_database, make_project
+from harness import Project, active, child_env, fresh_database, make_project, wait_until
 
 from dbops.inspect import schema_fingerprint
 from dbops.local import Cluster
@@ -172,7 +172,8 @@ def test_blocker_is_waited_for_without_stalling_writes(project: Project) -> None
     threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
+    wait_until(lambda: latencies and active(project.database, "nightly-report"),
+               what="the report's query and the writer to run")
     try:
         result = project.run("migrate", "up", "test", "--yes")
     finally:
@@ -247,7 +248,7 @@ def test_online_index_build_outwaits_a_young_reader(project: Project) -> None:
 
     thread = threading.Thread(target=reader)
     thread.start()
-    time.sleep(0.2)
+    wait_until(lambda: active(project.database, "report"), what="the report's query to run")
     try:
         runner = subprocess.Popen([sys.executable, "-m", "dbops", "migrate", "up", "test", "--yes"],
                                   cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
