@@ -23,8 +23,6 @@ from dbops.changes import (
     Change,
     ChangeSet,
     Direction,
-    Gate,
-    GateCheck,
     MigrationRun,
     MigrationStep,
     Risk,
@@ -34,7 +32,7 @@ from dbops.config.budget import connection_budget, server_capacity
 from dbops.config.model import Plan, Role
 from dbops.config.source import display_path
 from dbops.errors import MigrationError, PlanError, Problem
-from dbops.health.gates import gate_thresholds
+from dbops.health.gates import plan_gates
 from dbops.inspect import LiveRole, LiveSetting, LiveState, TableStats
 from dbops.migrate import pending
 from dbops.migrate.source import Migration, MigrationSet
@@ -106,7 +104,7 @@ def make_changeset(
         plan_hash=plan_hash(plan),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         changes=tuple(found.changes),
-        gates=_gates(plan),
+        gates=plan_gates(plan.health),
         notes=tuple(found.notes),
         backup_first=_backup_first(plan, found.changes),
     )
@@ -547,19 +545,6 @@ def _backups(plan: Plan, live: LiveState, found: _Findings, now: datetime) -> No
                    f"{', '.join(effect.delete)}",
             detail=tuple(effect.lines()), fingerprint=_fingerprint(effect.delete),
             destructive=True))
-
-
-def _gates(plan: Plan) -> tuple[Gate, ...]:
-    health = plan.health
-    if not health.enabled:
-        return ()
-    checks = tuple(GateCheck(name, limit) for name, limit in gate_thresholds(health.thresholds))
-    gates = []
-    if health.gates.before_apply:
-        gates.append(Gate("before apply", checks))
-    gates.append(Gate("after each stage" if health.gates.after_each_stage else "after apply",
-                      checks))
-    return tuple(gates)
 
 
 def _backup_first(plan: Plan, changes: list[Change]) -> BackupStep | None:
