@@ -244,9 +244,9 @@ def waiting_for_lock(db: TestDatabase, application_name: str) -> bool:
             " AND wait_event_type = 'Lock'", (db.name, application_name)).fetchone() is not None
 
 
-def active(db: TestDatabase, application_name: str) -> bool:
-    """Whether a session of `application_name` in `db` is running a statement."""
+def active(db: TestDatabase, application_name: str, *, state: str = "active") -> bool:
+    """Whether a session of `application_name` in `db` is in `state` (running a statement)."""
     with db.connect() as conn:
         return conn.execute(
             "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
-            " AND state = 'active'", (db.name, application_name)).fetchone() is not None
+            " AND state = %s", (db.name, application_name, state)).fetchone() is not None

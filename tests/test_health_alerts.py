@@ -192,7 +192,7 @@ def test_status_changes_alert_repeats_wait_for_the_cooldown_and_recovery_resolve
     dispatcher = AlertDispatcher("test", [recorder], clock=lambda: now[0])
     for status in ("ok", "critical", "critical"):
         dispatcher.observe(report(status))  # type: ignore[arg-type]
-    now[0] += 0.3  # the cooldown has passed
+    now[0] += 0.35  # the cooldown has passed
     for status in ("critical", "warning", "ok", "ok"):
         dispatcher.observe(report(status))  # type: ignore[arg-type]
     assert [(e.state, e.status, e.repeat) for e in recorder.events] == [

@@ -172,8 +172,9 @@ def test_blocker_is_waited_for_without_stalling_writes(project: Project) -> None
     threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
     for thread in threads:
         thread.start()
-    wait_until(lambda: latencies and active(project.database, "nightly-report"),
-               what="the report's query and the writer to run")
+    wait_until(lambda: latencies and active(project.database, "nightly-report",
+                                            state="idle in transaction"),
+               what="the report to hold its snapshot and the writer to run")
     try:
         result = project.run("migrate", "up", "test", "--yes")
     finally:
@@ -214,7 +215,7 @@ def test_lint_command(project: Project) -> None:
         "constraint-not-valid",
     ]
     assert {f["severity"] for f in data["findings"]} == {"info"}
-    assert "under lint.max_blocking 1 s)" in data["findings"][0]["message"]
+    assert "under lint.max_blocking 1s)" in data["findings"][0]["message"]
     assert data["findings"][0]["estimate"][0].startswith("CREATE INDEX on tasks (10 rows, ")
     project.write_plan("migrations: { zero_downtime: false, lint: { fail_on: info } }\n")
     strict = project.run("migrate", "lint", five, "--env", "test")
