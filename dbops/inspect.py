@@ -16,6 +16,7 @@ from dbops.backup.manifest import Manifest, read_manifests
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
+from dbops.health.probe import Stream, parse_lsn
 from dbops.locks import APPLY_LOCK, lock_holder
 from dbops.migrate import history
 from dbops.setting_values import SettingSpec, display
@@ -42,7 +43,7 @@ _ROLES = """
     WHERE r.rolname !~ '^pg_'"""
 
 _REPLICATION = """
-    SELECT application_name, client_addr::text, state,
+    SELECT application_name, client_addr::text, state, replay_lsn::text,
            extract(epoch FROM replay_lag)::float8,
            pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint
     FROM pg_stat_replication ORDER BY application_name"""
@@ -170,15 +171,6 @@ class LiveRole:
 
 
 @dataclass(frozen=True)
-class ReplicaStatus:
-    application_name: str
-    client: str | None
-    state: str
-    replay_lag_seconds: float | None
-    lag_bytes: int | None
-
-
-@dataclass(frozen=True)
 class LiveState:
     database: str
     server_version: int
@@ -186,7 +178,7 @@ class LiveState:
     roles: dict[str, LiveRole]
     applied: tuple[history.AppliedMigration, ...]
     journal: tuple[history.JournalEntry, ...]
-    replication: tuple[ReplicaStatus, ...]
+    replication: tuple[Stream, ...]
     schema: dict[str, str]
     snapshot: ledger.Snapshot | None
     current_user: str = ""
@@ -263,7 +255,7 @@ class ServerFacts:
 
     server: Server
     roles: dict[str, LiveRole]
-    replication: tuple[ReplicaStatus, ...]
+    replication: tuple[Stream, ...]
     server_version: int
     current_user: str
 
@@ -287,10 +279,11 @@ def _read_roles(conn: psycopg.Connection[Any]) -> dict[str, LiveRole]:
 
 
 def _read_replication(conn: psycopg.Connection[Any], server: Server
-                      ) -> tuple[ReplicaStatus, ...]:
+                      ) -> tuple[Stream, ...]:
     if server.in_recovery:
         return ()
-    return tuple(ReplicaStatus(*row) for row in conn.execute(_REPLICATION))
+    return tuple(Stream(app or "", addr, state or "", parse_lsn(lsn), lag, behind)
+                 for app, addr, state, lsn, lag, behind in conn.execute(_REPLICATION))
 
 
 def _apply_lock_pid(conn: psycopg.Connection[Any]) -> int | None:
