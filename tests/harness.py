@@ -197,7 +197,7 @@ def role_name(project: Project) -> str:
     return "app_" + project.database.name.removeprefix("t_")
 
 
-def replicated(replica: Cluster, db: TestDatabase, timeout: float = 10.0) -> None:
+def replicated(replica: Cluster, db: TestDatabase, timeout: float = 30.0) -> None:
     """Wait until `db`, created on the primary, can be connected to on `replica`."""
 
     def reachable() -> bool:
