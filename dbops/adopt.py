@@ -13,12 +13,12 @@ from typing import Any
 
 import yaml
 
+from dbops.config.budget import connection_budget, server_capacity
 from dbops.config.model import Role
 from dbops.config.profiles import PROFILES
 from dbops.config.schema import plan_schema
 from dbops.connect import Endpoint
 from dbops.inspect import LiveRole, LiveSetting, ServerFacts
-from dbops.planner import connection_capacity
 from dbops.scaffold import render
 from dbops.setting_values import same
 
@@ -118,7 +118,7 @@ def pool_sizing(facts: ServerFacts, profile: str) -> PoolSizing:
         live = settings.get(name)
         return int(live.setting) if live is not None else 0
 
-    max_connections, reserved = connection_capacity(number)
+    max_connections, reserved = server_capacity(number)
     available = max_connections - reserved
     candidates = [r for r in facts.roles.values()
                   if r.login and not r.superuser and r.connection_limit > 0
@@ -130,9 +130,15 @@ def pool_sizing(facts: ServerFacts, profile: str) -> PoolSizing:
     reserve = max(0, min(_default_reserve(), budget - 1))
     max_size = max(1, min(int(defaults["max_size"]), budget - reserve))
     min_size = min(int(defaults["min_size"]), max_size)
-    where = f"max_connections {max_connections} minus {reserved} reserved ({available})"
-    limit = f" ≤ role {role.name}'s limit {role.connection_limit}" if role else ""
-    explanation = f"1 × {max_size} + {reserve} reserve = {max_size + reserve}{limit} ≤ {where}"
+    explanation = connection_budget(
+        1,
+        max_size,
+        reserve,
+        role=role.name if role else None,
+        role_limit=role.connection_limit if role else None,
+        max_connections=max_connections,
+        reserved=reserved,
+    ).note().removeprefix("connection budget: ")
     return PoolSizing(profile, role.name if role else None, min_size, max_size, reserve,
                       explanation)
 

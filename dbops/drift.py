@@ -199,12 +199,9 @@ def _roles(plan: Plan, live: LiveState, applied: dict[str, dict[str, Any]]) -> l
     for name in sorted(set(applied) | set(plan.roles)):
         before = applied.get(name)
         role = live.roles.get(name)
-        now = None if role is None else {"connection_limit": role.connection_limit,
-                                         "settings": role.settings, **role.attributes}
+        now = None if role is None else role.snapshot()
         planned = plan.roles.get(name)
-        wanted = None if planned is None else {"login": planned.login,
-                                               "connection_limit": planned.connection_limit,
-                                               "settings": planned.settings}
+        wanted = None if planned is None else planned.snapshot()
         items += _compare_role(name, before, now, wanted, live)
         if before is not None and now is not None and plan.drift_unmanaged == "report":
             items += _attributes(name, before, now, unmanaged=False)

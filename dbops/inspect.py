@@ -16,6 +16,7 @@ from dbops.backup.pgbackrest import LiveSetup, read_setup
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
+from dbops.health.probe import Stream, parse_lsn
 from dbops.locks import APPLY_LOCK, lock_holder
 from dbops.schema_facts import schema_fingerprint
 from dbops.setting_values import SettingSpec, display
@@ -42,7 +43,7 @@ _ROLES = """
     WHERE r.rolname !~ '^pg_'"""
 
 _REPLICATION = """
-    SELECT application_name, client_addr::text, state,
+    SELECT application_name, client_addr::text, state, replay_lsn::text,
            extract(epoch FROM replay_lag)::float8,
            pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint
     FROM pg_stat_replication ORDER BY application_name"""
@@ -106,14 +107,11 @@ class LiveRole:
         """LOGIN and the privileges a role can hold beyond what it is granted: what drift watches."""
         return {key: bool(getattr(self, key)) for key in ROLE_ATTRIBUTES}
 
-
-@dataclass(frozen=True)
-class ReplicaStatus:
-    application_name: str
-    client: str | None
-    state: str
-    replay_lag_seconds: float | None
-    lag_bytes: int | None
+    def snapshot(self) -> dict[str, Any]:
+        """The role in the last-applied snapshot's form (config.model.Role.snapshot), with the
+        attributes drift watches besides."""
+        return {"connection_limit": self.connection_limit, "settings": self.settings,
+                **self.attributes}
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ class LiveState:
     roles: dict[str, LiveRole]
     applied: tuple[history.AppliedMigration, ...]
     journal: tuple[history.JournalEntry, ...]
-    replication: tuple[ReplicaStatus, ...]
+    replication: tuple[Stream, ...]
     schema: dict[str, str]
     snapshot: ledger.Snapshot | None
     current_user: str = ""
@@ -210,7 +208,7 @@ class ServerFacts:
 
     server: Server
     roles: dict[str, LiveRole]
-    replication: tuple[ReplicaStatus, ...]
+    replication: tuple[Stream, ...]
     server_version: int
     current_user: str
 
@@ -234,10 +232,11 @@ def _read_roles(conn: psycopg.Connection[Any]) -> dict[str, LiveRole]:
 
 
 def _read_replication(conn: psycopg.Connection[Any], server: Server
-                      ) -> tuple[ReplicaStatus, ...]:
+                      ) -> tuple[Stream, ...]:
     if server.in_recovery:
         return ()
-    return tuple(ReplicaStatus(*row) for row in conn.execute(_REPLICATION))
+    return tuple(Stream(app or "", addr, state or "", parse_lsn(lsn), lag, behind)
+                 for app, addr, state, lsn, lag, behind in conn.execute(_REPLICATION))
 
 
 def _apply_lock_pid(conn: psycopg.Connection[Any]) -> int | None:

@@ -25,17 +25,31 @@ APPLY_LOCK = 1_684_172_913
 
 @dataclass(frozen=True)
 class LockHolder:
+    """A session holding a lock others wait for: the runner or apply lock (held `since` the
+    lock was taken), or a table lock a migration step queues behind (`since` its transaction
+    began; `query` and `query_start`: what it runs)."""
+
     pid: int
     application_name: str
     since: datetime
     user: str
     client: str | None
+    query: str = ""
+    query_start: datetime | None = None
 
     def __str__(self) -> str:
         client = f" from {self.client}" if self.client else ""
         return (
             f"pid {self.pid} ({self.application_name or 'no application_name'}, "
             f"user {self.user}{client}) since {self.since:%Y-%m-%d %H:%M:%S %Z}"
+        )
+
+    def blocking(self) -> str:
+        """The holder as a migration step waiting for its table lock names it."""
+        started = f"{self.query_start:%H:%M:%S}" if self.query_start else "?"
+        return (
+            f"pid {self.pid} ({self.application_name or 'no application_name'}), in a transaction"
+            f" since {self.since:%H:%M:%S}, query started {started}: {self.query}"
         )
 
 

@@ -285,10 +285,7 @@ def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyR
             if f"setting.{name}" in skipped and name in previous
         }
     )
-    roles = {
-        name: {"login": r.login, "connection_limit": r.connection_limit, "settings": r.settings}
-        for name, r in the_plan.roles.items()
-    }
+    roles = {name: r.snapshot() for name, r in the_plan.roles.items()}
     with connection(the_plan, command="apply", autocommit=True) as conn, conn.transaction():
         if report.result == "applied":
             # Migrations credited their changes to the snapshot as they ran; a first apply

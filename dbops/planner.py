@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,18 +23,17 @@ from dbops.changes import (
     Change,
     ChangeSet,
     Direction,
-    Gate,
-    GateCheck,
     MigrationRun,
     MigrationStep,
     Risk,
     Scalar,
     plan_hash,
 )
+from dbops.config.budget import connection_budget, server_capacity
 from dbops.config.model import Plan, Role
 from dbops.config.source import display_path
 from dbops.errors import MigrationError, PlanError, Problem
-from dbops.health.gates import gate_thresholds
+from dbops.health.gates import plan_gates
 from dbops.inspect import LiveRole, LiveSetting, LiveState
 from dbops.migrate import pending
 from dbops.migrate.files import Migration, MigrationSet
@@ -107,7 +106,7 @@ def make_changeset(
         plan_hash=plan_hash(plan.document.data),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         changes=tuple(found.changes),
-        gates=_gates(plan),
+        gates=plan_gates(plan.health),
         notes=tuple(found.notes),
         backup_first=_backup_first(plan, found.changes),
     )
@@ -384,15 +383,9 @@ def _role_alterations(role: Role, current: LiveRole, live: LiveState) -> list[Ch
     return changes
 
 
-def connection_capacity(value: Callable[[str], int]) -> tuple[int, int]:
-    """(max_connections, connections reserved for superusers and pg_use_reserved_connections):
-    what every pool of the server must fit in, from the setting values `value` gives."""
-    return (value("max_connections"),
-            value("superuser_reserved_connections") + value("reserved_connections"))
-
-
 def _budget(plan: Plan, live: LiveState, found: _Findings) -> None:
-    """The pools must fit the role's limit, and the role's limit the server's connections."""
+    """The pools must fit the role's limit, and the role's limit the server's connections;
+    what the plan leaves unset is taken from the live server."""
     pool, doc = plan.pool, plan.document
 
     def live_int(name: str) -> int:
@@ -406,39 +399,27 @@ def _budget(plan: Plan, live: LiveState, found: _Findings) -> None:
             else live_int(name)
         )
 
-    max_connections, reserved = connection_capacity(planned_int)
-    available = max_connections - reserved
+    max_connections, reserved = server_capacity(planned_int)
     role = pool.role
     if role in plan.roles:
-        limit = plan.roles[role].connection_limit
+        limit: int | None = plan.roles[role].connection_limit
     elif role in live.roles:
         limit = live.roles[role].connection_limit
     else:
-        limit = -1
-    demand = pool.demand
-    spelled = f"{pool.instances} × {pool.max_size} + {pool.reserve} reserve = {demand}"
-    where = f"max_connections {max_connections} minus {reserved} reserved ({available})"
-    if limit >= 0 and demand > limit:
-        found.problems.append(
-            doc.problem(
-                ("pool", "max_size"),
-                f"connection budget: {spelled} exceeds role {role}'s connection limit {limit}",
-            )
-        )
-    elif limit >= 0 and limit > available:
-        found.problems.append(
-            doc.problem(
-                ("roles", role or "", "connection_limit"),
-                f"connection budget: {limit} exceeds {where}",
-            )
-        )
-    elif limit < 0 and demand > available:
-        found.problems.append(
-            doc.problem(("pool", "max_size"), f"connection budget: {spelled} exceeds {where}")
-        )
-    else:
-        role_part = f" ≤ role limit {limit}" if limit >= 0 else ""
-        found.notes.append(f"connection budget: {spelled}{role_part} ≤ {where}")
+        limit = None
+    budget = connection_budget(
+        pool.instances,
+        pool.max_size,
+        pool.reserve,
+        role=role,
+        role_limit=limit,
+        max_connections=max_connections,
+        reserved=reserved,
+    )
+    problems = budget.problems()
+    found.problems.extend(doc.problem(path, message) for path, message in problems)
+    if not problems:
+        found.notes.append(budget.note())
 
 
 def _migrations(
@@ -568,19 +549,6 @@ def _backups(plan: Plan, live: LiveState, found: _Findings, now: datetime) -> No
                    f"{', '.join(effect.delete)}",
             detail=tuple(effect.lines()), fingerprint=_fingerprint(effect.delete),
             destructive=True))
-
-
-def _gates(plan: Plan) -> tuple[Gate, ...]:
-    health = plan.health
-    if not health.enabled:
-        return ()
-    checks = tuple(GateCheck(name, limit) for name, limit in gate_thresholds(health.thresholds))
-    gates = []
-    if health.gates.before_apply:
-        gates.append(Gate("before apply", checks))
-    gates.append(Gate("after each stage" if health.gates.after_each_stage else "after apply",
-                      checks))
-    return tuple(gates)
 
 
 def _backup_first(plan: Plan, changes: list[Change]) -> BackupStep | None:

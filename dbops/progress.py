@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 if TYPE_CHECKING:
     from rich.progress import ProgressColumn, TaskID
 
+from dbops.units import format_duration, format_size
+
 
 @dataclass(frozen=True)
 class Step:
@@ -57,9 +59,9 @@ class Lines:
         self._write(f"started  {step.name}")
 
     def finished(self, step: Step, seconds: float, ok: bool) -> None:
-        size = f", {_size(written)}" if (written := bytes_in(step.watch)) else ""
+        size = f", {format_size(written)}" if (written := bytes_in(step.watch)) else ""
         verb = "finished" if ok else "failed  "
-        self._write(f"{verb} {step.name} in {duration(seconds)}{size}")
+        self._write(f"{verb} {step.name} in {format_duration(seconds)}{size}")
 
     def _write(self, line: str) -> None:
         with self._lock:
@@ -111,7 +113,7 @@ def _written_column() -> ProgressColumn:
     class Written(ProgressColumn):
         def render(self, task: Task) -> Text:
             written = bytes_in(task.fields.get("watch"))
-            return Text(_size(written) if written else "", style="progress.download")
+            return Text(format_size(written) if written else "", style="progress.download")
 
     return Written()
 
@@ -167,20 +169,3 @@ def bytes_in(path: Path | None) -> int:
         return 0
 
 
-def duration(seconds: float) -> str:
-    """`0.42s`, `6.1s`, `2m05s`."""
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s"
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")

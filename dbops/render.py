@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import click
-
 from dbops.changes import Action, Change, ChangeSet, Gate, Kind, Scalar, Summary
+from dbops.style import styled
 
 NO_CHANGES = "No changes. The database matches the plan."
 
@@ -33,7 +32,7 @@ def text(cs: ChangeSet, *, color: bool) -> str:
     if cs.destroys:
         lines += ["", f"Destroys (apply needs --allow-destroy): {len(cs.destroys)}"]
         for change in cs.destroys:
-            symbol = click.style("-!", fg="red", bold=True) if color else "-!"
+            symbol = styled("-!", "bold red") if color else "-!"
             lines.append(f"  {symbol} {change.address}: {change.reason}")
     if cs.gates:
         lines += ["", "Gates:", *(f"  {g.name}: {_checks(g)}" for g in cs.gates)]
@@ -99,7 +98,7 @@ def _values(change: Change) -> str:
 
 
 def _text_change(change: Change, *, color: bool) -> list[str]:
-    symbol = click.style(change.action, fg=_COLOR[change.action]) if color else change.action
+    symbol = styled(change.action, _COLOR[change.action]) if color else change.action
     effect = f" ({change.takes_effect})" if change.takes_effect else ""
     lines = [f"  {symbol} {change.address}{_values(change)}{effect}"]
     if change.risk != "low":

@@ -1,14 +1,14 @@
 """Server setting values compared the way PostgreSQL reads them: `1GB` = `1024MB` = `131072`
-(8kB pages of shared_buffers), `on` = `true`, `30s` = `30000` (ms). Pure; no database."""
+(8kB pages of shared_buffers), `on` = `true`, `30s` = `30000` (ms). Pure; no database. The
+units themselves (tables and PostgreSQL's spellings) are dbops.units'."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-_MEMORY = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
-_TIME = {"us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0,
-         "d": 86_400_000.0}
+from dbops.units import unit_family
+
 _QUANTITY = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([a-zA-Z]*)\s*$")
 _TRUE = {"on", "true", "yes", "1", "t", "y"}
 _FALSE = {"off", "false", "no", "0", "f", "n"}
@@ -29,18 +29,9 @@ class SettingSpec:
 
 
 def _unit_scale(unit: str | None) -> tuple[dict[str, float], float] | None:
-    """The unit family of a pg_settings unit and the size of one unit in the family's base."""
-    if not unit:
-        return None
-    match = re.fullmatch(r"(\d*)([a-zA-Z]+)", unit)
-    if not match:
-        return None
-    count = int(match.group(1) or 1)
-    base = match.group(2)
-    for family in (_MEMORY, _TIME):
-        if base in family:
-            return {k: float(v) for k, v in family.items()}, count * float(family[base])
-    return None
+    """The unit family of a pg_settings unit (PostgreSQL's grammar, from dbops.units) and the
+    size of one unit in the family's base (bytes, milliseconds)."""
+    return unit_family(unit) if unit else None
 
 
 def normalize(spec: SettingSpec, value: str) -> Comparable:

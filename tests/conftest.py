@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +19,6 @@ from harness import (
 from psycopg import sql
 
 from dbops.local import Cluster
-
-# Commands the tests run as subprocesses import this checkout's dbops, whatever is installed.
-REPO = Path(__file__).resolve().parents[1]
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 
 
 @pytest.fixture(scope="session")

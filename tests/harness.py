@@ -10,11 +10,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
@@ -28,6 +29,22 @@ from dbops.local import HOST, LOG_FILE, STATE_FILE, SUPERUSER, Cluster, _last_me
 TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 _open_areas: list[Path] = []
+
+# The checkout these tests belong to (a worktree's root when run from one).
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_env(
+    extra: dict[str, str] | None = None, *, drop: tuple[str, ...] = ("DB_",)
+) -> dict[str, str]:
+    """The environment for a command a test spawns: this process's, without variables whose
+    names start with `drop`, with `extra` added and this checkout first on PYTHONPATH, so that
+    `python -m dbops` imports the code under test whatever is installed."""
+    environ = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
+    environ.update(extra or {})
+    inherited = environ.get("PYTHONPATH", "")
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), inherited) if p)
+    return environ
 
 
 @dataclass(frozen=True)
@@ -140,15 +157,11 @@ class Project:
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run the real `dbops` command line in the project (or in `cwd`), as a user would."""
-        environ = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("DB_") and k != "DBOPS_PROJECT_DIR"
-        }
+        environ = child_env(env, drop=("DB_", "DBOPS_PROJECT_DIR"))
         return subprocess.run(
             [sys.executable, "-m", "dbops", *args],
             cwd=self.root if cwd is None else cwd,
-            env={**environ, **(env or {})},
+            env=environ,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -205,3 +218,79 @@ def start_replica(primary: Cluster, data_dir: Path, *, port: int | None = None) 
             (replica.data_dir / copied).unlink(missing_ok=True)
     replica.up()
     return replica
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "", *, interval: float = 0.02
+) -> Any:
+    """Poll until `predicate()` is truthy and return its value; fail the test after `timeout`
+    seconds naming `what`. The one way tests wait for another thread or process: on an
+    observable condition, never on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def role_name(project: Project) -> str:
+    """A role name unique to the test's database (roles are cluster-wide)."""
+    return "app_" + project.database.name.removeprefix("t_")
+
+
+def replicated(replica: Cluster, db: TestDatabase, timeout: float = 30.0) -> None:
+    """Wait until `db`, created on the primary, can be connected to on `replica`."""
+
+    def reachable() -> bool:
+        try:
+            psycopg.connect(host=replica.host, port=replica.port, user="postgres",
+                            dbname=db.name, connect_timeout=5).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    wait_until(reachable, timeout, f"{db.name} on the replica")
+
+
+class FakePool:
+    """Stands in for an attached pool (dbops.health.pool_checks.AttachedPool): the figures
+    `get_pool_stats()` returns, and how many times the monitor called `reset()`."""
+
+    def __init__(self, stats: Mapping[str, float] | None = None) -> None:
+        self.stats = dict(stats or {"size": 2, "max_size": 4, "in_use": 1, "waiting": 0})
+        self.resets = 0
+
+    def get_pool_stats(self) -> Mapping[str, float]:
+        return self.stats
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def idle_for(db: TestDatabase, pid: int, *, state: str = "idle in transaction") -> float:
+    """Seconds the session `pid` has been in `state` (0 when it is not in it), by the server's
+    clock: what the health checks measure."""
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp() - state_change) FROM pg_stat_activity"
+            " WHERE pid = %s AND state = %s", (pid, state)).fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def waiting_for_lock(db: TestDatabase, application_name: str) -> bool:
+    """Whether a session of `application_name` in `db` waits for a lock."""
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
+            " AND wait_event_type = 'Lock'", (db.name, application_name)).fetchone() is not None
+
+
+def active(db: TestDatabase, application_name: str, *, state: str = "active") -> bool:
+    """Whether a session of `application_name` in `db` is in `state` (running a statement)."""
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
+            " AND state = %s", (db.name, application_name, state)).fetchone() is not None

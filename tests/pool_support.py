@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from harness import Project, TestDatabase
+from harness import wait_until as wait_until  # the one wait helper, re-exported
 
 from dbops.connect import Endpoint
 from dbops.local import Cluster
@@ -55,20 +54,6 @@ def db_endpoint(db: TestDatabase, name: str = "primary") -> Endpoint:
         connect_timeout=timedelta(seconds=3),
         name=name,
     )
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
-) -> Any:
-    """Poll until `predicate()` is truthy and return it; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def install_taskmaster(project: Project) -> None:

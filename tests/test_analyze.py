@@ -86,7 +86,7 @@ def test_locks_rewrites_and_scans() -> None:
 def test_live_statistics_turn_a_hazard_into_an_estimate() -> None:
     [analysis] = lint_text("CREATE INDEX i ON tasks (status);")
     assert estimate(analysis, {"tasks": TASKS}) == [
-        "CREATE INDEX on tasks (2.0M rows, 173 MB, ~2,000 writes/s) holds SHARE for ~3 s: "
+        "CREATE INDEX on tasks (2.0M rows, 173 MB, ~2,000 writes/s) holds SHARE for ~3.5s: "
         "blocks writes, about 6.9k writes → CREATE INDEX CONCURRENTLY (outside a transaction)"
     ]
 
@@ -96,7 +96,7 @@ def test_a_hazard_blocking_less_than_max_blocking_is_information() -> None:
     small = TableStats("tasks", 300, 64 * 1024, 1.0)
     finding = with_live_severity(analysis.findings[0], {"tasks": small})
     assert (finding.severity, finding.lock, finding.blocking_seconds) == ("info", "SHARE", 0.001)
-    assert finding.message.endswith("(~1 ms on 64 kB: under lint.max_blocking 1 s)")
+    assert finding.message.endswith("(~1.2ms on 64 kB: under lint.max_blocking 1s)")
     big = with_live_severity(analysis.findings[0], {"tasks": TASKS})
     assert (big.severity, big.blocking_seconds) == ("error", 3.46)
     # 40 MB takes ~0.8 s: information under the default 1 s, the rule's severity under 0.5 s.
@@ -244,7 +244,7 @@ def test_an_empty_table_has_no_lock_hazard_and_a_refusal_names_its_estimate(
     assert refused.findings[0].message == (
         "changing the type of tasks.attempt rewrites the table: int4 → int8 converts every row "
         "(zero-downtime refuses it, tasks "
-        "per the live statistics: 2.0M rows, 173 MB, ~2,000 writes/s, ~3 s to scan: add a new "
+        "per the live statistics: 2.0M rows, 173 MB, ~2,000 writes/s, ~3.5s to scan: add a new "
         "column, backfill in batches, switch readers, then drop the old column)")
     with pytest.raises(MigrationError, match=r"\(tasks per the live statistics: 2.0M rows"):
         online_steps(change, run_states([change], {"tasks": TASKS})[0])

@@ -8,14 +8,10 @@ import threading
 import time
 
 import psycopg
-from harness import Project
+from harness import Project, role_name
 from psycopg import sql
 
 from dbops.local import Cluster
-
-
-def role_name(project: Project) -> str:
-    return "app_" + project.database.name.removeprefix("t_")
 
 
 def migration(project: Project, version: str, up: str, down: str) -> None:

@@ -22,8 +22,9 @@ from dbops.backup import (
     schedule,
 )
 from dbops.backup import manifest as manifests
-from dbops.backup.results import age, list_table, size
+from dbops.backup.results import list_table
 from dbops.config.model import BackupPolicy, Retention
+from dbops.units import format_age, format_size
 
 NOW = datetime(2025, 6, 12, 10, 0, tzinfo=UTC)  # a Thursday
 
@@ -244,8 +245,9 @@ def test_manifest_round_trips_and_the_catalog_skips_what_is_not_complete(tmp_pat
 
 
 def test_listing_helpers() -> None:
-    assert [age(timedelta(seconds=s)) for s in (5, 300, 7200, 200000)] == ["5s", "5m", "2h", "2d"]
-    assert [size(n) for n in (512, 2048, 5 * 1024**3)] == ["512 B", "2.0 kB", "5.0 GB"]
+    assert [format_age(timedelta(seconds=s)) for s in (1, 5, 300, 7200, 200000)] == [
+        "1 second", "5 seconds", "5 minutes", "2 hours", "2 days"]
+    assert [format_size(n) for n in (512, 2048, 5 * 1024**3)] == ["512 B", "2.0 kB", "5.0 GB"]
     assert list_table([], NOW) == ["no backups"]
     rows = list_table([backup("x", days_ago(2), ok=True)], NOW)
-    assert rows[1].split() == ["x", "2d", "2.0", "kB", "manual", "20250617080000", "checksums"]
+    assert rows[1].split() == ["x", "2", "days", "2.0", "kB", "manual", "20250617080000", "checksums"]

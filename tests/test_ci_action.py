@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from harness import Project
+from harness import Project, child_env
 from psycopg import sql
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def runner_environment(project: Project, github: FakeGitHub, tmp: Path) -> dict[
                                  "pull_request": {"number": 7, "head": {"sha": "abc"}}}))
     (tmp / "output").touch()
     (tmp / "summary.md").touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "GITHUB_"))}
+    env = child_env(drop=("DB_", "GITHUB_"))
     return {**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}",
             "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request",
             "GITHUB_EVENT_PATH": str(event), "GITHUB_REPOSITORY": "octo/app",

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from harness import child_env
 
 from dbops.cli import main
 
@@ -61,7 +62,7 @@ def test_help_and_version_exit_0() -> None:
 def test_the_installed_entry_points_use_the_exit_codes() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "dbops", "drift", "staging", "--format", "yaml"],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=child_env(drop=()),
     )
     assert result.returncode == 1
     assert "Error: Invalid value for '--format': 'yaml' is not one of" in result.stderr

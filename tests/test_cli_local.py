@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -12,12 +11,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from harness import child_env
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def dbops(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
+    env = child_env()
     return subprocess.run(
         [sys.executable, "-m", "dbops", *args],
         cwd=root,

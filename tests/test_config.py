@@ -147,6 +147,26 @@ def test_dotenv_is_read_beneath_the_process_environment(project: Path) -> None:
     assert (plan.database.host, plan.database.port) == ("from-dotenv", 7001)
 
 
+def test_dotenv_comments_quotes_and_export(project: Path) -> None:
+    (project / ".env").write_text(
+        "DB_HOST=db.internal # the team's server\n"
+        "DB_USER='single quoted'\n"
+        "export DB_PORT=6543\n"
+        "DB_PASSWORD='p # s s'  # inside quotes, # is part of the value\n"
+        "LITERAL=${NOT_EXPANDED}\n"
+        "BARE\n"
+    )
+    assert read_dotenv(project / ".env") == {
+        "DB_HOST": "db.internal",
+        "DB_USER": "single quoted",
+        "DB_PORT": "6543",
+        "DB_PASSWORD": "p # s s",
+        "LITERAL": "${NOT_EXPANDED}",
+    }
+    plan = load_plan("staging", environ={})
+    assert (plan.database.host, plan.database.port) == ("db.internal", 6543)
+
+
 def test_interpolation_default_and_escape(project: Path) -> None:
     (project / "plans" / "qa.yaml").write_text(
         "apiVersion: dbops/v1\nenvironment: qa\ndatabase:\n"
@@ -192,8 +212,33 @@ def test_budget_checked_with_environment_override(project: Path) -> None:
         load_plan("production", environ={"DB_POOL_MAX": "25"})
     assert str(caught.value).endswith(
         "pool.max_size: connection budget: 6 instances × 25 + 5 reserve = 155 "
-        "exceeds roles.taskmaster_app.connection_limit (130)"
+        "exceeds role taskmaster_app's connection limit 130"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"roles.taskmaster_app.connection_limit": "125"}, None),  # 6 * 20 + 5: exactly at it
+        ({"roles.taskmaster_app.connection_limit": "124"},
+         "pool.max_size: connection budget: 6 instances × 20 + 5 reserve = 125 exceeds role "
+         "taskmaster_app's connection limit 124"),
+        ({"settings.max_connections": "133"}, None),  # 133 - 3 reserved = the role's 130
+        ({"settings.max_connections": "132"},
+         "roles.taskmaster_app.connection_limit: connection budget: role taskmaster_app's "
+         "connection limit 130 exceeds max_connections 132 minus 3 reserved (129)"),
+    ],
+    ids=["role limit at budget", "one under", "max_connections at budget", "one under"],
+)
+def test_budget_boundary_in_validation(
+    project: Path, overrides: dict[str, str], problem: str | None
+) -> None:
+    if problem is None:
+        load_plan("production", environ={}, overrides=overrides)
+        return
+    with pytest.raises(PlanError) as caught:
+        load_plan("production", environ={}, overrides=overrides)
+    assert str(caught.value).endswith(problem)
 
 
 def test_validation_cache_never_hides_a_new_problem(project: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from harness import Project
+from harness import Project, role_name
 from psycopg import sql
 
 MIGRATION = """-- schema with an index and a function
@@ -18,10 +18,6 @@ CREATE FUNCTION item_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FRO
 DROP FUNCTION item_count();
 DROP TABLE items;
 """
-
-
-def role_name(project: Project) -> str:
-    return "app_" + project.database.name.removeprefix("t_")
 
 
 def plan_text(project: Project) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import psycopg
 import pytest
-from harness import TestDatabase
+from harness import REPO, TestDatabase, child_env
 
 from dbops.local import Cluster
 
@@ -92,3 +95,14 @@ def test_each_test_gets_its_own_empty_database(
     assert database.name in existing
     assert not existing & set(_seen_databases)  # earlier tests' databases were dropped
     _seen_databases.append(database.name)
+
+
+def test_pytest_and_spawned_commands_import_this_checkout() -> None:
+    """Run from a git worktree, both the tests and `python -m dbops` use that worktree's code."""
+    import dbops
+
+    assert Path(dbops.__file__).resolve().parent == REPO / "dbops"
+    done = subprocess.run(
+        [sys.executable, "-c", "import dbops; print(dbops.__file__)"],
+        cwd="/", env=child_env(), capture_output=True, text=True, timeout=60, check=True)
+    assert Path(done.stdout.strip()).resolve().parent == REPO / "dbops"

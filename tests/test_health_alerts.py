@@ -15,14 +15,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from harness import Project
+from harness import Project, idle_for, wait_until
 
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.errors import PlanError
 from dbops.health.alerts import AlertDispatcher, AlertEvent, Channel, DeliveryFailed, channel
 from dbops.health.monitor import HealthMonitor
-from dbops.health.result import CheckResult, HealthReport, Status
+from dbops.health.result import CheckResult, HealthReport
+from dbops.levels import Status
 
 TOKEN = "Sentinel-Token-41d9"
 
@@ -86,14 +87,6 @@ def hook() -> Iterator[Callable[..., Hook]]:
     yield make
     for h in made:
         h.close()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def alert_plan(project: Project, hook: Hook, *, retries: int, thresholds: str) -> Plan:
@@ -160,7 +153,8 @@ def test_webhook_gets_the_alert_and_then_the_resolved_notice(
         monitor.force_health_check()
         with psycopg.connect(project.database.conninfo, application_name="forgetful") as idler:
             idler.execute("SELECT 1")
-            time.sleep(0.3)
+            wait_until(lambda: idle_for(project.database, idler.info.backend_pid) > 0.2,
+                       what="the session to be idle in a transaction past 200ms")
             monitor.force_health_check()
             monitor.force_health_check()  # still critical: within the cooldown, not repeated
         monitor.force_health_check()
@@ -194,10 +188,11 @@ def report(status: Status) -> HealthReport:
 
 def test_status_changes_alert_repeats_wait_for_the_cooldown_and_recovery_resolves() -> None:
     recorder = Recorder(cooldown=0.3)
-    dispatcher = AlertDispatcher("test", [recorder])
+    now = [100.0]
+    dispatcher = AlertDispatcher("test", [recorder], clock=lambda: now[0])
     for status in ("ok", "critical", "critical"):
         dispatcher.observe(report(status))  # type: ignore[arg-type]
-    time.sleep(0.35)
+    now[0] += 0.35  # the cooldown has passed
     for status in ("critical", "warning", "ok", "ok"):
         dispatcher.observe(report(status))  # type: ignore[arg-type]
     assert [(e.state, e.status, e.repeat) for e in recorder.events] == [

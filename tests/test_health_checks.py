@@ -3,6 +3,7 @@ explanation, a cycle is two queries on one connection, and the apply gates keep 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from harness import Project, TestDatabase
+from harness import FakePool, Project, TestDatabase, idle_for, wait_until, waiting_for_lock
 from psycopg import sql
 
 from dbops.cli import exits
@@ -49,14 +50,6 @@ def session(db: TestDatabase, application: str, *, user: str = "postgres",
 
 def pid(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     return conn.info.backend_pid
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -111,7 +104,8 @@ def test_idle_in_transaction_session_is_named_with_its_age(project: Project) -> 
                             "long_transaction: 10s }\n")
     with session(project.database, "report-job") as idler:
         idler.execute("SELECT 1")  # opens the transaction and leaves it idle
-        time.sleep(0.4)
+        wait_until(lambda: idle_for(project.database, pid(idler)) > 0.3,
+                   what="the session to be idle in a transaction past 300ms")
         report = check_once(plan)
         idle = result(report, "idle_in_transaction")
         assert idle.status == "critical"
@@ -145,8 +139,11 @@ def test_blocked_lock_chain_names_the_blocker_and_the_longest_query(project: Pro
                                ("reader", "SELECT count(*) FROM jobs")):
             waiters.append(threading.Thread(target=wait_on_jobs, args=(app, statement)))
             waiters[-1].start()
-            time.sleep(0.2)  # the writer queues first, the reader behind it
-        time.sleep(0.3)
+            # the writer queues first, the reader behind it
+            wait_until(functools.partial(waiting_for_lock, project.database, app),
+                       what=f"{app} to wait for its lock")
+        wait_until(lambda: all(idle_for(project.database, p, state="active") > 0.3
+                               for p in pids), what="both to have waited past 300ms")
         report = check_once(plan)
     finally:
         head.rollback()
@@ -294,20 +291,6 @@ def test_an_unreachable_database_is_critical_with_a_masked_reason(project: Proje
     assert connectivity.status == "critical" and exits.health(report) == 3
     assert connectivity.message.startswith("cannot connect to postgres@")
     assert sentinel not in repr(report.to_dict())
-
-
-class FakePool:
-    """Stands in for the PoolManager (dbops/pool.py): the two methods the monitor uses."""
-
-    def __init__(self, stats: Mapping[str, float]) -> None:
-        self.stats = dict(stats)
-        self.resets = 0
-
-    def get_pool_stats(self) -> Mapping[str, float]:
-        return self.stats
-
-    def reset(self) -> None:
-        self.resets += 1
 
 
 def test_pool_checks_read_an_attached_pool(project: Project) -> None:

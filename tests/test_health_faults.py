@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from harness import start_replica
+from harness import FakePool, start_replica, wait_until
 
 from dbops.cli import exits
 from dbops.config.load import load_plan
@@ -50,14 +50,6 @@ def result(report: HealthReport, name: str) -> CheckResult:
     found = report.result(name)
     assert found is not None, [r.name for r in report.results]
     return found
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def test_replica_lag_is_zero_on_an_idle_primary_and_grows_while_replay_is_paused(
@@ -124,17 +116,6 @@ def test_broken_stream_on_an_idle_primary_then_a_stopped_replica(
     assert stopped.status == "critical"
     assert stopped.message.startswith(
         f"r1 cannot be reached: cannot connect to postgres@127.0.0.1:{replica.port}/postgres: ")
-
-
-class FakePool:
-    def __init__(self) -> None:
-        self.resets = 0
-
-    def get_pool_stats(self) -> Mapping[str, float]:
-        return {"size": 2, "max_size": 4, "in_use": 1, "waiting": 0}
-
-    def reset(self) -> None:
-        self.resets += 1
 
 
 def test_a_failover_resets_the_attached_pool(scratch_dir: Path, tmp_path: Path) -> None:

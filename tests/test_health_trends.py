@@ -36,14 +36,14 @@ def test_transaction_id_age_forecast_in_days() -> None:
 
 def test_connections_forecast_in_minutes() -> None:
     trend = forecast("connection_utilization", line(0.40, 0.60, 20 * MINUTE), 0.8, NOW)
-    assert trend is not None and trend.message == "connections reach 80% in ~20 min"
+    assert trend is not None and trend.message == "connections reach 80% in ~20 minutes"
 
 
 def test_falling_cache_hit_ratio_and_a_replica_falling_behind() -> None:
     cache = forecast("cache_hit_ratio", line(0.99, 0.95, 40 * MINUTE), 0.9, NOW)
-    assert cache is not None and cache.message == "the cache hit ratio falls to 90% in ~50 min"
+    assert cache is not None and cache.message == "the cache hit ratio falls to 90% in ~50 minutes"
     lag = forecast("replication_lag.r1", line(1.0, 4.0, 30 * MINUTE), 10.0, NOW)
-    assert lag is not None and lag.message == "r1's replication lag reaches 10s in ~60 min"
+    assert lag is not None and lag.message == "r1's replication lag reaches 10s in ~60 minutes"
 
 
 def test_no_forecast_without_a_convincing_trend_towards_the_threshold() -> None:
@@ -64,7 +64,7 @@ def test_trends_come_from_the_reports_of_the_window_only() -> None:
     old = [report_at(NOW - 2 * 3600 + n, 0.9) for n in range(5)]  # outside the hour: ignored
     recent = [report_at(at, v) for at, v in line(0.4, 0.6, 20 * MINUTE)]
     found = trends(old + recent, NOW)
-    assert [t.message for t in found] == ["connections reach 80% in ~20 min"]
+    assert [t.message for t in found] == ["connections reach 80% in ~20 minutes"]
 
 
 def test_history_survives_a_restart_on_disk(project: Project) -> None:
@@ -119,7 +119,7 @@ def test_replica_time_lag_rules() -> None:
     stream = Stream("walreceiver", "127.0.0.1", "streaming", 1000, 4.0)
     measured = evaluate_replica("r1", "h", replica(1000, replay_age=3600.0), None,
                                 PrimaryView(5000, (stream,), 1), 10.0, timeline, 100.0)
-    assert measured.value == 4.0 and measured.message.startswith("r1 is 4000 bytes and 4.0s")
+    assert measured.value == 4.0 and measured.message.startswith("r1 is 4000 bytes and 4s")
 
     timeline.add(80.0, 3000)
     timeline.add(100.0, 5000)
@@ -129,13 +129,13 @@ def test_replica_time_lag_rules() -> None:
 
     bound = evaluate_replica("r1", "h", replica(9000, replay_age=3.0), None,
                              PrimaryView(9500, (), 2), 10.0, LsnTimeline(), 100.0)
-    assert bound.message == "r1 is 500 bytes and at most 3.0s behind (threshold 10s)"
+    assert bound.message == "r1 is 500 bytes and at most 3s behind (threshold 10s)"
 
     silent = evaluate_replica("r1", "h", replica(1000, replay_age=1.0, silent=75.0), None,
                               PrimaryView(1000, (), 1), 10.0, LsnTimeline(), 100.0)
     assert silent.status == "critical"
     assert silent.message.startswith("r1's WAL stream is broken: no message from the primary "
-                                     "for 75.0s (wal_receiver_timeout 60.0s)")
+                                     "for 1m 15s (wal_receiver_timeout 1m)")
 
 
 def test_history_keeps_what_a_report_needs_for_a_baseline(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from harness import child_env
 
 from dbops.migrate import files
 from dbops.migrate.lint import lint
@@ -29,7 +30,8 @@ COMMIT;
 
 def dbops(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dbops", *args], cwd=cwd, input=stdin,
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env=child_env(drop=()))
 
 
 def test_any_sql_file_or_standard_input_is_linted_as_one_up_section(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from harness import Project, fresh_database, make_project
+from harness import Project, child_env, fresh_database, make_project
 
 from dbops.local import Cluster
 from dbops.migrate import files
@@ -51,7 +51,7 @@ def write_migrations(project: Project) -> None:
 
 
 def start_runner(project: Project) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
+    env = child_env()
     return subprocess.Popen(
         [sys.executable, "-m", "dbops", "migrate", "up", "test", "--yes"],
         cwd=project.root,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from harness import Project
+from harness import Project, wait_until
 
 from dbops.errors import MigrationError, StatementFailed
 from dbops.migrate import files
@@ -276,9 +276,7 @@ def test_lock_timeout_is_retried_with_backoff(project: Project) -> None:
         with psycopg.connect(project.database.conninfo) as blocker:
             blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
             locked.set()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not any("retry 1/" in m for m in messages):
-                time.sleep(0.02)
+            wait_until(lambda: any("retry 1/" in m for m in messages), 60, "the first retry")
 
     blocker = threading.Thread(target=hold_lock)
     blocker.start()

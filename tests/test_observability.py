@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from harness import Project
+from harness import Project, child_env
 from prometheus_client.parser import text_string_to_metric_families
 
 from dbops import ledger
@@ -57,7 +57,8 @@ def _promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def test_the_checked_in_rules_are_what_the_command_generates() -> None:
     made = subprocess.run([sys.executable, "-m", "dbops", "observability", "rules", "production"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+                          env=child_env(drop=()))
     assert made.returncode == 0, made.stderr
     assert made.stdout == RULES.read_text(), (
         "regenerate: dbops observability rules production > observability/prometheus/dbops-rules.yml")

@@ -7,16 +7,12 @@ import json
 
 import psycopg
 import pytest
-from harness import Project
+from harness import Project, role_name
 from psycopg import sql
 
 from dbops.changes import ChangeSet
 
 SETTINGS = "settings:\n  work_mem: 24MB\n  log_min_duration_statement: 1s\n"
-
-
-def role_name(project: Project) -> str:
-    return "app_" + project.database.name.removeprefix("t_")
 
 
 def role_plan(project: Project, limit: int = 20) -> str:
@@ -129,7 +125,7 @@ def test_budget_against_a_live_role_limit(project: Project, server_reset: None) 
     result = project.run("plan", "test")
     assert result.returncode == 1
     assert result.stderr.strip().endswith(
-        f"pool.max_size: connection budget: 3 × 4 + 5 reserve = 17 exceeds role {role}'s "
+        f"pool.max_size: connection budget: 3 instances × 4 + 5 reserve = 17 exceeds role {role}'s "
         "connection limit 5"
     )
 
@@ -141,7 +137,7 @@ def test_budget_against_live_max_connections(project: Project) -> None:
     result = project.run("plan", "test")
     assert result.returncode == 1
     assert (
-        "connection budget: 60 × 4 + 5 reserve = 245 exceeds max_connections 200 minus "
+        "connection budget: 60 instances × 4 + 5 reserve = 245 exceeds max_connections 200 minus "
         "3 reserved (197)"
     ) in result.stderr
 

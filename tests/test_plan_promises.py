@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from harness import Project, TestDatabase, fresh_database, make_project
+from harness import Project, TestDatabase, child_env, fresh_database, make_project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
@@ -309,7 +309,8 @@ def test_a_second_apply_is_refused_naming_the_holder(project: Project) -> None:
             assert conn.execute("SELECT to_regclass('a')").fetchone() == (None,)
         waiting = subprocess.Popen(
             [sys.executable, "-m", "dbops", "apply", "test", "--yes", "--lock-wait", "20s"],
-            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=child_env(drop=()))
         time.sleep(1.5)
         assert waiting.poll() is None  # still waiting for the lock
     _out, err = waiting.communicate(timeout=60)
@@ -321,7 +322,7 @@ def test_two_applies_at_once_one_runs_and_audit_rows_tell_the_truth(project: Pro
     add_migration(project, "20250101000001", "CREATE TABLE a (id int);\nSELECT pg_sleep(2);")
     runs = [subprocess.Popen([sys.executable, "-m", "dbops", "apply", "test", "--yes"],
                              cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for _ in range(2)]
+                             text=True, env=child_env(drop=())) for _ in range(2)]
     results = [(run.wait(timeout=120), run.stderr.read() if run.stderr else "") for run in runs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 1], results
@@ -347,7 +348,7 @@ def test_a_server_stopped_mid_apply_leaves_a_trace(own_cluster: Cluster, tmp_pat
     add_migration(project, "20250101000001", "SELECT pg_sleep(30);\nCREATE TABLE a (id int);")
     apply = subprocess.Popen([sys.executable, "-m", "dbops", "apply", "test", "--yes"],
                              cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, env=child_env(drop=()))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with psycopg.connect(project.database.conninfo, autocommit=True) as conn:

@@ -70,8 +70,10 @@ def test_settings_from_plan_apply_profile_overrides_and_the_role_budget(project:
     assert s.leak_detection_threshold == 1800.0
     assert (s.dynamic_sizing, s.target_utilization) == (True, 0.5)
     assert (s.strategy, s.max_lag, s.read_your_writes) == ("least_lag", 2.0, True)
-    # Explicit values beyond the budget are clipped to it.
-    assert s.with_changes(max_size=50).max_size == 6
+    # Explicit values beyond the budget are refused, not clipped.
+    with pytest.raises(PoolConfigError, match=r"pool max_size 7 exceeds the connection budget of 6"
+                       r" per server \(role app_pool: \(connection_limit 23 - reserve 5\)"):
+        s.with_changes(max_size=7)
 
 
 def test_without_a_role_limit_max_size_alone_bounds_the_pool(project: Project) -> None:
@@ -255,7 +257,10 @@ def test_dynamic_sizing_grows_under_pressure_and_shrinks_when_idle(database: Tes
 
 def test_pool_never_grows_past_the_role_budget(database: TestDatabase) -> None:
     settings = {**FAST, "dynamic_sizing": True, "budget": 2}
-    with PoolManager(db_endpoint(database), min_size=1, max_size=10, **settings) as pool:
+    with pytest.raises(PoolConfigError, match=r"^pool max_size 3 exceeds the connection budget "
+                       r"of 2 per server \(set by the caller\)$"):
+        PoolManager(db_endpoint(database), min_size=1, max_size=3, **settings)
+    with PoolManager(db_endpoint(database), min_size=1, max_size=2, **settings) as pool:
         assert pool.settings.max_size == 2
         with pool.connection(), pool.connection():
             with pytest.raises(PoolExhausted) as caught, pool.connection(timeout=0.1):
@@ -301,6 +306,7 @@ def test_health_and_stats(database: TestDatabase) -> None:
     with PoolManager(db_endpoint(database), min_size=2, max_size=3, **FAST) as pool:
         status = pool.get_health_status()
         assert status.status == "healthy" and status.message == "all servers up"
+        assert status.level == "ok" and status.as_dict()["status"] == "healthy"
         assert status.nodes[0].latency is not None
         with pool.connection():
             stats = pool.get_pool_stats()["primary"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from harness import TestDatabase
+from harness import TestDatabase, replicated
 from pool_support import FAST, db_endpoint, endpoint, wait_until
 
 from dbops.local import Cluster
@@ -26,22 +26,10 @@ def _line_of(marker: str) -> int:
     raise AssertionError(marker)
 
 
-def _replicated(replica: Cluster, db: TestDatabase) -> None:
-    def reachable() -> bool:
-        try:
-            psycopg.connect(host=replica.host, port=replica.port, user="postgres",
-                            dbname=db.name).close()
-        except psycopg.OperationalError:
-            return False
-        return True
-
-    wait_until(reachable, what=f"{db.name} on the replica")
-
-
 def test_async_seed_example_routing_and_read_your_writes(
     database: TestDatabase, pg_replica: Cluster
 ) -> None:
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replica = endpoint(pg_replica, database.name, "r1")
 
     async def main() -> None:
@@ -160,7 +148,7 @@ def _pause(replica: Cluster, db: TestDatabase, pause: bool) -> None:
 def test_async_writes_through_wait_for_gather_and_task_groups_are_read_back(
     database: TestDatabase, pg_replica: Cluster
 ) -> None:
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replica = endpoint(pg_replica, database.name, "r1")
 
     async def main() -> None:
@@ -203,7 +191,7 @@ def test_async_cancelled_checkouts_return_their_connections(
     """Reads and writes cancelled by asyncio.wait_for at every point of the checkout (routing,
     the read-your-writes check on the replica): no connection stays held; and a leak report of
     a call made through wait_for names the caller's line."""
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replica = endpoint(pg_replica, database.name, "r1")
     reports: list[LeakReport] = []
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from harness import TEST_SETTINGS, TestDatabase, scratch_area, start_replica
+from harness import TEST_SETTINGS, TestDatabase, replicated, scratch_area, start_replica
 from pool_support import FAST, db_endpoint, endpoint, wait_until
 
 from dbops.config.load import load_plan
@@ -52,22 +52,11 @@ def _on(cluster: Cluster, db: TestDatabase) -> psycopg.Connection[tuple[object, 
                            dbname=db.name, autocommit=True)
 
 
-def _replicated(replica: Cluster, db: TestDatabase) -> None:
-    def reachable() -> bool:
-        try:
-            _on(replica, db).close()
-        except psycopg.OperationalError:
-            return False
-        return True
-
-    wait_until(reachable, what=f"{db.name} on the replica")
-
-
 def test_a_replica_stopped_under_read_load_fails_no_read(
     database: TestDatabase, own_replica: Cluster, pg_replica: Cluster
 ) -> None:
-    _replicated(own_replica, database)
-    _replicated(pg_replica, database)
+    replicated(own_replica, database)
+    replicated(pg_replica, database)
     replicas = [endpoint(own_replica, database.name, "victim"),
                 endpoint(pg_replica, database.name, "steady")]
     served: Counter[int] = Counter()
@@ -111,7 +100,7 @@ def test_a_lagging_replica_gets_no_reads_and_read_your_writes_holds(
     database: TestDatabase, own_replica: Cluster, pg_primary: Cluster
 ) -> None:
     own_replica.up()  # in case the previous test left it stopped
-    _replicated(own_replica, database)
+    replicated(own_replica, database)
     replica = endpoint(own_replica, database.name, "lagging")
     with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=3,
                      max_lag=0.3, **FAST) as pool:
@@ -225,7 +214,7 @@ def test_a_paused_replica_serves_no_read_within_max_lag_and_one_interval_under_l
     replay paused: after max_lag + one monitor interval no read is served by the replica;
     resumed: reads come back to it."""
     own_replica.up()
-    _replicated(own_replica, database)
+    replicated(own_replica, database)
     served: Counter[int] = Counter()
     errors: list[BaseException] = []
     stop = threading.Event()

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
-from harness import Project, TestDatabase
+from harness import Project, TestDatabase, replicated
 from pool_support import FAST, db_endpoint, endpoint, install_taskmaster, wait_until
 
 from dbops.local import Cluster, free_port
@@ -75,16 +75,6 @@ def test_least_lag_and_read_your_writes_checks() -> None:
     assert router.candidates(2500) == [("b", False), ("c", True), ("a", True), (PRIMARY, False)]
 
 
-def _replicated(replica: Cluster, db: TestDatabase) -> None:
-    def exists() -> bool:
-        with psycopg.connect(host=replica.host, port=replica.port, user="postgres",
-                             dbname="postgres", autocommit=True) as conn:
-            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                (db.name,)).fetchone() is not None
-
-    wait_until(exists, what=f"{db.name} on the replica")
-
-
 def _replayed(replica: Cluster, db: TestDatabase, lsn: str | None) -> None:
     with psycopg.connect(host=replica.host, port=replica.port, user="postgres", dbname=db.name,
                          autocommit=True) as conn:
@@ -99,7 +89,7 @@ def _port(pool: PoolManager, **kwargs: object) -> int:
 def test_reads_go_to_replicas_only_by_intent(
     database: TestDatabase, pg_primary: Cluster, pg_replica: Cluster
 ) -> None:
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replica = endpoint(pg_replica, database.name, "r1")
     with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=3, **FAST) as pool:
         in_recovery = "SELECT pg_is_in_recovery()"
@@ -123,7 +113,7 @@ def test_reads_go_to_replicas_only_by_intent(
 
 
 def test_round_robin_spreads_reads(database: TestDatabase, pg_replica: Cluster) -> None:
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replicas = [endpoint(pg_replica, database.name, name) for name in ("r1", "r2")]
     with PoolManager(db_endpoint(database), replicas, min_size=1, max_size=2, **FAST) as pool:
         for _ in range(10):
@@ -135,7 +125,7 @@ def test_round_robin_spreads_reads(database: TestDatabase, pg_replica: Cluster) 
 def test_read_your_writes_with_the_replica_in_rotation(
     database: TestDatabase, pg_primary: Cluster, pg_replica: Cluster
 ) -> None:
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replica = endpoint(pg_replica, database.name, "r1")
     with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=3, **FAST) as pool:
         pool.query("CREATE TABLE counter (n int)")
@@ -176,7 +166,7 @@ def test_a_replica_that_cannot_be_reached_is_ejected_at_open(database: TestDatab
 def test_both_strategies_route_reads(
     database: TestDatabase, pg_replica: Cluster, strategy: str
 ) -> None:
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replica = endpoint(pg_replica, database.name, "r1")
     with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=2,
                      strategy=strategy, **FAST) as pool:
@@ -192,7 +182,7 @@ def test_taskmaster_load_with_a_replica_reads_its_own_writes(
     from examples.taskmaster import PipelineRepository, TaskRepository
 
     install_taskmaster(project)
-    _replicated(pg_replica, project.database)
+    replicated(pg_replica, project.database)
     replica = endpoint(pg_replica, project.database.name, "r1")
     errors: list[BaseException] = []
     with PoolManager(db_endpoint(project.database), [replica], min_size=2, max_size=4,
@@ -238,7 +228,7 @@ def test_read_your_writes_after_every_way_of_writing(
 ) -> None:
     """Replay paused: a read after executemany, COPY, a pipeline or a transaction block sees the
     write (so it is not served by the stale replica)."""
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replica = endpoint(pg_replica, database.name, "r1")
     with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=2, **FAST) as pool:
         pool.query("CREATE TABLE counter (n int)")
@@ -268,7 +258,7 @@ def test_read_your_writes_after_every_way_of_writing(
 def test_a_busy_replica_sends_reads_to_the_primary_and_intents_are_checked(
     database: TestDatabase, pg_primary: Cluster, pg_replica: Cluster
 ) -> None:
-    _replicated(pg_replica, database)
+    replicated(pg_replica, database)
     replica = endpoint(pg_replica, database.name, "r1")
     with PoolManager(db_endpoint(database), [replica], min_size=1, max_size=1,
                      read_your_writes=False, **FAST) as pool:

@@ -23,6 +23,7 @@ from dbops.changes import (
     MigrationStep,
     Risk,
 )
+from dbops.style import styled
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "schemas" / "changeset.schema.json").read_text())
@@ -207,7 +208,7 @@ def test_colour_codes_only_with_color() -> None:
     for i, (action, colour) in enumerate(
         zip(SYMBOLS, ["green", "yellow", "red", "magenta"], strict=True)
     ):
-        assert f"  {click.style(action, fg=colour)} setting.s{i}" in coloured
+        assert f"  {styled(action, colour)} setting.s{i}" in coloured
     assert click.unstyle(coloured) == plain
 
 

@@ -3,7 +3,6 @@ cluster, since production's shared_buffers needs a restart, done through pyinfra
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from harness import child_env
 
 from dbops.local import Cluster
 
@@ -28,7 +28,7 @@ def cluster(scratch_dir: Path) -> Cluster:
 
 
 def dbops(root: Path, cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
+    env = child_env()
     env.update(
         DB_HOST=cluster.host,
         DB_PORT=str(cluster.port),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from harness import Project
+from harness import Project, child_env
 
 from dbops.connect import environment_endpoint, mask
 from dbops.errors import ConnectFailed
@@ -148,7 +148,7 @@ def test_apply_prompt_names_the_environment_once(project: Project) -> None:
         asked = subprocess.run(
             [sys.executable, "-m", "dbops", "apply", "test"], cwd=project.root, stdin=follower,
             input=None, capture_output=True, text=True, timeout=60, check=False,
-            env={k: v for k, v in os.environ.items() if not k.startswith("DB_")})
+            env=child_env())
     finally:
         os.close(follower)
         os.close(leader)

@@ -4,7 +4,6 @@ kills during each online step, lock blockers waited out without stalling writes,
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from harness import Project, fresh_database, make_project
+from harness import Project, active, child_env, fresh_database, make_project, wait_until
 
 from dbops.local import Cluster
 from dbops.migrate import files
@@ -91,7 +90,7 @@ def test_kill_during_each_online_step_then_rerun_finishes(project: Project, twin
     assert twin.run("migrate", "up", "test", "--yes").returncode == 0
     expected = fingerprint(twin)
     killed_in: set[int] = set()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
+    env = child_env()
     for step in range(1, 11):  # the five statements become ten online steps
         setup(project, rows=50_000, zero_downtime=True)
         with project.database.connect() as conn:
@@ -173,7 +172,9 @@ def test_blocker_is_waited_for_without_stalling_writes(project: Project) -> None
     threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
+    wait_until(lambda: latencies and active(project.database, "nightly-report",
+                                            state="idle in transaction"),
+               what="the report to hold its snapshot and the writer to run")
     try:
         result = project.run("migrate", "up", "test", "--yes")
     finally:
@@ -214,7 +215,7 @@ def test_lint_command(project: Project) -> None:
         "constraint-not-valid",
     ]
     assert {f["severity"] for f in data["findings"]} == {"info"}
-    assert "under lint.max_blocking 1 s)" in data["findings"][0]["message"]
+    assert "under lint.max_blocking 1s)" in data["findings"][0]["message"]
     assert data["findings"][0]["estimate"][0].startswith("CREATE INDEX on tasks (10 rows, ")
     project.write_plan("migrations: { zero_downtime: false, lint: { fail_on: info } }\n")
     strict = project.run("migrate", "lint", five, "--env", "test")
@@ -248,12 +249,11 @@ def test_online_index_build_outwaits_a_young_reader(project: Project) -> None:
 
     thread = threading.Thread(target=reader)
     thread.start()
-    time.sleep(0.2)
+    wait_until(lambda: active(project.database, "report"), what="the report's query to run")
     try:
         runner = subprocess.Popen([sys.executable, "-m", "dbops", "migrate", "up", "test", "--yes"],
                                   cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env={k: v for k, v in os.environ.items()
-                                                  if not k.startswith("DB_")})
+                                  text=True, env=child_env())
         _, stderr = runner.communicate(timeout=60)  # the build waits ~2 s, past lock_timeout
         release.set()
     finally:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from dbops.config.units import format_duration
+from dbops.units import format_duration
 
 Verdict = Literal["ok", "warning", "critical"]
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 from dbops.backup.manifest import Manifest
 from dbops.config.model import BackupPolicy, Retention
-from dbops.config.units import format_duration
 from dbops.errors import AmbiguousBackup, UnknownBackup
+from dbops.units import format_age, format_duration
 
 _RESTORE_TEST_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7),
                          "monthly": timedelta(days=31)}
@@ -77,7 +77,7 @@ def select(retention: Retention, manifests: Sequence[Manifest], now: datetime) -
         if floor is not None and manifest.id == floor.id:
             continue
         delete.append(manifest.id)
-        why[manifest.id] = (f"{_days(age)} old, beyond max_age {format_duration(retention.max_age)}"
+        why[manifest.id] = (f"{format_age(age)} old, beyond max_age {format_duration(retention.max_age)}"
                             + (" (its verification FAILED)" if manifest.failed else
                                f" and keep_last {retention.keep_last}"))
     kept = [m for m in newest_first if m.id not in why]
@@ -133,13 +133,6 @@ def restore_test_due(policy: BackupPolicy, manifests: Sequence[Manifest], now: d
         return True
     return not any(m.restore_test is not None and m.restore_test.ok
                    and now - m.restore_test.at < period for m in manifests)
-
-
-def _days(age: timedelta) -> str:
-    if age >= timedelta(days=2):
-        return f"{age.days} days"
-    hours = age.total_seconds() / 3600
-    return f"{hours:.0f} hours" if hours >= 2 else f"{age.total_seconds() / 60:.0f} minutes"
 
 
 def _when(moment: datetime | None) -> str:

@@ -23,11 +23,12 @@ from dbops.backup import manifest as manifests
 from dbops.backup.catalog import RetentionEffect
 from dbops.backup.dump import OnStart
 from dbops.backup.manifest import MANIFEST, REASON, Catalog, FileEntry, Manifest, Verification
-from dbops.backup.results import PruneResult, RestoreResult, VerifyResult, size
+from dbops.backup.results import PruneResult, RestoreResult, VerifyResult
 from dbops.config.load import load_plan
 from dbops.config.model import BackupPolicy, Plan
 from dbops.connect import connection, endpoint, mask, with_database
 from dbops.errors import BackupError, CorruptBackup, DbopsError, FailedRestoreTest
+from dbops.units import format_size
 
 if TYPE_CHECKING:
     from dbops.backup.pitr import PgBackRestBackups
@@ -457,9 +458,9 @@ def _check_space(directory: Path, data_size: int) -> None:
     needed, free = space_needed(data_size), storage.free_space(directory)
     if free < needed:
         raise BackupError(
-            f"not enough space in {directory}: {size(free)} free, a backup needs about "
-            f"{size(needed)} (the database's {size(data_size)} of data plus "
-            f"{SPACE_MARGIN:.0%} and {size(SPACE_RESERVE)}); free space or prune old backups")
+            f"not enough space in {directory}: {format_size(free)} free, a backup needs about "
+            f"{format_size(needed)} (the database's {format_size(data_size)} of data plus "
+            f"{SPACE_MARGIN:.0%} and {format_size(SPACE_RESERVE)}); free space or prune old backups")
 
 
 def _check_toc(archive: Path, counts: dict[str, int], on_start: OnStart | None) -> None:

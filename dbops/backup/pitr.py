@@ -39,11 +39,10 @@ from dbops.backup.pgbackrest import (
     render_config,
     server_facts,
 )
-from dbops.backup.results import size
 from dbops.config.model import PgBackRest, Plan
-from dbops.config.units import format_duration
 from dbops.connect import connection, endpoint, mask, open_connection
 from dbops.errors import BackupError, DbopsError
+from dbops.units import format_duration, format_size
 
 Notify = Callable[[str], None]
 KINDS: dict[str, BackupType] = {"full": "full", "diff": "diff", "differential": "diff",
@@ -78,7 +77,7 @@ class PitrResult:
                f"into {self.data_directory} in {self.seconds:.1f}s (recovery time)",
                "recovered up to the transaction committed at "
                + (self.recovered_to.isoformat(sep=" ") if self.recovered_to else "unknown")
-               + ("" if self.wal_bytes is None else f"; {size(self.wal_bytes)} of WAL replayed")]
+               + ("" if self.wal_bytes is None else f"; {format_size(self.wal_bytes)} of WAL replayed")]
         if self.rpo is not None:
             out.append(f"data-loss window proven: {format_duration(_whole(self.rpo))} (writes "
                        "after the newest archived WAL segment would be lost)")

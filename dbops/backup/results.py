@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from dbops.backup.catalog import RetentionEffect
 from dbops.backup.manifest import DamagedBackup, Manifest
+from dbops.units import format_age, format_size
 
 LIST_FORMAT_VERSION = 1
 
@@ -116,7 +117,7 @@ def list_table(manifests: Sequence[Manifest], now: datetime,
     if not manifests and not damaged:
         return ["no backups"]
     rows = [("ID", "AGE", "SIZE", "REASON", "MIGRATION", "VERIFIED")]
-    rows += [(m.id, age(now - m.started_at), size(m.size), m.reason,
+    rows += [(m.id, format_age(now - m.started_at), format_size(m.size), m.reason,
               m.migration_version or "-", verified_label(m)) for m in manifests]
     rows += [(d.id, "-", "-", "-", "-", "CORRUPT") for d in damaged]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -138,23 +139,6 @@ def list_json(manifests: Sequence[Manifest], now: datetime,
         } for m in manifests],
         "corrupt": [{"id": d.id, "path": str(d.folder), "reason": d.reason} for d in damaged],
     }, indent=2)
-
-
-def age(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= span:
-            return f"{seconds // span}{unit}"
-    return f"{seconds}s"
-
-
-def size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
 
 
 def _stamp(moment: datetime | None) -> str:

@@ -42,7 +42,7 @@ def backup_create(env: str | None, reason: str, kind: str) -> None:
     """Dump the database into a new backup (written atomically, with its manifest); with engine
     pgbackrest, a pgBackRest backup of --type."""
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
-    from dbops.backup.results import size
+    from dbops.units import format_size
 
     backups = _backups(env)
     if (engine := backups.pgbackrest) is not None:
@@ -51,7 +51,7 @@ def backup_create(env: str | None, reason: str, kind: str) -> None:
     with _audited(backups.plan, "backup create") as record:
         with _reporting(sys.stderr):
             manifest = backups.create(reason=reason)
-        record.detail = (f"backup {manifest.id} created: {size(manifest.size)}, "
+        record.detail = (f"backup {manifest.id} created: {format_size(manifest.size)}, "
                          f"migration {manifest.migration_version or 'none'}, "
                          f"{manifest.duration_s:.1f}s")
     click.echo(record.detail)

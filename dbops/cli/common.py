@@ -21,9 +21,9 @@ from dbops import __version__, render
 from dbops.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from dbops.config.load import load_plan
 from dbops.config.project import find_project
-from dbops.config.units import parse_duration
 from dbops.connect import mask
 from dbops.errors import DbopsError, PlanError, UsageError
+from dbops.units import parse_duration
 
 if TYPE_CHECKING:
     from dbops.audit import Operation

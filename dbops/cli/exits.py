@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dbops.drift import DriftReport, Verdict
-    from dbops.health.result import HealthReport, Status
+    from dbops.health.result import HealthReport
+    from dbops.levels import Status
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from dbops.backup.pitr import PgBackRestBackups
-from dbops.backup.results import size
 from dbops.cli.common import _audited, _reporting
 from dbops.cli.exits import EXIT_ERROR
 from dbops.connect import mask
 from dbops.errors import DbopsError
+from dbops.units import format_age, format_size
 
 
 def create(engine: PgBackRestBackups, kind: str, reason: str) -> None:
@@ -23,7 +23,7 @@ def create(engine: PgBackRestBackups, kind: str, reason: str) -> None:
         with _reporting(sys.stderr):
             made = engine.create(kind, reason)
         record.detail = (f"backup {made.label} created: pgbackrest {made.type}, "
-                         f"{size(made.size)} of data, {size(made.repository_size)} in the "
+                         f"{format_size(made.size)} of data, {format_size(made.repository_size)} in the "
                          f"repository, {(made.finished_at - made.started_at).total_seconds():.0f}s")
     click.echo(record.detail)
 
@@ -43,8 +43,8 @@ def listing(engine: PgBackRestBackups, fmt: str) -> None:
         lines.append("no backups yet")
     for b in info.backups:
         age = (now - b.started_at).total_seconds()
-        lines.append(f"{b.label:<32} {b.type:<4} {_age(age):>6} {size(b.size):>10} "
-                     f"{size(b.repository_size):>10} {b.reason or '-':<16}"
+        lines.append(f"{b.label:<32} {b.type:<4} {format_age(age):>10} {format_size(b.size):>10} "
+                     f"{format_size(b.repository_size):>10} {b.reason or '-':<16}"
                      f"{' ERROR' if b.error else ''}")
     click.echo("\n".join(lines))
 
@@ -97,13 +97,3 @@ def _moment(text: str) -> datetime:
     if moment > datetime.now(UTC):
         raise DbopsError(f"--to-time {text!r} is in the future: nothing is archived there yet")
     return moment
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"

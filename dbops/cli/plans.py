@@ -28,7 +28,6 @@ from dbops.cli.common import (
 )
 from dbops.config.load import load_plan, plan_files, resolve_plan_path, validate_file
 from dbops.config.source import display_path
-from dbops.config.units import format_duration, parse_duration
 from dbops.connect import mask
 from dbops.errors import (
     ConnectFailed,
@@ -40,6 +39,7 @@ from dbops.errors import (
     Problem,
     UsageError,
 )
+from dbops.units import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from dbops.config.model import Plan

@@ -7,6 +7,7 @@ the plan file (and the files it extends) > the workload profile > the schema's d
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dotenv import dotenv_values
 
 from dbops.config import schema, semantics
 from dbops.config.model import Plan, build_plan
@@ -110,19 +112,14 @@ def resolve_plan_path(ref: str, root: Path) -> Path:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file; comments, blank lines, `export` and quotes allowed."""
+    """The variables of a .env file, parsed by python-dotenv (comments, `export`, quotes,
+    `KEY=v # comment`); values are taken literally (no ${VAR} expansion), keys without a value
+    are skipped. The file is bounded and must be UTF-8 like every other input."""
     if not path.is_file():
         return {}
-    values: dict[str, str] = {}
-    for raw in read_text(path, ".env", MAX_DOTENV_FILE).splitlines():
-        line = raw.strip().removeprefix("export ").strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = (part.strip() for part in line.split("=", 1))
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+    text = read_text(path, ".env", MAX_DOTENV_FILE)
+    parsed = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {key: value for key, value in parsed.items() if value is not None}
 
 
 def environment(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from dbops.config.secrets import secret_variables
 from dbops.config.source import Document
-from dbops.config.units import parse_duration
 from dbops.errors import ConnectFailed
+from dbops.units import parse_duration
 
 Profile = Literal["oltp", "analytics", "mixed"]
 
@@ -112,6 +112,11 @@ class Role:
     login: bool
     connection_limit: int
     settings: dict[str, str]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The role as the last-applied snapshot records it (and drift compares it)."""
+        return {"login": self.login, "connection_limit": self.connection_limit,
+                "settings": self.settings}
 
 
 @dataclass(frozen=True)

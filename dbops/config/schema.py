@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 from dbops.config import cron
 from dbops.config.source import Document, JsonPath
-from dbops.config.units import duration_seconds, is_duration, is_size
 from dbops.errors import Problem
+from dbops.units import duration_seconds, is_duration, is_size
 
 
 def packaged_schema(name: str) -> bytes:

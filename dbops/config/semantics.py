@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from dbops.config import setting_checks
+from dbops.config.budget import SUPERUSER_RESERVED_DEFAULT, connection_budget
 from dbops.config.secrets import is_secret_variable, secret_variables
 from dbops.config.source import Document, JsonPath
 from dbops.errors import Problem
 
 DEVELOPMENT = "development"
-SUPERUSER_RESERVED_DEFAULT = 3
 
 
 def check(doc: Document) -> list[Problem]:
@@ -44,46 +44,24 @@ def _as_int(value: Any) -> int | None:
 
 
 def _budget(doc: Document, data: dict[str, Any]) -> list[Problem]:
-    pool = data["pool"]
-    demand = pool["instances"] * pool["max_size"] + pool["reserve"]
-    spelled = (
-        f"{pool['instances']} instances × {pool['max_size']} + {pool['reserve']} reserve = {demand}"
-    )
-    problems: list[Problem] = []
+    """The budget against the plan's own role limit and max_connections (the planner checks
+    what the plan leaves to the live server)."""
+    pool, settings = data["pool"], data.get("settings", {})
     role = data.get("roles", {}).get(pool.get("role") or "")
-    limit = role["connection_limit"] if role and role["connection_limit"] >= 0 else None
-    if limit is not None and demand > limit:
-        problems.append(
-            doc.problem(
-                ("pool", "max_size"),
-                f"connection budget: {spelled} exceeds roles.{pool['role']}.connection_limit ({limit})",
-            )
-        )
-    settings = data.get("settings", {})
     max_connections = _as_int(settings.get("max_connections"))
-    if max_connections is None:
-        return problems  # the live server's max_connections is checked by the planner
     reserved = (
         _as_int(settings.get("superuser_reserved_connections", SUPERUSER_RESERVED_DEFAULT)) or 0
     ) + (_as_int(settings.get("reserved_connections", 0)) or 0)
-    available = max_connections - reserved
-    if limit is not None and limit > available:
-        problems.append(
-            doc.problem(
-                ("roles", pool["role"], "connection_limit"),
-                f"connection budget: {limit} exceeds max_connections {max_connections} "
-                f"minus {reserved} reserved slots ({available})",
-            )
-        )
-    elif limit is None and demand > available:
-        problems.append(
-            doc.problem(
-                ("pool", "max_size"),
-                f"connection budget: {spelled} exceeds max_connections {max_connections} "
-                f"minus {reserved} reserved slots ({available})",
-            )
-        )
-    return problems
+    budget = connection_budget(
+        pool["instances"],
+        pool["max_size"],
+        pool["reserve"],
+        role=pool.get("role"),
+        role_limit=role["connection_limit"] if role else None,
+        max_connections=max_connections,
+        reserved=reserved,
+    )
+    return [doc.problem(path, message) for path, message in budget.problems()]
 
 
 def literal_secrets(doc: Document) -> list[Problem]:

@@ -28,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -37,7 +37,8 @@ from dbops import __version__
 from dbops.config.model import AlertChannel, Plan
 from dbops.config.secrets import ALWAYS_SECRET, is_secret_variable
 from dbops.connect import mask, reveal
-from dbops.health.result import HealthReport, Status
+from dbops.health.result import HealthReport
+from dbops.levels import Status
 
 LOG = logging.getLogger("dbops.health.alerts")
 
@@ -279,8 +280,11 @@ class AlertDispatcher:
     """Decides which alerts a report raises and hands them to the channels."""
 
     def __init__(self, environment: str, channels: Sequence[Channel], *,
-                 backoff: float = 0.5, keep: int = 200) -> None:
+                 backoff: float = 0.5, keep: int = 200,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` measures cooldowns (seconds; tests pass their own)."""
         self.environment = environment
+        self._clock = clock
         self.channels = list(channels)
         self.stats = {"delivered": 0, "failed_attempts": 0, "given_up": 0, "dropped": 0}
         self.recent: deque[AlertEvent] = deque(maxlen=keep)
@@ -297,7 +301,7 @@ class AlertDispatcher:
 
     def observe(self, report: HealthReport) -> list[AlertEvent]:
         """The alerts `report` raises, handed to the channels that are due; returned too."""
-        now = time.monotonic()
+        now = self._clock()
         raised: list[AlertEvent] = []
         for result in report.results:
             previous = self._statuses.get(result.name, "ok")

@@ -20,7 +20,6 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from dbops.config.model import Plan
-from dbops.config.units import format_duration
 from dbops.connect import Endpoint, endpoint, mask, open_connection
 from dbops.errors import ConnectFailed
 from dbops.health.archiving import ArchiveHealth
@@ -38,14 +37,9 @@ from dbops.health.probe import (
     read_replica,
 )
 from dbops.health.replication import LsnTimeline, PrimaryView, evaluate_replica
-from dbops.health.result import (
-    WARNING_SHARE,
-    CheckResult,
-    HealthReport,
-    Status,
-    seconds,
-    status_of,
-)
+from dbops.health.result import CheckResult, HealthReport
+from dbops.levels import WARNING_SHARE, Status, status_of
+from dbops.units import format_duration
 
 __all__ = [
     "GATE_CHECKS",
@@ -199,13 +193,13 @@ class Checker:
     def _connectivity(self, round_trip: float | None) -> CheckResult:
         limit = self.plan.health.thresholds.response_time
         connected = self._connected_in.pop("primary", None)
-        opened = f"connected in {seconds(connected)} and " if connected is not None else ""
+        opened = f"connected in {format_duration(connected)} and " if connected is not None else ""
         if round_trip is None:
             return CheckResult("connectivity", None, limit.total_seconds(), "ok",
                                f"{opened}connected (threshold {format_duration(limit)})")
         status: Status = status_of(round_trip, limit.total_seconds())
         return CheckResult("connectivity", round_trip, limit.total_seconds(), status,
-                           f"{opened}answered in {seconds(round_trip)} "
+                           f"{opened}answered in {format_duration(round_trip)} "
                            f"(threshold {format_duration(limit)})",
                            {"connect_seconds": connected})
 

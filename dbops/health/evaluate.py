@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from dbops.config.model import Thresholds
-from dbops.config.units import format_duration
 from dbops.health.probe import Blocked, Counters, PrimarySnapshot, Session
-from dbops.health.result import CheckResult, Status, seconds, status_of
+from dbops.health.result import CheckResult
+from dbops.levels import Status, status_of
+from dbops.units import format_duration
 
 XID_LIMIT = 2**31
 """Transaction IDs a database can consume before wraparound stops writes."""
@@ -106,7 +107,7 @@ def idle_in_transaction(snap: PrimarySnapshot, threshold: timedelta) -> CheckRes
     return CheckResult(
         "idle_in_transaction", oldest.age, limit, status_of(oldest.age, limit),
         f"{snap.idle_in_transaction} session(s) idle in a transaction; oldest: {_who(oldest)} "
-        f"for {seconds(oldest.age)} (threshold {format_duration(threshold)})",
+        f"for {format_duration(oldest.age)} (threshold {format_duration(threshold)})",
         {"sessions": snap.idle_in_transaction, "pid": oldest.pid, "role": oldest.user})
 
 
@@ -117,7 +118,7 @@ def long_transaction(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult
         return CheckResult("long_transaction", 0.0, limit, "ok", "no open transactions")
     return CheckResult(
         "long_transaction", oldest.age, limit, status_of(oldest.age, limit),
-        f"oldest transaction: {oldest.describe()} open for {seconds(oldest.age)} "
+        f"oldest transaction: {oldest.describe()} open for {format_duration(oldest.age)} "
         f"(threshold {format_duration(threshold)})",
         {"pid": oldest.pid, "state": oldest.state})
 
@@ -129,7 +130,7 @@ def long_query(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult:
         return CheckResult("long_query", 0.0, limit, "ok", "no query is running")
     return CheckResult(
         "long_query", query.age, limit, status_of(query.age, limit),
-        f"longest query: {_who(query)} running for {seconds(query.age)} "
+        f"longest query: {_who(query)} running for {format_duration(query.age)} "
         f"(threshold {format_duration(threshold)})",
         {"pid": query.pid})
 
@@ -160,7 +161,7 @@ def blocked_sessions(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult
     return CheckResult(
         "blocked_sessions", longest.session.age, limit, status_of(longest.session.age, limit),
         f"{snap.blocked_count} session(s) waiting on locks; longest: {longest.session.describe()} "
-        f"waiting {seconds(longest.session.age)} on {by}{head_text} "
+        f"waiting {format_duration(longest.session.age)} on {by}{head_text} "
         f"(threshold {format_duration(threshold)})",
         {"sessions": snap.blocked_count, "pid": longest.session.pid,
          "blocking_pids": ",".join(str(b.pid) for b in longest.blockers),

@@ -19,7 +19,8 @@ from prometheus_client.registry import Collector
 
 from dbops.health.monitor import HealthMonitor
 from dbops.health.operations import Operations
-from dbops.health.result import STATUSES, CheckResult, HealthReport
+from dbops.health.result import CheckResult, HealthReport
+from dbops.levels import STATUSES
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,10 @@ from dbops.health.operations import Operations, OperationsReader
 from dbops.health.pool_checks import AttachedPool
 from dbops.health.probe import ServerIdentity
 from dbops.health.recovery import Recoverer
-from dbops.health.result import HealthReport, Status
+from dbops.health.result import HealthReport
 from dbops.health.timeline import HealthHistory, history_path
 from dbops.health.trends import Trend, trends
+from dbops.levels import Status
 
 LOG = logging.getLogger("dbops.health.monitor")
 MIN_INTERVAL = 0.05

@@ -32,9 +32,10 @@ from typing import Any, Protocol
 
 from dbops.config.model import Pool as PoolPlan
 from dbops.config.model import Thresholds
-from dbops.config.units import format_duration
 from dbops.health.evaluate import MIN_TRANSACTIONS
-from dbops.health.result import CheckResult, Status, status_of
+from dbops.health.result import CheckResult
+from dbops.levels import Status, status_of
+from dbops.units import format_duration
 
 
 class AttachedPool(Protocol):

@@ -70,13 +70,16 @@ class RoleUse:
 
 @dataclass(frozen=True)
 class Stream:
-    """One row of the primary's pg_stat_replication."""
+    """One row of the primary's pg_stat_replication: the one model of a replication row, for
+    the health checks and for inspection (`dbops import` describes them). `lag_bytes`: how
+    far replay is behind the primary's current WAL position, when read."""
 
     application: str
     address: str | None
     state: str
     replay_lsn: int | None
     replay_lag: float | None
+    lag_bytes: int | None = None
 
 
 @dataclass(frozen=True)

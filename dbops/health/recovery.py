@@ -27,13 +27,13 @@ import psycopg
 
 from dbops import audit
 from dbops.config.model import Plan, RecoveryAction
-from dbops.config.units import format_duration
 from dbops.connect import mask
 from dbops.errors import DbopsError
 from dbops.health.checks import Checker
 from dbops.health.pool_checks import AttachedPool
 from dbops.health.probe import ServerIdentity
-from dbops.health.result import HealthReport, seconds
+from dbops.health.result import HealthReport
+from dbops.units import format_duration
 
 AUDIT = logging.getLogger("dbops.health.recovery")
 
@@ -154,11 +154,11 @@ class Recoverer:
         pid, role, app, age = int(row[0]), str(row[1]), str(row[2] or "no application_name"), row[3]
         who = f"pid {pid} ({app}, role {role})"
         if name == "terminate_idle_in_transaction":
-            done, why = bool(row[4]), f"idle in a transaction for {seconds(age or 0)}"
+            done, why = bool(row[4]), f"idle in a transaction for {format_duration(age or 0)}"
             verb = "would terminate" if dry_run else ("terminated" if done else "could not terminate")
         else:
             victims, state, done = int(row[4]), str(row[5]), bool(row[6])
-            why = f"it has blocked {victims} session(s) for {seconds(age or 0)}"
+            why = f"it has blocked {victims} session(s) for {format_duration(age or 0)}"
             if state != "active":
                 return RecoveryStep(name, dry_run, False,
                                     f"recovery: left {who} alone: {why}, but it is {state or 'not running a query'} "

@@ -16,9 +16,10 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
-from dbops.config.units import format_duration
 from dbops.health.probe import ReplicaSnapshot, Stream
-from dbops.health.result import CheckResult, Status, seconds, status_of
+from dbops.health.result import CheckResult
+from dbops.levels import Status, status_of
+from dbops.units import format_duration
 
 
 class LsnTimeline:
@@ -96,8 +97,8 @@ def _broken(snap: ReplicaSnapshot) -> str | None:
         return f"its WAL receiver is {snap.receiver_status}, not streaming"
     silent, limit = snap.receiver_silent, snap.receiver_timeout
     if silent is not None and limit > 0 and silent > limit:
-        return (f"no message from the primary for {seconds(silent)} "
-                f"(wal_receiver_timeout {seconds(limit)})")
+        return (f"no message from the primary for {format_duration(silent)} "
+                f"(wal_receiver_timeout {format_duration(limit)})")
     return None
 
 
@@ -134,7 +135,7 @@ def evaluate_replica(name: str, host: str, snap: ReplicaSnapshot | None, error: 
             text = f"{name} is {behind} bytes behind (how long is unknown; {limit})"
         else:
             bound = "at most " if how == "upper_bound" else ""
-            text = f"{name} is {behind} bytes and {bound}{seconds(lag)} behind ({limit})"
+            text = f"{name} is {behind} bytes and {bound}{format_duration(lag)} behind ({limit})"
     status: Status = "warning" if lag is None else status_of(lag, threshold)
     if snap.paused:
         text += "; replay is paused"

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from dbops.health.probe import Counters, ServerIdentity
-
-Status = Literal["ok", "warning", "critical"]
-STATUSES: tuple[Status, ...] = ("ok", "warning", "critical")
-WARNING_SHARE = 0.8
-"""A check warns at 80 % of its threshold and is critical above it."""
+from dbops.levels import Status, worst
 
 Detail = float | int | str | bool | None
 
@@ -41,34 +37,6 @@ class CheckResult:
         return {"name": self.name, "status": self.status, "value": self.value,
                 "threshold": self.threshold, "message": self.message,
                 "details": dict(self.details)}
-
-
-def worst(statuses: Iterable[Status]) -> Status:
-    return max(statuses, key=STATUSES.index, default="ok")
-
-
-def status_of(value: float, threshold: float) -> Status:
-    """Higher is worse: critical above the threshold, warning above 80 % of it."""
-    if value > threshold:
-        return "critical"
-    return "warning" if value > threshold * WARNING_SHARE else "ok"
-
-
-def seconds(value: float) -> str:
-    """A duration for a message: `250ms`, `7.5s`, `12m 3s`, `2h 5m`."""
-    if value <= 0:
-        return "0s"
-    if value < 0.01:
-        return f"{value * 1000:.1f}ms"
-    if value < 1:
-        return f"{value * 1000:.0f}ms"
-    if value < 120:
-        return f"{value:.1f}s"
-    minutes, secs = divmod(int(value), 60)
-    if minutes < 120:
-        return f"{minutes}m {secs}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes}m"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from dbops.config.units import parse_duration
 from dbops.health.exposure import Exposure
 from dbops.health.listener import (
     BACKLOG,
@@ -38,6 +37,7 @@ from dbops.health.listener import (
 from dbops.health.metrics import HealthCollector, exposition, registry_for
 from dbops.health.monitor import HealthMonitor
 from dbops.health.result import HealthReport
+from dbops.units import parse_duration
 
 LOG = logging.getLogger("dbops.health.server")
 READY_MAX_AGE = 1.0

@@ -17,7 +17,8 @@ from typing import Any
 
 from dbops.config.model import Plan
 from dbops.health.probe import Counters, ServerIdentity
-from dbops.health.result import STATUSES, CheckResult, HealthReport
+from dbops.health.result import CheckResult, HealthReport
+from dbops.levels import STATUSES
 
 LOG = logging.getLogger("dbops.health.timeline")
 

@@ -1,6 +1,6 @@
 """Trend analysis: a straight line through each check's recent values, and when it crosses the
 check's threshold ("transaction-ID age reaches 50% in ~9 days", "connections reach 80% in ~40
-min"). Pure: points in, forecasts out."""
+minutes"). Pure: points in, forecasts out."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from dbops.config.units import format_duration
 from dbops.health.result import HealthReport
+from dbops.units import format_age, format_duration
 
 MIN_POINTS = 5
 MIN_FIT = 0.5
@@ -69,16 +69,6 @@ def spell(check: str, value: float) -> str:
     return f"{value:g}"
 
 
-def humanize(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
-
-
 def forecast(check: str, points: Sequence[tuple[float, float]], threshold: float,
              now: float) -> Trend | None:
     """The line through `points` (epoch seconds, value) and when it reaches `threshold`; None
@@ -109,7 +99,7 @@ def forecast(check: str, points: Sequence[tuple[float, float]], threshold: float
     plural = name.endswith("connections")
     verb = ("fall to" if plural else "falls to") if lower else ("reach" if plural else "reaches")
     return Trend(check, slope, current, threshold, eta,
-                 f"{name} {verb} {spell(check, threshold)} in ~{humanize(eta)}")
+                 f"{name} {verb} {spell(check, threshold)} in ~{format_age(eta)}")
 
 
 def trends(reports: Iterable[HealthReport], now: float) -> list[Trend]:

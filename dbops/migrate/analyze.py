@@ -20,6 +20,7 @@ from dbops.migrate.files import Migration, Section, checksum
 from dbops.migrate.rulebook import RULES, SEVERITY_ORDER, Rule, Severity
 from dbops.migrate.sql import Statement, split, table_key
 from dbops.migrate.types import ColumnType, Domain, type_change
+from dbops.units import format_duration, format_size
 
 if TYPE_CHECKING:
     from dbops.schema_facts import TableStats
@@ -809,10 +810,10 @@ def estimate(analysis: StatementAnalysis, stats: Mapping[str, TableStats]) -> li
         rate = table.writes_per_second
         blocked = (rate or 0.0) * seconds
         what = "reads and writes" if mode in BLOCKS_READS else "writes"
-        held = f"for ~{_duration(seconds)}" if work else "briefly"
+        held = f"for ~{format_duration(seconds)}" if work else "briefly"
         advice = f" → {RULES[r].fix}" if (r := _rule_for(analysis)) else ""
         lines.append(
-            f"{verb} on {table.name} ({_count(table.rows)} rows, {_size(table.bytes)}"
+            f"{verb} on {table.name} ({_count(table.rows)} rows, {format_size(table.bytes)}"
             f"{_rate(rate)}) holds {mode} {held}: blocks {what}"
             + (f", about {_count(blocked)} writes" if blocked >= 1 else "") + advice)
         lines += [f"waits first for {t}" for t in table.long_transactions]
@@ -835,8 +836,8 @@ def basis(relation: str | None, stats: Mapping[str, TableStats] | None) -> str:
         return (f"{relation} is neither in the live statistics nor created earlier in this run: "
                 "assumed large and busy")
     return (f"{table.name} per the live statistics: {_count(table.rows)} rows, "
-            f"{_size(table.bytes)}{_rate(table.writes_per_second)}, "
-            f"~{_duration(blocking_seconds(table))} to scan")
+            f"{format_size(table.bytes)}{_rate(table.writes_per_second)}, "
+            f"~{format_duration(blocking_seconds(table))} to scan")
 
 
 def _rate(rate: float | None) -> str:
@@ -858,27 +859,14 @@ def with_live_severity(finding: Finding, stats: Mapping[str, TableStats],
     if finding.severity == "info" or seconds >= max_blocking:
         return finding
     return replace(finding, severity="info",
-                   message=f"{finding.message} (~{_duration(seconds)} on {_size(table.bytes)}: "
-                           f"under lint.max_blocking {_duration(max_blocking)})")
+                   message=f"{finding.message} (~{format_duration(seconds)} on {format_size(table.bytes)}: "
+                           f"under lint.max_blocking {format_duration(max_blocking)})")
 
 
 def _count(n: float) -> str:
     if n >= 1e6:
         return f"{n / 1e6:.1f}M"
     return f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
-
-
-def _size(n: int) -> str:
-    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
-        if n >= size:
-            return f"{n / size:.0f} {unit}"
-    return f"{n} B"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def worst(findings: list[Finding]) -> Severity | None:

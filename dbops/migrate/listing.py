@@ -6,10 +6,9 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-import click
-
 from dbops.migrate.engine import RunResult
 from dbops.migrate.pending import MigrationStatus
+from dbops.style import styled
 
 _STYLE = {"applied": "green", "pending": "yellow", "modified": "red", "missing-file": "red",
           "partial": "magenta"}
@@ -40,7 +39,7 @@ def status_table(rows: list[MigrationStatus], *, color: bool) -> list[str]:
     def line(values: tuple[str, ...], state: str | None = None) -> str:
         padded = [v.ljust(w) for v, w in zip(values, widths, strict=True)]
         if color and state:
-            padded[2] = click.style(padded[2], fg=_STYLE[state], bold=state in _ALARM)
+            padded[2] = styled(padded[2], f"bold {_STYLE[state]}" if state in _ALARM else _STYLE[state])
         return "  ".join(padded).rstrip()
 
     lines = [line(header)] + [line(c, r.state) for c, r in zip(cells, rows, strict=True)]

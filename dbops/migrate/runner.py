@@ -22,6 +22,7 @@ from dbops import migration_history as history
 from dbops.changes import MigrationRun
 from dbops.config.model import Retries
 from dbops.errors import MigrationError, StatementFailed
+from dbops.locks import LockHolder
 from dbops.migrate.files import Migration, Section
 from dbops.migrate.sql import Statement, split, table_key
 from dbops.migration_history import Direction, Mode
@@ -381,20 +382,21 @@ class Runner:
                 delay *= 2
 
     def _blockers(self, tables: tuple[str, ...], *, any_age: bool = False) -> list[str]:
-        """Sessions holding a lock on these tables inside a transaction older than lock_timeout."""
+        """Sessions holding a lock on these tables inside a transaction older than lock_timeout,
+        as a waiting step names them (LockHolder.blocking)."""
         if not tables:
             return []
         age = "0" if any_age else _ms(self._settings.lock_timeout)
         rows = self._conn.execute(
-            "SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), 'no application_name'),"
-            " a.xact_start, a.query_start, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60)"
+            "SELECT DISTINCT a.pid, a.application_name, a.xact_start, a.usename::text,"
+            " a.client_addr::text, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60),"
+            " a.query_start"
             " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.granted AND l.relation IN (SELECT to_regclass(t) FROM unnest(%s::text[]) t)"
             " AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL"
             " AND now() - a.xact_start > %s::interval ORDER BY a.xact_start",
             (list(tables), age)).fetchall()
-        return [f"pid {pid} ({app}), in a transaction since {xact:%H:%M:%S}, query started "
-                f"{started:%H:%M:%S}: {query}" for pid, app, xact, started, query in rows]
+        return [LockHolder(*row).blocking() for row in rows]
 
 
 def _locked_tables(statement: Statement) -> tuple[str, ...]:

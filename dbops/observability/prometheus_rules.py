@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from dbops.config.model import Plan
-from dbops.config.units import format_duration
 from dbops.health.evaluate import XID_SHARE_THRESHOLD
+from dbops.units import format_duration
 
 RUNBOOK_BASE = "README.md"
 """Where runbook_url points unless told otherwise: the README's runbook section, per alert."""

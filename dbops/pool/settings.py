@@ -9,12 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from dbops.config.budget import Budget
+from dbops.config.budget import connection_budget as budget_of
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.config.profiles import PROFILES
-from dbops.config.units import parse_duration
 from dbops.connect import Endpoint, endpoint
 from dbops.pool.errors import PoolConfigError
+from dbops.units import parse_duration
 
 Strategy = Literal["round_robin", "least_lag"]
 
@@ -28,6 +30,10 @@ def _seconds(value: str) -> float:
 @dataclass(frozen=True)
 class PoolSettings:
     """Sizes, timeouts (seconds) and policies of one manager; every pool of it uses the same.
+
+    Durations are float seconds here, the pool's one representation (it does arithmetic on
+    time.monotonic()); the Plan holds timedelta, and settings_from_plan is the one boundary
+    where they are converted.
 
     `max_size` is the most connections one pool (the primary's, or one replica's) opens, after the
     role's budget is applied; `budget` is that budget (None: the plan sets no role limit).
@@ -52,7 +58,7 @@ class PoolSettings:
     max_lag: float = 5.0
     read_your_writes: bool = True
     budget: int | None = None
-    budget_rule: str = "no role connection limit: max_size bounds each pool"
+    budget_rule: str = "set by the caller"
     maintenance_interval: float = 1.0
     monitor_interval: float = 1.0
     eject_backoff: float = 1.0
@@ -68,6 +74,11 @@ class PoolSettings:
             )
         if not 0 < self.target_utilization <= 1:
             raise PoolConfigError("pool target_utilization must be in (0, 1]")
+        if self.budget is not None and self.max_size > self.budget:
+            raise PoolConfigError(
+                f"pool max_size {self.max_size} exceeds the connection budget of {self.budget}"
+                f" per server ({self.budget_rule})"
+            )
 
     @property
     def application_name(self) -> str:
@@ -75,54 +86,49 @@ class PoolSettings:
         return f"pool/{self.name}/{os.getpid()}"
 
     def with_changes(self, **changes: Any) -> PoolSettings:
-        """A copy with some values replaced; sizes are re-checked against the budget."""
-        updated = replace(self, **changes)
-        if updated.budget is not None and updated.max_size > updated.budget:
-            updated = replace(updated, max_size=updated.budget)
-        if updated.min_size > updated.max_size:
-            updated = replace(updated, min_size=updated.max_size)
-        return updated
+        """A copy with some values replaced; sizes are re-checked (against the budget too)."""
+        return replace(self, **changes)
 
 
-def connection_budget(plan: Plan) -> tuple[int | None, str]:
-    """How many connections one application instance may open to one server, and why.
+def plan_budget(plan: Plan) -> Budget:
+    """The plan's pool section held against its role's connection limit (config.budget's rule).
 
-    The rule: with `pool.role` declared in `roles` with a connection_limit L >= 0, the plan's
-    `instances` pools share L minus the `reserve` (kept for migrations, admin sessions and dbops):
-    each instance gets (L - reserve) // instances. A replica enforces the same role limit on its
-    own sessions, so the budget applies per server: to the primary's pool and to each replica's.
-    Without a role limit the budget is None and max_size alone bounds a pool.
+    With `pool.role` declared in `roles` with a connection_limit L >= 0, the plan's `instances`
+    pools share L minus the `reserve`: each instance gets (L - reserve) // instances per server
+    (a replica enforces the same role limit on its own sessions). Without a role limit the
+    share is None and max_size alone bounds a pool.
     """
     pool = plan.pool
     role = plan.roles.get(pool.role) if pool.role else None
-    if role is None or role.connection_limit < 0:
-        reason = (
-            f"role {pool.role} has no connection limit in the plan"
-            if pool.role
-            else "no pool.role in the plan"
-        )
-        return None, f"{reason}: max_size bounds each pool"
-    share = (role.connection_limit - pool.reserve) // pool.instances
-    return share, (
-        f"role {role.name}: (connection_limit {role.connection_limit} - reserve {pool.reserve})"
-        f" // {pool.instances} instances = {share} per server"
+    return budget_of(
+        pool.instances,
+        pool.max_size,
+        pool.reserve,
+        role=pool.role,
+        role_limit=role.connection_limit if role else None,
     )
 
 
-def settings_from_plan(plan: Plan, *, name: str | None = None, **overrides: Any) -> PoolSettings:
-    """The plan's pool section as PoolSettings, sizes clipped to the role's budget.
+def connection_budget(plan: Plan) -> tuple[int | None, str]:
+    """How many connections one application instance may open to one server, and why."""
+    budget = plan_budget(plan)
+    return budget.share, budget.share_rule
 
-    Raises PoolConfigError when the budget leaves no connection at all.
+
+def settings_from_plan(plan: Plan, *, name: str | None = None, **overrides: Any) -> PoolSettings:
+    """The plan's pool section as PoolSettings.
+
+    Raises PoolConfigError when the budget leaves no connection at all, or when max_size (the
+    plan's or an override) exceeds it: the pool fails rather than open fewer than asked.
     """
     p = plan.pool
     budget, rule = connection_budget(plan)
     if budget is not None and budget < 1:
         raise PoolConfigError(f"the connection budget leaves no connection for the pool: {rule}")
-    max_size = p.max_size if budget is None else min(p.max_size, budget)
     values: dict[str, Any] = {
         "name": name or plan.environment,
-        "min_size": min(p.min_size, max_size),
-        "max_size": max_size,
+        "min_size": p.min_size,
+        "max_size": p.max_size,
         "acquire_timeout": _s(p.acquire_timeout),
         "max_idle": _s(p.max_idle),
         "max_lifetime": _s(p.max_lifetime),
@@ -140,7 +146,7 @@ def settings_from_plan(plan: Plan, *, name: str | None = None, **overrides: Any)
         "budget_rule": rule,
     }
     values.update(overrides)
-    return PoolSettings(**values).with_changes()
+    return PoolSettings(**values)
 
 
 def _s(value: timedelta) -> float:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from dbops.levels import SEED_WORDS, SeedWord, Status
 from dbops.pool.metrics import Gauges, Histogram, NodeMetrics, Throughput
 from dbops.pool.routing import PRIMARY, ReplicaState
 
-HealthLevel = Literal["healthy", "degraded", "unhealthy"]
+HealthLevel = SeedWord  # the seed's spelling of dbops.levels.Status
 
 
 @dataclass(frozen=True)
@@ -78,17 +79,23 @@ class NodeHealth:
 
 @dataclass(frozen=True)
 class HealthStatus:
-    """healthy: the primary answers and every replica takes reads; degraded: a replica is out,
-    a pool is nearly full or a leak is open; unhealthy: the primary does not answer."""
+    """The manager's health in dbops' one vocabulary (dbops.levels): ok: the primary answers
+    and every replica takes reads; warning: a replica is out, a pool is exhausted with callers
+    waiting or a leak is open; critical: the primary does not answer. `status` spells the
+    same level as the seed did: healthy, degraded, unhealthy."""
 
-    status: HealthLevel
+    level: Status
     nodes: tuple[NodeHealth, ...]
     utilization: float
     open_leaks: int
     message: str
 
+    @property
+    def status(self) -> HealthLevel:
+        return SEED_WORDS[self.level]
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"status": self.status, **asdict(self)}
 
 
 def pool_stats(metrics: NodeMetrics, g: Gauges) -> PoolStats:
@@ -193,11 +200,11 @@ def health(
     if open_leaks:
         problems.append(f"{open_leaks} connection(s) held past leak_detection_threshold")
     if primary_error:
-        level: HealthLevel = "unhealthy"
+        level: Status = "critical"
     else:
-        level = "degraded" if problems else "healthy"
+        level = "warning" if problems else "ok"
     return HealthStatus(
-        status=level,
+        level=level,
         nodes=tuple(nodes),
         utilization=utilization,
         open_leaks=open_leaks,
