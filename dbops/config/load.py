@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dbops.config import checks, schema
+from dbops.config import checks, fleet, schema
 from dbops.config.model import Plan, build_plan
 from dbops.config.profiles import apply_profile
 from dbops.config.project import Project, find_root
@@ -164,7 +164,7 @@ def load_plan(
         raise PlanError(problems)
     apply_profile(doc.data.setdefault("pool", {}))
     schema.fill_defaults(doc.data)
-    problems = checks.check(doc)
+    problems = checks.check(doc) + fleet.problems(doc)
     if problems:
         raise PlanError(problems)
     return build_plan(doc, source=path, root=root)
