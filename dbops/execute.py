@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import runpy
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,8 +120,10 @@ class Executor:
 
     def __init__(self, plan: Plan, changeset: ChangeSet, *, allow_restart: bool,
                  notify: Notify | None = None, skip_backup: bool = False,
-                 progress: Callable[[list[str]], None] | None = None) -> None:
+                 progress: Callable[[list[str]], None] | None = None,
+                 halted: Callable[[], str] | None = None) -> None:
         self.plan, self.changeset = plan, changeset
+        self.halted = halted or (lambda: "")  # a reason to stop before the next stage
         self.allow_restart = allow_restart
         self.skip_backup = skip_backup
         self.notify = notify or (lambda message: None)
@@ -325,6 +328,9 @@ class Executor:
         for skipped in self.skipped:
             self.notify(f"skipped {skipped.address}: needs a restart (--allow-restart)")
         for name, ops in self.stages():
+            halt = self.halted()
+            if halt:  # a fleet rollout stopped: undo what this target did, as on a failure
+                return self._roll_back(f"halted before {name}: {halt}")
             self.notify(f"stage {name}: {len(ops)} operation(s)")
             failures = run_batch(self.targets, ops, self.plan)
             self.outcomes.append(StageOutcome(name, not failures, tuple(failures)))
@@ -442,6 +448,20 @@ def run_batch(targets: list[Target], ops: list[Operation], plan: Plan) -> list[s
     if state.failed_hosts and not failures:
         failures.append("an operation failed (see .dbops/logs/pyinfra.log)")
     return failures
+
+
+class _PerThread(threading.local):
+    module: Any = None
+
+
+def isolate_threads() -> None:
+    """pyinfra keeps its current State and Inventory in module globals; a fleet rollout runs
+    one apply (each batch its own State) per thread, so these become per thread."""
+    from pyinfra.context import ctx_inventory, ctx_state
+
+    for manager in (ctx_state, ctx_inventory):
+        if not isinstance(manager.context._container, _PerThread):
+            manager.context._container = _PerThread()
 
 
 def _guarded(op: Operation, failures: list[str]) -> Callable[[Any, Any], bool]:
