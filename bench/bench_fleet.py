@@ -19,6 +19,10 @@ subprocess (Python start-up included, what a user waits for):
 with the default gates (before the apply and after each stage). Every run is checked: exit 0,
 both migrations in every database's history, and work_mem changed on both servers.
 
+The CPU time (user + system) of each timed dbops process is recorded beside its wall time: a
+rollout runs its targets as threads of one process, so CPU close to the wall time means the
+rollout is bound by the Python work that holds the GIL, not by waiting on the servers.
+
 Results: medians and the ratio on stdout, and bench/results/fleet.json (or --output).
 The target: fleet / single at most 3.0 with parallel 4. Run from the project root:
 
@@ -31,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -102,12 +107,18 @@ def write_project(root: Path, clusters: list[Cluster], parallel: int, batch: int
     run(root, "migrate", "hash")
 
 
+CPU: list[float] = []  # CPU seconds (user + system) of each timed dbops process
+
+
 def run(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
     env["PYTHONPATH"] = str(REPO)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "dbops", *args], cwd=root, env=env,
                             capture_output=True, text=True, timeout=600, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return time.perf_counter() - started, result
 
 
@@ -147,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clusters = [Cluster(base / f"cluster{n}", port=free_port()) for n in range(2)]
     singles: list[float] = []
     fleets: list[float] = []
+    cpu: dict[str, list[float]] = {"single": [], "fleet": []}
     try:
         for cluster in clusters:
             cluster.up()
@@ -155,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         timed(base / "project", clusters, "single", {0: ["tenant00"]})  # warm-up, untimed
         for _ in range(args.repeat):
             singles.append(timed(base / "project", clusters, "single", {0: ["tenant00"]}))
+            cpu["single"].append(CPU[-1])
             fleets.append(timed(base / "project", clusters, "fleet", every))
+            cpu["fleet"].append(CPU[-1])
     finally:
         for cluster in clusters:
             cluster.down()
@@ -170,11 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parallel": args.parallel, "batch": args.batch, "repeat": args.repeat,
         "single_seconds": singles, "fleet_seconds": fleets,
         "single_median": round(single, 2), "fleet_median": round(fleet, 2),
+        "dbops_cpu_seconds": {k: [round(s, 2) for s in v] for k, v in cpu.items()},
         "ratio": round(ratio, 2), "target": TARGET_RATIO, "met": ratio <= TARGET_RATIO,
     }
     print(f"single-database apply: median {single:.2f}s  ({', '.join(f'{s:.2f}' for s in singles)})")
     print(f"fleet apply, {report['databases']} databases on {len(clusters)} clusters, parallel "
           f"{args.parallel}: median {fleet:.2f}s  ({', '.join(f'{s:.2f}' for s in fleets)})")
+    for env, seconds in cpu.items():
+        print(f"dbops process CPU (user + system), {env}: median {statistics.median(seconds):.2f}s")
     print(f"ratio {ratio:.2f} (target <= {TARGET_RATIO}): {'met' if report['met'] else 'NOT met'}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

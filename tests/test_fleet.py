@@ -34,7 +34,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def fleet_project(root: Path, dbs: list[TestDatabase], *, unreachable: bool = False) -> Project:
+def fleet_project(root: Path, dbs: list[TestDatabase], *, unreachable: bool = False,
+                  soak: str = "0s") -> Project:
     project = make_project(root, dbs[0])
     targets = "".join(f"    - {{ id: t{n}, database: {{ name: {db.name} }} }}\n"
                       for n, db in enumerate(dbs))
@@ -42,7 +43,8 @@ def fleet_project(root: Path, dbs: list[TestDatabase], *, unreachable: bool = Fa
         targets += f"    - {{ id: gone, database: {{ name: gone, port: {free_port()} }} }}\n"
     project.write_plan(
         "health:\n  gates: { before_apply: false, after_each_stage: true, settle: 0s }\n"
-        "fleet:\n  canary: 1\n  batch: 2\n  parallel: 2\n  targets:\n" + targets,
+        f"fleet:\n  canary: 1\n  soak: {soak}\n  batch: 2\n  parallel: 2\n  targets:\n"
+        + targets,
         database="  connect_timeout: 2s\n")
     for version, (up, down) in MIGRATIONS.items():
         (root / "migrations" / f"{version}_m{version[-2:]}.sql").write_text(
@@ -135,7 +137,7 @@ def test_failure_in_second_batch_halts_then_resume_finishes(
 
 def test_unreachable_target_reported_refused_or_skipped(
         fleet_dbs: list[TestDatabase], tmp_path: Path) -> None:
-    project = fleet_project(tmp_path / "p", fleet_dbs[:2], unreachable=True)
+    project = fleet_project(tmp_path / "p", fleet_dbs[:2], unreachable=True, soak="1s")
     planned = project.run("plan", "test")
     assert planned.returncode == 1
     assert "1 unreachable" in planned.stdout and "unreachable: gone:" in planned.stdout
@@ -146,6 +148,8 @@ def test_unreachable_target_reported_refused_or_skipped(
     skipped = project.run("apply", "test", "--yes", "--skip-unreachable")
     assert skipped.returncode == 0, skipped.stdout + skipped.stderr
     assert tables(fleet_dbs[0]) == tables(fleet_dbs[1]) == {"accounts", "invoices"}
+    assert "soak: health checks on the canary for 1s" in skipped.stdout
+    assert skipped.stdout.index("soak:") < skipped.stdout.index("batch 1: t1")
     assert ["gone", "skipped", "unreachable"] in [line.split()[:3]
                                                   for line in skipped.stdout.splitlines()]
     records = [json.loads(line) for line in
