@@ -19,9 +19,10 @@ subprocess (Python start-up included, what a user waits for):
 with the default gates (before the apply and after each stage). Every run is checked: exit 0,
 both migrations in every database's history, and work_mem changed on both servers.
 
-The CPU time (user + system) of each timed dbops process is recorded beside its wall time: a
-rollout runs its targets as threads of one process, so CPU close to the wall time means the
-rollout is bound by the Python work that holds the GIL, not by waiting on the servers.
+The CPU time (user + system) of each timed dbops process is recorded beside its wall time, and
+so is the servers' (their ended backends', read from the postmasters' /proc stat): a rollout runs
+its targets as threads of one process, so dbops CPU close to the wall time would mean the GIL
+bounds it; CPU of dbops and servers together close to 2 x wall means the two cores do.
 
 Results: medians and the ratio on stdout, and bench/results/fleet.json (or --output).
 The target: fleet / single at most 3.0 with parallel 4. Run from the project root:
@@ -135,10 +136,25 @@ def check(clusters: list[Cluster], databases: dict[int, list[str]]) -> None:
                     raise SystemExit(f"{name}: {row} migrations recorded, not 2")
 
 
+def server_cpu(clusters: list[Cluster]) -> float:
+    """CPU seconds the servers' ended backends used (the postmasters' cutime + cstime)."""
+    total = 0
+    for cluster in clusters:
+        pid = (cluster.data_dir / "postmaster.pid").read_text().split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[13]) + int(fields[14])  # cutime, cstime (stat fields 16 and 17)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+SERVER_CPU: list[float] = []
+
+
 def timed(root: Path, clusters: list[Cluster], env: str,
           databases: dict[int, list[str]]) -> float:
     reset(clusters)
+    before = server_cpu(clusters)
     seconds, result = run(root, "apply", env, "--yes")
+    SERVER_CPU.append(server_cpu(clusters) - before)
     if result.returncode != 0:
         raise SystemExit(f"dbops apply {env} failed ({result.returncode}):\n"
                          f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -158,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     clusters = [Cluster(base / f"cluster{n}", port=free_port()) for n in range(2)]
     singles: list[float] = []
     fleets: list[float] = []
-    cpu: dict[str, list[float]] = {"single": [], "fleet": []}
+    cpu: dict[str, list[float]] = {"single": [], "fleet": [], "single servers": [],
+                                   "fleet servers": []}
     try:
         for cluster in clusters:
             cluster.up()
@@ -168,8 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _ in range(args.repeat):
             singles.append(timed(base / "project", clusters, "single", {0: ["tenant00"]}))
             cpu["single"].append(CPU[-1])
+            cpu["single servers"].append(SERVER_CPU[-1])
             fleets.append(timed(base / "project", clusters, "fleet", every))
             cpu["fleet"].append(CPU[-1])
+            cpu["fleet servers"].append(SERVER_CPU[-1])
     finally:
         for cluster in clusters:
             cluster.down()
@@ -184,14 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parallel": args.parallel, "batch": args.batch, "repeat": args.repeat,
         "single_seconds": singles, "fleet_seconds": fleets,
         "single_median": round(single, 2), "fleet_median": round(fleet, 2),
-        "dbops_cpu_seconds": {k: [round(s, 2) for s in v] for k, v in cpu.items()},
+        "cpu_seconds": {k: [round(s, 2) for s in v] for k, v in cpu.items()},
         "ratio": round(ratio, 2), "target": TARGET_RATIO, "met": ratio <= TARGET_RATIO,
     }
     print(f"single-database apply: median {single:.2f}s  ({', '.join(f'{s:.2f}' for s in singles)})")
     print(f"fleet apply, {report['databases']} databases on {len(clusters)} clusters, parallel "
           f"{args.parallel}: median {fleet:.2f}s  ({', '.join(f'{s:.2f}' for s in fleets)})")
-    for env, seconds in cpu.items():
-        print(f"dbops process CPU (user + system), {env}: median {statistics.median(seconds):.2f}s")
+    for what, seconds in cpu.items():
+        print(f"CPU (user + system), {what}: median {statistics.median(seconds):.2f}s")
     print(f"ratio {ratio:.2f} (target <= {TARGET_RATIO}): {'met' if report['met'] else 'NOT met'}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
