@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from dbops.backup.archiving import judge
 from dbops.backup.schedule import overdue
 from dbops.changes import ChangeSet, Scalar
 from dbops.config.model import DriftIgnore, Plan
@@ -129,10 +130,30 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
         items.append(DriftItem("out-of-band", "backup.schedule", None, late,
                                plan.backup.schedule if plan.backup else None,
                                detail=f"{late} (judged from {live.backup_source})"))
+    items += _pgbackrest(plan, live, changeset, snapshot is None)
     silenced = tuple(_ignore(i, plan.drift_ignores, today) for i in items)
     return DriftReport(plan.environment, live.database,
                        snapshot.applied_at.isoformat(timespec="seconds") if snapshot else None,
                        silenced, live.backup_source)
+
+
+def _pgbackrest(plan: Plan, live: LiveState, changeset: ChangeSet,
+                listed: bool) -> list[DriftItem]:
+    """The pgbackrest engine: its configuration or stanza not as planned (pending: apply writes
+    them), and archiving that fails or lags behind recovery_objective (out-of-band: the
+    recovery point the plan promises is not there)."""
+    policy = plan.backup.pgbackrest if plan.backup else None
+    if policy is None or live.pgbackrest is None:
+        return []
+    items = [] if listed else [
+        DriftItem("pending", c.address, None, c.before, c.after)
+        for c in changeset.of_kind("backup") if c.address.startswith("backup.pgbackrest.")
+        and not c.address.endswith(".check")]
+    verdict = judge(live.pgbackrest.archive, policy.recovery_objective)
+    if verdict.verdict != "ok":
+        items.append(DriftItem("out-of-band", "backup.archiving", None, verdict.verdict,
+                               "ok", detail=verdict.message))
+    return items
 
 
 def _unfinished(live: LiveState) -> list[DriftItem]:

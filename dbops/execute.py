@@ -8,7 +8,9 @@ hosts' process tables or pyinfra's logs; restarts run on the hosts as `server.sh
 
 from __future__ import annotations
 
+import io
 import logging
+import pwd
 import runpy
 import threading
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dbops import progress
+from dbops.backup.pgbackrest import stanza_command
 from dbops.changes import Change, ChangeSet, Gate, MigrationRun
 from dbops.config.model import Plan
 from dbops.config.source import display_path
@@ -44,14 +47,28 @@ class Target:
 
 
 @dataclass(frozen=True)
+class FileSpec:
+    """A file with `content` (a directory when None) that a pyinfra files operation puts on the
+    host, owned by `user`."""
+
+    path: str
+    content: str | None
+    user: str
+    mode: str
+
+
+@dataclass(frozen=True)
 class Operation:
-    """One pyinfra operation: `run` executes on the controller (python.call); `commands` run on the
-    host (server.shell) when there is no `run`. Dry runs print these."""
+    """One pyinfra operation: `run` executes on the controller (python.call); `file` is put on the
+    host (files.put / files.directory); otherwise `commands` run on the host (server.shell), as
+    `su_user` when given. Dry runs print these."""
 
     name: str
     target: Target
     commands: tuple[str, ...]
     run: Callable[[], None] | None = None
+    file: FileSpec | None = None
+    su_user: str | None = None
 
 
 @dataclass
@@ -150,9 +167,11 @@ class Executor:
         ChangeSet holds (its changes, its backup, its gates)."""
         work = [(name, ops) for name, ops in (
             ("backup first", self._backup_first_ops()),
+            ("pgbackrest", self._pgbackrest_ops()),
             ("settings", self._settings_ops()), ("restart", self._restart_ops()),
             ("roles", self._role_ops()), ("migrations", self._migration_ops()),
-            ("backups", self._backup_ops())) if ops]
+            ("backups", self._backup_ops()), ("pgbackrest check", self._pgbackrest_check_ops()))
+            if ops]
         gates = {gate.name: gate for gate in self.changeset.gates}
         stages: list[tuple[str, list[Operation]]] = []
         if "before apply" in gates:
@@ -250,6 +269,49 @@ class Executor:
                                      tuple(f"-- {line}" for line in change.detail),
                                      self._prune_backups))
         return ops
+
+    def _pgbackrest_ops(self) -> list[Operation]:
+        """The engine's configuration file and repository (pyinfra files operations on the
+        primary's host) and its stanza (pgbackrest stanza-create there, as the server's OS
+        user), before the archive settings point archive_command at them."""
+        policy = self.plan.backup.pgbackrest if self.plan.backup else None
+        changes = {c.address: c for c in self.changeset.of_kind("backup")}
+        if policy is None or not ({"backup.pgbackrest.config", "backup.pgbackrest.stanza"}
+                                  & set(changes)):
+            return []
+        target = self.target("primary")
+        config = changes.get("backup.pgbackrest.config")
+        user = _server_os_user(target, config.statements[0] if config else "")
+        ops = [Operation(f"directory {folder}", target, (f"-- directory {folder} owned by {user}",),
+                         file=FileSpec(str(folder), None, user, "750"))
+               for folder in (policy.repository, policy.repository / "log")]
+        if config is not None:
+            ops.append(Operation(f"write {policy.config}", target,
+                                 tuple(f"-- {line}" for line in config.detail),
+                                 file=FileSpec(str(policy.config), config.statements[0], user,
+                                               "640")))
+        if "backup.pgbackrest.stanza" in changes:
+            ops.append(Operation(f"pgbackrest stanza-create {policy.stanza}", target,
+                                 (stanza_command(policy, "stanza-create"),), su_user=user))
+        return ops
+
+    def _pgbackrest_check_ops(self) -> list[Operation]:
+        """pgbackrest check after the archive settings, unless archive_mode waits for a restart
+        this apply may not do (then the check could only fail)."""
+        policy = self.plan.backup.pgbackrest if self.plan.backup else None
+        if policy is None or not any(c.address == "backup.pgbackrest.check"
+                                     for c in self.changeset.of_kind("backup")):
+            return []
+        if any(c.address == "setting.archive_mode" for c in self.skipped):
+            self.notify("pgbackrest check skipped: archive_mode waits for a restart "
+                        "(--allow-restart)")
+            return []
+        target = self.target("primary")
+        config = next((c for c in self.changeset.of_kind("backup")
+                       if c.address == "backup.pgbackrest.config"), None)
+        user = _server_os_user(target, config.statements[0] if config else "")
+        return [Operation(f"pgbackrest check {policy.stanza}", target,
+                          (stanza_command(policy, "check"),), su_user=user)]
 
     def _take_backup(self) -> None:
         manifest = self._backups().create(reason="scheduled")
@@ -429,9 +491,12 @@ def run_batch(targets: list[Target], ops: list[Operation], plan: Plan) -> list[s
         connect_all(state)
         for op in ops:
             host = inventory.get_host(op.target.host)
-            if op.run is None:
+            if op.file is not None:
+                results.append((op, _file_op(state, op.file, op.name, host)))
+            elif op.run is None:
+                su = {"_su_user": op.su_user, "_su_shell": "/bin/sh"} if op.su_user else {}
                 results.append((op, add_op(state, server.shell, name=op.name,
-                                           commands=list(op.commands), host=host)))
+                                           commands=list(op.commands), host=host, **su)))
             else:
                 results.append((op, add_op(state, python.call, name=op.name,
                                            function=_guarded(op, failures), host=host)))
@@ -472,6 +537,33 @@ def isolate_threads() -> None:
     inventory.get_all_connectors = lambda: found  # type: ignore[attr-defined]
     inventory.get_execution_connectors = lambda: execution  # type: ignore[attr-defined]
     host.get_execution_connector = execution.__getitem__  # type: ignore[attr-defined]
+
+
+def _file_op(state: Any, spec: FileSpec, name: str, host: Any) -> Any:
+    from pyinfra.api.operation import add_op
+    from pyinfra.operations import files
+
+    if spec.content is None:
+        return add_op(state, files.directory, name=name, path=spec.path, user=spec.user,
+                      group=spec.user, mode=spec.mode, present=True, host=host)
+    return add_op(state, files.put, name=name, src=io.StringIO(spec.content), dest=spec.path,
+                  user=spec.user, group=spec.user, mode=spec.mode, create_remote_dir=True,
+                  host=host)
+
+
+def _server_os_user(target: Target, config: str) -> str:
+    """The OS user pgBackRest runs as on the host: the inventory's `pg_os_user`; on @local the
+    owner of the data directory the configuration names; else `postgres`."""
+    if target.data.get("pg_os_user"):
+        return str(target.data["pg_os_user"])
+    if target.host == "@local":
+        for line in config.splitlines():
+            if line.startswith("pg1-path="):
+                try:
+                    return pwd.getpwuid(Path(line.partition("=")[2]).stat().st_uid).pw_name
+                except (OSError, KeyError):
+                    break
+    return "postgres"
 
 
 def _guarded(op: Operation, failures: list[str]) -> Callable[[Any, Any], bool]:

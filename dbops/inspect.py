@@ -13,6 +13,7 @@ import psycopg
 from dbops import ledger
 from dbops.backup import record
 from dbops.backup.manifest import Manifest, read_manifests
+from dbops.backup.pgbackrest import LiveSetup, read_setup
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
@@ -192,6 +193,7 @@ class LiveState:
     # holds the lock (it may still be going) or not (it died).
     open_credit: ledger.OpenCredit | None = None
     runner_busy: bool = False
+    pgbackrest: LiveSetup | None = None  # the pgbackrest engine's setup, when the plan has it
 
     @property
     def primary(self) -> Server:
@@ -205,12 +207,20 @@ def inspect(plan: Plan, *, command: str = "plan", fingerprint: bool = True) -> L
     with _read_only(primary, command) as conn:
         state = _read_primary(conn, plan, primary, fingerprint=fingerprint)
         backups, backup_source = _read_backups(conn, plan)
+        pgbackrest = _read_pgbackrest(conn, plan)
     servers = dict(state.servers)
     for replica in plan.database.replicas:
         ep = endpoint(plan, replica)
         with _read_only(ep, command) as conn:
             servers[replica.name] = _read_server(conn, replica.name, ep)
-    return replace(state, servers=servers, backups=backups, backup_source=backup_source)
+    return replace(state, servers=servers, backups=backups, backup_source=backup_source,
+                   pgbackrest=pgbackrest)
+
+
+def _read_pgbackrest(conn: psycopg.Connection[Any], plan: Plan) -> LiveSetup | None:
+    if plan.backup is None or plan.backup.engine != "pgbackrest" or not plan.backup.pgbackrest:
+        return None
+    return read_setup(conn, plan.backup.pgbackrest)
 
 
 def _read_backups(conn: psycopg.Connection[Any], plan: Plan) -> tuple[tuple[Manifest, ...], str]:

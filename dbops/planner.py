@@ -95,6 +95,13 @@ def make_changeset(
     if migrations is not None:
         _migrations(plan, live, migrations, found, analysis or {}, stats)
     _backups(plan, live, found, now or datetime.now(UTC))
+    if plan.backup is not None and plan.backup.pgbackrest is not None \
+            and live.pgbackrest is not None:
+        from dbops.backup import stanza
+
+        setup, notes = stanza.changes(plan.backup.pgbackrest, live.pgbackrest)
+        found.changes += setup
+        found.notes += notes
     found.notes += [f"{unfinished}; the changes above bring the database back to the plan and "
                     "apply records the result" for unfinished in live.unfinished]
     if found.problems:

@@ -423,7 +423,8 @@ def test_pool_checks_understand_psycopg_pool_statistics(project: Project) -> Non
 
 
 def test_backup_freshness_against_the_plans_schedule(project: Project) -> None:
-    backup = pytest.importorskip("dbops.backup.manager")
+    from dbops.backup import manager as backup
+
     assert check_once(plan_of(project)).result("backup_freshness") is None  # no policy
     plan = plan_of(project, "backup:\n  directory: backups\n  schedule: \"0 3 * * *\"\n")
     expected = backup.BackupManager(plan).overdue()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -30,6 +30,9 @@ from dbops.config.load import load_plan
 from dbops.config.model import BackupPolicy, Plan
 from dbops.connect import connection, endpoint, mask, with_database
 from dbops.errors import DbopsError
+
+if TYPE_CHECKING:
+    from dbops.backup.pitr import PgBackRestBackups
 
 Notify = Callable[[str], None]
 
@@ -60,6 +63,15 @@ class BackupManager:
             raise BackupError(f"plan {self.plan.environment} has no backup section: add one "
                               "(backup: {directory: ...}) to use backups")
         return self.plan.backup
+
+    @property
+    def pgbackrest(self) -> PgBackRestBackups | None:
+        """The pgbackrest engine's commands when the plan's policy chooses it, else None."""
+        if self.policy.engine != "pgbackrest":
+            return None
+        from dbops.backup.pitr import PgBackRestBackups
+
+        return PgBackRestBackups(self.plan, notify=self._notify)
 
     @property
     def directory(self) -> Path:

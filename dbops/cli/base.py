@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -85,7 +86,24 @@ def _wants_json(args: Sequence[str]) -> bool:
 class DbopsGroup(click.Group):
     """Click's group with exit codes a CI job can trust: a usage error (bad option or choice,
     missing argument, unknown command) exits 1 like any other error, where click would exit 2,
-    which dbops keeps for "changes", "out-of-band drift" and "warning"."""
+    which dbops keeps for "changes", "out-of-band drift" and "warning".
+
+    Commands are registered by importing their family's module (`families`: command name ->
+    module), and a module is imported only when one of its commands runs: `dbops migrate up`
+    does not pay for the planner, backups or health. Help and completion import them all."""
+
+    families: Mapping[str, str] = {}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.families.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in dict.fromkeys(self.families.values()):
+            importlib.import_module(module)
+        return super().list_commands(ctx)
 
     def main(
         self,

@@ -223,7 +223,8 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
                 click.echo(f"apply would refuse: {exc}", err=True)
             for op in pipeline.dry_run(the_plan, changeset, allow_restart=allow_restart,
                                        skip_backup=skip_backup):
-                kind = "server.shell" if op.run is None else "python.call"
+                kind = ("python.call" if op.run is not None else "server.shell" if op.file is None
+                        else "files.put" if op.file.content is not None else "files.directory")
                 click.echo(mask(f"{kind} [{op.target.host}] {op.name}"))
                 for command in op.commands:
                     click.echo(mask(f"    {command}"))

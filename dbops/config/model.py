@@ -143,6 +143,37 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class PgBackRest:
+    """The pgbackrest engine's declaration: where the repository is, when each kind of backup
+    runs, what expire keeps (pgBackRest's own retention terms) and the RPO promised."""
+
+    repository: Path
+    stanza: str
+    config: Path
+    full: str | None
+    differential: str | None
+    incremental: str | None
+    retention_full: int
+    retention_diff: int | None
+    retention_archive: int | None
+    compress: Literal["none", "gz", "lz4", "zst", "bz2"]
+    process_max: int
+    archive_timeout: timedelta
+    recovery_objective: timedelta
+
+    @property
+    def archive_command(self) -> str:
+        """The archive_command that pushes each WAL segment into the stanza's repository."""
+        return f"pgbackrest --config={self.config} --stanza={self.stanza} archive-push %p"
+
+    def archive_settings(self) -> dict[str, str]:
+        """The server settings archiving into pgBackRest needs; they join the plan's settings
+        (archive_mode needs a restart)."""
+        return {"archive_mode": "on", "archive_command": self.archive_command,
+                "archive_timeout": f"{int(self.archive_timeout.total_seconds())}s"}
+
+
+@dataclass(frozen=True)
 class BackupPolicy:
     directory: Path
     before_migrate: bool
@@ -153,6 +184,8 @@ class BackupPolicy:
     retention: Retention
     verify_checksums: bool
     restore_test: str
+    engine: Literal["pg_dump", "pgbackrest"] = "pg_dump"
+    pgbackrest: PgBackRest | None = None
 
 
 @dataclass(frozen=True)
@@ -345,6 +378,36 @@ def _fleet(block: dict[str, Any] | None) -> Fleet | None:
     )
 
 
+def _pgbackrest(block: dict[str, Any] | None, *, root: Path,
+                environment: str) -> PgBackRest | None:
+    if block is None:
+        return None
+    retention = block.get("retention", {})
+    return PgBackRest(
+        repository=root / block["repository"],
+        stanza=block.get("stanza", environment),
+        config=root / block["config"],
+        full=block.get("full"),
+        differential=block.get("differential"),
+        incremental=block.get("incremental"),
+        retention_full=retention.get("full", 2),
+        retention_diff=retention.get("differential"),
+        retention_archive=retention.get("archive"),
+        compress=block["compress"],
+        process_max=block["process_max"],
+        archive_timeout=_dur(block["archive_timeout"]),
+        recovery_objective=_dur(block["recovery_objective"]),
+    )
+
+
+def _archive_settings(backup: dict[str, Any] | None, *, root: Path,
+                      environment: str) -> dict[str, str]:
+    if backup is None or backup["engine"] != "pgbackrest":
+        return {}
+    declared = _pgbackrest(backup.get("pgbackrest"), root=root, environment=environment)
+    return declared.archive_settings() if declared else {}
+
+
 def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
     """Turn a validated document with defaults filled in into a Plan."""
     d = doc.data
@@ -405,7 +468,8 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             )
             for name, r in d.get("roles", {}).items()
         },
-        settings={k: setting_text(v) for k, v in d.get("settings", {}).items()},
+        settings={**{k: setting_text(v) for k, v in d.get("settings", {}).items()},
+                  **_archive_settings(backup, root=root, environment=d["environment"])},
         migrations=Migrations(
             directory=root / mig["directory"],
             target=mig["target"],
@@ -434,6 +498,9 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             ),
             verify_checksums=backup["verify"]["checksums"],
             restore_test=backup["verify"]["restore_test"],
+            engine=backup["engine"],
+            pgbackrest=_pgbackrest(backup.get("pgbackrest"), root=root,
+                                   environment=d["environment"]),
         ),
         health=Health(
             enabled=health["enabled"],

@@ -646,8 +646,9 @@ def analyze(migration: Migration, *, direction: str = "up", new: frozenset[str] 
     constraints (what they prove spares a scan), `keys` the partition keys of the live range-
     partitioned tables (what an ATTACH PARTITION's CHECK must prove); without `prove_not_null`
     a CHECK never spares SET NOT NULL its scan."""
+    # Without live CHECKs there is nothing to prove: one cache entry serves both callers.
     return list(_analyzed(migration, direction, new, empty, columns, rows, checks, keys,
-                          prove_not_null)[0])
+                          prove_not_null or not checks)[0])
 
 
 def known_columns(stats: Mapping[str, TableStats] | None) -> Columns:
@@ -675,10 +676,15 @@ def known_keys(stats: Mapping[str, TableStats] | None) -> Keys:
                      (stats or {}).items() if "." not in name and table.partition_key)
 
 
-def tracked_after(migration: Migration, new: frozenset[str],
-                  empty: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """The new and the empty tables once the migration's up section has run."""
-    _, new_after, empty_after = _analyzed(migration, "up", new, empty, frozenset())
+def tracked_after(migration: Migration, new: frozenset[str], empty: frozenset[str],
+                  columns: Columns = frozenset(), rows: Rows = frozenset(),
+                  checks: Checks = frozenset(), keys: Keys = frozenset()
+                  ) -> tuple[frozenset[str], frozenset[str]]:
+    """The new and the empty tables once the migration's up section has run. Given the same
+    live statistics as the run's later `analyze` of the section, it shares that analysis (the
+    cache's key is every argument, spelled out the same way: positional, defaults included)."""
+    _, new_after, empty_after = _analyzed(migration, "up", new, empty, columns, rows, checks,
+                                          keys, True)
     return new_after, empty_after
 
 

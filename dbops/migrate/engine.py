@@ -490,11 +490,17 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
                 lock_timeout: timedelta, max_blocking: timedelta) -> dict[str, TableStats]:
     """Live statistics of the tables these migrations touch. Measuring a table's size waits for
     a lock another session may hold: after `lock_timeout` they are judged without statistics
-    (assumed large and busy) rather than waited for."""
+    (assumed large and busy) rather than waited for. A database with no objects yet has no
+    statistics to read: every table the run touches is one it creates, so the migrations are not
+    parsed for table names at all (the run's analysis parses them once, with these same empty
+    statistics, and caches the result)."""
     from dbops.inspect import table_stats
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
+    from dbops.migrate.rehearsal import has_objects
 
+    if not has_objects(conn):
+        return {}
     names = tables_of(migrations)
     if not names:
         return {}

@@ -92,6 +92,7 @@ def run_states(migrations: Sequence[Migration],
     for migration in migrations:
         states.append(state)
         if not migration.baseline:
-            new, empty = tracked_after(migration, state.new, state.empty)
+            new, empty = tracked_after(migration, state.new, state.empty, state.columns,
+                                       state.rows, state.checks, state.keys)
             state = RunState(new - live, empty, stats, max_blocking)
     return states
