@@ -44,8 +44,7 @@ def fleet_project(root: Path, dbs: list[TestDatabase], *, unreachable: bool = Fa
     project.write_plan(
         "health:\n  gates: { before_apply: false, after_each_stage: true, settle: 0s }\n"
         f"fleet:\n  canary: 1\n  soak: {soak}\n  batch: 2\n  parallel: 2\n  targets:\n"
-        + targets,
-        database="  connect_timeout: 2s\n")
+        + targets)
     for version, (up, down) in MIGRATIONS.items():
         (root / "migrations" / f"{version}_m{version[-2:]}.sql").write_text(
             f"-- migrate:up\n{up}\n-- migrate:down\n{down}\n")
@@ -102,14 +101,14 @@ def test_failure_in_second_batch_halts_then_resume_finishes(
     assert "rollout" in result.stderr and "halted: t3:" in result.stderr
     table = {line.split()[0]: line.split()[1] for line in result.stderr.splitlines()
              if line.startswith("  t")}
-    assert table["t0"] == table["t1"] == table["t2"] == "applied"
+    assert table["t0"] == table["t1"] == table["t2"] == "applied", result.stderr
     assert table["t3"] == "failed"
     assert table["t5"] == "untouched"
     for db in fleet_dbs[:3]:
         assert tables(db) == {"accounts", "invoices"}
     assert tables(fleet_dbs[3]) == {"invoices"}  # accounts rolled back, its own table kept
     assert tables(fleet_dbs[5]) == set() and audited(fleet_dbs[5]) == []  # never touched
-    assert table["t4"] in ("applied", "rolled back", "untouched")
+    assert table["t4"] in ("applied", "rolled back", "untouched"), result.stderr
     assert tables(fleet_dbs[4]) == ({"accounts", "invoices"} if table["t4"] == "applied"
                                     else set())
     assert "fleet rollout" in audited(fleet_dbs[0])  # the rollout record, in the canary's audit
