@@ -240,3 +240,20 @@ def _local_records(path: Path, environment: str, since: datetime | None) -> Iter
                 continue
             if record.environment == environment and (since is None or record.at >= since):
                 yield record
+
+
+ROLLOUT = "fleet rollout"
+
+
+def record_rollout(plan: Plan, detail: str, result: str) -> None:
+    """A fleet rollout's record (its id, order and outcome in `detail`): in `plan`'s database
+    (the canary's) and in the local log, so the next `apply --resume` finds it here."""
+    record = _record(plan, ROLLOUT, datetime.now(UTC), result, detail, replaces_database=False)
+    _append_local(plan.root, record, "a fleet rollout is recorded locally as well")
+
+
+def last_rollout(plan: Plan) -> Record | None:
+    """The environment's latest fleet rollout record in the local log."""
+    found = [r for r in _local_records(plan.root / LOCAL_LOG, plan.environment, None)
+             if r.action == ROLLOUT]
+    return max(found, key=lambda r: r.at) if found else None

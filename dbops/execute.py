@@ -12,6 +12,7 @@ import io
 import logging
 import pwd
 import runpy
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,8 +136,10 @@ class Executor:
 
     def __init__(self, plan: Plan, changeset: ChangeSet, *, allow_restart: bool,
                  notify: Notify | None = None, skip_backup: bool = False,
-                 progress: Callable[[list[str]], None] | None = None) -> None:
+                 progress: Callable[[list[str]], None] | None = None,
+                 halted: Callable[[], str] | None = None) -> None:
         self.plan, self.changeset = plan, changeset
+        self.halted = halted or (lambda: "")  # a reason to stop before the next stage
         self.allow_restart = allow_restart
         self.skip_backup = skip_backup
         self.notify = notify or (lambda message: None)
@@ -383,6 +386,9 @@ class Executor:
         for skipped in self.skipped:
             self.notify(f"skipped {skipped.address}: needs a restart (--allow-restart)")
         for name, ops in self.stages():
+            halt = self.halted()
+            if halt:  # a fleet rollout stopped: undo what this target did, as on a failure
+                return self._roll_back(f"halted before {name}: {halt}")
             self.notify(f"stage {name}: {len(ops)} operation(s)")
             failures = run_batch(self.targets, ops, self.plan)
             self.outcomes.append(StageOutcome(name, not failures, tuple(failures)))
@@ -504,6 +510,30 @@ def run_batch(targets: list[Target], ops: list[Operation], plan: Plan) -> list[s
     if state.failed_hosts and not failures:
         failures.append("an operation failed (see .dbops/logs/pyinfra.log)")
     return failures
+
+
+class _PerThread(threading.local):
+    module: Any = None
+
+
+def isolate_threads() -> None:
+    """pyinfra keeps its current State and Inventory in module globals; a fleet rollout runs
+    one apply (each batch its own State) per thread, so these become per thread. Called once,
+    before the rollout's threads start."""
+    from pyinfra.api import connectors, host, inventory
+    from pyinfra.context import ctx_inventory, ctx_state
+
+    for manager in (ctx_state, ctx_inventory):
+        if not isinstance(manager.context._container, _PerThread):
+            manager.context._container = _PerThread()
+    # Every Inventory scans the installed packages' entry points for connectors three times
+    # (a quarter of a second of CPU, under the GIL); a rollout makes a few per target, so the
+    # scan is done once.
+    found = connectors.get_all_connectors()  # type: ignore[no-untyped-call]
+    execution = {name: module for name, module in found.items() if module.handles_execution}
+    inventory.get_all_connectors = lambda: found  # type: ignore[attr-defined]
+    inventory.get_execution_connectors = lambda: execution  # type: ignore[attr-defined]
+    host.get_execution_connector = execution.__getitem__  # type: ignore[attr-defined]
 
 
 def _file_op(state: Any, spec: FileSpec, name: str, host: Any) -> Any:

@@ -5,7 +5,7 @@ did Y" cannot happen by construction."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -243,7 +243,8 @@ def apply_lock(the_plan: Plan, wait: timedelta) -> Iterator[int]:
 
 def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restart: bool,
           notify: Notify, lock_pid: int, skip_backup: bool = False,
-          plan_file_sha256: str | None = None) -> ApplyReport:
+          plan_file_sha256: str | None = None,
+          halted: Callable[[], str] | None = None) -> ApplyReport:
     """Execute through pyinfra. The audit row is written first (result 'running') and kept up
     to date after each stage, so an apply that dies leaves a trace; at the end it gets the
     result, and on success the snapshot is recorded."""
@@ -266,7 +267,7 @@ def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restar
             notify(f"could not record progress in the audit log: {exc}")
 
     report = Executor(the_plan, changeset, allow_restart=allow_restart, notify=notify,
-                      skip_backup=skip_backup, progress=progress).run()
+                      skip_backup=skip_backup, progress=progress, halted=halted).run()
     record(the_plan, changeset, live, report, audit_id, skip_backup=skip_backup)
     return report
 

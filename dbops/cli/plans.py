@@ -90,14 +90,25 @@ def _files(path: Path, root: Path) -> list[Problem]:
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan to apply it later.")
+@click.option("--target", "target_ids", multiple=True, metavar="ID",
+              help="With a fleet plan: only this target (repeatable).")
 @_set_option
 @handle_errors
-def plan(env: str | None, diff: bool, fmt: str, out: Path | None, overrides: tuple[str, ...]) -> None:
+def plan(env: str | None, diff: bool, fmt: str, out: Path | None, target_ids: tuple[str, ...],
+         overrides: tuple[str, ...]) -> None:
     """Show what apply would change; never writes (one read-only transaction)."""
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
 
-    planned = pipeline.plan(_load(env, overrides))
+    the_plan = _load(env, overrides)
+    if the_plan.fleet is not None or target_ids:
+        from dbops.cli import fleet
+
+        if out is not None:
+            raise DbopsError("--out saves one database's plan: not with a fleet plan")
+        fleet.plan(the_plan, target_ids, fmt=fmt, diff=diff)
+        return
+    planned = pipeline.plan(the_plan)
     click.echo(_render(planned.changeset, fmt))
     if out is not None:
         out.write_text(planned.changeset.to_json() + "\n", encoding="utf-8")
@@ -134,6 +145,13 @@ def plan(env: str | None, diff: bool, fmt: str, out: Path | None, overrides: tup
     metavar="DURATION",
     help="How long to wait for another apply on this database (default 0s: refuse at once).",
 )
+@click.option("--target", "target_ids", multiple=True, metavar="ID",
+              help="With a fleet plan: only this target (repeatable).")
+@click.option("--resume", is_flag=True,
+              help="With a fleet plan: continue a halted rollout (targets at the plan are skipped).")
+@click.option("--skip-unreachable", is_flag=True,
+              help="With a fleet plan: roll out without the targets that cannot be reached "
+              "(audited) instead of refusing.")
 @_set_option
 @handle_errors
 def apply(
@@ -145,12 +163,28 @@ def apply(
     allow_destroy: bool,
     skip_backup: bool,
     lock_wait: str,
+    target_ids: tuple[str, ...],
+    resume: bool,
+    skip_unreachable: bool,
     overrides: tuple[str, ...],
 ) -> None:
     """Plan, confirm, then execute through pyinfra with health gates and automatic rollback.
-    Holds the apply lock from planning to the audit row: one apply at a time per database."""
+    Holds the apply lock from planning to the audit row: one apply at a time per database.
+    A fleet plan rolls out: the canary, a soak, then batches; the first failure halts."""
     the_plan = _load(env, overrides)
     wait = _duration("--lock-wait", lock_wait)
+    if the_plan.fleet is not None or target_ids or resume or skip_unreachable:
+        from dbops.cli import fleet
+
+        if the_plan.fleet is None:
+            raise DbopsError("--target, --resume and --skip-unreachable go with a fleet plan: "
+                             "this plan has no fleet")
+        if plan_file is not None:
+            raise DbopsError("--plan-file holds one database's plan: not with a fleet plan")
+        fleet.apply(the_plan, target_ids, yes=yes, dry_run=dry_run, resume=resume,
+                    skip_unreachable=skip_unreachable, allow_restart=allow_restart,
+                    allow_destroy=allow_destroy, skip_backup=skip_backup, lock_wait=wait)
+        return
     try:
         report = _apply(the_plan, plan_file, wait, dry_run=dry_run, allow_restart=allow_restart,
                         allow_destroy=allow_destroy, skip_backup=skip_backup, yes=yes)
@@ -261,14 +295,24 @@ def _report_lines(report: ApplyReport) -> list[str]:
 @main.command()
 @_env_argument
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--target", "target_ids", multiple=True, metavar="ID",
+              help="With a fleet plan: only this target (repeatable).")
 @_set_option
 @handle_errors
-def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
-    """Out-of-band drift (exit 2) vs pending configuration (exit 3); 0 in sync. Read-only."""
+def drift(env: str | None, fmt: str, target_ids: tuple[str, ...],
+          overrides: tuple[str, ...]) -> None:
+    """Out-of-band drift (exit 2) vs pending configuration (exit 3); 0 in sync. Read-only.
+    A fleet plan: per target, then a summary; the exit code is the worst target's."""
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
 
-    report = pipeline.drift(_load(env, overrides))
+    the_plan = _load(env, overrides)
+    if the_plan.fleet is not None or target_ids:
+        # lazy: only a fleet plan needs the rollout machinery
+        from dbops.cli import fleet
+
+        fleet.drift(the_plan, target_ids, fmt=fmt)
+    report = pipeline.drift(the_plan)
     code = exits.drift(report)
     click.echo(report.to_json(code) if fmt == "json" else "\n".join(report.lines()))
     sys.exit(code)
@@ -302,12 +346,14 @@ def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
               help="With --serve: serve https with this certificate (PEM, chain included).")
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path),
               help="With --serve: the private key of --tls-cert (PEM).")
+@click.option("--target", "target_ids", multiple=True, metavar="ID",
+              help="With a fleet plan: only this target (repeatable).")
 @_set_option
 @handle_errors
 def health(
     env: str | None, fmt: str, watch: bool, address: str | None, insecure: bool,
     report_path: Path | None, tls_cert: Path | None, tls_key: Path | None,
-    overrides: tuple[str, ...]
+    target_ids: tuple[str, ...], overrides: tuple[str, ...]
 ) -> None:
     """Check the database: exit 0 healthy, 2 warning, 3 critical, 1 could not check."""
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
@@ -323,6 +369,13 @@ def health(
         tls_key=tls_key)
 
     the_plan = _load(env, overrides)
+    if the_plan.fleet is not None or target_ids:
+        from dbops.cli import fleet
+
+        if where is not None or watch or report_path is not None:
+            raise DbopsError("a fleet's health is checked once per target: --serve, --watch and "
+                             "--report go with a single-database plan")
+        fleet.health(the_plan, target_ids, fmt=fmt)
     if fmt == "json" and not the_plan.health.enabled:  # a JSON reader gets a JSON error
         raise DbopsError("could not check: health checks are off in the plan (health.enabled: false)")
 

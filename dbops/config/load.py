@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from dotenv import dotenv_values
 
-from dbops.config import schema, semantics
+from dbops.config import fleet, schema, semantics
 from dbops.config.model import Plan, build_plan
 from dbops.config.profiles import apply_profile
 from dbops.config.project import Project, find_root
@@ -161,7 +161,7 @@ def load_plan(
         raise PlanError(problems)
     apply_profile(doc.data.setdefault("pool", {}))
     schema.fill_defaults(doc.data)
-    problems = semantics.check(doc)
+    problems = semantics.check(doc) + fleet.problems(doc)
     if problems:
         raise PlanError(problems)
     return build_plan(doc, source=path, root=root)

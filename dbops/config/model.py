@@ -265,6 +265,27 @@ class DriftIgnore:
 
 
 @dataclass(frozen=True)
+class FleetTarget:
+    """One database of a fleet: its id and the `database.*` keys that differ for it."""
+
+    id: str
+    database: dict[str, Any]
+    index: int  # its place in fleet.targets (where its problems are reported)
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """One plan rolled out over many databases: `canary` first, a `soak` of health checks on
+    it, then batches of `batch` targets, `parallel` at a time."""
+
+    targets: tuple[FleetTarget, ...]
+    canary: int
+    soak: timedelta
+    batch: int
+    parallel: int
+
+
+@dataclass(frozen=True)
 class Plan:
     """One environment's plan, typed, with every default filled in."""
 
@@ -282,6 +303,7 @@ class Plan:
     drift_ignores: tuple[DriftIgnore, ...]
     drift_unmanaged: Literal["report", "ignore"]  # out-of-band changes to what it does not declare
     document: Document = field(repr=False, compare=False)
+    fleet: Fleet | None = None  # None: one database, as the database section says
 
     @property
     def secret_variables(self) -> frozenset[str]:
@@ -346,6 +368,19 @@ def _tls_file(root: Path, value: str | None) -> Path | None:
     if value is None:
         return None
     return Path(value) if value == "system" else root / value
+
+
+def _fleet(block: dict[str, Any] | None) -> Fleet | None:
+    if block is None:
+        return None
+    return Fleet(
+        targets=tuple(FleetTarget(t["id"], dict(t.get("database", {})), n)
+                      for n, t in enumerate(block["targets"])),
+        canary=block["canary"],
+        soak=_dur(block["soak"]),
+        batch=block["batch"],
+        parallel=block["parallel"],
+    )
 
 
 def _pgbackrest(block: dict[str, Any] | None, *, root: Path,
@@ -511,4 +546,5 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
         ),
         drift_unmanaged=d["drift"]["unmanaged"],
         document=doc,
+        fleet=_fleet(d.get("fleet")),
     )
