@@ -109,11 +109,14 @@ def migrate_status(env: str | None, fmt: str) -> None:
     """Each migration: version, name, state (applied, pending, modified, missing-file, partial)."""
     from dbops.migrate import report
 
-    rows = _engine(env).get_migration_status()
+    engine = _engine(env)
+    rows = engine.get_migration_status()
+    expansions = engine.expansions()
     if fmt == "json":
-        click.echo(report.status_json(rows))
+        click.echo(report.status_json(rows, expansions))
     else:
         click.echo("\n".join(report.status_table(rows, color=sys.stdout.isatty())))
+        click.echo("\n".join(report.expansion_lines(expansions)))
 
 
 @migrate.command("validate")
@@ -178,6 +181,42 @@ def migrate_up(
                    else "nothing to apply: the database is up to date")
         record.detail = "; ".join(filter(None, (summary, record.detail)))
     click.echo(summary)
+
+
+@migrate.command("complete")
+@_env_argument
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
+@handle_errors
+def migrate_complete(env: str | None, yes: bool, lock_wait: str | None) -> None:
+    """Contract phase of expand/contract migrations: drop the old columns and triggers, rename
+    the new columns into place. Old clients (base schema) must have moved to the version schema."""
+    engine = _engine(env)
+    _confirm("complete the expansions in flight (old columns are dropped)",
+             engine.plan.environment, yes)
+    with _audited(engine.plan, "migrate complete") as record:
+        done = engine.complete_expansion(lock_wait=_duration_option(lock_wait))
+        record.detail = (f"completed: {', '.join(m.version for m in done)}" if done
+                         else "no expansion in flight")
+    click.echo(record.detail)
+
+
+@migrate.command("abort")
+@_env_argument
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
+@handle_errors
+def migrate_abort(env: str | None, yes: bool, lock_wait: str | None) -> None:
+    """Undo expand/contract migrations in flight: drop the new columns, triggers and version
+    schema; the old shape was never changed. The migrations become pending again."""
+    engine = _engine(env)
+    _confirm("abort the expansions in flight (new columns are dropped)",
+             engine.plan.environment, yes)
+    with _audited(engine.plan, "migrate abort") as record:
+        done = engine.abort_expansion(lock_wait=_duration_option(lock_wait))
+        record.detail = (f"aborted: {', '.join(m.version for m in done)}" if done
+                         else "no expansion in flight")
+    click.echo(record.detail)
 
 
 @migrate.command("lint")

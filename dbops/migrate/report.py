@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from dbops.migrate.engine import RunResult
+from dbops.migrate.expand.state import Expansion
 from dbops.migrate.pending import MigrationStatus
 
 _STYLE = {"applied": "green", "pending": "yellow", "modified": "red", "missing-file": "red",
@@ -16,13 +17,24 @@ _STYLE = {"applied": "green", "pending": "yellow", "modified": "red", "missing-f
 _ALARM = {"modified", "missing-file"}
 
 
-def status_json(rows: list[MigrationStatus]) -> str:
+def status_json(rows: list[MigrationStatus], expansions: list[Expansion] | None = None) -> str:
     def row(r: MigrationStatus) -> dict[str, Any]:
         data = asdict(r)
         data["applied_at"] = r.applied_at.isoformat() if r.applied_at else None
         return data
 
-    return json.dumps({"format_version": 1, "migrations": [row(r) for r in rows]}, indent=2)
+    out: dict[str, Any] = {"format_version": 1, "migrations": [row(r) for r in rows]}
+    if expansions:
+        out["expansions"] = [{"version": e.version, "name": e.name, "phase": e.phase,
+                              "started_at": e.started_at.isoformat(), "backfill": e.backfill,
+                              "next": e.next_phase} for e in expansions]
+    return json.dumps(out, indent=2)
+
+
+def expansion_lines(expansions: list[Expansion]) -> list[str]:
+    """One line per expand/contract migration in flight: phase, since when, backfill, next."""
+    return [f"expansion {e.version} {e.name}: {e.phase} since {e.started_at:%Y-%m-%d %H:%M:%S}, "
+            f"backfill {e.progress()}; next: {e.next_phase}" for e in expansions]
 
 
 def status_table(rows: list[MigrationStatus], *, color: bool) -> list[str]:
