@@ -161,12 +161,12 @@ class _Reader:
         self.doc, self.file = document, file
 
     def fail(self, path: tuple[str | int, ...], message: str) -> MigrationError:
-        origin = self.doc.origin(path)
+        origin = self.doc.key_origins.get(path) or self.doc.origin(path)
         where = f"{self.file}:{origin.line}" if origin else self.file
         return MigrationError(f"{where}: {message}")
 
     def line(self, path: tuple[str | int, ...]) -> int:
-        origin = self.doc.origin(path)
+        origin = self.doc.key_origins.get(path) or self.doc.origin(path)
         return origin.line if origin else 0
 
     def spec(self) -> ExpandSpec:
