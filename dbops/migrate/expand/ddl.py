@@ -333,11 +333,30 @@ def indexes(t: TableLayout, spec: ExpandSpec) -> list[tuple[str, sql.Composed]]:
     return out
 
 
+@dataclass(frozen=True)
+class Grant:
+    """A privilege on the base schema (table None: USAGE) or one of its tables, to a role
+    (None: PUBLIC), which the version schema's views copy."""
+
+    table: str | None
+    grantee: str | None
+    privilege: str
+
+
+def _grantee(name: str | None) -> sql.Composable:
+    return sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
+
+
 def version_views(spec: ExpandSpec, version_schema: str, layouts: dict[str, TableLayout],
-                  live: dict[str, LiveTable], security_invoker: bool) -> list[sql.Composed]:
+                  live: dict[str, LiveTable], security_invoker: bool,
+                  grants: tuple[Grant, ...] = ()) -> list[sql.Composed]:
     """The version schema: a view per table of the base schema, the touched ones in the new
-    shape, the others as they are."""
+    shape, the others as they are; whoever may use the base schema and its tables may use the
+    version schema and its views alike."""
     out = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(version_schema))]
+    out += [sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(version_schema),
+                                                             _grantee(g.grantee))
+            for g in grants if g.table is None and g.privilege == "USAGE"]
     option = sql.SQL(" WITH (security_invoker = true)") if security_invoker else sql.SQL("")
     for name, table in sorted(live.items()):
         t = layouts.get(name)
@@ -350,6 +369,10 @@ def version_views(spec: ExpandSpec, version_schema: str, layouts: dict[str, Tabl
         out.append(sql.SQL("CREATE VIEW {}{} AS SELECT {} FROM {}").format(
             sql.Identifier(version_schema, view), option, columns,
             sql.Identifier(spec.schema, name)))
+        out += [sql.SQL("GRANT {} ON {} TO {}").format(
+            sql.SQL(g.privilege), sql.Identifier(version_schema, view), _grantee(g.grantee))
+            for g in grants if g.table == name
+            and g.privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")]
     return out
 
 

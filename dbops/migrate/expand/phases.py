@@ -59,6 +59,20 @@ def live_tables(conn: psycopg.Connection[Any], schema: str) -> dict[str, LiveTab
     return {t: LiveTable(t, tuple(cols), keys.get(t)) for t, cols in columns.items()}
 
 
+def grants(conn: psycopg.Connection[Any], schema: str) -> tuple[ddl.Grant, ...]:
+    """The privileges granted on `schema` and its tables (PUBLIC as None)."""
+    rows = conn.execute("""
+        SELECT NULL, nullif(a.grantee, 0), a.privilege_type
+        FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = %s
+        UNION ALL
+        SELECT c.relname, nullif(a.grantee, 0), a.privilege_type
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+        WHERE n.nspname = %s AND c.relkind IN ('r', 'p')""", (schema, schema)).fetchall()
+    names = dict(conn.execute("SELECT oid, rolname FROM pg_roles").fetchall())
+    return tuple(ddl.Grant(table, names.get(grantee) if grantee else None, privilege)
+                 for table, grantee, privilege in rows)
+
+
 def layouts(conn: psycopg.Connection[Any], migration: Migration) -> dict[str, TableLayout]:
     spec = spec_of(migration)
     try:
@@ -242,7 +256,8 @@ class Phases:
         statements: list[Query] = [
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(version_schema)),
             *ddl.version_views(spec, version_schema, tables, live,
-                               self._conn.info.server_version >= 150000)]
+                               self._conn.info.server_version >= 150000,
+                               grants(self._conn, spec.schema))]
 
         def after() -> None:
             history.record(self._conn, version=migration.version, name=migration.name,
@@ -257,12 +272,18 @@ class Phases:
     def _transaction(self, statements: Sequence[Query], *,
                      before: Callable[[], None] | None = None,
                      after: Callable[[], None] | None = None) -> None:
+        role = self._settings.role
+
         def run() -> None:
             with self._conn.transaction():
                 if before:
                     before()
+                if role is not None:  # what the migration creates belongs to the owner role
+                    self._conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
                 for statement in statements:
                     self._conn.execute(statement)
+                if role is not None:  # the bookkeeping runs as the connecting role
+                    self._conn.execute("RESET ROLE")
                 if after:
                     after()
 
