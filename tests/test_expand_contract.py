@@ -282,3 +282,20 @@ def test_yaml_errors_name_file_and_line(tmp_path: Path, text: str, message: str)
     path.write_text(text)
     with pytest.raises(MigrationError, match=f"20300102000000_x.yaml{message}"):
         source.parse(path)
+
+
+def test_lint_never_refuses_and_estimates_the_backfill(project: Project) -> None:
+    setup_tasks(project, rows=5000)
+    write(project, "20300102000000_headline.yaml", RENAME_AND_RETYPE)
+    e = engine(project)
+    e.run_migrations(target="20300101000000")
+    with project.database.connect() as conn:
+        conn.execute("ANALYZE tasks")
+    report = e.lint([e.migrations.get("20300102000000")])  # type: ignore[list-item]
+    assert report.failing() == []
+    messages = [str(f) for f in report.findings]
+    assert any(":2: info: expand-contract: alter_column tasks.title -> headline varchar(300)"
+               in m and "backfill of ~5000 rows in 6 batch(es) of 1000" in m for m in messages)
+    preview = project.run("migrate", "up", "test", "--dry-run")
+    assert "expand/contract: expand now, version schema public_20300102000000" in preview.stdout
+    assert "--   rename_column tasks.owner -> assignee" in preview.stdout

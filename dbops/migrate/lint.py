@@ -92,7 +92,11 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
                 findings.append(Finding("unknown-rule", "error", migration.file, 1,
                                         f"dbops:ignore names an unknown rule '{rule}' "
                                         f"(rules: {', '.join(sorted(RULES))})"))
-        if migration.up.empty:
+        if migration.expand is not None:
+            from dbops.migrate.expand.analysis import findings as expand_findings
+
+            findings += expand_findings(migration, stats)
+        elif migration.up.empty:
             findings.append(Finding("empty-migration", "info", migration.file, migration.up.line,
                                     "the '-- migrate:up' section is empty: recorded as applied, "
                                     "nothing runs"))
@@ -170,6 +174,8 @@ def tables_of(migrations: list[Migration]) -> list[str]:
     """Every table the migrations' statements lock (to read live statistics for)."""
     names: list[str] = []
     for migration in migrations:
+        if migration.expand is not None:  # expand/contract tables: for the backfill estimate
+            names += [t for t in migration.expand.tables if t not in names]
         for analysis in analyze(migration):
             names += [relation for relation, _ in analysis.locks if relation not in names]
     return names

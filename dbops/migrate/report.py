@@ -70,6 +70,14 @@ def dry_run_listing(result: RunResult) -> list[str]:
     lines = [f"would {verb} {len(result.executions)} migration(s):"]
     for execution in result.executions:
         m = execution.migration
+        if m.expand is not None and result.direction == "up":
+            from dbops.migrate.expand.analysis import describe
+
+            lines.append(f"-- {m.version} {m.name} ({m.file}, expand/contract: expand now, "
+                         f"version schema {m.expand.version_schema(m.version)})")
+            lines += [f"--   {describe(op)}" for op in m.expand.operations]
+            lines += [f"{s.text};" for step in execution.steps for s in step.statements]
+            continue
         mode = (
             "one transaction"
             if execution.mode == "transaction"
