@@ -299,3 +299,70 @@ def test_lint_never_refuses_and_estimates_the_backfill(project: Project) -> None
     preview = project.run("migrate", "up", "test", "--dry-run")
     assert "expand/contract: expand now, version schema public_20300102000000" in preview.stdout
     assert "--   rename_column tasks.owner -> assignee" in preview.stdout
+
+
+def test_rename_table_unique_default_and_sql_complete(project: Project) -> None:
+    setup_tasks(project, rows=30)
+    write(project, "20300102000000_jobs.yaml", """\
+operations:
+  - sql:
+      up: "CREATE TABLE audit_note (id int PRIMARY KEY, note text)"
+      down: "DROP TABLE audit_note"
+  - rename_table:
+      table: tasks
+      name: jobs
+  - alter_column:
+      table: tasks
+      column: owner
+      unique: true
+      default: "'nobody'"
+      up: "coalesce(owner, 'ann') || '-' || id"
+      down: "owner"
+""")
+    e = engine(project)
+    e.run_migrations()
+    with (client(project, "public") as old, client(project, "public_20300102000000") as new):
+        assert new.execute("SELECT owner FROM jobs WHERE id = 3").fetchone() == ("ann-3",)
+        new.execute("INSERT INTO jobs (id, title) VALUES (1000, 'defaulted')")
+        assert old.execute("SELECT owner FROM tasks WHERE id = 1000").fetchone() == ("nobody",)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            new.execute("INSERT INTO jobs (id, title, owner) VALUES (1001, 'dup', 'ann-3')")
+        old.execute("INSERT INTO audit_note VALUES (1, 'sql operation ran')")
+    engine(project).complete_expansion()
+    assert columns(project, "jobs") == ["id", "title", "done", "owner"]
+    with project.database.connect() as conn:
+        assert conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'jobs'::regclass"
+                            " AND contype = 'u'").fetchall() == [("jobs_owner_key",)]
+        assert conn.execute("SELECT to_regclass('tasks')").fetchone() == (None,)
+    with client(project, "public_20300102000000") as new:
+        assert new.execute("SELECT count(*) FROM jobs").fetchone() == (31,)
+
+
+def test_abort_runs_sql_down_and_after_a_crash_mid_expansion(project: Project) -> None:
+    setup_tasks(project, rows=10)
+    write(project, "20300102000000_note.yaml", """\
+operations:
+  - sql:
+      up: "CREATE TABLE audit_note (id int)"
+      down: "DROP TABLE audit_note"
+  - add_column:
+      table: tasks
+      name: score
+      type: integer
+      up: "length(title)"
+""")
+    e = engine(project)
+    e.run_migrations()
+    with project.database.connect() as conn:
+        # As a crash mid-backfill would leave it: expanding, version schema not yet made.
+        conn.execute("DROP SCHEMA public_20300102000000 CASCADE")
+        conn.execute("DELETE FROM dbops.migration_history WHERE version = '20300102000000'")
+        conn.execute("UPDATE dbops.expansion SET phase = 'expanding'")
+    status = project.run("migrate", "status", "test")
+    assert "20300102000000 note: expanding since" in status.stdout
+    result = project.run("migrate", "abort", "test", "--yes")
+    assert result.returncode == 0 and "aborted: 20300102000000" in result.stdout, result.stderr
+    assert columns(project) == ["id", "title", "owner", "done"]
+    assert "audit_note" not in columns_tables(project)
+    again = project.run("migrate", "abort", "test", "--yes")
+    assert again.returncode == 0 and "no expansion in flight" in again.stdout
