@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from harness import Project
 
 from dbops.errors import MigrationError
+from dbops.local import Cluster
 from dbops.migrate import source
 from dbops.migrate.engine import MigrationEngine
 
@@ -366,3 +368,33 @@ operations:
     assert "audit_note" not in columns_tables(project)
     again = project.run("migrate", "abort", "test", "--yes")
     assert again.returncode == 0 and "no expansion in flight" in again.stdout
+
+
+def test_backfill_waits_while_a_replica_lags(project: Project, pg_replica: Cluster) -> None:
+    setup_tasks(project, rows=3000)
+    write(project, "20300102000000_headline.yaml", RENAME_AND_RETYPE
+          + "backfill:\n  batch_size: 10\n")
+    e = engine(project, "health:\n  thresholds:\n    replication_lag: 1s\n")
+    e.run_migrations(target="20300101000000")
+    messages: list[str] = []
+    e = MigrationEngine.from_plan("test", notify=messages.append)
+    replica = psycopg.connect(host=pg_replica.host, port=pg_replica.port, user="postgres",
+                              dbname="postgres", autocommit=True)
+    with replica:
+        replica.execute("SELECT pg_wal_replay_pause()")
+        try:
+            with project.database.connect() as conn:  # WAL the paused replica cannot replay
+                conn.execute("CREATE TABLE lagging AS SELECT g FROM generate_series(1, 1000) g")
+            runner = threading.Thread(target=e.run_migrations)
+            runner.start()
+            deadline = time.monotonic() + 30
+            while not any("backfill paused" in m for m in messages):
+                assert time.monotonic() < deadline, messages
+                time.sleep(0.1)
+            held = e.expansions()[0].table_backfill("tasks").done
+            time.sleep(1)
+            assert e.expansions()[0].table_backfill("tasks").done == held < 3000
+        finally:
+            replica.execute("SELECT pg_wal_replay_resume()")
+        runner.join(timeout=60)
+    assert e.expansions()[0].phase == "expanded"

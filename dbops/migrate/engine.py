@@ -219,8 +219,10 @@ class MigrationEngine:
                     if execution.migration.expand is not None and direction == "up":
                         from dbops.migrate.expand.run import expand
 
-                        durations.append(expand(conn, self._runner_settings(), execution.migration,
-                                                settings.complete, self._notify))
+                        durations.append(expand(
+                            conn, self._runner_settings(), execution.migration,
+                            settings.complete, self._notify,
+                            self.plan.health.thresholds.replication_lag))
                         if progress:
                             progress(number, len(executions), execution.migration,
                                      durations[-1])
@@ -284,7 +286,7 @@ class MigrationEngine:
 
                     check_none_in_flight(conn, migration.version)
                     duration = expand(conn, self._runner_settings(), migration, settings.complete,
-                                      self._notify)
+                                      self._notify, self.plan.health.thresholds.replication_lag)
                 else:
                     duration = runner.run(execution, steps)
             if progress:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,6 +15,7 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 
 from dbops.errors import MigrationError
+from dbops.health.replication import LsnTimeline
 from dbops.migrate import history
 from dbops.migrate.expand import ddl, state
 from dbops.migrate.expand.ddl import LiveColumn, LiveTable, TableLayout
@@ -85,10 +87,12 @@ class Phases:
     """Runs the phases of YAML migrations on one autocommit connection (the runner's)."""
 
     def __init__(self, conn: psycopg.Connection[Any], settings: RunSettings,
-                 notify: Notify | None = None) -> None:
+                 notify: Notify | None = None, *, max_lag: timedelta | None = None) -> None:
         self._conn = conn
         self._settings = settings
         self._notify = notify or (lambda message: None)
+        self._max_lag = max_lag  # the backfill waits while a replica lags more than this
+        self._timeline = LsnTimeline()
 
     def expand(self, migration: Migration) -> float:
         """Expand (or resume expanding) one migration; returns its duration in milliseconds.
@@ -213,6 +217,7 @@ class Phases:
         pause = spec.batch_pause.total_seconds()
         with progress_step(f"backfill {t.schema}.{t.table} ({migration.version})"):
             while True:
+                self._wait_for_replicas()
                 count, last = self._retrying(partial(self._batch, migration, spec, t, fill))
                 fill = state.Backfill(last or fill.position, fill.done + count, fill.total,
                                       count == 0)
@@ -224,6 +229,39 @@ class Phases:
                                  f"{max(fill.total, fill.done)} rows")
                 if pause:
                     time.sleep(pause)
+
+    def _wait_for_replicas(self) -> None:
+        """Hold the backfill while a streaming replica replays more than max_lag behind (the
+        health threshold), so its writes never push the replicas past it. The lag is judged as
+        the health check judges it: zero when replay has caught up, else the larger of
+        PostgreSQL's replay_lag and how long ago the primary was first seen past the replay
+        position (replay_lag alone stands still while replay is stuck)."""
+        if self._max_lag is None:
+            return
+        limit = self._max_lag.total_seconds()
+        told = 0.0
+        while True:
+            row = self._conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,"
+                " (SELECT min(pg_wal_lsn_diff(replay_lsn, '0/0'))::bigint"
+                "  FROM pg_stat_replication),"
+                " (SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication)"
+            ).fetchone()
+            if row is None or row[1] is None:
+                return  # no replica streams from this server
+            now = time.monotonic()
+            current, replayed, measured = int(row[0]), int(row[1]), row[2]
+            self._timeline.add(now, current)
+            if replayed >= current:
+                return
+            lag = max(float(measured or 0.0), self._timeline.behind_since(replayed, now) or 0.0)
+            if lag <= limit:
+                return
+            if now - told > 30:
+                told = now
+                self._notify(f"backfill paused: a replica replays {lag:.1f}s behind "
+                             f"(limit {limit:.0f}s, health.thresholds.replication_lag)")
+            time.sleep(0.5)
 
     def _batch(self, migration: Migration, spec: ExpandSpec, t: TableLayout,
                fill: state.Backfill) -> tuple[int, str | None]:

@@ -5,6 +5,7 @@ finish (complete or abort) the expansions in flight."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
@@ -21,9 +22,11 @@ Notify = Callable[[str], None]
 
 
 def expand(conn: psycopg.Connection[Any], settings: RunSettings, migration: Migration,
-           complete: Literal["auto", "manual"], notify: Notify | None) -> float:
-    """Expand one YAML migration (resuming a killed expansion); returns milliseconds."""
-    phases = Phases(conn, settings, notify)
+           complete: Literal["auto", "manual"], notify: Notify | None,
+           max_lag: timedelta | None = None) -> float:
+    """Expand one YAML migration (resuming a killed expansion), its backfill held while a
+    replica lags more than `max_lag`; returns milliseconds."""
+    phases = Phases(conn, settings, notify, max_lag=max_lag)
     duration = phases.expand(migration)
     if complete == "auto":
         phases.complete(migration)
