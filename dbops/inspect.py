@@ -18,6 +18,8 @@ from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
 from dbops.locks import APPLY_LOCK, lock_holder
 from dbops.migrate import history
+from dbops.migrate.expand import state as expansion_state
+from dbops.migrate.expand.state import Expansion
 from dbops.setting_values import SettingSpec, display
 
 _SETTINGS = """
@@ -192,6 +194,7 @@ class LiveState:
     # holds the lock (it may still be going) or not (it died).
     open_credit: ledger.OpenCredit | None = None
     runner_busy: bool = False
+    expansions: tuple[Expansion, ...] = ()  # expand/contract migrations not yet completed
 
     @property
     def primary(self) -> Server:
@@ -248,7 +251,8 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
         snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user),
         unfinished=tuple(ledger.read_unfinished(conn, plan.environment, _apply_lock_pid(conn))),
         open_credit=credit,
-        runner_busy=credit is not None and history.lock_holder(conn) is not None)
+        runner_busy=credit is not None and history.lock_holder(conn) is not None,
+        expansions=tuple(expansion_state.in_flight(conn)))
 
 
 @dataclass(frozen=True)

@@ -398,3 +398,21 @@ def test_backfill_waits_while_a_replica_lags(project: Project, pg_replica: Clust
             replica.execute("SELECT pg_wal_replay_resume()")
         runner.join(timeout=60)
     assert e.expansions()[0].phase == "expanded"
+
+
+def test_plan_shows_the_expansion_pending_then_in_flight(project: Project) -> None:
+    setup_tasks(project, rows=10)
+    write(project, "20300102000000_headline.yaml", RENAME_AND_RETYPE)
+    engine(project).run_migrations(target="20300101000000")
+    before = project.run("plan", "test")
+    assert ("expand/contract: expands now (version schema public_20300102000000), then waits for"
+            " `dbops migrate complete` (migrations.complete: manual)") in before.stdout
+    result = project.run("apply", "test", "--yes")
+    assert result.returncode == 0, result.stderr
+    after = project.run("plan", "test")
+    assert "No changes" in after.stdout
+    assert ("expand/contract in flight: migration 20300102000000 headline expanded since"
+            in after.stdout)
+    assert "backfill tasks done; next: complete (dbops migrate complete)" in after.stdout
+    drift = project.run("drift", "test")
+    assert drift.returncode == 0 and "In sync" in drift.stdout
