@@ -26,7 +26,7 @@ agree after every step. Results: a table on stdout and bench/results/expand_cont
 
 Run from the project root (PostgreSQL server binaries needed):
 
-    python3 bench/bench_expand_contract.py [--rows 2000000] [--old 2] [--new 2] [--batch 1000]
+    python3 bench/bench_expand_contract.py [--rows 2000000] [--old 2] [--new 2] [--batch 1000] [--pause 0]
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ operations:
       down: "headline"
 backfill:
   batch_size: {batch}
+  pause: {pause}ms
 """
 
 NAIVE = ("BEGIN; ALTER TABLE tasks RENAME title TO headline; ALTER TABLE tasks ALTER headline "
@@ -154,7 +155,10 @@ def window(clients: list[Client], begin: float, end: float) -> dict[str, Any]:
               if w.started <= end and w.started + w.seconds >= begin]
     latencies = sorted(w.seconds * 1000 for w in writes)
     failed = [w for w in writes if w.error]
+    slowest = sorted(writes, key=lambda w: w.seconds, reverse=True)[:5]
     return {
+        "slowest": [{"at_s": round(w.started - begin, 2), "ms": round(w.seconds * 1000, 1),
+                     "error": w.error} for w in slowest],
         "seconds": round(end - begin, 2), "writes": len(writes), "failed": len(failed),
         "errors": sorted({w.error for w in failed}),
         "max_ms": round(latencies[-1], 1) if latencies else None,
@@ -204,7 +208,7 @@ def expand_contract(cluster: Cluster, work: Path, args: argparse.Namespace) -> d
     dbops(project, "migrate", "up", "bench", "--yes")
     load(conninfo, args.rows)
     (project / "migrations" / f"{VERSION}_headline.yaml").write_text(
-        MIGRATION.format(batch=args.batch))
+        MIGRATION.format(batch=args.batch, pause=args.pause))
     dbops(project, "migrate", "hash")
     old = [Client(conninfo, "old", args.rows, args.think) for _ in range(args.old)]
     new = [Client(conninfo, "new", args.rows, args.think) for _ in range(args.new)]
@@ -275,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--old", type=int, default=2, help="old clients (public, title)")
     parser.add_argument("--new", type=int, default=2, help="new clients (version schema)")
     parser.add_argument("--batch", type=int, default=1000, help="backfill batch size")
+    parser.add_argument("--pause", type=int, default=0, help="backfill pause between batches, ms")
     parser.add_argument("--think", type=float, default=0.005, help="pause between writes, s")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--both", type=float, default=5.0, help="seconds both shapes write")

@@ -4,6 +4,7 @@ new shape) and abort (back to the old shape). Each is resumable after a crash an
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -106,6 +107,7 @@ class Phases:
         try:
             if current is None:
                 self._preflight(migration, tables)
+                self._yield_autovacuum(spec.schema, list(tables))
                 self._transaction(self._start_statements(migration, spec, tables),
                                   before=lambda: state.start(self._conn, migration.version,
                                                              migration.name, spec.schema))
@@ -151,6 +153,7 @@ class Phases:
                 state.forget(self._conn, e.version)
 
         statements = [s for t in tables.values() for s in ddl.contract(t, migration.version)]
+        self._yield_autovacuum(spec_of(migration).schema, list(tables))
         self._transaction(statements, before=before,
                           after=lambda: state.set_phase(self._conn, migration.version,
                                                         "completed"))
@@ -174,6 +177,8 @@ class Phases:
         if current is not None:
             statements += [sql.SQL(op.down) for op in reversed(spec.operations)
                            if isinstance(op, RawSql) and op.down is not None]
+
+        self._yield_autovacuum(spec.schema, list(tables))
 
         def after() -> None:
             history.forget(self._conn, migration.version)
@@ -229,6 +234,21 @@ class Phases:
                                  f"{max(fill.total, fill.done)} rows")
                 if pause:
                     time.sleep(pause)
+
+    def _yield_autovacuum(self, schema: str, tables: list[str]) -> None:
+        """Cancel an autovacuum of these tables before taking their ACCESS EXCLUSIVE lock, as
+        PostgreSQL would after deadlock_timeout, but without the application's writes queued
+        behind the waiting DDL meanwhile (after a backfill, autovacuum is all but certain). A
+        vacuum against wraparound is left alone; without the right to signal it, the lock is
+        waited for as usual."""
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            self._conn.execute(
+                "SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a"
+                " WHERE a.backend_type = 'autovacuum worker'"
+                " AND a.query NOT LIKE '%%to prevent wraparound%%'"
+                " AND a.pid IN (SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = ANY (%s))", (schema, tables))
 
     def _wait_for_replicas(self) -> None:
         """Hold the backfill while a streaming replica replays more than max_lag behind (the
