@@ -4,6 +4,7 @@ base schema and new ones through the version schema at once, complete and abort,
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -362,6 +363,9 @@ operations:
         conn.execute("UPDATE dbops.expansion SET phase = 'expanding'")
     status = project.run("migrate", "status", "test")
     assert "20300102000000 note: expanding since" in status.stdout
+    as_json = json.loads(project.run("migrate", "status", "test", "--format", "json").stdout)
+    assert [(e["version"], e["phase"]) for e in as_json["expansions"]] == [
+        ("20300102000000", "expanding")]
     result = project.run("migrate", "abort", "test", "--yes")
     assert result.returncode == 0 and "aborted: 20300102000000" in result.stdout, result.stderr
     assert columns(project) == ["id", "title", "owner", "done"]
@@ -416,3 +420,19 @@ def test_plan_shows_the_expansion_pending_then_in_flight(project: Project) -> No
     assert "backfill tasks done; next: complete (dbops migrate complete)" in after.stdout
     drift = project.run("drift", "test")
     assert drift.returncode == 0 and "In sync" in drift.stdout
+
+
+def test_sql_operations_are_linted_like_sql_migrations(project: Project) -> None:
+    path = write(project, "20300102000000_idx.yaml", """\
+operations:
+  - rename_column:
+      table: tasks
+      column: owner
+      name: assignee
+  - sql:
+      up: "CREATE INDEX tasks_title_idx ON tasks (title)"
+""")
+    result = project.run("migrate", "lint", str(path))
+    assert result.returncode == 1
+    assert "20300102000000_idx.yaml:6: error: index-not-concurrent" in result.stdout
+    assert ":2: info: expand-contract: rename_column tasks.owner -> assignee" in result.stdout

@@ -46,7 +46,8 @@ def _directory(given: Path | None) -> Path:
 
 @main.group()
 def migrate() -> None:
-    """Versioned SQL migrations: create, hash, status, validate, up, baseline."""
+    """Versioned SQL and YAML (expand/contract) migrations: create, hash, status, validate, up,
+    complete, abort, baseline."""
 
 
 @migrate.command("create")

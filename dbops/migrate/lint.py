@@ -86,7 +86,9 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
         if migration.baseline:
             continue  # pg_dump's picture of a schema that already exists: nothing to judge
         state = states[number] if states is not None else alone
-        online = (zero_downtime or migration.zero_downtime) and not migration.foreign
+        # A YAML migration's sql operations run as written, in the expansion's first transaction.
+        online = ((zero_downtime or migration.zero_downtime) and not migration.foreign
+                  and migration.expand is None)
         for rule, _ in migration.ignores:
             if rule not in RULES:
                 findings.append(Finding("unknown-rule", "error", migration.file, 1,

@@ -204,7 +204,7 @@ def parse_any(path: Path, text: str | None = None) -> Migration:
     """Any SQL file for lint (Flyway, Alembic --sql, Rails, sqitch, hand-written): a dbops
     migration as `parse` reads it, otherwise the whole file (or `text`, read from standard input)
     as the up section, `-- dbops:ignore` directives honoured."""
-    if text is None and _NAME.match(path.name):
+    if text is None and (_NAME.match(path.name) or _YAML_NAME.match(path.name)):
         return parse(path)
     where = _Where(path)
     if text is None:
