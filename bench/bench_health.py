@@ -54,6 +54,9 @@ from dbops.health.monitor import HealthMonitor
 from dbops.health.server import HealthServer
 from dbops.local import HOST, SUPERUSER, Cluster, free_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.harness
+from tests.harness import start_replica
+
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "health.json"
 TARGET_CYCLE_MS = 50.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -385,7 +388,7 @@ def main() -> int:
     replica = Cluster(work / "replica")
     try:
         primary.up()
-        replica = primary.start_replica(work / "replica")
+        replica = start_replica(primary, work / "replica")
         sql(primary, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         for role, member in ROLES.items():
             sql(primary, f"CREATE ROLE {role} LOGIN" + ("" if member else " SUPERUSER"))

@@ -71,7 +71,7 @@ import yaml
 from psycopg import sql
 
 from dbops.local import HOST, SUPERUSER, Cluster, free_port
-from dbops.migrate import source
+from dbops.migrate import files
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_FILE = REPO / "bench" / "results" / "migrations.json"
@@ -288,7 +288,7 @@ def history_sql(history: Path) -> str:
     """The history as one psql file, one transaction per migration (none for those marked
     `-- dbops:transaction off`)."""
     parts = []
-    for migration in source.load(history):
+    for migration in files.load(history):
         body = f"{migration.up.text}\n;\n"
         parts.append(f"BEGIN;\n{body}COMMIT;\n" if migration.transaction else body)
     return "\n".join(parts)
@@ -489,7 +489,7 @@ def history_once(server: Server, name: str, write: Callable[[Path, Database, Pat
                 raise ToolFailed(f"exited 0 but {db.name} has {found} tables, not {tables}")
             if name == "dbops":
                 rows = conn.execute(DBOPS_HISTORY).fetchone()
-                expected = len(source.load(history))
+                expected = len(files.load(history))
                 if not rows or rows[0] != expected:
                     raise ToolFailed(f"exited 0 but {db.name} records {rows}, not {expected}")
     finally:
@@ -527,7 +527,7 @@ def history_report(results: Sequence[Timings], history: Path) -> dict[str, Any]:
     medians = {t.name: t.median for t in results}
     return {
         "directory": str(history.relative_to(REPO) if history.is_relative_to(REPO) else history),
-        "migrations": len(source.load(history)),
+        "migrations": len(files.load(history)),
         "runs": [summary(t) | {"ratio_vs_psql": ratio(t.median, medians.get("psql -f"))}
                  for t in results],
         "ratio_dbops_vs_psql": ratio(medians.get("dbops"), medians.get("psql -f")),

@@ -62,10 +62,14 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from psycopg_pool_store import PsycopgPoolManager  # issue 15: the psycopg_pool store variant
 
 from dbops.connect import Endpoint
 from dbops.local import Cluster
 from dbops.pool import PoolManager
+from tests.harness import start_replica
 
 Work = Callable[[], None]
 
@@ -270,6 +274,10 @@ def main() -> int:
             ppool.wait()
             manager = PoolManager(endpoint(primary), min_size=size, max_size=size,
                                   leak_detection_threshold=30.0, log_slow_queries=True).open()
+            # Issue 15: the same manager with psycopg_pool.ConnectionPool as its store.
+            pp_manager = PsycopgPoolManager(endpoint(primary), min_size=size, max_size=size,
+                                            leak_detection_threshold=30.0,
+                                            log_slow_queries=True).open()
 
             def psycopg_pool_work() -> None:
                 with ppool.connection() as conn:
@@ -282,11 +290,20 @@ def main() -> int:
                 with manager.connection() as conn:
                     conn.execute("SELECT 1").fetchall()
 
+            def pp_query() -> None:
+                pp_manager.query("SELECT 1")
+
+            def pp_connection() -> None:
+                with pp_manager.connection() as conn:
+                    conn.execute("SELECT 1").fetchall()
+
             contenders: dict[str, Work] = {
                 "minimal": minimal.work,
                 "psycopg_pool": psycopg_pool_work,
                 "dbops query": dbops_query,
                 "dbops conn": dbops_connection,
+                "dbops query, psycopg_pool store": pp_query,
+                "dbops conn, psycopg_pool store": pp_connection,
             }
             throughput, cpu = rounds(contenders, args.rounds, t, q)
 
@@ -313,8 +330,9 @@ def main() -> int:
                     finally:
                         ppool.putconn(conn)
 
-                def dbops_wait(out: list[float], stmt: str = statement) -> None:
-                    checkout = manager.connection()
+                def dbops_wait(out: list[float], stmt: str = statement,
+                               mgr: PoolManager = manager) -> None:
+                    checkout = mgr.connection()
                     began = time.perf_counter()
                     conn = checkout.__enter__()
                     out.append(time.perf_counter() - began)
@@ -325,7 +343,9 @@ def main() -> int:
 
                 waits[label] = {}
                 for name, fn in (("minimal", minimal_wait), ("psycopg_pool", psycopg_pool_wait),
-                                 ("dbops conn", dbops_wait)):
+                                 ("dbops conn", dbops_wait),
+                                 ("dbops conn, psycopg_pool store",
+                                  lambda out, stmt=statement: dbops_wait(out, stmt, pp_manager))):
                     began = time.perf_counter()
                     samples = run_waits(fn, t, count)
                     elapsed = time.perf_counter() - began
@@ -339,12 +359,13 @@ def main() -> int:
             estimate = manager.get_performance_metrics().acquire_wait_p99
             waits["pool histogram"] = {"dbops conn": {"p99_ms": (estimate or 0.0) * 1000}}
             manager.shutdown()
+            pp_manager.shutdown()
             ppool.close()
             minimal.close()
 
             print("reads with 0, 1 and 2 replicas", flush=True)
             for n in (1, 2):
-                replicas.append(primary.start_replica(base / f"replica{n}"))
+                replicas.append(start_replica(primary, base / f"replica{n}"))
             readers: dict[str, Work] = {}
             managers = []
             for n in (0, 1, 2):
@@ -395,7 +416,9 @@ def main() -> int:
         "reads": {k: {"median_qps": read_med[k], "per_round_qps": v,
                       "ratio_to_0_replicas": read_med[k] / read_med["0 replicas"],
                       "reads_routed": routed[k]} for k, v in reads.items()},
-        "target": {"dbops query / minimal >= 0.95": table["dbops query"]["ratio_to_minimal"] >= 0.95},
+        "target": {"dbops query / minimal >= 0.95": table["dbops query"]["ratio_to_minimal"] >= 0.95,
+                   "dbops query on psycopg_pool store / minimal >= 0.95":
+                   table["dbops query, psycopg_pool store"]["ratio_to_minimal"] >= 0.95},
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -98,7 +98,8 @@ import bench_migrations as bm  # bench/ is on sys.path when this file runs as a 
 import psycopg
 from psycopg import sql
 
-from dbops.local import HOST, SUPERUSER, Cluster, find_bindir, free_port
+from dbops.local import HOST, SUPERUSER, Cluster, free_port
+from dbops.pgbin import find_bindir
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "zero_downtime.json"
 TEMPLATE_DB = "zd_template"

@@ -15,9 +15,11 @@ import yaml
 
 from dbops.config.model import Role
 from dbops.config.profiles import PROFILES
+from dbops.config.schema import plan_schema
 from dbops.connect import Endpoint
 from dbops.inspect import LiveRole, LiveSetting, ServerFacts
 from dbops.planner import connection_capacity
+from dbops.scaffold import render
 from dbops.setting_values import same
 
 # Where this server keeps its files and listens, and what initdb chose for its locale: facts of
@@ -137,8 +139,6 @@ def pool_sizing(facts: ServerFacts, profile: str) -> PoolSizing:
 
 def _default_reserve() -> int:
     """The schema's default for pool.reserve: one number, kept where the plan format is."""
-    from dbops.config.schema import plan_schema
-
     return int(plan_schema()["properties"]["pool"]["properties"]["reserve"]["default"])
 
 
@@ -156,8 +156,6 @@ def scalar(value: Any) -> str:
 
 def describe(facts: ServerFacts, ep: Endpoint, environment: str, profile: str) -> str:
     """plans/<environment>.yaml for the server `facts` describe, reached at `ep`."""
-    from dbops.scaffold import render
-
     roles, superusers = imported_roles(facts)
     settings, unnamed = imported_settings(facts)
     version = facts.server.settings.get("server_version")

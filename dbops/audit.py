@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from dbops import __version__, ledger
+from dbops.changes import plan_hash
 from dbops.connect import connection, mask
 from dbops.errors import DbopsError
 
@@ -102,11 +103,9 @@ def _reason(exc: BaseException) -> str:
 
 def _record(plan: Plan, action: str, started: datetime, result: str, detail: str,
             replaces_database: bool) -> Record:
-    from dbops.planner import plan_hash
-
     record = Record(
         record_id=uuid.uuid4().hex, action=action, environment=plan.environment, at=started,
-        result=result, detail=mask(detail)[:MAX_DETAIL], plan_hash=plan_hash(plan),
+        result=result, detail=mask(detail)[:MAX_DETAIL], plan_hash=plan_hash(plan.document.data),
         os_user=ledger.os_user(), host=socket.gethostname(), role=plan.database.user,
         dbops_version=__version__)
     if replaces_database:

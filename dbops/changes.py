@@ -4,9 +4,13 @@ consume this one object; it can be saved to a plan file and applied later (after
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
+
+from dbops.errors import InvalidChangeSet
 
 FORMAT_VERSION = 2
 
@@ -170,7 +174,14 @@ class ChangeSet:
 
     @classmethod
     def from_json(cls, text: str) -> ChangeSet:
-        data = json.loads(text)
+        """The ChangeSet `to_json` wrote; InvalidChangeSet says what is wrong with anything else."""
+        try:
+            return cls._from_data(json.loads(text))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InvalidChangeSet(f"not a dbops plan file: {exc}") from None
+
+    @classmethod
+    def _from_data(cls, data: dict[str, Any]) -> ChangeSet:
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported plan file format_version {data.get('format_version')!r}"
                              f" (this dbops reads {FORMAT_VERSION})")
@@ -191,3 +202,12 @@ def _change(data: dict[str, Any]) -> Change:
                                     tuple(s["lines"]), s.get("note", "")) for s in run.pop("steps"))
         fields["migration"] = MigrationRun(steps=steps, **run)
     return Change(**fields)
+
+
+def plan_hash(document: Mapping[str, Any]) -> str:
+    """The hash a ChangeSet carries of the effective plan it was made from (the plan's document
+    after profiles and interpolation), secrets left out: a saved ChangeSet is stale when the
+    plan's hash differs."""
+    data = json.loads(json.dumps(document, default=str))
+    data.get("database", {}).pop("password", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from dbops.config.model import Plan, Replica, Secret
-from dbops.errors import ConnectionError
+from dbops.errors import ConnectFailed
 
 MASK = "***"
 
@@ -113,11 +113,12 @@ def _path(value: Path | None) -> str | None:
 
 
 def embedded_address(root: Path) -> tuple[str, int]:
-    from dbops.local import development_cluster  # local.py is only needed for embedded plans
+    # lazy: the development cluster (local.py) only for embedded plans, out of `import dbops.pool`
+    from dbops.local import development_cluster
 
     status = development_cluster(root).status()
     if not status.running or status.port is None:
-        raise ConnectionError(
+        raise ConnectFailed(
             "the embedded development database is not running: start it with `dbops local up`"
         )
     return "127.0.0.1", status.port
@@ -161,7 +162,7 @@ def open_connection(
     statement_timeout: timedelta | None = None,
     lock_timeout: timedelta | None = None,
 ) -> psycopg.Connection[Any]:
-    """A connection to `ep`; failures raise dbops ConnectionError with a masked one-line reason."""
+    """A connection to `ep`; failures raise dbops ConnectFailed with a masked one-line reason."""
     try:
         return psycopg.connect(
             autocommit=autocommit,
@@ -171,7 +172,7 @@ def open_connection(
         )
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ConnectionError(mask(f"cannot connect to {ep.describe()}: {reason}"
+        raise ConnectFailed(mask(f"cannot connect to {ep.describe()}: {reason}"
                                    f"{_tls_context(ep, reason)}")) from None
 
 
@@ -246,16 +247,16 @@ def environment_endpoint(environ: Mapping[str, str], dsn: str | None = None) -> 
         except psycopg.ProgrammingError as exc:
             # libpq quotes the piece it could not parse, which may be part of the password
             reason = re.sub(r'"[^"]*"', '"..."', " ".join(str(exc).split()))
-            raise ConnectionError(mask(f"--dsn: {reason}")) from None
+            raise ConnectFailed(mask(f"--dsn: {reason}")) from None
     else:
         names = {"host": "DB_HOST", "port": "DB_PORT", "dbname": "DB_NAME", "user": "DB_USER",
                  "password": "DB_PASSWORD", "sslmode": "DB_SSL_MODE"}
         given = {key: environ[name] for key, name in names.items() if environ.get(name)}
     if "dbname" not in given:
-        raise ConnectionError("no database named: set DB_NAME (and DB_HOST, DB_PORT, DB_USER, "
+        raise ConnectFailed("no database named: set DB_NAME (and DB_HOST, DB_PORT, DB_USER, "
                               "DB_PASSWORD) or give --dsn")
     if not given.get("port", "5432").isdigit():
-        raise ConnectionError(f"port {given['port']!r} is not a number")
+        raise ConnectFailed(f"port {given['port']!r} is not a number")
     password = given.get("password")
     return Endpoint(
         host=given.get("host", "127.0.0.1"),

@@ -12,18 +12,22 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from dbops.backup.archiving import judge
 from dbops.backup.schedule import overdue
 from dbops.changes import ChangeSet, Scalar
 from dbops.config.model import DriftIgnore, Plan
 from dbops.inspect import ROLE_ATTRIBUTES, LiveState
 from dbops.ledger import Snapshot, advance
 from dbops.migrate import pending
-from dbops.migrate.history import AppliedMigration
-from dbops.migrate.source import MigrationSet
+from dbops.migrate.files import MigrationSet
+from dbops.migration_history import AppliedMigration
 from dbops.setting_values import SettingSpec, same, spelled_like
 
 Kind = Literal["out-of-band", "pending"]
-IN_SYNC, OUT_OF_BAND, PENDING_ONLY = 0, 2, 3
+Verdict = Literal["in sync", "out-of-band", "pending only"]
+_VERDICT_LINES: dict[Verdict, str] = {"in sync": "In sync.",
+                                      "out-of-band": "Out-of-band drift found.",
+                                      "pending only": "Pending configuration only."}
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,15 @@ class DriftReport:
         return [i for i in self.items if i.kind == kind and not i.ignored]
 
     @property
-    def exit_code(self) -> int:
+    def verdict(self) -> Verdict:
+        """Out-of-band drift outranks pending configuration; ignored items count for neither."""
         if self.active("out-of-band"):
-            return OUT_OF_BAND
-        return PENDING_ONLY if self.active("pending") else IN_SYNC
+            return "out-of-band"
+        return "pending only" if self.active("pending") else "in sync"
 
-    def to_json(self) -> str:
-        return json.dumps({"format_version": 1, "exit_code": self.exit_code, **asdict(self)},
+    def to_json(self, exit_code: int) -> str:
+        """The report as JSON, with the exit code the command chose for it (dbops.cli.exits)."""
+        return json.dumps({"format_version": 1, "exit_code": exit_code, **asdict(self)},
                           indent=2, default=str)
 
     def lines(self) -> list[str]:
@@ -70,9 +76,7 @@ class DriftReport:
                 out += [_line(i) for i in items]
         if self.backup_source:
             out.append(f"Backups judged from {self.backup_source}.")
-        verdict = {IN_SYNC: "In sync.", OUT_OF_BAND: "Out-of-band drift found.",
-                   PENDING_ONLY: "Pending configuration only."}[self.exit_code]
-        out.append(verdict)
+        out.append(_VERDICT_LINES[self.verdict])
         return out
 
 
@@ -129,10 +133,30 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
         items.append(DriftItem("out-of-band", "backup.schedule", None, late,
                                plan.backup.schedule if plan.backup else None,
                                detail=f"{late} (judged from {live.backup_source})"))
+    items += _pgbackrest(plan, live, changeset, snapshot is None)
     silenced = tuple(_ignore(i, plan.drift_ignores, today) for i in items)
     return DriftReport(plan.environment, live.database,
                        snapshot.applied_at.isoformat(timespec="seconds") if snapshot else None,
                        silenced, live.backup_source)
+
+
+def _pgbackrest(plan: Plan, live: LiveState, changeset: ChangeSet,
+                listed: bool) -> list[DriftItem]:
+    """The pgbackrest engine: its configuration or stanza not as planned (pending: apply writes
+    them), and archiving that fails or lags behind recovery_objective (out-of-band: the
+    recovery point the plan promises is not there)."""
+    policy = plan.backup.pgbackrest if plan.backup else None
+    if policy is None or live.pgbackrest is None:
+        return []
+    items = [] if listed else [
+        DriftItem("pending", c.address, None, c.before, c.after)
+        for c in changeset.of_kind("backup") if c.address.startswith("backup.pgbackrest.")
+        and not c.address.endswith(".check")]
+    verdict = judge(live.pgbackrest.archive, policy.recovery_objective)
+    if verdict.verdict != "ok":
+        items.append(DriftItem("out-of-band", "backup.archiving", None, verdict.verdict,
+                               "ok", detail=verdict.message))
+    return items
 
 
 def _unfinished(live: LiveState) -> list[DriftItem]:

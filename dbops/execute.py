@@ -8,26 +8,27 @@ hosts' process tables or pyinfra's logs; restarts run on the hosts as `server.sh
 
 from __future__ import annotations
 
+import io
 import logging
+import pwd
 import runpy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from dbops import progress
+from dbops.backup import BackupManager
+from dbops.backup.pgbackrest import stanza_command
 from dbops.changes import Change, ChangeSet, Gate, MigrationRun
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import endpoint, mask, open_connection
-from dbops.errors import DbopsError
+from dbops.errors import DbopsError, GateFailed, InventoryError, MigrationError
 from dbops.health.checks import Counters, counters, gate_checks
-
-if TYPE_CHECKING:
-    from dbops.backup import BackupManager
-    from dbops.migrate.engine import MigrationEngine
+from dbops.migrate.engine import MigrationEngine
 
 Result = Literal["applied", "rolled back", "failed"]
 Notify = Callable[[str], None]
@@ -43,19 +44,34 @@ class Target:
 
 
 @dataclass(frozen=True)
+class FileSpec:
+    """A file with `content` (a directory when None) that a pyinfra files operation puts on the
+    host, owned by `user`."""
+
+    path: str
+    content: str | None
+    user: str
+    mode: str
+
+
+@dataclass(frozen=True)
 class Operation:
-    """One pyinfra operation: `run` executes on the controller (python.call); `commands` run on the
-    host (server.shell) when there is no `run`. Dry runs print these."""
+    """One pyinfra operation: `run` executes on the controller (python.call); `file` is put on the
+    host (files.put / files.directory); otherwise `commands` run on the host (server.shell), as
+    `su_user` when given. Dry runs print these."""
 
     name: str
     target: Target
     commands: tuple[str, ...]
     run: Callable[[], None] | None = None
+    file: FileSpec | None = None
+    su_user: str | None = None
 
 
 @dataclass
-class Journal:
-    """What this run changed, in order, so a rollback can undo exactly that."""
+class Applied:
+    """What this run changed, in order, so a rollback can undo exactly that. ("Journal" in dbops
+    means only the step journal of non-transactional migrations, dbops.migration_journal.)"""
 
     settings: list[tuple[Change, Target]] = field(default_factory=list)
     restarted: set[str] = field(default_factory=set)
@@ -91,7 +107,7 @@ def load_targets(plan: Plan) -> list[Target]:
     try:
         namespace = runpy.run_path(str(plan.inventory))
     except (OSError, SyntaxError) as exc:
-        raise DbopsError(f"{display_path(plan.inventory)}: cannot load inventory: {exc}") from None
+        raise InventoryError(f"{display_path(plan.inventory)}: cannot load inventory: {exc}") from None
     targets = []
     for group, members in namespace.items():
         if group.startswith("_") or not isinstance(members, list | tuple):
@@ -100,17 +116,17 @@ def load_targets(plan: Plan) -> list[Target]:
             name, data = (member, {}) if isinstance(member, str) else member
             server = data.get("pg_name", "primary" if group == "primary" else None)
             if server is None:
-                raise DbopsError(f"{display_path(plan.inventory)}: host {name} in group {group} "
+                raise InventoryError(f"{display_path(plan.inventory)}: host {name} in group {group} "
                                  "needs pg_name: the plan's replica name it runs")
             targets.append(Target(name, server, dict(data)))
     known = {"primary", *(r.name for r in plan.database.replicas)}
     for target in targets:
         if target.server not in known:
-            raise DbopsError(f"{display_path(plan.inventory)}: host {target.host} runs "
+            raise InventoryError(f"{display_path(plan.inventory)}: host {target.host} runs "
                              f"'{target.server}', which the plan does not name "
                              f"(known: {', '.join(sorted(known))})")
     if not any(t.server == "primary" for t in targets):
-        raise DbopsError(f"{display_path(plan.inventory)}: no host runs the primary")
+        raise InventoryError(f"{display_path(plan.inventory)}: no host runs the primary")
     return targets
 
 
@@ -126,7 +142,7 @@ class Executor:
         self.notify = notify or (lambda message: None)
         self.progress = progress or (lambda done: None)
         self.targets = load_targets(plan)
-        self.journal = Journal()
+        self.applied = Applied()
         self.undone: list[str] = []
         self.outcomes: list[StageOutcome] = []
         self.baseline: Counters | None = None
@@ -135,7 +151,7 @@ class Executor:
         for target in self.targets:
             if target.server == server:
                 return target
-        raise DbopsError(f"no inventory host runs '{server}' ({display_path(self.plan.inventory or Path('.'))})")
+        raise InventoryError(f"no inventory host runs '{server}' ({display_path(self.plan.inventory or Path('.'))})")
 
     @property
     def skipped(self) -> list[Change]:
@@ -147,9 +163,11 @@ class Executor:
         ChangeSet holds (its changes, its backup, its gates)."""
         work = [(name, ops) for name, ops in (
             ("backup first", self._backup_first_ops()),
+            ("pgbackrest", self._pgbackrest_ops()),
             ("settings", self._settings_ops()), ("restart", self._restart_ops()),
             ("roles", self._role_ops()), ("migrations", self._migration_ops()),
-            ("backups", self._backup_ops())) if ops]
+            ("backups", self._backup_ops()), ("pgbackrest check", self._pgbackrest_check_ops()))
+            if ops]
         gates = {gate.name: gate for gate in self.changeset.gates}
         stages: list[tuple[str, list[Operation]]] = []
         if "before apply" in gates:
@@ -176,7 +194,7 @@ class Executor:
     def _take_backup_first(self) -> None:
         manifest = self._backups().before_migrate()
         if manifest is not None:
-            self.journal.backups.append(f"backup {manifest.id} taken before the changes")
+            self.applied.backups.append(f"backup {manifest.id} taken before the changes")
 
     def _settings_ops(self) -> list[Operation]:
         ops = []
@@ -186,7 +204,7 @@ class Executor:
             for server in change.hosts:
                 target = self.target(server)
                 ops.append(Operation(f"{change.address} on {server}", target, change.statements,
-                                     self._sql_runner(target, change, record=self.journal.settings)))
+                                     self._sql_runner(target, change, record=self.applied.settings)))
         return ops
 
     def _restart_ops(self) -> list[Operation]:
@@ -197,7 +215,7 @@ class Executor:
     def _restart(self, target: Target) -> list[Operation]:
         command = target.data.get("pg_restart_command")
         if not command:
-            raise DbopsError(f"host {target.host} has no pg_restart_command in the inventory: "
+            raise InventoryError(f"host {target.host} has no pg_restart_command in the inventory: "
                              "a setting that needs a restart cannot be applied there")
         return [Operation(f"restart PostgreSQL on {target.server}", target, (str(command),)),
                 Operation(f"wait for {target.server} to accept connections", target,
@@ -206,7 +224,7 @@ class Executor:
     def _role_ops(self) -> list[Operation]:
         primary = self.target("primary")
         return [Operation(c.address, primary, c.statements,
-                          self._sql_runner(primary, c, record=self.journal.roles))
+                          self._sql_runner(primary, c, record=self.applied.roles))
                 for c in self.changeset.of_kind("role")]
 
     def _migration_ops(self) -> list[Operation]:
@@ -248,17 +266,58 @@ class Executor:
                                      self._prune_backups))
         return ops
 
+    def _pgbackrest_ops(self) -> list[Operation]:
+        """The engine's configuration file and repository (pyinfra files operations on the
+        primary's host) and its stanza (pgbackrest stanza-create there, as the server's OS
+        user), before the archive settings point archive_command at them."""
+        policy = self.plan.backup.pgbackrest if self.plan.backup else None
+        changes = {c.address: c for c in self.changeset.of_kind("backup")}
+        if policy is None or not ({"backup.pgbackrest.config", "backup.pgbackrest.stanza"}
+                                  & set(changes)):
+            return []
+        target = self.target("primary")
+        config = changes.get("backup.pgbackrest.config")
+        user = _server_os_user(target, config.statements[0] if config else "")
+        ops = [Operation(f"directory {folder}", target, (f"-- directory {folder} owned by {user}",),
+                         file=FileSpec(str(folder), None, user, "750"))
+               for folder in (policy.repository, policy.repository / "log")]
+        if config is not None:
+            ops.append(Operation(f"write {policy.config}", target,
+                                 tuple(f"-- {line}" for line in config.detail),
+                                 file=FileSpec(str(policy.config), config.statements[0], user,
+                                               "640")))
+        if "backup.pgbackrest.stanza" in changes:
+            ops.append(Operation(f"pgbackrest stanza-create {policy.stanza}", target,
+                                 (stanza_command(policy, "stanza-create"),), su_user=user))
+        return ops
+
+    def _pgbackrest_check_ops(self) -> list[Operation]:
+        """pgbackrest check after the archive settings, unless archive_mode waits for a restart
+        this apply may not do (then the check could only fail)."""
+        policy = self.plan.backup.pgbackrest if self.plan.backup else None
+        if policy is None or not any(c.address == "backup.pgbackrest.check"
+                                     for c in self.changeset.of_kind("backup")):
+            return []
+        if any(c.address == "setting.archive_mode" for c in self.skipped):
+            self.notify("pgbackrest check skipped: archive_mode waits for a restart "
+                        "(--allow-restart)")
+            return []
+        target = self.target("primary")
+        config = next((c for c in self.changeset.of_kind("backup")
+                       if c.address == "backup.pgbackrest.config"), None)
+        user = _server_os_user(target, config.statements[0] if config else "")
+        return [Operation(f"pgbackrest check {policy.stanza}", target,
+                          (stanza_command(policy, "check"),), su_user=user)]
+
     def _take_backup(self) -> None:
         manifest = self._backups().create(reason="scheduled")
-        self.journal.backups.append(f"backup {manifest.id} taken")
+        self.applied.backups.append(f"backup {manifest.id} taken")
 
     def _prune_backups(self) -> None:
         pruned = self._backups().prune()
-        self.journal.backups += [line for line in pruned.lines() if line]
+        self.applied.backups += [line for line in pruned.lines() if line]
 
     def _backups(self) -> BackupManager:
-        from dbops.backup import BackupManager
-
         return BackupManager.from_plan(self.plan, notify=self.notify)
 
     def _gate_op(self, label: str, gate: Gate) -> Operation:
@@ -268,9 +327,9 @@ class Executor:
     def _sql_runner(self, target: Target, change: Change, *, record: list[Any]) -> Callable[[], None]:
         def run() -> None:
             self._execute(target, change.statements)
-            record.append((change, target) if record is self.journal.settings else change)
+            record.append((change, target) if record is self.applied.settings else change)
             if change.needs_restart:
-                self.journal.restarted.add(target.server)
+                self.applied.restarted.add(target.server)
         return run
 
     def _execute(self, target: Target, statements: tuple[str, ...]) -> None:
@@ -291,14 +350,12 @@ class Executor:
                 time.sleep(0.2)
 
     def _engine(self) -> MigrationEngine:
-        from dbops.migrate.engine import MigrationEngine
-
         return MigrationEngine(self.plan, notify=self.notify)
 
     def _migrate(self, run: MigrationRun) -> None:
         self._engine().run_planned(run)
-        self.journal.migration_direction = run.direction
-        self.journal.migrations.append(run.version)
+        self.applied.migration_direction = run.direction
+        self.applied.migrations.append(run.version)
 
     def _gate(self, label: str, gate: Gate) -> None:
         """The gate's checks, by name, judged by the plan's thresholds (the ChangeSet states them;
@@ -312,7 +369,8 @@ class Executor:
         for result in results:
             self.notify(f"  gate {label}: {result.status}: {result.message}")
         if failed:
-            raise DbopsError("; ".join(f"{r.name}: {r.message}" for r in failed))
+            raise GateFailed("; ".join(f"{r.name}: {r.message}" for r in failed), gate=label,
+                             checks=tuple(r.name for r in failed))
 
     def _mark_baseline(self) -> None:
         """Error rates are judged from here on: the application's rollbacks after a stage, not
@@ -339,38 +397,38 @@ class Executor:
                            tuple(c.address for c in self.skipped))
 
     def _done(self) -> tuple[str, ...]:
-        return self._undoable() + tuple(self.journal.backups)
+        return self._undoable() + tuple(self.applied.backups)
 
     def _undoable(self) -> tuple[str, ...]:
         """What this run changed that a rollback undoes (backups it took stay)."""
-        done = [f"{c.address} on {t.server}" for c, t in self.journal.settings]
-        done += [c.address for c in self.journal.roles]
-        done += [f"migration.{v} {self.journal.migration_direction}"
-                 for v in self.journal.migrations]
+        done = [f"{c.address} on {t.server}" for c, t in self.applied.settings]
+        done += [c.address for c in self.applied.roles]
+        done += [f"migration.{v} {self.applied.migration_direction}"
+                 for v in self.applied.migrations]
         return tuple(done)
 
     def rollback_ops(self) -> list[Operation]:
         """Operations undoing what this run did, newest first; each records what it undid."""
         ops: list[Operation] = []
         primary = self.target("primary")
-        if self.journal.migrations:
-            versions, direction = list(self.journal.migrations), self.journal.migration_direction
+        if self.applied.migrations:
+            versions, direction = list(self.applied.migrations), self.applied.migration_direction
             items = [f"migration.{v} {direction}" for v in versions]
             ops.append(Operation(f"roll back the {len(versions)} migration(s) this run applied",
                                  primary, tuple(f"-- down section of migration.{v}"
                                                 for v in reversed(versions)),
                                  self._undoing(items, partial(self._undo_migrations, versions,
                                                               direction))))
-        for change in reversed(self.journal.roles):
+        for change in reversed(self.applied.roles):
             ops.append(Operation(f"undo {change.address}", primary, change.inverse,
                                  self._undoing([change.address],
                                                partial(self._execute, primary, change.inverse))))
-        for change, target in reversed(self.journal.settings):
+        for change, target in reversed(self.applied.settings):
             item = f"{change.address} on {target.server}"
             ops.append(Operation(f"undo {item}", target, change.inverse,
                                  self._undoing([item], partial(self._execute, target,
                                                                change.inverse))))
-        for server in sorted(self.journal.restarted):
+        for server in sorted(self.applied.restarted):
             ops += self._restart(self.target(server))
         return ops
 
@@ -382,7 +440,7 @@ class Executor:
 
     def _undo_migrations(self, versions: list[str], direction: str) -> None:
         if direction != "up":
-            raise DbopsError("migrations rolled back by this run cannot be re-applied automatically")
+            raise MigrationError("migrations rolled back by this run cannot be re-applied automatically")
         self._engine().rollback_migrations(count=len(versions))
 
     def _roll_back(self, reason: str) -> ApplyReport:
@@ -405,6 +463,7 @@ class Executor:
 
 def run_batch(targets: list[Target], ops: list[Operation], plan: Plan) -> list[str]:
     """One pyinfra batch (a fresh Inventory and State, as pyinfra needs); returns failures."""
+    # lazy: pyinfra loads only when an apply or dry run executes
     from pyinfra.api.config import Config
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.exceptions import PyinfraError
@@ -423,9 +482,12 @@ def run_batch(targets: list[Target], ops: list[Operation], plan: Plan) -> list[s
         connect_all(state)
         for op in ops:
             host = inventory.get_host(op.target.host)
-            if op.run is None:
+            if op.file is not None:
+                results.append((op, _file_op(state, op.file, op.name, host)))
+            elif op.run is None:
+                su = {"_su_user": op.su_user, "_su_shell": "/bin/sh"} if op.su_user else {}
                 results.append((op, add_op(state, server.shell, name=op.name,
-                                           commands=list(op.commands), host=host)))
+                                           commands=list(op.commands), host=host, **su)))
             else:
                 results.append((op, add_op(state, python.call, name=op.name,
                                            function=_guarded(op, failures), host=host)))
@@ -442,6 +504,33 @@ def run_batch(targets: list[Target], ops: list[Operation], plan: Plan) -> list[s
     if state.failed_hosts and not failures:
         failures.append("an operation failed (see .dbops/logs/pyinfra.log)")
     return failures
+
+
+def _file_op(state: Any, spec: FileSpec, name: str, host: Any) -> Any:
+    from pyinfra.api.operation import add_op
+    from pyinfra.operations import files
+
+    if spec.content is None:
+        return add_op(state, files.directory, name=name, path=spec.path, user=spec.user,
+                      group=spec.user, mode=spec.mode, present=True, host=host)
+    return add_op(state, files.put, name=name, src=io.StringIO(spec.content), dest=spec.path,
+                  user=spec.user, group=spec.user, mode=spec.mode, create_remote_dir=True,
+                  host=host)
+
+
+def _server_os_user(target: Target, config: str) -> str:
+    """The OS user pgBackRest runs as on the host: the inventory's `pg_os_user`; on @local the
+    owner of the data directory the configuration names; else `postgres`."""
+    if target.data.get("pg_os_user"):
+        return str(target.data["pg_os_user"])
+    if target.host == "@local":
+        for line in config.splitlines():
+            if line.startswith("pg1-path="):
+                try:
+                    return pwd.getpwuid(Path(line.partition("=")[2]).stat().st_uid).pw_name
+                except (OSError, KeyError):
+                    break
+    return "postgres"
 
 
 def _guarded(op: Operation, failures: list[str]) -> Callable[[Any, Any], bool]:

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from dbops import __version__
 from dbops.locks import RUNNER_LOCK
+from dbops.schema_facts import schema_fingerprint
 
 # Each entry upgrades the dbops schema by one version; never edit one that has shipped.
 _UPGRADES: tuple[str, ...] = (
@@ -229,8 +230,6 @@ def crediting(conn: psycopg.Connection[Any]) -> Iterator[None]:
     before is written down (committed) on entry; a run killed inside the block leaves that row, and
     the next run credits from it, so the dead run's changes are credited too.
     """
-    from dbops.inspect import schema_fingerprint
-
     if open_credit(conn) is None:
         conn.execute("INSERT INTO dbops.migration_credit (before) VALUES (%s)",
                      (Jsonb(schema_fingerprint(conn)),))
@@ -246,8 +245,6 @@ def crediting(conn: psycopg.Connection[Any]) -> Iterator[None]:
 
 
 def _settle_credit(conn: psycopg.Connection[Any]) -> None:
-    from dbops.inspect import schema_fingerprint
-
     with conn.transaction():
         credit = open_credit(conn)
         if credit is None:

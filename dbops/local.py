@@ -1,4 +1,5 @@
-"""The embedded development cluster: find binaries, initdb, start, stop, status, replica."""
+"""The embedded development cluster: initdb, start, stop, status (its binaries are found by
+dbops.pgbin; the test harness adds streaming replicas)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 import os
 import pwd
 import re
-import shutil
 import socket
 import stat
 import subprocess
@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from dbops.errors import LocalClusterError
+from dbops.pgbin import find_bindir
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
@@ -37,7 +38,6 @@ STATE_FILE = "dbops-local.json"
 SETTINGS_FILE = "dbops.conf"
 LOG_FILE = "server.log"
 
-_REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres")
 _BASE_SETTINGS: Mapping[str, str] = {
     "listen_addresses": HOST,
     "wal_level": "replica",
@@ -49,42 +49,6 @@ _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _PG_CTL_TIMEOUT = 60
 _CONNECT_TIMEOUT = 5
 _START_ATTEMPTS = 3
-_NOT_FOUND = (
-    "PostgreSQL server binaries not found (initdb, pg_ctl, postgres): install the 'postgresql' "
-    "package (apt-get install -y postgresql) or put its bin directory on PATH"
-)
-
-
-def find_bindir() -> Path:
-    """Return the directory holding initdb, pg_ctl and postgres (preferring one with pg_basebackup).
-
-    Searched in order: `pg_config --bindir`, /usr/lib/postgresql/*/bin (highest version first),
-    then the directories of `postgres` and `initdb` on PATH (symlinks followed first).
-    """
-    candidates: list[Path] = []
-    pg_config = shutil.which("pg_config")
-    if pg_config is not None:
-        try:
-            result = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.SubprocessError):
-            result = None
-        if result is not None and result.returncode == 0 and result.stdout.strip():
-            candidates.append(Path(result.stdout.strip()))
-    candidates.extend(
-        sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major_version_key, reverse=True)
-    )
-    for name in ("postgres", "initdb"):
-        found = shutil.which(name)
-        if found is not None:
-            candidates.extend([Path(found).resolve().parent, Path(found).parent])
-
-    complete = [c for c in candidates if _has_binaries(c, _REQUIRED_BINARIES)]
-    if not complete:
-        raise LocalClusterError(_NOT_FOUND)
-    with_basebackup = [c for c in complete if _has_binaries(c, ("pg_basebackup",))]
-    return (with_basebackup or complete)[0]
 
 
 def free_port() -> int:
@@ -221,48 +185,6 @@ class Cluster:
                     f"[{exc.sqlstate}] {_last_meaningful_line(str(exc))}"
                 ) from exc
         return True
-
-    def start_replica(self, data_dir: Path, *, port: int | None = None) -> Cluster:
-        """Clone this running cluster with pg_basebackup into `data_dir` as a streaming
-        replica, start it on its own port and return it."""
-        if not self.status().running:
-            raise LocalClusterError(
-                f"the primary in {self.data_dir} is not running: call up() before start_replica()"
-            )
-        primary_port = self.port
-        replica = Cluster(data_dir, port=port, settings=self._settings)
-        if not replica.status().initialized:
-            replica._prepare_data_dir()
-            if any(replica.data_dir.iterdir()):
-                raise LocalClusterError(
-                    f"replica data directory {replica.data_dir} is not empty: "
-                    "remove it or choose another"
-                )
-            result = replica._run(
-                [
-                    str(self._tool("pg_basebackup")),
-                    "--host", HOST,
-                    "--port", str(primary_port),
-                    "--username", SUPERUSER,
-                    "--pgdata", str(replica.data_dir),
-                    "--write-recovery-conf",
-                    "--wal-method=stream",
-                    "--checkpoint=fast",
-                    "--no-password",
-                ],
-                what="pg_basebackup",
-                timeout=600,
-            )  # fmt: skip
-            if result.returncode != 0:
-                raise LocalClusterError(
-                    f"pg_basebackup from {HOST}:{primary_port} into {replica.data_dir} failed: "
-                    f"{_last_meaningful_line(result.stderr + result.stdout)}"
-                )
-            # The copy carries the primary's port memory and log; the replica needs its own.
-            for copied in (STATE_FILE, LOG_FILE):
-                (replica.data_dir / copied).unlink(missing_ok=True)
-        replica.up()
-        return replica
 
     def _initdb(self) -> None:
         result = self._run(
@@ -552,14 +474,6 @@ def _binary_version(postgres: Path) -> str | None:
 def _quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("'", "''")
     return f"'{escaped}'"
-
-
-def _major_version_key(bindir: Path) -> tuple[int, ...]:
-    return tuple(int(part) for part in bindir.parent.name.split(".") if part.isdigit()) or (-1,)
-
-
-def _has_binaries(directory: Path, names: Sequence[str]) -> bool:
-    return all(os.access(directory / name, os.X_OK) for name in names)
 
 
 def _port_is_free(port: int) -> bool:

@@ -33,15 +33,16 @@ from dbops.errors import (
     StalePlan,
 )
 from dbops.health.operations import record_drift
-from dbops.inspect import LiveState, inspect, schema_fingerprint
-from dbops.migrate import pending, source
-from dbops.migrate.source import Migration
+from dbops.inspect import LiveState, inspect
+from dbops.migrate import files, pending
+from dbops.migrate.files import Migration
 from dbops.planner import make_changeset, target_problem
+from dbops.schema_facts import schema_fingerprint, table_stats
 
 if TYPE_CHECKING:
     from dbops.execute import ApplyReport, Notify, Operation
-    from dbops.inspect import TableStats
     from dbops.migrate.analyze import Finding
+    from dbops.schema_facts import TableStats
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     # Replicas: inspect has just reached each of them, or failed.
     findings = privileges.judge(the_plan, privileges.probe(the_plan, replicas=False,
                                                                     command=command))
-    source.check_sum(the_plan.migrations.directory, migrations)
+    files.check_sum(the_plan.migrations.directory, migrations)
     waiting = _waiting(the_plan, live, migrations)
     stats = _table_stats(the_plan, waiting)
     notes = _analysis(the_plan, waiting, stats)
@@ -92,7 +93,7 @@ def check_privileges(planned: Planned, *, doctor: str) -> None:
                                f"lacks {needs} (`{doctor}` prints the GRANT statements)")
 
 
-def load_migrations(the_plan: Plan) -> source.MigrationSet:
+def load_migrations(the_plan: Plan) -> files.MigrationSet:
     """The plan's migration files. A missing directory is an error, never an empty one: running
     from the wrong directory must not look like "in sync"."""
     directory = the_plan.migrations.directory
@@ -101,7 +102,7 @@ def load_migrations(the_plan: Plan) -> source.MigrationSet:
             ("migrations", "directory"),
             f"{directory.resolve()} is not a directory (the plan's migrations directory, "
             "resolved from the project root)")])
-    return source.load(directory)
+    return files.load(directory)
 
 
 def file_problems(the_plan: Plan) -> list[Problem]:
@@ -115,7 +116,7 @@ def file_problems(the_plan: Plan) -> list[Problem]:
     return [problem] if problem else []
 
 
-def _waiting(the_plan: Plan, live: LiveState, migrations: source.MigrationSet) -> list[Migration]:
+def _waiting(the_plan: Plan, live: LiveState, migrations: files.MigrationSet) -> list[Migration]:
     """The pending migrations the plan applies, in order (the planner reports why when none can
     be chosen)."""
     settings = the_plan.migrations
@@ -130,7 +131,7 @@ def _table_stats(the_plan: Plan, waiting: list[Migration]) -> dict[str, TableSta
     """Live statistics of the tables the pending migrations touch (read-only)."""
     if not waiting:
         return {}
-    from dbops.inspect import table_stats
+    # lazy: pglast only when migrations are pending
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
 
@@ -151,6 +152,7 @@ def _analysis(
     against the state the earlier pending migrations leave behind."""
     if not waiting:
         return {}
+    # lazy: pglast only when migrations are pending
     from dbops.migrate.lint import lint
     from dbops.migrate.runner import prepare
     from dbops.migrate.runstate import run_states
@@ -194,7 +196,7 @@ def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
     migrations, stale_sum = load_migrations(the_plan), ""
     live = inspect(the_plan, command="drift")
     try:
-        source.check_sum(the_plan.migrations.directory, migrations)
+        files.check_sum(the_plan.migrations.directory, migrations)
     except MigrationError as exc:
         stale_sum = str(exc)
     changeset = make_changeset(the_plan, live, as_applied(migrations, live.applied))
@@ -234,6 +236,7 @@ def check_saved(saved: ChangeSet, fresh: ChangeSet, name: str) -> None:
 
 def dry_run(the_plan: Plan, changeset: ChangeSet, *, allow_restart: bool,
             skip_backup: bool = False) -> list[Operation]:
+    # lazy: apply's machinery (pyinfra, backups, the runner) only for apply and dry runs
     from dbops.execute import Executor
 
     executor = Executor(the_plan, changeset, allow_restart=allow_restart, skip_backup=skip_backup)
@@ -255,6 +258,7 @@ def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restar
     """Execute through pyinfra. The audit row is written first (result 'running') and kept up
     to date after each stage, so an apply that dies leaves a trace; at the end it gets the
     result, and on success the snapshot is recorded."""
+    # lazy: apply's machinery (pyinfra, backups, the runner) only for apply and dry runs
     from dbops.execute import Executor
 
     with connection(the_plan, command="apply", autocommit=True) as conn:

@@ -29,14 +29,16 @@ from dbops.changes import (
     MigrationStep,
     Risk,
     Scalar,
+    plan_hash,
 )
 from dbops.config.model import Plan, Role
 from dbops.config.source import display_path
 from dbops.errors import MigrationError, PlanError, Problem
 from dbops.health.gates import gate_thresholds
-from dbops.inspect import LiveRole, LiveSetting, LiveState, TableStats
+from dbops.inspect import LiveRole, LiveSetting, LiveState
 from dbops.migrate import pending
-from dbops.migrate.source import Migration, MigrationSet
+from dbops.migrate.files import Migration, MigrationSet
+from dbops.schema_facts import TableStats
 from dbops.setting_values import check, same, spelled_like
 
 if TYPE_CHECKING:
@@ -51,13 +53,6 @@ _TAKES_EFFECT = {
     "superuser": "reload",
     "user": "reload",
 }
-
-
-def plan_hash(plan: Plan) -> str:
-    """A hash of the effective plan, secrets left out."""
-    data = json.loads(json.dumps(plan.document.data, default=str))
-    data.get("database", {}).pop("password", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _sql(query: sql.Composable) -> str:
@@ -95,6 +90,13 @@ def make_changeset(
     if migrations is not None:
         _migrations(plan, live, migrations, found, analysis or {}, stats)
     _backups(plan, live, found, now or datetime.now(UTC))
+    if plan.backup is not None and plan.backup.pgbackrest is not None \
+            and live.pgbackrest is not None:
+        from dbops.backup import stanza
+
+        setup, notes = stanza.changes(plan.backup.pgbackrest, live.pgbackrest)
+        found.changes += setup
+        found.notes += notes
     found.notes += [f"{unfinished}; the changes above bring the database back to the plan and "
                     "apply records the result" for unfinished in live.unfinished]
     if found.problems:
@@ -102,7 +104,7 @@ def make_changeset(
     return ChangeSet(
         environment=plan.environment,
         database=live.database,
-        plan_hash=plan_hash(plan),
+        plan_hash=plan_hash(plan.document.data),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         changes=tuple(found.changes),
         gates=_gates(plan),
@@ -479,6 +481,7 @@ def _migrations(
             migrations, applied, target=target, allow_out_of_order=settings.allow_out_of_order
         )
         if waiting:  # pglast's AST is loaded only when something is pending
+            # lazy: pglast only when migrations are pending
             from dbops.migrate.analyze import data_loss
             from dbops.migrate.runstate import run_states
         for migration, state in zip(waiting, run_states(waiting, stats) if waiting else [],
@@ -524,6 +527,7 @@ def target_problem(plan: Plan, migrations: MigrationSet) -> Problem | None:
 def _run(plan: Plan, migration: Migration, direction: Direction,
          state: RunState | None = None) -> MigrationRun:
     """The exact steps apply will run for this migration (online rewrites included)."""
+    # lazy: pglast only when migrations are pending
     from dbops.migrate.runner import prepare
 
     online = plan.migrations.zero_downtime or migration.zero_downtime

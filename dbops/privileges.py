@@ -222,6 +222,7 @@ def statements(findings: Sequence[Finding]) -> list[str]:
 
 def _ident(name: str) -> str:
     """A name as a person would type it: bare when PostgreSQL reads it back unchanged."""
+    # lazy: pglast only when a role name is printed for `dbops doctor`
     from pglast import keywords
 
     reserved = (keywords.RESERVED_KEYWORDS | keywords.COL_NAME_KEYWORDS

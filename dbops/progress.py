@@ -17,19 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.progress import ProgressColumn, TaskID
 
 
 @dataclass(frozen=True)
@@ -81,9 +72,13 @@ class Live:
     step writing a file, the bytes written so far."""
 
     def __init__(self, stream: TextIO) -> None:
+        # lazy: rich costs ~40 ms of start-up, and only a terminal needs it
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self._bar = Progress(SpinnerColumn(finished_text="[green]done[/]"),
                              TextColumn("{task.description}"), TimeElapsedColumn(),
-                             _WrittenColumn(), console=Console(file=stream),
+                             _written_column(), console=Console(file=stream),
                              refresh_per_second=4)
         self._tasks: dict[int, TaskID] = {}
         self._lock = threading.Lock()
@@ -108,12 +103,17 @@ class Live:
         self._bar.stop_task(task)
 
 
-class _WrittenColumn(ProgressColumn):
-    """The size of the step's file or folder, read at each refresh."""
+def _written_column() -> ProgressColumn:
+    """A column with the size of the step's file or folder, read at each refresh."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        written = bytes_in(task.fields.get("watch"))
-        return Text(_size(written) if written else "", style="progress.download")
+    class Written(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            written = bytes_in(task.fields.get("watch"))
+            return Text(_size(written) if written else "", style="progress.download")
+
+    return Written()
 
 
 _reporter: Reporter = _Silent()

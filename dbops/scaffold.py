@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+
 from dbops import __version__
 from dbops.config.source import display_path
 from dbops.errors import DbopsError
-from dbops.migrate.source import write_sum
+from dbops.migrate.files import write_sum
 
 GITIGNORE_ENTRY = ".dbops/"
 # The GitHub repository the generated workflows take the dbops actions from (action.yml and
@@ -37,8 +39,6 @@ def project_files(environment: str) -> tuple[ProjectFile, ...]:
 
 
 def render(template: str, **values: object) -> str:
-    import jinja2
-
     templates = jinja2.Environment(
         loader=jinja2.PackageLoader("dbops", "templates"), keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined, autoescape=False)

@@ -15,6 +15,7 @@ from harness import (
     fresh_database,
     make_project,
     scratch_area,
+    start_replica,
 )
 from psycopg import sql
 
@@ -49,7 +50,7 @@ def pg_replica(pg_primary: Cluster, pg_area: Path) -> Iterator[Cluster]:
     """A started streaming replica of pg_primary."""
     replica = Cluster(pg_area / "replica")  # stops it even if start_replica fails half-way
     try:
-        replica = pg_primary.start_replica(replica.data_dir)
+        replica = start_replica(pg_primary, replica.data_dir)
         yield replica
     finally:
         replica.down()

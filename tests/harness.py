@@ -21,7 +21,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 
-from dbops.local import Cluster
+from dbops.errors import LocalClusterError
+from dbops.local import HOST, LOG_FILE, STATE_FILE, SUPERUSER, Cluster, _last_meaningful_line
 
 # Durability buys nothing in a cluster that lives for one test run.
 TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -161,3 +162,46 @@ def make_project(root: Path, database: TestDatabase) -> Project:
     project = Project(root, database)
     project.write_plan()
     return project
+
+
+def start_replica(primary: Cluster, data_dir: Path, *, port: int | None = None) -> Cluster:
+    """Clone the running `primary` with pg_basebackup into `data_dir` as a streaming
+    replica, start it on its own port and return it."""
+    if not primary.status().running:
+        raise LocalClusterError(
+            f"the primary in {primary.data_dir} is not running: call up() before start_replica()"
+        )
+    primary_port = primary.port
+    replica = Cluster(data_dir, port=port, settings=primary._settings)
+    if not replica.status().initialized:
+        replica._prepare_data_dir()
+        if any(replica.data_dir.iterdir()):
+            raise LocalClusterError(
+                f"replica data directory {replica.data_dir} is not empty: "
+                "remove it or choose another"
+            )
+        result = replica._run(
+            [
+                str(primary._tool("pg_basebackup")),
+                "--host", HOST,
+                "--port", str(primary_port),
+                "--username", SUPERUSER,
+                "--pgdata", str(replica.data_dir),
+                "--write-recovery-conf",
+                "--wal-method=stream",
+                "--checkpoint=fast",
+                "--no-password",
+            ],
+            what="pg_basebackup",
+            timeout=600,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise LocalClusterError(
+                f"pg_basebackup from {HOST}:{primary_port} into {replica.data_dir} failed: "
+                f"{_last_meaningful_line(result.stderr + result.stdout)}"
+            )
+        # The copy carries the primary's port memory and log; the replica needs its own.
+        for copied in (STATE_FILE, LOG_FILE):
+            (replica.data_dir / copied).unlink(missing_ok=True)
+    replica.up()
+    return replica

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from dbops.errors import MigrationError
-from dbops.inspect import TableStats
-from dbops.migrate import source
+from dbops.migrate import files
 from dbops.migrate.analyze import RULES, estimate, lint_text, with_live_severity
 from dbops.migrate.lint import lint
 from dbops.migrate.runstate import RunState, run_states
 from dbops.migrate.strategy import online_steps
+from dbops.schema_facts import TableStats
 
 TASKS = TableStats("tasks", 2_000_000, 173 * 1024 * 1024, 2000.0,
                    columns=(("attempt", "integer", ""), ("name", "character varying(100)", "")))
@@ -118,10 +118,10 @@ def test_the_plan_setting_max_blocking_decides_refusals(tmp_path: Path) -> None:
     assert [f.severity for f in report.findings] == ["error"]
 
 
-def migration(tmp_path: Path, body: str, header: str = "") -> source.Migration:
+def migration(tmp_path: Path, body: str, header: str = "") -> files.Migration:
     path = tmp_path / "20250101000001_m.sql"
     path.write_text(f"-- m\n{header}\n-- migrate:up\n{body}\n")
-    return source.parse(path)
+    return files.parse(path)
 
 
 def test_suppression_needs_a_reason_and_silences(tmp_path: Path) -> None:
@@ -202,10 +202,10 @@ def test_online_steps_shape(tmp_path: Path) -> None:
     assert [s.transactional for s in steps] == [False, True, True, True, False, True]
 
 
-def numbered(tmp_path: Path, n: int, body: str) -> source.Migration:
+def numbered(tmp_path: Path, n: int, body: str) -> files.Migration:
     path = tmp_path / f"2025010100000{n}_m{n}.sql"
     path.write_text(f"-- m{n}\n-- migrate:up\n{body}\n")
-    return source.parse(path)
+    return files.parse(path)
 
 
 def test_a_run_judges_each_migration_against_what_the_earlier_ones_leave(tmp_path: Path) -> None:
@@ -291,7 +291,7 @@ def test_a_lock_table_costs_what_the_transaction_writes_while_it_holds_it(
     # Outside a transaction each statement commits alone: nothing holds the lock.
     path = tmp_path / "20250101000002_alone.sql"
     path.write_text(f"-- dbops:transaction off\n-- migrate:up\nLOCK TABLE tasks;\n{update};\n")
-    alone = source.parse(path)
+    alone = files.parse(path)
     stats = {"tasks": replace(TASKS, planned=((update, 300_000.0),))}
     found = {f.rule: f for f in lint([alone], zero_downtime=False, fail_on="error",
                                      stats=stats).findings}

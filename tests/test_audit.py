@@ -11,13 +11,13 @@ from typing import Any
 from harness import Project
 
 from dbops import __version__
-from dbops.migrate import source
+from dbops.migrate import files
 
 
 def migration(project: Project, version: str, up: str, down: str) -> None:
     path = project.root / "migrations" / f"{version}_m{version[-4:]}.sql"
     path.write_text(f"-- migrate:up\n{up}\n-- migrate:down\n{down}\n")
-    source.write_sum(project.root / "migrations")
+    files.write_sum(project.root / "migrations")
 
 
 def audit(project: Project, *args: str) -> list[dict[str, Any]]:

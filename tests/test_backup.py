@@ -27,7 +27,7 @@ from test_backup_support import (
 )
 
 from dbops.backup import BackupError, BackupManager, read_manifests
-from dbops.backup import report as backup_report
+from dbops.backup import results as backup_report
 from dbops.backup.dump import Started
 from dbops.migrate.engine import MigrationEngine
 

@@ -1,18 +1,13 @@
 """`dbops backup ...` and `dbops rollback --emergency` as a user runs them (the real command line
-against a real PostgreSQL). Skipped until the commands are wired into dbops/cli.py."""
+against a real PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from harness import Project
 from test_backup_support import LATEST_MIGRATION, SECOND_MIGRATION, migrate, taskmaster_project
 
-from dbops.cli import main
-
-pytestmark = pytest.mark.skipif("backup" not in main.commands,
-                                reason="dbops backup is not wired into the CLI yet")
 SENTINEL = "s3ntinel-Cli-Backup-Pw"
 
 

@@ -29,7 +29,7 @@ from test_backup_support import (
 )
 
 from dbops.backup import BackupError, CorruptBackup, UnknownBackup
-from dbops.backup import report as backup_report
+from dbops.backup import results as backup_report
 from dbops.backup.dump import Started
 
 

@@ -22,7 +22,7 @@ from dbops.backup import (
     schedule,
 )
 from dbops.backup import manifest as manifests
-from dbops.backup.report import age, list_table, size
+from dbops.backup.results import age, list_table, size
 from dbops.config.model import BackupPolicy, Retention
 
 NOW = datetime(2025, 6, 12, 10, 0, tzinfo=UTC)  # a Thursday

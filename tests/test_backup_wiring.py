@@ -3,18 +3,12 @@ under the runner lock). Skipped until the engine has its `skip_backup` parameter
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 from harness import Project
 from test_backup_support import LATEST_MIGRATION, manager, taskmaster_project
 
 from dbops.backup import BackupError
 from dbops.migrate.engine import MigrationEngine
-
-pytestmark = pytest.mark.skipif(
-    "skip_backup" not in inspect.signature(MigrationEngine.run_migrations).parameters,
-    reason="the before-migrate backup is not wired into the migration engine yet")
 
 
 def applied(project: Project) -> list[str]:

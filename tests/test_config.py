@@ -14,7 +14,7 @@ from dbops.cli import main
 from dbops.config.load import load_plan, read_dotenv
 from dbops.config.model import Secret
 from dbops.connect import endpoint
-from dbops.errors import ConnectionError, PlanError
+from dbops.errors import ConnectFailed, PlanError
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).parent / "plans" / "broken"
@@ -164,7 +164,7 @@ def test_interpolation_default_and_escape(project: Path) -> None:
 def test_password_is_resolved_only_when_connecting(project: Path) -> None:
     plan = load_plan("production", environ={})
     assert plan.database.password is not None
-    with pytest.raises(ConnectionError) as caught:
+    with pytest.raises(ConnectFailed) as caught:
         endpoint(plan)
     assert str(caught.value) == (
         "plans/production.yaml:10:13: database.password: "

@@ -7,7 +7,7 @@ from harness import Project
 
 from dbops import connect
 from dbops.config.load import load_plan
-from dbops.errors import ConnectionError
+from dbops.errors import ConnectFailed
 
 SENTINEL = "Sentinel-Pw-7f3a9"
 
@@ -41,7 +41,7 @@ def test_connection_carries_application_name_and_timeouts(project: Project) -> N
 
 def test_failed_connection_is_masked_and_names_the_endpoint(project: Project) -> None:
     plan = load_plan("test", environ={"DB_PASSWORD": SENTINEL, "DB_PORT": "1"})
-    with pytest.raises(ConnectionError) as caught, connect.connection(plan, command="status"):
+    with pytest.raises(ConnectFailed) as caught, connect.connection(plan, command="status"):
         pass
     message = str(caught.value)
     assert message.startswith(f"cannot connect to postgres@127.0.0.1:1/{project.database.name}:")

@@ -19,7 +19,7 @@ from harness import Project
 
 from dbops.errors import MigrationError
 from dbops.local import Cluster
-from dbops.migrate import source
+from dbops.migrate import files as source
 from dbops.migrate.engine import MigrationEngine
 
 RENAME_AND_RETYPE = """\
@@ -377,7 +377,7 @@ operations:
 def test_backfill_waits_while_a_replica_lags(project: Project, pg_replica: Cluster) -> None:
     setup_tasks(project, rows=3000)
     write(project, "20300102000000_headline.yaml", RENAME_AND_RETYPE
-          + "backfill:\n  batch_size: 10\n")
+          + "backfill:\n  batch_size: 10\n  pause: 10ms\n")
     e = engine(project, "health:\n  thresholds:\n    replication_lag: 1s\n")
     e.run_migrations(target="20300101000000")
     messages: list[str] = []

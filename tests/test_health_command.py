@@ -16,6 +16,7 @@ import pytest
 from harness import Project
 from prometheus_client.parser import text_string_to_metric_families
 
+from dbops.cli import exits
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.errors import DbopsError
@@ -32,7 +33,7 @@ def plan_of(project: Project, extra: str = "", environ: dict[str, str] | None = 
 
 def run(plan: Plan, fmt: str = "text", **kwargs: Any) -> tuple[int, list[str]]:
     lines: list[str] = []
-    code = run_health(plan, fmt, echo=lines.append, **kwargs)
+    code = exits.health(run_health(plan, fmt, echo=lines.append, **kwargs))
     return code, lines
 
 
@@ -96,7 +97,8 @@ def test_watch_prints_every_cycle_and_redraws_a_live_table(
     assert all(json.loads(line)["status"] == "ok" for line in lines)
     code, lines = run(plan, "text", watch=True, cycles=2, interval=0.05)
     assert code == 0 and lines[1] == "" and lines[2].startswith("test: ok")
-    assert run_health(plan, "text", watch=True, cycles=2, interval=0.05, live=True) == 0
+    assert exits.health(run_health(plan, "text", watch=True, cycles=2, interval=0.05,
+                                   live=True)) == 0
     screen = capsys.readouterr().out
     assert "connectivity" in screen and "explanation" in screen
 

@@ -11,7 +11,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from harness import start_replica
 
+from dbops.cli import exits
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.health.checks import Checker, check_once
@@ -63,7 +65,7 @@ def test_replica_lag_is_zero_on_an_idle_primary_and_grows_while_replay_is_paused
 ) -> None:
     primary = Cluster(scratch_dir / "primary", settings=FAST)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     plan = cluster_plan(tmp_path, primary, {"r1": replica},
                         "health:\n  thresholds: { replication_lag: 1s }\n")
     checker = Checker(plan)
@@ -100,7 +102,7 @@ def test_broken_stream_on_an_idle_primary_then_a_stopped_replica(
 ) -> None:
     primary = Cluster(scratch_dir / "primary", settings=FAST)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     plan = cluster_plan(tmp_path, primary, {"r1": replica})
     assert result(check_once(plan), "replication_lag.r1").status == "ok"
 
@@ -138,7 +140,7 @@ class FakePool:
 def test_a_failover_resets_the_attached_pool(scratch_dir: Path, tmp_path: Path) -> None:
     primary = Cluster(scratch_dir / "primary", settings=FAST)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     address = primary.port
     plan = cluster_plan(tmp_path, primary, extra=(
         "health:\n  recovery: { enabled: true, reset_pool_after_failover: { enabled: true } }\n"))
@@ -183,7 +185,7 @@ def test_the_database_going_down_under_the_monitor(
         primary.down()
         wait_until(lambda: connectivity() == "critical")
         down = monitor.latest()
-        assert down is not None and down.exit_code == 3
+        assert down is not None and exits.health(down) == 3
         assert result(down, "connectivity").message.startswith(
             f"cannot connect to postgres@127.0.0.1:{primary.port}/postgres: ")
         cycles = monitor.cycles

@@ -15,13 +15,14 @@ import pytest
 from harness import Project
 from rich.console import Console
 
+from dbops.cli import exits
 from dbops.config.load import load_plan
 from dbops.health.command import run_health
-from dbops.health.history import HealthHistory, history_path
+from dbops.health.display import SPARK_POINTS, sparkline
+from dbops.health.html_report import render_html
 from dbops.health.monitor import HealthSummary
-from dbops.health.render import SPARK_POINTS, sparkline
-from dbops.health.report import render_html
 from dbops.health.result import CheckResult, HealthReport
+from dbops.health.timeline import HealthHistory, history_path
 from dbops.health.trends import trends
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,8 +104,8 @@ def test_sparklines_scale_to_the_threshold_and_keep_the_newest_points() -> None:
 def test_watch_draws_a_sparkline_per_check_on_a_terminal(project: Project) -> None:
     plan = load_plan("test", root=project.root, environ={})
     console = Console(record=True, width=160, force_terminal=True, color_system=None)
-    assert run_health(plan, "text", watch=True, cycles=3, interval=0.01, live=True,
-                      console=console) in (0, 2)
+    assert exits.health(run_health(plan, "text", watch=True, cycles=3, interval=0.01, live=True,
+                                   console=console)) in (0, 2)
     screen = console.export_text()
     assert "last 3" in screen
     line = [row for row in screen.splitlines() if " connection_utilization " in row][-1]

@@ -10,11 +10,11 @@ from pathlib import Path
 from harness import Project
 
 from dbops.config.load import load_plan
-from dbops.health.history import HealthHistory
 from dbops.health.monitor import HealthMonitor
 from dbops.health.probe import ReplicaSnapshot, Stream
 from dbops.health.replication import LsnTimeline, PrimaryView, evaluate_replica
 from dbops.health.result import CheckResult, HealthReport
+from dbops.health.timeline import HealthHistory
 from dbops.health.trends import forecast, trends
 
 DAY, MINUTE = 86400.0, 60.0

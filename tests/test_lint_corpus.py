@@ -10,7 +10,7 @@ import pytest
 from harness import Project
 from lint_corpus.corpus import Size, build, cases, dbops_verdicts, judged
 
-from dbops.migrate import source
+from dbops.migrate import files as migration_files
 from dbops.migrate.engine import MigrationEngine
 
 
@@ -22,7 +22,7 @@ def test_every_verdict_on_the_corpus_is_right(project: Project, size: Size) -> N
     chosen = [case for case in cases() if case.size == size]
     files = sorted({case.file for case in chosen})
     engine = MigrationEngine.from_plan(size, root=project.root)
-    report = engine.lint([source.parse_any(file) for file in files])
+    report = engine.lint([migration_files.parse_any(file) for file in files])
     verdicts = dbops_verdicts(json.loads(report.to_json())["findings"])
     wrong = {case.id: judged(case, verdicts) for case in chosen
              if judged(case, verdicts) != case.verdict}

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import yaml
 
-from dbops.inspect import TableStats
-from dbops.migrate import source
+from dbops.migrate import files
 from dbops.migrate.lint import lint
-from dbops.migrate.rules import RULES, page
+from dbops.migrate.rulebook import RULES, page
 from dbops.migrate.sarif import sarif
+from dbops.schema_facts import TableStats
 
 REPO = Path(__file__).resolve().parents[1]
 FLYWAY = """-- Flyway: add an index and a column
@@ -52,7 +52,7 @@ def test_json_carries_lock_blocking_estimate_and_rule_url(tmp_path: Path) -> Non
     path = tmp_path / "change.sql"
     path.write_text("CREATE INDEX i ON tasks (name);\nUPDATE tasks SET attempt = 0;\n")
     stats = {"tasks": TableStats("tasks", 2_000_000, 500 * 1024 * 1024, 40.0)}
-    report = lint([source.parse_any(path)], zero_downtime=False, fail_on="error", stats=stats)
+    report = lint([files.parse_any(path)], zero_downtime=False, fail_on="error", stats=stats)
     [index, update] = json.loads(report.to_json())["findings"]
     assert (index["rule"], index["lock"], index["estimated_blocking_seconds"], index["rule_url"]) \
         == ("index-not-concurrent", "SHARE", 10.0, "docs/rules/index-not-concurrent.md")
@@ -64,7 +64,7 @@ def test_json_carries_lock_blocking_estimate_and_rule_url(tmp_path: Path) -> Non
 def test_sarif_is_2_1_0_with_rules_locations_and_suppressions(tmp_path: Path) -> None:
     path = tmp_path / "V2__add_index.sql"
     path.write_text(FLYWAY)
-    report = lint([source.parse_any(path)], zero_downtime=False, fail_on="error")
+    report = lint([files.parse_any(path)], zero_downtime=False, fail_on="error")
     document = json.loads(sarif(report))
     assert document["version"] == "2.1.0" and document["$schema"].endswith("sarif-2.1.0.json")
     [run] = document["runs"]
@@ -97,7 +97,7 @@ def test_down_sections_are_linted_and_rewritten_online(tmp_path: Path) -> None:
     path = tmp_path / "20250101000001_index.sql"
     path.write_text("-- index\n-- migrate:up\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON tasks "
                     "(name);\n-- migrate:down\nDROP INDEX i;\n")
-    migration = source.parse(path)
+    migration = files.parse(path)
     report = lint([migration], zero_downtime=False, fail_on="warning", downs=True)
     assert [(f.line, f.rule) for f in report.failing()] == [(5, "drop-index-not-concurrent")]
     from dbops.migrate.runner import prepare

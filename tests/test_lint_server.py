@@ -13,12 +13,12 @@ import psycopg
 import pytest
 from harness import fresh_database
 
-from dbops.inspect import table_stats
 from dbops.local import Cluster
 from dbops.migrate.analyze import analyze, known_checks, known_columns, known_keys, lint_text
-from dbops.migrate.rules import RULES
-from dbops.migrate.source import Migration, Section, checksum
+from dbops.migrate.files import Migration, Section, checksum
+from dbops.migrate.rulebook import RULES
 from dbops.migrate.types import BINARY_COERCIBLE
+from dbops.schema_facts import table_stats
 
 SCHEMA = """
 CREATE TABLE pipelines (id bigint PRIMARY KEY);

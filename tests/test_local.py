@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from dbops.errors import LocalClusterError
-from dbops.local import Cluster, development_cluster, find_bindir, free_port
+from dbops.local import Cluster, development_cluster, free_port
+from dbops.pgbin import find_bindir
 
 
 def test_find_bindir_holds_the_server_binaries() -> None:

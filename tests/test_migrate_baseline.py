@@ -8,9 +8,9 @@ from datetime import timedelta
 from harness import Project, fresh_database
 
 from dbops.connect import Endpoint
-from dbops.inspect import schema_fingerprint
 from dbops.local import Cluster
 from dbops.migrate.baseline import FUNCTION_BODIES, clean, migration_text
+from dbops.schema_facts import schema_fingerprint
 
 SCHEMA = """
 CREATE TABLE accounts (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE,

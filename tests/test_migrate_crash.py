@@ -19,8 +19,8 @@ import pytest
 from harness import Project, fresh_database, make_project
 
 from dbops.local import Cluster
-from dbops.migrate import source
-from dbops.migrate.history import LOCK_KEY
+from dbops.migrate import files
+from dbops.migration_history import LOCK_KEY
 from dbops.render import NO_CHANGES
 
 COUNT = 10
@@ -47,7 +47,7 @@ def write_migrations(project: Project) -> None:
         (directory / f"{version(n)}_m{n}.sql").write_text(
             f"-- step {n}\n-- migrate:up\n{up}\n-- migrate:down\nDROP TABLE t{n};\n"
         )
-    source.write_sum(directory)
+    files.write_sum(directory)
 
 
 def start_runner(project: Project) -> subprocess.Popen[str]:

@@ -14,7 +14,7 @@ import pytest
 from harness import Project
 
 from dbops.errors import MigrationError, StatementFailed
-from dbops.migrate import source
+from dbops.migrate import files
 from dbops.migrate.engine import MigrationEngine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def migration(
     path = project.root / "migrations" / f"{version}_m{version[-4:]}.sql"
     down_part = f"\n-- migrate:down\n{down}\n" if down is not None else ""
     path.write_text(f"-- migration {version}\n{header}\n-- migrate:up\n{up}\n{down_part}")
-    source.write_sum(project.root / "migrations")
+    files.write_sum(project.root / "migrations")
     return path
 
 
@@ -109,9 +109,9 @@ def test_edited_applied_migration_is_refused_naming_both_checksums(project: Proj
     path = migration(project, "20250101000001", "CREATE TABLE t (id int);", "DROP TABLE t;")
     e = engine(project)
     e.run_migrations()
-    applied = source.parse(path).checksum
+    applied = files.parse(path).checksum
     migration(project, "20250101000001", "CREATE TABLE t (id bigint);", "DROP TABLE t;")
-    edited = source.parse(path).checksum
+    edited = files.parse(path).checksum
     expected = (
         f"migrations/20250101000001_m0001.sql was modified after it was applied "
         f"(applied sha256:{applied[:12]}, file sha256:{edited[:12]})"
@@ -240,7 +240,7 @@ def test_baseline_adopts_an_existing_database(project: Project) -> None:
 
 
 def test_second_runner_is_told_who_holds_the_lock(project: Project) -> None:
-    from dbops.migrate.history import LOCK_KEY
+    from dbops.migration_history import LOCK_KEY
 
     migration(project, "20250101000001", "CREATE TABLE a (id int);")
     with psycopg.connect(
@@ -379,7 +379,7 @@ def test_status_json_and_missing_file(project: Project) -> None:
     migration(project, "20250101000002", "CREATE TABLE b (id int);")
     engine(project).run_migrations(target="20250101000001")
     path.unlink()
-    source.write_sum(project.root / "migrations")
+    files.write_sum(project.root / "migrations")
     result = project.run("migrate", "status", "test", "--format", "json")
     assert result.returncode == 0, result.stderr
     import json
@@ -453,7 +453,7 @@ def test_cli_create_writes_the_file_and_the_sum(project: Project) -> None:
     assert created.startswith("migrations/") and created.endswith("_add_user_preferences_table.sql")
     text = (project.root / created).read_text()
     assert "-- dbops:zero-downtime" in text and "-- dbops:estimated-duration 30s" in text
-    source.check_sum(project.root / "migrations")
+    files.check_sum(project.root / "migrations")
 
 
 def test_skipped_backup_is_audited(project: Project) -> None:

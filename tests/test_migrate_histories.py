@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 from harness import Project, TestDatabase, fresh_database
 
-from dbops.local import Cluster, find_bindir
-from dbops.migrate import source
+from dbops.local import Cluster
+from dbops.migrate import files
+from dbops.pgbin import find_bindir
 
 REPO = Path(__file__).resolve().parents[1]
 CRATES_IO = REPO / "tests" / "histories" / "crates_io" / "migrations"
@@ -24,7 +25,7 @@ def concatenated(directory: Path) -> str:
     """The history as one psql file: each migration's up section in its own transaction, the
     ones marked `-- dbops:transaction off` (CREATE INDEX CONCURRENTLY) without one."""
     parts = []
-    for migration in source.load(directory):
+    for migration in files.load(directory):
         body = f"{migration.up.text}\n;\n"
         parts.append(f"BEGIN;\n{body}COMMIT;\n" if migration.transaction else body)
     return "\n".join(parts)
@@ -46,7 +47,7 @@ def test_crates_io_history_applies_with_the_base_plan_and_matches_psql(
     base = yaml.safe_load((REPO / "plans" / "base.yaml").read_text())["migrations"]
     assert base["zero_downtime"] is True and base["lint"]["fail_on"] == "error"
     project.write_plan(f"migrations: {json.dumps(base)}\n")
-    count = len(source.load(project.root / "migrations"))
+    count = len(files.load(project.root / "migrations"))
     assert count >= 150
 
     plan = project.run("plan", "test")

@@ -24,8 +24,8 @@ from dbops import ledger
 from dbops.config.load import load_plan
 from dbops.health.command import serve
 from dbops.local import Cluster
-from dbops.migrate import source
-from dbops.observability.rules import metric_names
+from dbops.migrate import files
+from dbops.observability.prometheus_rules import metric_names
 from dbops.pipeline import drift
 from dbops.pool import PoolManager
 
@@ -143,7 +143,7 @@ def test_a_real_metrics_endpoint_serves_every_metric_the_rules_and_dashboard_rea
         database=f"  replicas:\n    - {{ name: replica1, host: 127.0.0.1, port: {pg_replica.port} }}\n")
     (project.root / "migrations" / "20250101000000_tasks.sql").write_text(
         "-- migrate:up\nCREATE TABLE tasks (id int);\n-- migrate:down\nDROP TABLE tasks;\n")
-    source.write_sum(project.root / "migrations")
+    files.write_sum(project.root / "migrations")
     for command in (("migrate", "up", "test", "--yes"), ("backup", "create", "test")):
         made = project.run(*command)
         assert made.returncode == 0, made.stderr

@@ -1,4 +1,4 @@
-"""AsyncPoolManager: the same surface on psycopg_pool's AsyncConnectionPool."""
+"""AsyncPoolManager: the same surface as PoolManager, on the same store, awaited."""
 
 from __future__ import annotations
 

@@ -1,24 +1,30 @@
 """Faults against real servers: a replica stopped under read load, a replica whose replay is
-paused, the primary restarted, idle connections terminated. Servers that get stopped or paused
+paused, the primary restarted, idle connections terminated, a failover the health monitor
+resets the pool after (both managers). Servers that get stopped or paused
 are this module's own (a replica of the session primary, a primary of its own)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from harness import TEST_SETTINGS, TestDatabase, scratch_area
+from harness import TEST_SETTINGS, TestDatabase, scratch_area, start_replica
 from pool_support import FAST, db_endpoint, endpoint, wait_until
 
+from dbops.config.load import load_plan
 from dbops.errors import ConnectionError
+from dbops.health.monitor import HealthMonitor
 from dbops.local import Cluster, free_port
 from dbops.pool import (
+    AsyncPoolManager,
     ConnectionLost,
     PoolClosed,
     PoolError,
@@ -35,7 +41,7 @@ def own_replica(pg_primary: Cluster) -> Iterator[Cluster]:
     with scratch_area() as base:
         replica = Cluster(base / "replica")
         try:
-            replica = pg_primary.start_replica(replica.data_dir)
+            replica = start_replica(pg_primary, replica.data_dir)
             yield replica
         finally:
             replica.down()
@@ -334,7 +340,7 @@ def test_reset_after_a_real_promotion_moves_the_pool_to_the_new_primary(
     closes the old connections, forgets the old replica state and opens new ones."""
     primary = Cluster(scratch_dir / "primary", settings=TEST_SETTINGS)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     moved: Cluster | None = None
     try:
         with PoolManager(endpoint(primary, "postgres"), [endpoint(replica, "postgres", "r1")],
@@ -367,6 +373,82 @@ def test_reset_after_a_real_promotion_moves_the_pool_to_the_new_primary(
                        what="the vanished replica ejected")
             assert pool.query("SELECT count(*) FROM t", read_only=True) == [(2,)]
     finally:
+        if moved is not None:
+            moved.down()
+        replica.down()
+        primary.down()
+
+
+def _failover(primary: Cluster, replica: Cluster) -> Cluster:
+    """Stop the primary, promote its replica and serve it at the primary's address."""
+    address = primary.port
+    primary.down()
+    with psycopg.connect(host=replica.host, port=replica.port, user="postgres",
+                         dbname="postgres", autocommit=True) as conn:
+        assert conn.execute("SELECT pg_promote()").fetchone() == (True,)
+    replica.down()
+    # pg_basebackup copied the primary's socket lock file: the address is free now.
+    (replica.data_dir / f".s.PGSQL.{address}.lock").unlink(missing_ok=True)
+    moved = Cluster(replica.data_dir, port=address, settings=TEST_SETTINGS)
+    moved.up()
+    return moved
+
+
+@pytest.mark.parametrize("flavour", ["threads", "asyncio"])
+def test_the_health_monitor_resets_a_real_pool_after_a_real_promotion(
+    scratch_dir: Path, tmp_path: Path, flavour: str
+) -> None:
+    """The health monitor sees the primary change (a replica promoted at the primary's address)
+    and its recovery resets the attached pool: PoolManager in the monitor's thread,
+    AsyncPoolManager on its own event loop. The pool opens min_size fresh connections to the
+    new primary at once, and writes go there."""
+    primary = Cluster(scratch_dir / "primary", settings=TEST_SETTINGS)
+    primary.up()
+    replica = primary.start_replica(scratch_dir / "replica")
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "faults.yaml").write_text(
+        "apiVersion: dbops/v1\nenvironment: faults\ndatabase:\n"
+        f"  host: 127.0.0.1\n  port: {primary.port}\n  name: postgres\n  user: postgres\n"
+        "  sslmode: disable\n  connect_timeout: 2s\n"
+        "pool: { instances: 1, min_size: 2, max_size: 3 }\n"
+        "health:\n  recovery: { enabled: true, reset_pool_after_failover: { enabled: true } }\n")
+    plan = load_plan("faults", root=tmp_path, environ={})
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    moved: Cluster | None = None
+    pool: PoolManager | AsyncPoolManager
+    if flavour == "threads":
+        pool = PoolManager.from_plan(plan, **FAST)
+        call: Callable[[Any], Any] = lambda result: result  # noqa: E731
+    else:
+        pool = AsyncPoolManager.from_plan(plan, **FAST)
+        call = lambda work: asyncio.run_coroutine_threadsafe(work, loop).result(15)  # noqa: E731
+    try:
+        call(pool.open())
+        call(pool.query("CREATE TABLE t (v int)"))
+        call(pool.query("INSERT INTO t VALUES (1)"))
+        lsn = call(pool.query("SELECT pg_current_wal_insert_lsn()::text"))[0][0]
+        with psycopg.connect(host=replica.host, port=replica.port, user="postgres",
+                             dbname="postgres", autocommit=True) as conn:
+            wait_until(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                            (lsn,)).fetchone() == (True,), what="replay")
+        with HealthMonitor(plan, pool=pool, persist=False, alerts=False) as monitor:
+            assert monitor.force_health_check().actions == ()
+            opened = pool.get_pool_stats()["primary"].opened
+            moved = _failover(primary, replica)
+            report = monitor.force_health_check()
+            assert len(report.actions) == 1
+            assert report.actions[0].startswith("recovery: reset the pool: the primary changed")
+            stats = pool.get_pool_stats()["primary"]
+            assert (stats.opened - opened, stats.size, stats.idle) == (2, 2, 2)
+        call(pool.query("INSERT INTO t VALUES (2)"))
+        assert call(pool.query("SELECT pg_is_in_recovery(), count(*) FROM t")) == [(False, 2)]
+    finally:
+        call(pool.shutdown())
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+        loop.close()
         if moved is not None:
             moved.down()
         replica.down()

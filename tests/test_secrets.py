@@ -8,7 +8,7 @@ import pytest
 from harness import Project
 
 from dbops.connect import environment_endpoint, mask
-from dbops.errors import ConnectionError
+from dbops.errors import ConnectFailed
 
 SENTINEL = "Sentinel-Pw-5b1e7d"
 
@@ -111,7 +111,7 @@ def test_mask_hides_credentials_where_they_are_credentials(text: str, masked: st
 
 
 def test_a_dsn_error_never_quotes_the_password() -> None:
-    with pytest.raises(ConnectionError) as caught:
+    with pytest.raises(ConnectFailed) as caught:
         environment_endpoint({}, "postgresql://app:Se%zzcret@127.0.0.1/db")
     assert "Se%zzcret" not in str(caught.value) and "zz" not in str(caught.value)
 

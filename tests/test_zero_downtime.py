@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from harness import Project, fresh_database, make_project
 
-from dbops.inspect import schema_fingerprint
 from dbops.local import Cluster
-from dbops.migrate import source
+from dbops.migrate import files
+from dbops.schema_facts import schema_fingerprint
 
 BASE = """-- the tables
 -- migrate:up
@@ -51,7 +51,7 @@ def setup(project: Project, *, rows: int, zero_downtime: bool) -> None:
     directory = project.root / "migrations"
     (directory / "20250101000001_base.sql").write_text(BASE.format(rows=rows))
     (directory / "20250101000002_five.sql").write_text(FIVE)
-    source.write_sum(directory)
+    files.write_sum(directory)
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_blocker_is_waited_for_without_stalling_writes(project: Project) -> None
     (project.root / "migrations" / "20250101000001_m.sql").write_text(
         "-- migrate:up\nALTER TABLE busy ADD COLUMN note text;\n"
     )
-    source.write_sum(project.root / "migrations")
+    files.write_sum(project.root / "migrations")
     stop = threading.Event()
     latencies: list[float] = []
 
@@ -238,7 +238,7 @@ def test_online_index_build_outwaits_a_young_reader(project: Project) -> None:
                      "INSERT INTO busy SELECT g, 0 FROM generate_series(1, 1000) g")
     (project.root / "migrations" / "20250101000001_m.sql").write_text(
         "-- migrate:up\nCREATE INDEX busy_n ON busy (n);\n")
-    source.write_sum(project.root / "migrations")
+    files.write_sum(project.root / "migrations")
     release = threading.Event()
 
     def reader() -> None:  # a running query holds a snapshot the build must wait for

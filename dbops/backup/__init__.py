@@ -14,9 +14,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from dbops.errors import AmbiguousBackup, BackupError, CorruptBackup, UnknownBackup
+
 if TYPE_CHECKING:
     from dbops.backup.catalog import RetentionEffect, retention_effect
-    from dbops.backup.errors import AmbiguousBackup, BackupError, CorruptBackup, UnknownBackup
     from dbops.backup.manager import BackupManager, backup_before_migrate
     from dbops.backup.manifest import (
         Catalog,
@@ -27,18 +28,17 @@ if TYPE_CHECKING:
         read_catalog,
         read_manifests,
     )
-    from dbops.backup.report import PruneResult, RestoreResult, VerifyResult
+    from dbops.backup.results import PruneResult, RestoreResult, VerifyResult
     from dbops.backup.schedule import overdue
 
 # Loaded on first use: the planner and drift need the catalog helpers, not pg_dump's machinery.
 _HOMES = {
     "RetentionEffect": "catalog", "retention_effect": "catalog",
-    "AmbiguousBackup": "errors", "BackupError": "errors", "CorruptBackup": "errors", "UnknownBackup": "errors",
     "BackupManager": "manager", "backup_before_migrate": "manager",
     "FileEntry": "manifest", "Manifest": "manifest", "Verification": "manifest",
     "read_manifests": "manifest", "read_catalog": "manifest", "Catalog": "manifest",
     "DamagedBackup": "manifest",
-    "PruneResult": "report", "RestoreResult": "report", "VerifyResult": "report",
+    "PruneResult": "results", "RestoreResult": "results", "VerifyResult": "results",
     "overdue": "schedule",
 }
 

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from dbops.backup.errors import AmbiguousBackup, UnknownBackup
 from dbops.backup.manifest import Manifest
 from dbops.config.model import BackupPolicy, Retention
 from dbops.config.units import format_duration
+from dbops.errors import AmbiguousBackup, UnknownBackup
 
 _RESTORE_TEST_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7),
                          "monthly": timedelta(days=31)}

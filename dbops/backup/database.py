@@ -14,9 +14,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from dbops.backup.errors import BackupError
+from dbops import migration_history as history
 from dbops.connect import Endpoint, open_connection, with_database
-from dbops.migrate import history
+from dbops.errors import BackupError
 
 # Ordinary tables whose rows pg_dump writes: not the system's, not temporary, not an extension's.
 _TABLES = """

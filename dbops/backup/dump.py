@@ -25,10 +25,9 @@ from typing import IO, Literal
 from psycopg.conninfo import make_conninfo
 
 from dbops import progress
-from dbops.backup.errors import BackupError
 from dbops.connect import Endpoint, libpq_environment, mask
-from dbops.errors import LocalClusterError
-from dbops.local import find_bindir
+from dbops.errors import BackupError, LocalClusterError
+from dbops.pgbin import find_bindir
 
 Tool = Literal["pg_dump", "pg_dumpall", "pg_restore"]
 

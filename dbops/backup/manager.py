@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import re
 import secrets
 import shutil
 import time
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -23,17 +22,18 @@ from dbops.backup import catalog, database, dump, record, schedule, storage
 from dbops.backup import manifest as manifests
 from dbops.backup.catalog import RetentionEffect
 from dbops.backup.dump import OnStart
-from dbops.backup.errors import BackupError, CorruptBackup, FailedRestoreTest
-from dbops.backup.manifest import MANIFEST, Catalog, FileEntry, Manifest, Verification
-from dbops.backup.report import PruneResult, RestoreResult, VerifyResult, size
+from dbops.backup.manifest import MANIFEST, REASON, Catalog, FileEntry, Manifest, Verification
+from dbops.backup.results import PruneResult, RestoreResult, VerifyResult, size
 from dbops.config.load import load_plan
 from dbops.config.model import BackupPolicy, Plan
 from dbops.connect import connection, endpoint, mask, with_database
-from dbops.errors import DbopsError
+from dbops.errors import BackupError, CorruptBackup, DbopsError, FailedRestoreTest
+
+if TYPE_CHECKING:
+    from dbops.backup.pitr import PgBackRestBackups
 
 Notify = Callable[[str], None]
 
-_REASON = re.compile(r"^[\w .,:;/()+'#@-]{1,100}$")
 _SAFETY = "before-restore"
 _TIME_CRITICAL = ("before-migrate", _SAFETY)  # no restore test may delay these
 
@@ -62,11 +62,20 @@ class BackupManager:
         return self.plan.backup
 
     @property
+    def pgbackrest(self) -> PgBackRestBackups | None:
+        """The pgbackrest engine's commands when the plan's policy chooses it, else None."""
+        if self.policy.engine != "pgbackrest":
+            return None
+        from dbops.backup.pitr import PgBackRestBackups
+
+        return PgBackRestBackups(self.plan, notify=self._notify)
+
+    @property
     def directory(self) -> Path:
         return self.policy.directory
 
-    def list(self) -> list[Manifest]:
-        """Every complete backup, oldest first."""
+    def list_backups(self) -> builtins.list[Manifest]:
+        """Every complete backup, oldest first (`list()` is the same, kept from 0.1)."""
         return manifests.read_manifests(self.directory)
 
     def catalog(self) -> Catalog:
@@ -84,13 +93,13 @@ class BackupManager:
 
     def latest(self, reason: str | None = None) -> Manifest | None:
         """The newest usable backup (verification not failed), of `reason` when given."""
-        return catalog.latest(self.list(), reason)
+        return catalog.latest(self.list_backups(), reason)
 
     def overdue(self, now: datetime | None = None) -> str | None:
-        return schedule.overdue(self.policy, self.list(), now or datetime.now(UTC))
+        return schedule.overdue(self.policy, self.list_backups(), now or datetime.now(UTC))
 
     def retention_effect(self, now: datetime | None = None) -> RetentionEffect:
-        return catalog.retention_effect(self.policy, self.list(), now or datetime.now(UTC))
+        return catalog.retention_effect(self.policy, self.list_backups(), now or datetime.now(UTC))
 
     def create(self, reason: str = "manual") -> Manifest:
         """Dump the database into a new backup and return its manifest.
@@ -103,11 +112,11 @@ class BackupManager:
         last and renamed into place; a dump that fails, is killed or finds the disk full leaves
         nothing behind and touches no other backup.
         """
-        if not _REASON.match(reason):
+        if not REASON.match(reason):
             raise BackupError(f"reason {reason!r}: one line of at most 100 letters, digits, "
                               "spaces and punctuation")
         policy = self.policy
-        before = self.list()
+        before = self.list_backups()
         storage.ensure_directory(self.directory)
         try:
             return self._create(policy, reason, before)
@@ -353,7 +362,7 @@ class BackupManager:
         try:
             with connection(self.plan, command="backup-catalog", autocommit=True) as conn:
                 ledger.ensure_schema(conn)
-                record.sync(conn, self.plan.environment, self.directory, self.list())
+                record.sync(conn, self.plan.environment, self.directory, self.list_backups())
         except (DbopsError, psycopg.Error) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self._notify(f"warning: the backup catalog could not be recorded in the database "
@@ -402,6 +411,9 @@ class BackupManager:
             first = str(again).rpartition(": pg_restore: ")[2]
             return f"{message}; in one job: pg_restore: {first}"
         return f"{message} (in one job the restore succeeded)"
+
+    list = list_backups
+    """The 0.1 name of `list_backups` (it shadowed the builtin inside the class)."""
 
 
 def backup_before_migrate(plan: Plan, *, skip: bool = False,

@@ -28,6 +28,7 @@ fact: the catalog lists it as CORRUPT with the reason and never uses it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dbops.backup import storage
-from dbops.backup.errors import BackupError
+from dbops.errors import BackupError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -45,6 +46,8 @@ GLOBALS = "globals.sql"
 
 Format = Literal["custom", "directory"]
 KNOWN_REASONS = ("manual", "before-migrate", "scheduled", "before-restore")
+REASON = re.compile(r"^[\w .,:;/()+'#@-]{1,100}$")
+"""What a backup's reason may be: one of KNOWN_REASONS or a short text of the user's own."""
 
 
 @dataclass(frozen=True)

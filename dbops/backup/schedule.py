@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from dbops.backup.errors import BackupError
 from dbops.backup.manifest import Manifest
 from dbops.config import cron
 from dbops.config.model import BackupPolicy
+from dbops.errors import BackupError
 
 _MIN_GRACE = timedelta(minutes=15)
 _RECENT = 5
@@ -73,3 +73,23 @@ def _grace(manifests: Sequence[Manifest], interval: timedelta) -> timedelta:
     recent = sorted(manifests, key=lambda m: m.started_at)[-_RECENT:]
     longest = max((timedelta(seconds=m.duration_s) for m in recent), default=timedelta())
     return min(max(_MIN_GRACE, 2 * longest), interval / 2)
+
+
+def overdue_since(text: str, newest: datetime | None, now: datetime, *,
+                  what: str = "full backup") -> str | None:
+    """Why the newest `what` (started at `newest`) is overdue under the cron schedule `text`, or
+    None. Each run gets the minimum grace (15 minutes, at most half the interval) to finish:
+    a pgBackRest backup's duration is not in a dbops manifest."""
+    schedule = parse(text)
+    last = schedule.previous(now)
+    if last is None:
+        return None
+    grace = min(_MIN_GRACE, schedule.interval_at(last) / 2)
+    due = schedule.previous(now - grace)
+    if due is None or (newest is not None and newest >= due - grace):
+        return None
+    wants = f"schedule '{text}' wants one every {describe(schedule.typical(due))}"
+    if newest is None:
+        return f"there is no {what}; {wants}"
+    return (f"the newest {what} is {describe(now - newest)} old; {wants} "
+            f"(the run due {due:%Y-%m-%d %H:%M} UTC is missing)")

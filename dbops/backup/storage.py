@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbops.backup.errors import BackupError
+from dbops.errors import BackupError
 
 TEMP_PREFIX = ".tmp-"
 DELETING_PREFIX = ".deleting-"

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from dbops.cli.base import (
-    EXIT_ERROR,
+from dbops.cli import pitr
+from dbops.cli.common import (
     _audited,
     _backups,
     _confirm,
@@ -16,13 +16,15 @@ from dbops.cli.base import (
     handle_errors,
     main,
 )
+from dbops.cli.exits import EXIT_ERROR
 from dbops.connect import mask
-from dbops.errors import DbopsError
+from dbops.errors import UsageError
 
 
 @main.group()
 def backup() -> None:
-    """pg_dump backups under the plan's policy: create, list, verify, restore, prune."""
+    """Backups under the plan's policy (pg_dump, or pgBackRest with point-in-time recovery):
+    create, list, verify, restore, prune."""
 
 
 @backup.command("create")
@@ -33,12 +35,19 @@ def backup() -> None:
     show_default=True,
     help="Why: manual, scheduled, before-migrate, or a short text of your own.",
 )
+@click.option("--type", "kind", type=click.Choice(["full", "diff", "incr"]), default="full",
+              show_default=True, help="engine pgbackrest: the kind of backup.")
 @handle_errors
-def backup_create(env: str | None, reason: str) -> None:
-    """Dump the database into a new backup (written atomically, with its manifest)."""
-    from dbops.backup.report import size
+def backup_create(env: str | None, reason: str, kind: str) -> None:
+    """Dump the database into a new backup (written atomically, with its manifest); with engine
+    pgbackrest, a pgBackRest backup of --type."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.backup.results import size
 
     backups = _backups(env)
+    if (engine := backups.pgbackrest) is not None:
+        pitr.create(engine, kind, reason)
+        return
     with _audited(backups.plan, "backup create") as record:
         with _reporting(sys.stderr):
             manifest = backups.create(reason=reason)
@@ -57,19 +66,24 @@ def backup_list(env: str | None, fmt: str) -> None:
     manifest is damaged is listed as CORRUPT with the reason."""
     from datetime import UTC, datetime
 
-    from dbops.backup import report
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.backup import results
 
-    found, now = _backups(env).catalog(), datetime.now(UTC)
+    backups = _backups(env)
+    if (engine := backups.pgbackrest) is not None:
+        pitr.listing(engine, fmt)
+        return
+    found, now = backups.catalog(), datetime.now(UTC)
     click.echo(
-        report.list_json(found.backups, now, found.damaged)
+        results.list_json(found.backups, now, found.damaged)
         if fmt == "json"
-        else "\n".join(report.list_table(found.backups, now, found.damaged))
+        else "\n".join(results.list_table(found.backups, now, found.damaged))
     )
 
 
 @backup.command("verify")
 @click.argument("env")
-@click.argument("backup_id", metavar="ID")
+@click.argument("backup_id", metavar="ID", required=False)
 @click.option(
     "--restore-test",
     is_flag=True,
@@ -77,9 +91,17 @@ def backup_list(env: str | None, fmt: str) -> None:
 )
 @handle_errors
 def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
-    """Check every file's SHA-256 and pg_restore --list; exit 1 when the backup is damaged."""
+    """Check every file's SHA-256 and pg_restore --list; exit 1 when the backup is damaged.
+    Engine pgbackrest: pgbackrest verify (of set ID, or the whole repository); --restore-test
+    restores to the end of the archive into a scratch directory and reports RTO and RPO."""
+    backups = _backups(env)
+    if (engine := backups.pgbackrest) is not None:
+        pitr.verify(engine, backup_id, restore_test)
+        return
+    if backup_id is None:
+        raise click.UsageError("missing argument ID: the backup to verify")
     with _reporting(sys.stderr):
-        result = _backups(env).verify(backup_id, restore_test=restore_test)
+        result = backups.verify(backup_id, restore_test=restore_test)
     for line in result.lines():
         click.echo(mask(line), err=not result.ok)
     if not result.ok:
@@ -88,8 +110,12 @@ def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
 
 @backup.command("restore")
 @click.argument("env")
-@click.argument("backup_id", metavar="ID")
-@click.option("--into", help="The new database to restore into (default <db>_restore_<id>).")
+@click.argument("backup_id", metavar="ID", required=False)
+@click.option("--into", help="The new database to restore into (default <db>_restore_<id>); "
+              "engine pgbackrest: the new data directory.")
+@click.option("--to-time", "to_time", metavar="TIMESTAMP",
+              help="engine pgbackrest: recover to this moment (with a time zone), e.g. "
+                   "'2026-12-01 10:42:00+00'; default the end of the archived WAL.")
 @click.option(
     "--replace",
     is_flag=True,
@@ -98,18 +124,30 @@ def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask before --replace.")
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
 @handle_errors
-def backup_restore(env: str, backup_id: str, into: str | None, replace: bool, yes: bool,
-                   dry_run: bool) -> None:
-    """Restore into a new database; over the live database only with --replace."""
+def backup_restore(env: str, backup_id: str | None, into: str | None, replace: bool, yes: bool,
+                   dry_run: bool, to_time: str | None) -> None:
+    """Restore into a new database; over the live database only with --replace. Engine
+    pgbackrest: a point-in-time restore into a new data directory, started on a free port."""
     backups = _backups(env)
+    if (engine := backups.pgbackrest) is not None:
+        if replace or backup_id is not None or dry_run:
+            raise click.UsageError("engine pgbackrest restores to a point in time into a new "
+                                   "data directory: restore ENV [--to-time TS] --into DIR")
+        pitr.restore(engine, to_time, into)
+        return
+    if backup_id is None:
+        raise click.UsageError("missing argument ID: the backup to restore")
+    if to_time is not None:
+        raise click.UsageError("--to-time needs engine pgbackrest (point-in-time recovery); "
+                               "pg_dump backups restore to the moment they were taken")
     live = backups.plan.database.name
     if replace and into is not None and into != live:
         raise click.UsageError("--replace restores over the live database: it takes no --into")
     if not replace and into == live:
-        raise DbopsError(f"{live} is the live database: replacing it needs --replace "
+        raise UsageError(f"{live} is the live database: replacing it needs --replace "
                          "(a safety backup is taken first)")
     if yes and not replace and into is None:
-        raise DbopsError(f"--yes only skips the question: restoring over the live database "
+        raise UsageError(f"--yes only skips the question: restoring over the live database "
                          f"{live} needs --replace; without it, restore goes into a new "
                          "database (--into NAME, default <db>_restore_<id>)")
     if dry_run:
@@ -133,8 +171,12 @@ def backup_restore(env: str, backup_id: str, into: str | None, replace: bool, ye
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @handle_errors
 def backup_prune(env: str | None, dry_run: bool) -> None:
-    """Delete what retention no longer keeps; never the newest verified backup."""
+    """Delete what retention no longer keeps; never the newest verified backup. Engine
+    pgbackrest: pgbackrest expire under the plan's retention."""
     backups = _backups(env)
+    if (engine := backups.pgbackrest) is not None:
+        pitr.prune(engine, dry_run)
+        return
     if dry_run:
         click.echo("\n".join(backups.prune(dry_run=True).lines()))
         return

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from dbops.cli.base import EXIT_ERROR, _env_argument, _load, _set_option, handle_errors, main
+from dbops.cli.common import _env_argument, _load, _set_option, handle_errors, main
+from dbops.cli.exits import EXIT_ERROR
 
 
 @main.command()
@@ -16,6 +17,7 @@ from dbops.cli.base import EXIT_ERROR, _env_argument, _load, _set_option, handle
 def doctor(env: str | None, overrides: tuple[str, ...]) -> None:
     """Check, against the live servers, that the plan's role has every privilege the plan needs
     (exit 1 when one is missing), and print the statements that would grant them."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import privileges
 
     the_plan = _load(env, overrides)

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dbops.cli.base import (
-    EXIT_ERROR,
+from dbops.cli.common import (
     _audited,
     _backups,
     _confirm,
@@ -22,6 +21,7 @@ from dbops.cli.base import (
     handle_errors,
     main,
 )
+from dbops.cli.exits import EXIT_ERROR
 from dbops.config.source import display_path
 from dbops.connect import mask
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 
 def _engine(env: str | None) -> MigrationEngine:
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate.engine import MigrationEngine
 
     return MigrationEngine.from_plan(
@@ -73,6 +74,7 @@ def migrate_create(
     directory: Path | None,
 ) -> None:
     """Write a new migration from the template and update dbops.sum."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate.engine import create_migration
 
     path = create_migration(
@@ -95,11 +97,12 @@ def migrate_create(
 @handle_errors
 def migrate_hash(directory: Path | None) -> None:
     """Write migrations/dbops.sum, the integrity file validate and up check."""
-    from dbops.migrate import source
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.migrate import files as migration_files
 
     folder = _directory(directory)
-    source.load(folder)
-    click.echo(f"wrote {display_path(source.write_sum(folder))}")
+    migration_files.load(folder)
+    click.echo(f"wrote {display_path(migration_files.write_sum(folder))}")
 
 
 @migrate.command("status")
@@ -108,16 +111,17 @@ def migrate_hash(directory: Path | None) -> None:
 @handle_errors
 def migrate_status(env: str | None, fmt: str) -> None:
     """Each migration: version, name, state (applied, pending, modified, missing-file, partial)."""
-    from dbops.migrate import report
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.migrate import listing
 
     engine = _engine(env)
-    rows = engine.get_migration_status()
+    rows = engine.status()
     expansions = engine.expansions()
     if fmt == "json":
-        click.echo(report.status_json(rows, expansions))
+        click.echo(listing.status_json(rows, expansions))
     else:
-        click.echo("\n".join(report.status_table(rows, color=sys.stdout.isatty())))
-        click.echo("\n".join(report.expansion_lines(expansions)))
+        click.echo("\n".join(listing.status_table(rows, color=sys.stdout.isatty())))
+        click.echo("\n".join(listing.expansion_lines(expansions)))
 
 
 @migrate.command("validate")
@@ -230,16 +234,17 @@ def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
     """Hazards of each statement (locks, rewrites, destructive changes); exit 1 at fail_on.
     FILES may be any SQL files (a file without '-- migrate:up' is one up section) or - for
     standard input; none: every migration of the project."""
-    from dbops.migrate import source
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.migrate import files as migration_files
     from dbops.migrate.lint import lint
     from dbops.migrate.sarif import sarif
 
-    chosen = [source.parse_any(Path("<stdin>"), sys.stdin.read()) if str(f) == "-"
-              else source.parse_any(f) for f in files]
+    chosen = [migration_files.parse_any(Path("<stdin>"), sys.stdin.read()) if str(f) == "-"
+              else migration_files.parse_any(f) for f in files]
     if env is not None:
         report = _engine(env).lint(chosen or None)
     else:
-        migrations = chosen or list(source.load(_directory(None)))
+        migrations = chosen or list(migration_files.load(_directory(None)))
         report = lint(migrations, zero_downtime=True, fail_on="error", downs=True)
     if fmt == "sarif":
         click.echo(sarif(report))
@@ -255,14 +260,15 @@ def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
 @handle_errors
 def migrate_explain(file: Path, env: str | None) -> None:
     """The exact steps a migration will run, their locks and, with --env, live estimates."""
-    from dbops.migrate import source
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.migrate import files as migration_files
     from dbops.migrate.lint import explain
     from dbops.migrate.runner import prepare
 
     if env is not None:
         click.echo("\n".join(_engine(env).explain(file)))
     else:
-        migration = source.parse(file)
+        migration = migration_files.parse(file)
         click.echo("\n".join(explain(prepare(migration, "up", zero_downtime=True))))
 
 
@@ -363,6 +369,7 @@ def _versions(result: RunResult, verb: str) -> str:
 
 
 def report_listing(result: RunResult) -> list[str]:
-    from dbops.migrate.report import dry_run_listing
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.migrate.listing import dry_run_listing
 
     return dry_run_listing(result)

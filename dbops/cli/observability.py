@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dbops.cli.base import _env_argument, _load, _set_option, handle_errors, main
+from dbops.cli.common import _env_argument, _load, _set_option, handle_errors, main
 
 
 @main.group()
@@ -21,7 +21,8 @@ def observability() -> None:
 @handle_errors
 def rules(env: str | None, runbook_base: str | None, overrides: tuple[str, ...]) -> None:
     """Print recording and alerting rules judged by the plan's health thresholds (YAML)."""
-    from dbops.observability import rules as generator
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.observability import prometheus_rules as generator
 
     plan = _load(env, overrides)
     try:

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 import click
 
 from dbops.changes import ChangeSet
-from dbops.cli.base import (
-    EXIT_CHANGES,
-    EXIT_ERROR,
+from dbops.cli import exits
+from dbops.cli.common import (
     _confirm,
     _env_argument,
     _load,
@@ -27,17 +26,19 @@ from dbops.cli.base import (
     handle_errors,
     main,
 )
-from dbops.config.load import plan_files, resolve_plan_path, validate_file
+from dbops.config.load import load_plan, plan_files, resolve_plan_path, validate_file
 from dbops.config.source import display_path
 from dbops.config.units import format_duration, parse_duration
 from dbops.connect import mask
 from dbops.errors import (
-    ConnectionError,
+    ConnectFailed,
     DbopsError,
     DestroyRefused,
+    InvalidChangeSet,
     PlanError,
     PrivilegeMissing,
     Problem,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -57,19 +58,19 @@ def validate(plans: tuple[str, ...]) -> None:
     root = project.root
     paths = [resolve_plan_path(ref, root) for ref in plans] if plans else plan_files(root)
     if not paths:
-        raise DbopsError(f"no plan files in {display_path(project.plans)}/")
+        raise UsageError(f"no plan files in {display_path(project.plans)}/")
     problems = [p for path in paths for p in validate_file(path, root=root) or _files(path, root)]
     for problem in problems:
         fail(str(problem))
     if problems:
-        sys.exit(EXIT_ERROR)
+        sys.exit(exits.EXIT_ERROR)
     click.echo(f"{len(paths)} plan(s) valid: {', '.join(display_path(p) for p in paths)}")
 
 
 def _files(path: Path, root: Path) -> list[Problem]:
     """What a valid plan names on disk: its migrations directory, a file for its target."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
-    from dbops.config.load import load_plan
 
     try:
         the_plan = load_plan(str(path), root=root)
@@ -93,6 +94,7 @@ def _files(path: Path, root: Path) -> list[Problem]:
 @handle_errors
 def plan(env: str | None, diff: bool, fmt: str, out: Path | None, overrides: tuple[str, ...]) -> None:
     """Show what apply would change; never writes (one read-only transaction)."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
 
     planned = pipeline.plan(_load(env, overrides))
@@ -101,7 +103,7 @@ def plan(env: str | None, diff: bool, fmt: str, out: Path | None, overrides: tup
         out.write_text(planned.changeset.to_json() + "\n", encoding="utf-8")
         click.echo(f"saved the plan to {display_path(out)}", err=True)
     if diff and (not planned.changeset.empty or planned.live.unfinished):
-        sys.exit(EXIT_CHANGES)  # an apply that died left something for the next one to record
+        sys.exit(exits.EXIT_CHANGES)  # an apply that died left something for the next one to record
 
 
 @main.command()
@@ -152,8 +154,9 @@ def apply(
     try:
         report = _apply(the_plan, plan_file, wait, dry_run=dry_run, allow_restart=allow_restart,
                         allow_destroy=allow_destroy, skip_backup=skip_backup, yes=yes)
-    except ConnectionError as exc:
+    except ConnectFailed as exc:
         if not dry_run:  # apply never reached the database to write its own audit row
+            # lazy: keeps `dbops --help` and other commands from loading what this command needs
             from dbops import audit
 
             audit.record(the_plan, "apply", str(exc), result="failed")
@@ -163,13 +166,14 @@ def apply(
     for line in _report_lines(report):
         click.echo(mask(line), err=report.result != "applied")
     if report.result != "applied":
-        sys.exit(EXIT_ERROR)
+        sys.exit(exits.EXIT_ERROR)
 
 
 def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: bool,
            allow_restart: bool, allow_destroy: bool, skip_backup: bool,
            yes: bool) -> ApplyReport | None:
     """Plan under the apply lock, show, confirm and execute; None when nothing was executed."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
 
     saved, digest = _read_plan_file(plan_file) if plan_file is not None else (None, None)
@@ -189,7 +193,8 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
                 click.echo(f"apply would refuse: {exc}", err=True)
             for op in pipeline.dry_run(the_plan, changeset, allow_restart=allow_restart,
                                        skip_backup=skip_backup):
-                kind = "server.shell" if op.run is None else "python.call"
+                kind = ("python.call" if op.run is not None else "server.shell" if op.file is None
+                        else "files.put" if op.file.content is not None else "files.directory")
                 click.echo(mask(f"{kind} [{op.target.host}] {op.name}"))
                 for command in op.commands:
                     click.echo(mask(f"    {command}"))
@@ -217,13 +222,15 @@ def _apply(the_plan: Plan, plan_file: Path | None, wait: timedelta, *, dry_run: 
 def _read_plan_file(path: Path) -> tuple[ChangeSet, str]:
     """A saved plan file, bounded and parsed, with the SHA-256 of its bytes (for the audit)."""
     if path.stat().st_size > MAX_PLAN_FILE:
-        raise DbopsError(f"{display_path(path)}: larger than {MAX_PLAN_FILE // 2**20} MiB: not a "
-                         "dbops plan file")
+        raise InvalidChangeSet(f"{display_path(path)}: larger than {MAX_PLAN_FILE // 2**20} MiB: "
+                               "not a dbops plan file")
     raw = path.read_bytes()
     try:
         return ChangeSet.from_json(raw.decode("utf-8")), hashlib.sha256(raw).hexdigest()
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DbopsError(f"{display_path(path)}: not a dbops plan file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidChangeSet(f"{display_path(path)}: not a dbops plan file: {exc}") from None
+    except InvalidChangeSet as exc:
+        raise InvalidChangeSet(f"{display_path(path)}: {exc}") from None
 
 
 def _destroy_refusal(changeset: ChangeSet) -> str:
@@ -236,9 +243,9 @@ def _duration(option: str, text: str) -> timedelta:
     try:
         value = parse_duration(text)
     except ValueError as exc:
-        raise DbopsError(f"{option}: {exc}") from None
+        raise UsageError(f"{option}: {exc}") from None
     if value > MAX_LOCK_WAIT:
-        raise DbopsError(f"{option}: at most {format_duration(MAX_LOCK_WAIT)} (got {text})")
+        raise UsageError(f"{option}: at most {format_duration(MAX_LOCK_WAIT)} (got {text})")
     return value
 
 
@@ -258,11 +265,13 @@ def _report_lines(report: ApplyReport) -> list[str]:
 @handle_errors
 def drift(env: str | None, fmt: str, overrides: tuple[str, ...]) -> None:
     """Out-of-band drift (exit 2) vs pending configuration (exit 3); 0 in sync. Read-only."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
 
     report = pipeline.drift(_load(env, overrides))
-    click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
-    sys.exit(report.exit_code)
+    code = exits.drift(report)
+    click.echo(report.to_json(code) if fmt == "json" else "\n".join(report.lines()))
+    sys.exit(code)
 
 
 @main.command()
@@ -301,13 +310,14 @@ def health(
     overrides: tuple[str, ...]
 ) -> None:
     """Check the database: exit 0 healthy, 2 warning, 3 critical, 1 could not check."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.health import command
     from dbops.health.exposure import TOKEN_VARIABLE, exposure
 
     if address is None and (insecure or tls_cert or tls_key):
-        raise DbopsError("--insecure, --tls-cert and --tls-key go with --serve")
+        raise UsageError("--insecure, --tls-cert and --tls-key go with --serve")
     if report_path is not None and (address or watch or fmt != "text"):
-        raise DbopsError("--report writes one report: it does not go with --serve, --watch or --format")
+        raise UsageError("--report writes one report: it does not go with --serve, --watch or --format")
     where = None if address is None else exposure(
         address, token=os.environ.get(TOKEN_VARIABLE), insecure=insecure, tls_cert=tls_cert,
         tls_key=tls_key)
@@ -320,12 +330,13 @@ def health(
         click.echo(mask(line))
 
     if report_path is not None:
-        sys.exit(command.write_report(the_plan, report_path, echo=echo))
+        sys.exit(exits.health(command.write_report(the_plan, report_path, echo=echo)))
     if where is not None:
         if watch:
-            raise DbopsError("--serve runs until stopped: it does not go with --watch")
-        sys.exit(command.serve(the_plan, where, echo=echo))
-    sys.exit(command.run_health(the_plan, fmt, watch, echo=echo))
+            raise UsageError("--serve runs until stopped: it does not go with --watch")
+        command.serve(the_plan, where, echo=echo)
+        sys.exit(exits.EXIT_OK)
+    sys.exit(exits.health(command.run_health(the_plan, fmt, watch, echo=echo)))
 
 
 @main.group()
@@ -334,6 +345,7 @@ def local() -> None:
 
 
 def _print_status(action: str) -> None:
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import local as embedded
 
     cluster = embedded.development_cluster(_project().root)
@@ -353,8 +365,8 @@ def _print_status(action: str) -> None:
 @handle_errors
 def local_up() -> None:
     """Create (first time) and start the development cluster; does nothing when it runs."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import local as embedded
-    from dbops.config.load import load_plan
 
     _print_status("up")
     root = _project().root

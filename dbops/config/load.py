@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dbops.config import checks, schema
+from dbops.config import schema, semantics
 from dbops.config.model import Plan, build_plan
 from dbops.config.profiles import apply_profile
 from dbops.config.project import Project, find_root
@@ -154,7 +154,7 @@ def load_plan(
                 )
             ]
         )
-    problems += checks.literal_secrets(doc)
+    problems += semantics.literal_secrets(doc)
     _apply_environment(doc, env)
     problems += _apply_overrides(doc, overrides or {})
     broken = {p.path for p in problems}
@@ -164,7 +164,7 @@ def load_plan(
         raise PlanError(problems)
     apply_profile(doc.data.setdefault("pool", {}))
     schema.fill_defaults(doc.data)
-    problems = checks.check(doc)
+    problems = semantics.check(doc)
     if problems:
         raise PlanError(problems)
     return build_plan(doc, source=path, root=root)

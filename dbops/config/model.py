@@ -10,7 +10,7 @@ from typing import Any, Literal
 from dbops.config.secrets import secret_variables
 from dbops.config.source import Document
 from dbops.config.units import parse_duration
-from dbops.errors import ConnectionError
+from dbops.errors import ConnectFailed
 
 Profile = Literal["oltp", "analytics", "mixed"]
 
@@ -30,7 +30,7 @@ class Secret:
 
     def reveal(self) -> str:
         if self._value is None:
-            raise ConnectionError(self._missing)
+            raise ConnectFailed(self._missing)
         return self._value
 
     def __repr__(self) -> str:
@@ -145,6 +145,37 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class PgBackRest:
+    """The pgbackrest engine's declaration: where the repository is, when each kind of backup
+    runs, what expire keeps (pgBackRest's own retention terms) and the RPO promised."""
+
+    repository: Path
+    stanza: str
+    config: Path
+    full: str | None
+    differential: str | None
+    incremental: str | None
+    retention_full: int
+    retention_diff: int | None
+    retention_archive: int | None
+    compress: Literal["none", "gz", "lz4", "zst", "bz2"]
+    process_max: int
+    archive_timeout: timedelta
+    recovery_objective: timedelta
+
+    @property
+    def archive_command(self) -> str:
+        """The archive_command that pushes each WAL segment into the stanza's repository."""
+        return f"pgbackrest --config={self.config} --stanza={self.stanza} archive-push %p"
+
+    def archive_settings(self) -> dict[str, str]:
+        """The server settings archiving into pgBackRest needs; they join the plan's settings
+        (archive_mode needs a restart)."""
+        return {"archive_mode": "on", "archive_command": self.archive_command,
+                "archive_timeout": f"{int(self.archive_timeout.total_seconds())}s"}
+
+
+@dataclass(frozen=True)
 class BackupPolicy:
     directory: Path
     before_migrate: bool
@@ -155,6 +186,8 @@ class BackupPolicy:
     retention: Retention
     verify_checksums: bool
     restore_test: str
+    engine: Literal["pg_dump", "pgbackrest"] = "pg_dump"
+    pgbackrest: PgBackRest | None = None
 
 
 @dataclass(frozen=True)
@@ -312,6 +345,36 @@ def _tls_file(root: Path, value: str | None) -> Path | None:
     return Path(value) if value == "system" else root / value
 
 
+def _pgbackrest(block: dict[str, Any] | None, *, root: Path,
+                environment: str) -> PgBackRest | None:
+    if block is None:
+        return None
+    retention = block.get("retention", {})
+    return PgBackRest(
+        repository=root / block["repository"],
+        stanza=block.get("stanza", environment),
+        config=root / block["config"],
+        full=block.get("full"),
+        differential=block.get("differential"),
+        incremental=block.get("incremental"),
+        retention_full=retention.get("full", 2),
+        retention_diff=retention.get("differential"),
+        retention_archive=retention.get("archive"),
+        compress=block["compress"],
+        process_max=block["process_max"],
+        archive_timeout=_dur(block["archive_timeout"]),
+        recovery_objective=_dur(block["recovery_objective"]),
+    )
+
+
+def _archive_settings(backup: dict[str, Any] | None, *, root: Path,
+                      environment: str) -> dict[str, str]:
+    if backup is None or backup["engine"] != "pgbackrest":
+        return {}
+    declared = _pgbackrest(backup.get("pgbackrest"), root=root, environment=environment)
+    return declared.archive_settings() if declared else {}
+
+
 def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
     """Turn a validated document with defaults filled in into a Plan."""
     d = doc.data
@@ -372,7 +435,8 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             )
             for name, r in d.get("roles", {}).items()
         },
-        settings={k: setting_text(v) for k, v in d.get("settings", {}).items()},
+        settings={**{k: setting_text(v) for k, v in d.get("settings", {}).items()},
+                  **_archive_settings(backup, root=root, environment=d["environment"])},
         migrations=Migrations(
             directory=root / mig["directory"],
             target=mig["target"],
@@ -402,6 +466,9 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             ),
             verify_checksums=backup["verify"]["checksums"],
             restore_test=backup["verify"]["restore_test"],
+            engine=backup["engine"],
+            pgbackrest=_pgbackrest(backup.get("pgbackrest"), root=root,
+                                   environment=d["environment"]),
         ),
         health=Health(
             enabled=health["enabled"],

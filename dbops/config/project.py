@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbops.config.source import display_path, read_text
-from dbops.errors import DbopsError, PlanError, Problem
+from dbops.errors import PlanError, Problem, UsageError
 
 CONFIG_FILE = "dbops.toml"
 PLANS_DIR = "plans"
@@ -58,7 +58,7 @@ def find_root(
     if chosen is not None:
         if not chosen.is_dir():
             source = "-C" if given is not None else ROOT_VARIABLE
-            raise DbopsError(f"project directory not found: {chosen} (from {source})")
+            raise UsageError(f"project directory not found: {chosen} (from {source})")
         return chosen.absolute()
     here = (Path.cwd() if start is None else start).absolute()
     for marker in (CONFIG_FILE, PLANS_DIR):

@@ -22,8 +22,9 @@ from psycopg import errors as pg_errors
 from dbops.config.model import Plan
 from dbops.config.units import format_duration
 from dbops.connect import Endpoint, endpoint, mask, open_connection
-from dbops.errors import ConnectionError as DbopsConnectionError
-from dbops.health.backups import BackupFreshness
+from dbops.errors import ConnectFailed
+from dbops.health.archiving import ArchiveHealth
+from dbops.health.backup_checks import BackupFreshness
 from dbops.health.evaluate import Window, evaluate_primary
 from dbops.health.gates import GATE_CHECKS
 from dbops.health.pool_checks import AttachedPool, PoolReading, evaluate_pool, read_pool
@@ -95,6 +96,7 @@ class Checker:
         self._identity: ServerIdentity | None = None
         self._pool_before: PoolReading | None = None
         self._backups = BackupFreshness(plan) if backups else None
+        self._archiving = ArchiveHealth(plan) if backups and ArchiveHealth.applies(plan) else None
         if baseline is not None and baseline.counters is not None:
             self._previous, self._identity = baseline.counters, baseline.identity
         roles = [*plan.roles, *([plan.pool.role] if plan.pool.role else [])]
@@ -131,6 +133,8 @@ class Checker:
         backups = self._backups.check() if self._backups is not None else None
         if backups is not None:
             results.append(backups)
+        if self._archiving is not None and snap is not None:
+            results += self._archiving.check(self.on_primary)
         return HealthReport(
             environment=self.plan.environment, checked_at=checked_at,
             duration=time.perf_counter() - started, queries=queries, results=tuple(results),
@@ -173,7 +177,7 @@ class Checker:
 
         try:
             round_trip, snap = self._on("primary", lambda: endpoint(self.plan), read)
-        except DbopsConnectionError as exc:
+        except ConnectFailed as exc:
             return [CheckResult("connectivity", None, limit.total_seconds(), "critical",
                                 str(exc))], None, None, sent
         except pg_errors.QueryCanceled:
@@ -208,7 +212,7 @@ class Checker:
     def _read_replica(self, key: str, replica: Any) -> tuple[ReplicaSnapshot | None, str | None]:
         try:
             return self._on(key, lambda: endpoint(self.plan, replica), read_replica), None
-        except DbopsConnectionError as exc:
+        except ConnectFailed as exc:
             return None, str(exc)
         except psycopg.Error as exc:
             return None, _one_line(exc)

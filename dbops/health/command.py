@@ -1,8 +1,7 @@
 """The pipeline behind `dbops health`: check once, watch, or serve the HTTP endpoints.
 
-Exit codes: 0 healthy, 2 warning, 3 critical, 1 could not check (the checks could not run, or
-health checks are off in the plan). A database that cannot be reached is critical (3): the check
-ran and found it down.
+Each returns the last HealthReport (None: could not check, health checks being off in the plan);
+the CLI maps it to an exit code (dbops.cli.exits).
 
 `dbops health` and `--watch` only look: they record the history (for trends) but send no alerts
 and take no recovery action. `--serve` is the long-running monitor: it alerts and recovers as the
@@ -23,12 +22,12 @@ from typing import TYPE_CHECKING
 
 from dbops.config.model import Plan
 from dbops.errors import DbopsError
-from dbops.health import render
+from dbops.health import display
 from dbops.health.exposure import Exposure, exposure
 from dbops.health.listener import REQUEST_TIMEOUT, WORKERS
 from dbops.health.monitor import HealthMonitor
 from dbops.health.pool_checks import AttachedPool
-from dbops.health.result import EXIT_COULD_NOT_CHECK, HealthReport
+from dbops.health.result import HealthReport
 from dbops.health.server import HealthServer
 
 if TYPE_CHECKING:
@@ -51,12 +50,12 @@ def _print(line: str) -> None:
 def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo = _print,
                cycles: int | None = None, interval: float | None = None,
                pool: AttachedPool | None = None, live: bool | None = None,
-               console: Console | None = None) -> int:
+               console: Console | None = None) -> HealthReport | None:
     """Check `plan`'s database and print the result; with `watch`, again every interval until
-    interrupted (or `cycles` times). Returns the exit code of the last cycle."""
+    interrupted (or `cycles` times). Returns the last cycle's report."""
     if not plan.health.enabled:
         echo("could not check: health checks are off in the plan (health.enabled: false)")
-        return EXIT_COULD_NOT_CHECK
+        return None
     pause = interval if interval is not None else min(
         WATCH_INTERVAL, plan.health.check_interval.total_seconds())
     monitor = HealthMonitor(plan, pool=pool, alerts=False, recover=False, operations=False)
@@ -65,78 +64,80 @@ def run_health(plan: Plan, fmt: str = "text", watch: bool = False, *, echo: Echo
             return _once(monitor, fmt, echo)
         if live if live is not None else (fmt == "text" and sys.stdout.isatty()):
             return _live(monitor, pause, cycles, console)
-        code, done = EXIT_COULD_NOT_CHECK, 0
+        report, done = None, 0
         while cycles is None or done < cycles:
             if done:
                 time.sleep(pause)
                 if fmt == "text":
                     echo("")
-            code = _once(monitor, fmt, echo, compact=True)
+            report = _once(monitor, fmt, echo, compact=True)
             done += 1
-        return code
+        return report
     except KeyboardInterrupt:
-        latest = monitor.latest()
-        return latest.exit_code if latest else EXIT_COULD_NOT_CHECK
+        return monitor.latest()
     finally:
         monitor.close()
 
 
-def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> int:
+def write_report(plan: Plan, path: Path, *, echo: Echo = _print) -> HealthReport | None:
     """Check once (recording the cycle), then write the HTML report of the recorded history to
-    `path`. Returns the check's exit code."""
-    from dbops.health.report import render_html
+    `path`. Returns the check's report."""
+    # lazy: matplotlib (optional) only for --report
+    from dbops.health.html_report import render_html
 
     if not plan.health.enabled:
         echo("could not check: health checks are off in the plan (health.enabled: false)")
-        return EXIT_COULD_NOT_CHECK
+        return None
     with HealthMonitor(plan, alerts=False, recover=False, operations=False) as monitor:
-        report = monitor.force_health_check()
-        history = monitor.get_health_history()
-        page = render_html(monitor.get_health_report(), history)
+        report = monitor.check_now()
+        history = monitor.history()
+        page = render_html(monitor.summary(), history)
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise DbopsError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
-    echo(f"wrote {path} ({len(history)} check cycles of history); {render.headline(report)}")
-    return report.exit_code
+    echo(f"wrote {path} ({len(history)} check cycles of history); {display.headline(report)}")
+    return report
 
 
-def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *, compact: bool = False) -> int:
-    report = monitor.force_health_check()
-    summary = monitor.get_health_report()
+def _once(monitor: HealthMonitor, fmt: str, echo: Echo, *,
+          compact: bool = False) -> HealthReport:
+    report = monitor.check_now()
+    summary = monitor.summary()
     if fmt == "json":
-        echo(render.to_json(report, summary, indent=None if compact else 2))
+        echo(display.to_json(report, summary, indent=None if compact else 2))
     else:
-        echo(render.text(report, summary))
-    return report.exit_code
+        echo(display.text(report, summary))
+    return report
 
 
 def _live(monitor: HealthMonitor, pause: float, cycles: int | None,
-          console: Console | None = None) -> int:
+          console: Console | None = None) -> HealthReport:
+    # lazy: rich.live only for --watch
     from rich.live import Live
 
     def view(report: HealthReport) -> Table:
-        return render.table(report, monitor.get_health_report(),
-                            monitor.get_health_history(render.SPARK_POINTS))
+        return display.table(report, monitor.summary(),
+                            monitor.history(display.SPARK_POINTS))
 
-    report = monitor.force_health_check()
+    report = monitor.check_now()
     done = 1
     with Live(view(report), auto_refresh=False, console=console) as screen:
         while cycles is None or done < cycles:
             time.sleep(max(pause, MIN_REDRAW))
-            report = monitor.force_health_check()
+            report = monitor.check_now()
             screen.update(view(report), refresh=True)
             done += 1
-    return report.exit_code
+    return report
 
 
 def serve(plan: Plan, address: str | Exposure, *, echo: Echo = _print,
           pool: AttachedPool | None = None, stop: threading.Event | None = None,
           started: Callable[[tuple[str, int]], None] | None = None,
-          workers: int = WORKERS, request_timeout: float = REQUEST_TIMEOUT) -> int:
+          workers: int = WORKERS, request_timeout: float = REQUEST_TIMEOUT) -> None:
     """Monitor `plan` (alerts and recovery as the plan says) and serve /health, /ready and
     /metrics on `address` (a loopback HOST:PORT, or an Exposure with its token and TLS) until
-    SIGINT/SIGTERM (or `stop` is set). Returns 0 after a clean stop."""
+    SIGINT/SIGTERM (or `stop` is set)."""
     where = address if isinstance(address, Exposure) else exposure(address)
     _log_to_stderr()
     monitor = HealthMonitor(plan, pool=pool)
@@ -169,7 +170,6 @@ def serve(plan: Plan, address: str | Exposure, *, echo: Echo = _print,
         monitor.stop_monitoring()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return 0
 
 
 def _log_to_stderr() -> None:

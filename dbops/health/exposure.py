@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dbops.config.secrets import HEALTH_TOKEN
-from dbops.errors import DbopsError
+from dbops.errors import UsageError
 
 TOKEN_VARIABLE = HEALTH_TOKEN
 TOKEN_LENGTH = (16, 512)
@@ -54,7 +54,7 @@ def parse_address(text: str) -> tuple[str, int]:
     """`127.0.0.1:9187`, `[::1]:9187` or `:9187` (127.0.0.1) -> (host, port)."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or len(port) > 5 or not 0 <= int(port) <= 65535:
-        raise DbopsError(f"--serve {text!r}: use HOST:PORT, e.g. 127.0.0.1:9187")
+        raise UsageError(f"--serve {text!r}: use HOST:PORT, e.g. 127.0.0.1:9187")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -76,10 +76,10 @@ def exposure(address: str, *, token: str | None = None, insecure: bool = False,
     if token is not None:
         shortest, longest = TOKEN_LENGTH
         if not shortest <= len(token) <= longest or not all("!" <= c <= "~" for c in token):
-            raise DbopsError(f"{TOKEN_VARIABLE} must be {shortest} to {longest} printable "
+            raise UsageError(f"{TOKEN_VARIABLE} must be {shortest} to {longest} printable "
                              "characters without spaces (e.g. the output of `openssl rand -hex 32`)")
     if token is None and not insecure and not is_loopback(host):
-        raise DbopsError(f"--serve {address}: {host} is not a loopback address, so the endpoints "
+        raise UsageError(f"--serve {address}: {host} is not a loopback address, so the endpoints "
                          f"need a bearer token: set {TOKEN_VARIABLE} (or pass --insecure to serve "
                          "them to anyone who can reach the port)")
     return Exposure(host, port, token, insecure, _tls(tls_cert, tls_key))
@@ -89,14 +89,14 @@ def _tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     if cert is None and key is None:
         return None
     if cert is None or key is None:
-        raise DbopsError("--tls-cert and --tls-key go together: give both or neither")
+        raise UsageError("--tls-cert and --tls-key go together: give both or neither")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)
     except FileNotFoundError as exc:
-        raise DbopsError(f"--tls-cert/--tls-key: no such file: {exc.filename}") from None
+        raise UsageError(f"--tls-cert/--tls-key: no such file: {exc.filename}") from None
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise DbopsError(f"--tls-cert {cert} / --tls-key {key}: cannot load them ({reason})") from None
+        raise UsageError(f"--tls-cert {cert} / --tls-key {key}: cannot load them ({reason})") from None
     return context

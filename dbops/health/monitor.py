@@ -5,12 +5,15 @@ from dbops import HealthMonitor
 
 monitor = HealthMonitor.from_plan("production", pool=pool_manager)
 monitor.start_monitoring()              # a daemon thread, one cycle per health.check_interval
-monitor.get_current_health()            # the latest HealthReport
-monitor.get_health_history(limit=20)    # oldest first
-monitor.get_health_report()             # a HealthSummary: statuses, trends, alerts, recovery
-monitor.force_health_check()            # one cycle now
+monitor.current()                       # the latest HealthReport
+monitor.history(limit=20)               # oldest first
+monitor.summary()                       # a HealthSummary: statuses, trends, alerts, recovery
+monitor.check_now()                     # one cycle now
 monitor.stop_monitoring()
 ```
+
+The seed's names (get_current_health, get_health_history, get_health_report,
+force_health_check) remain as aliases.
 
 A cycle never ends the thread: a database that is down is a critical report, and anything
 unexpected is logged with its traceback on `dbops.health.monitor`, counted, and the next cycle
@@ -29,15 +32,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.health.alerts import AlertDispatcher, AlertEvent
 from dbops.health.checks import Checker
-from dbops.health.history import HealthHistory, history_path
 from dbops.health.operations import Operations, OperationsReader
 from dbops.health.pool_checks import AttachedPool
 from dbops.health.probe import ServerIdentity
 from dbops.health.recovery import Recoverer
 from dbops.health.result import HealthReport, Status
+from dbops.health.timeline import HealthHistory, history_path
 from dbops.health.trends import Trend, trends
 
 LOG = logging.getLogger("dbops.health.monitor")
@@ -132,8 +136,6 @@ class HealthMonitor:
     def from_plan(cls, plan: Plan | str | Path, **kwargs: Any) -> HealthMonitor:
         """A monitor for a Plan, an environment name or a plan file (see __init__ for kwargs)."""
         if not isinstance(plan, Plan):
-            from dbops.config.load import load_plan
-
             plan = load_plan(str(plan))
         return cls(plan, **kwargs)
 
@@ -181,7 +183,7 @@ class HealthMonitor:
                  tb: TracebackType | None) -> None:
         self.stop_monitoring()
 
-    def force_health_check(self) -> HealthReport:
+    def check_now(self) -> HealthReport:
         """Run one cycle now (waiting for one under way), record it, alert and recover."""
         with self._cycle_lock:
             return self._cycle()
@@ -207,7 +209,7 @@ class HealthMonitor:
             self._dispatcher.observe(report)
         return report
 
-    def get_current_health(self, *, max_age: float | None = None) -> HealthReport:
+    def current(self, *, max_age: float | None = None) -> HealthReport:
         """The latest report; a fresh cycle when there is none or it is older than `max_age`."""
         current = self.latest()
         if current is not None and not _stale(current, max_age):
@@ -233,12 +235,13 @@ class HealthMonitor:
         """Alerts delivered, failed attempts, alerts given up, alerts dropped."""
         return dict(self._dispatcher.stats) if self._dispatcher is not None else {}
 
-    def get_health_history(self, limit: int | None = None) -> list[HealthReport]:
+    def history(self, limit: int | None = None) -> list[HealthReport]:
         """Reports oldest first (after a restart, those read back from disk carry no messages)."""
         with self._state_lock:
             return self._history.reports(limit)
 
-    def get_health_report(self) -> HealthSummary:
+    def summary(self) -> HealthSummary:
+        """The latest report, each check's recent figures and trends, alerts and recovery."""
         with self._state_lock:
             history = self._history.reports()
             current = self._current or (history[-1] if history else None)
@@ -250,12 +253,18 @@ class HealthMonitor:
             alerts=alerts, recovery=actions, cycles=self.cycles, failures=self.failures,
             running=self.running)
 
+    # The seed's names (from the JavaScript monitor dbops replaced), kept as aliases.
+    force_health_check = check_now
+    get_current_health = current
+    get_health_history = history
+    get_health_report = summary
+
     def _loop(self) -> None:
         try:
             while not self._stop.is_set():
                 begun = time.monotonic()
                 try:
-                    self.force_health_check()
+                    self.check_now()
                 except Exception as exc:  # the thread must outlive any one cycle
                     self.failures += 1
                     self.last_error = f"{type(exc).__name__}: {exc}"

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from dbops.backup import catalog, manifest, schedule
 from dbops.config.model import Plan
 from dbops.errors import DbopsError
 
@@ -91,12 +92,7 @@ def _backups(plan: Plan) -> dict[str, Any]:
     if policy is None:
         return {}
     try:
-        from dbops.backup import catalog, schedule
-        from dbops.backup.manager import BackupManager
-
-        manifests = BackupManager(plan).list()
-    except ImportError:
-        return {}
+        manifests = manifest.read_manifests(policy.directory)
     except (DbopsError, OSError, ValueError) as exc:
         LOG.debug("cannot read the backup catalog in %s: %s", policy.directory, exc)
         return {}

@@ -44,8 +44,10 @@ class AttachedPool(Protocol):
         """Figures now, flat or per server (see the module's table)."""
         ...
 
-    def reset(self) -> None:
-        """Close every connection and open fresh ones (recovery calls it after a failover)."""
+    def reset(self) -> object:
+        """Close every connection and open fresh ones (recovery calls it after a failover).
+        An asyncio pool (AsyncPoolManager) returns a coroutine: recovery runs it on the pool's
+        event loop, its `loop` attribute."""
         ...
 
 

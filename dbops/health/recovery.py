@@ -15,13 +15,17 @@ check is left alone. Every step, done or only planned, is one audit line on the
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
 import psycopg
 
+from dbops import audit
 from dbops.config.model import Plan, RecoveryAction
 from dbops.config.units import format_duration
 from dbops.connect import mask
@@ -122,8 +126,6 @@ class Recoverer:
             AUDIT.warning(step.line)
         acted = [step.line for step in steps if step.done and not step.dry_run]
         if acted:
-            from dbops import audit
-
             audit.record(self.plan, "health recovery", "; ".join(acted))
         return steps
 
@@ -182,13 +184,33 @@ class Recoverer:
                                 f"recovery (dry run): would reset the pool: the primary changed "
                                 f"({change})")
         try:
-            self.pool.reset()
+            outcome = self.pool.reset()
+            if inspect.isawaitable(outcome):  # an asyncio pool: reset on its own event loop
+                _run_on_loop(getattr(self.pool, "loop", None), outcome)
         except Exception as exc:  # a foreign object: its failure is audited, monitoring goes on
             return RecoveryStep("reset_pool", False, False,
                                 f"recovery: the primary changed ({change}); resetting the pool "
                                 f"failed: {mask(str(exc))}")
         return RecoveryStep("reset_pool", False, True,
                             f"recovery: reset the pool: the primary changed ({change})")
+
+
+def _run_on_loop(loop: asyncio.AbstractEventLoop | None, work: Awaitable[Any],
+                 timeout: float = 60.0) -> None:
+    """Run an asyncio pool's reset on the loop the pool lives in, from the monitor's thread
+    (waiting for it), or schedule it when the monitor runs on that very loop."""
+    if loop is None or loop.is_closed() or not inspect.iscoroutine(work):
+        if inspect.iscoroutine(work):
+            work.close()
+        raise DbopsError("the asyncio pool has no running event loop (open it first)")
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(work)
+        return
+    asyncio.run_coroutine_threadsafe(work, loop).result(timeout)
 
 
 def _past(report: HealthReport, check: str, action: RecoveryAction) -> bool:

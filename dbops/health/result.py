@@ -14,9 +14,6 @@ STATUSES: tuple[Status, ...] = ("ok", "warning", "critical")
 WARNING_SHARE = 0.8
 """A check warns at 80 % of its threshold and is critical above it."""
 
-EXIT_CODES: Mapping[Status, int] = {"ok": 0, "warning": 2, "critical": 3}
-EXIT_COULD_NOT_CHECK = 1
-
 Detail = float | int | str | bool | None
 
 
@@ -92,10 +89,6 @@ class HealthReport:
     @property
     def status(self) -> Status:
         return "critical" if self.error else worst(r.status for r in self.results)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_COULD_NOT_CHECK if self.error else EXIT_CODES[self.status]
 
     def result(self, name: str) -> CheckResult | None:
         return next((r for r in self.results if r.name == name), None)

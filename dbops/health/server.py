@@ -174,12 +174,12 @@ class HealthServer:
 
     def _health(self, fresh: bool) -> Reply:
         wanted = MIN_CYCLE_GAP if fresh else max(self.monitor.interval, MIN_CYCLE_GAP)
-        report = self.monitor.get_current_health(max_age=wanted)
+        report = self.monitor.current(max_age=wanted)
         code = 503 if report.status == "critical" or report.error else 200
         return Reply(code, JSON, _json(report.to_dict()))
 
     def _ready(self, lag: float | None, replica: str | None, *, full: bool) -> Reply:
-        report = self.monitor.get_current_health(max_age=max(READY_MAX_AGE, MIN_CYCLE_GAP))
+        report = self.monitor.current(max_age=max(READY_MAX_AGE, MIN_CYCLE_GAP))
         reasons = readiness(report, lag=lag, replica=replica)
         body: dict[str, Any] = {"ready": not reasons}
         if full:

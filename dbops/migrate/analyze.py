@@ -9,19 +9,20 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pglast
 from pglast import ast, enums
 from pglast.stream import RawStream
 
-from dbops.migrate.rules import RULES, SEVERITY_ORDER, Rule, Severity
-from dbops.migrate.source import Migration
+from dbops.migrate.files import Migration, Section, checksum
+from dbops.migrate.rulebook import RULES, SEVERITY_ORDER, Rule, Severity
 from dbops.migrate.sql import Statement, split, table_key
 from dbops.migrate.types import ColumnType, Domain, type_change
 
 if TYPE_CHECKING:
-    from dbops.inspect import TableStats
+    from dbops.schema_facts import TableStats
 
 # Lock modes that make the application's writes (ROW EXCLUSIVE) wait.
 BLOCKS_WRITES = frozenset({"SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"})
@@ -646,8 +647,9 @@ def analyze(migration: Migration, *, direction: str = "up", new: frozenset[str] 
     constraints (what they prove spares a scan), `keys` the partition keys of the live range-
     partitioned tables (what an ATTACH PARTITION's CHECK must prove); without `prove_not_null`
     a CHECK never spares SET NOT NULL its scan."""
+    # Without live CHECKs there is nothing to prove: one cache entry serves both callers.
     return list(_analyzed(migration, direction, new, empty, columns, rows, checks, keys,
-                          prove_not_null)[0])
+                          prove_not_null or not checks)[0])
 
 
 def known_columns(stats: Mapping[str, TableStats] | None) -> Columns:
@@ -675,10 +677,15 @@ def known_keys(stats: Mapping[str, TableStats] | None) -> Keys:
                      (stats or {}).items() if "." not in name and table.partition_key)
 
 
-def tracked_after(migration: Migration, new: frozenset[str],
-                  empty: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """The new and the empty tables once the migration's up section has run."""
-    _, new_after, empty_after = _analyzed(migration, "up", new, empty, frozenset())
+def tracked_after(migration: Migration, new: frozenset[str], empty: frozenset[str],
+                  columns: Columns = frozenset(), rows: Rows = frozenset(),
+                  checks: Checks = frozenset(), keys: Keys = frozenset()
+                  ) -> tuple[frozenset[str], frozenset[str]]:
+    """The new and the empty tables once the migration's up section has run. Given the same
+    live statistics as the run's later `analyze` of the section, it shares that analysis (the
+    cache's key is every argument, spelled out the same way: positional, defaults included)."""
+    _, new_after, empty_after = _analyzed(migration, "up", new, empty, columns, rows, checks,
+                                          keys, True)
     return new_after, empty_after
 
 
@@ -749,10 +756,6 @@ def data_loss(migration: Migration, *, direction: str = "up",
 
 def lint_text(text: str, file: str = "<sql>") -> list[StatementAnalysis]:
     """Analyse loose SQL (for tests and `explain` of a statement)."""
-    from pathlib import Path
-
-    from dbops.migrate.source import Section, checksum
-
     migration = Migration("00000000000000", "sql", Path(file), "", Section(text, 1), None, (),
                           "low", None, False, True, checksum(text))
     return analyze(migration)

@@ -15,7 +15,7 @@ from psycopg import sql
 from dbops.backup.dump import environment, tool_path
 from dbops.connect import Endpoint, mask, open_connection, with_database
 from dbops.errors import MigrationError
-from dbops.inspect import schema_fingerprint
+from dbops.schema_facts import schema_fingerprint
 
 # What pg_dump writes for its own session, not the schema: psql meta-commands (\restrict,
 # \unrestrict, \connect) and the SET / set_config lines that would leak into the runner's session.

@@ -14,23 +14,25 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from dbops import ledger
+from dbops import migration_history as history
 from dbops.changes import MigrationRun
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import endpoint, open_connection
 from dbops.errors import MigrationError, StalePlan
-from dbops.migrate import history, pending, source
-from dbops.migrate.history import Direction
-from dbops.migrate.source import Migration, MigrationSet
+from dbops.migrate import files, pending
+from dbops.migrate.files import Migration, MigrationSet
+from dbops.migration_history import Direction
 from dbops.progress import step as progress_step
+from dbops.schema_facts import table_stats
 
 if TYPE_CHECKING:
-    from dbops.inspect import TableStats
     from dbops.migrate.expand.state import Expansion
     from dbops.migrate.lint import LintReport
     from dbops.migrate.runner import Execution, Notify, RunSettings
     from dbops.migrate.runstate import RunState
+    from dbops.schema_facts import TableStats
 
 Progress = Callable[[int, int, Migration, float], None]
 
@@ -71,7 +73,7 @@ class MigrationEngine:
     @cached_property
     def migrations(self) -> MigrationSet:
         """The migration files, parsed and ordered (loaded once)."""
-        return source.load(self.directory)
+        return files.load(self.directory)
 
     def _connect(self, command: str, **kwargs: Any) -> psycopg.Connection[Any]:
         return open_connection(endpoint(self.plan), command=command, **kwargs)
@@ -81,17 +83,20 @@ class MigrationEngine:
             conn.read_only = True
             return history.read(conn), history.read_journal(conn)
 
-    def get_migration_status(self) -> list[pending.MigrationStatus]:
+    def status(self) -> list[pending.MigrationStatus]:
         """Every migration with its state: applied, pending, modified, missing-file or partial."""
         applied, journal = self._read()
         return pending.status(self.migrations, applied, journal)
+
+    get_migration_status = status
+    """The seed's name for `status()`, kept as an alias."""
 
     def validate_migrations(self) -> list[str]:
         """Every problem found: integrity file, SQL that does not parse, checksums against the
         history, dependencies. Empty when all is well."""
         problems: list[str] = []
         try:
-            source.check_sum(self.directory)
+            files.check_sum(self.directory)
         except MigrationError as exc:
             problems.append(str(exc))
         try:
@@ -127,7 +132,7 @@ class MigrationEngine:
     ) -> RunResult:
         """Apply pending migrations up to `target` (default: the plan's target), after the
         plan's before-migrate backup (unless `skip_backup`); refused when that backup fails."""
-        source.check_sum(self.directory, self.migrations)
+        files.check_sum(self.directory, self.migrations)
         settings = self.plan.migrations
         out_of_order = (
             settings.allow_out_of_order if allow_out_of_order is None else allow_out_of_order
@@ -174,6 +179,7 @@ class MigrationEngine:
         progress: Progress | None,
         skip_backup: bool = False,
     ) -> RunResult:
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runner import Runner, RunSettings
 
         if dry_run:
@@ -198,6 +204,7 @@ class MigrationEngine:
             journal = history.read_journal(conn)
             if direction == "up" and executions:
                 self._prevalidate(executions, stats)
+                # lazy: pg_dump's machinery and rich only when a backup is taken
                 from dbops.backup import backup_before_migrate
 
                 # Under the runner lock, so no other runner migrates between backup and run.
@@ -243,6 +250,7 @@ class MigrationEngine:
                     if progress:
                         progress(number, len(executions), execution.migration, durations[-1])
             if durations:
+                # lazy: pglast only once migrations run; `migrate status` stays light
                 from dbops.migrate.rehearsal import post_validate
 
                 post_validate(conn, self._notify or (lambda message: None))
@@ -253,6 +261,7 @@ class MigrationEngine:
         """Run exactly one planned migration run (a ChangeSet's) under the runner lock; returns
         its duration in milliseconds. Refused as stale, before anything runs, when the history
         or the file no longer is what the plan assumed."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runner import Runner, RunSettings, from_run
 
         settings = self.plan.migrations
@@ -296,6 +305,7 @@ class MigrationEngine:
     def prevalidate_planned(self, runs: list[MigrationRun]) -> None:
         """The pre-validation of planned up runs: lint at the plan's fail_on, then rehearsal on
         a schema copy when the policy asks for it."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runner import from_run
 
         executions = []
@@ -347,6 +357,7 @@ class MigrationEngine:
 
     def post_validate(self) -> None:
         """After migrations: no INVALID index left; constraints left NOT VALID are reported."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.rehearsal import post_validate
 
         with self._connect("migrate-check", autocommit=True) as conn:
@@ -356,6 +367,7 @@ class MigrationEngine:
                      stats: dict[str, TableStats]) -> None:
         """Lint the pending run at the plan's fail_on (each migration against what the earlier
         ones leave behind), then (when the policy says) rehearse on a schema copy."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.lint import lint
         from dbops.migrate.rehearsal import rehearse
         from dbops.migrate.runner import RunSettings
@@ -381,6 +393,7 @@ class MigrationEngine:
 
     def _prepare(self, migration: Migration, direction: Direction,
                  state: RunState | None = None) -> Execution:
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runner import prepare
 
         online = self.plan.migrations.zero_downtime or migration.zero_downtime
@@ -392,6 +405,7 @@ class MigrationEngine:
         pending migrations leave behind."""
         if direction == "down":
             return tuple(self._prepare(m, direction) for m in migrations)
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runstate import run_states
 
         return tuple(self._prepare(m, direction, state)
@@ -408,6 +422,7 @@ class MigrationEngine:
 
     def lint(self, chosen: list[Migration] | None = None, *, live: bool = True) -> LintReport:
         """Findings for the given migrations (default: every migration), with live estimates."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.lint import lint
 
         migrations = chosen if chosen else list(self.migrations)
@@ -418,9 +433,10 @@ class MigrationEngine:
 
     def explain(self, path: Path, *, live: bool = True) -> list[str]:
         """The exact steps a migration file will run, with locks and live estimates."""
+        # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.lint import explain
 
-        migration = source.parse(path)
+        migration = files.parse(path)
         return explain(self._prepare(migration, "up"),
                        self.table_stats([migration]) if live else None)
 
@@ -457,9 +473,10 @@ class MigrationEngine:
         """Adopt a database that has a schema but no migration files: dump the schema into the
         first migration, prove that file rebuilds it in a scratch database (same fingerprint),
         write it and dbops.sum, then record it as applied."""
+        # lazy: pg_dump's machinery only for a baseline
         from dbops.migrate import baseline as dumped
 
-        if source.migration_files(self.directory):
+        if files.migration_files(self.directory):
             raise MigrationError(f"{display_path(self.directory)}/ already has migrations: "
                                  "--from-database writes the first one (use --version VERSION "
                                  "to baseline at an existing file)")
@@ -468,15 +485,15 @@ class MigrationEngine:
         ep = endpoint(self.plan)
         schema = dumped.clean(dumped.dump_schema(ep))
         dumped.verify(ep, schema)
-        version = source.new_version(self.directory)
+        version = files.new_version(self.directory)
         dumped.write(self.directory, version, dumped.migration_text(schema, ep))
-        source.write_sum(self.directory)
+        files.write_sum(self.directory)
         self.__dict__.pop("migrations", None)  # the cached set was read before the file existed
         return self.baseline(version)[-1]
 
     def write_sum(self) -> Path:
-        source.load(self.directory)  # refuse to bless a directory that does not parse
-        return source.write_sum(self.directory)
+        files.load(self.directory)  # refuse to bless a directory that does not parse
+        return files.write_sum(self.directory)
 
     def create_migration(
         self,
@@ -513,13 +530,14 @@ def create_migration(
         raise MigrationError(f"cannot make a file name from the description {description!r}")
     if risk not in ("low", "medium", "high"):
         raise MigrationError(f"risk level must be low, medium or high (got {risk!r})")
+    # lazy: jinja2 only when a migration file is created
     import jinja2
 
     templates = jinja2.Environment(
         loader=jinja2.PackageLoader("dbops", "templates"), keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined, autoescape=False)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{source.new_version(directory)}_{slug}.sql"
+    path = directory / f"{files.new_version(directory)}_{slug}.sql"
     path.write_text(
         templates.get_template("migration.sql.j2").render(
             description=description.strip(),
@@ -530,7 +548,7 @@ def create_migration(
         ),
         encoding="utf-8",
     )
-    source.write_sum(directory)
+    files.write_sum(directory)
     return path
 
 
@@ -552,11 +570,17 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
                 lock_timeout: timedelta, max_blocking: timedelta) -> dict[str, TableStats]:
     """Live statistics of the tables these migrations touch. Measuring a table's size waits for
     a lock another session may hold: after `lock_timeout` they are judged without statistics
-    (assumed large and busy) rather than waited for."""
-    from dbops.inspect import table_stats
+    (assumed large and busy) rather than waited for. A database with no objects yet has no
+    statistics to read: every table the run touches is one it creates, so the migrations are not
+    parsed for table names at all (the run's analysis parses them once, with these same empty
+    statistics, and caches the result)."""
+    # lazy: pglast only once migrations run; `migrate status` stays light
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
+    from dbops.migrate.rehearsal import has_objects
 
+    if not has_objects(conn):
+        return {}
     names = tables_of(migrations)
     if not names:
         return {}

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dbops.errors import MigrationError
-from dbops.inspect import TableStats
 from dbops.migrate.analyze import (
     DEFAULT_MAX_BLOCKING,
     RULES,
@@ -18,13 +17,15 @@ from dbops.migrate.analyze import (
     StatementAnalysis,
     analyze,
     estimate,
+    lint_text,
     tracked_after,
     with_live_severity,
 )
+from dbops.migrate.files import Migration
 from dbops.migrate.runner import Execution
 from dbops.migrate.runstate import RunState, starting
-from dbops.migrate.source import Migration
 from dbops.migrate.strategy import refuses
+from dbops.schema_facts import TableStats
 
 # Hazards the online rewrites remove: with zero-downtime on, they are information, not errors.
 REWRITTEN = ("index-not-concurrent", "drop-index-not-concurrent", "reindex-not-concurrent",
@@ -166,8 +167,6 @@ def explain(execution: Execution, stats: Mapping[str, TableStats] | None = None)
 
 
 def _statement(text: str, migration: Migration) -> StatementAnalysis | None:
-    from dbops.migrate.analyze import lint_text
-
     analyses = lint_text(text, migration.file)
     return analyses[0] if analyses else None
 

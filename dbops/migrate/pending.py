@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Literal
 
 from dbops.errors import MigrationError
-from dbops.migrate.history import AppliedMigration, JournalEntry
-from dbops.migrate.source import Migration, MigrationSet
+from dbops.migrate.files import Migration, MigrationSet
+from dbops.migration_history import AppliedMigration, JournalEntry
 
 State = Literal["applied", "pending", "modified", "missing-file", "partial"]
 

@@ -15,8 +15,8 @@ from psycopg import sql
 from dbops import ledger
 from dbops.connect import Endpoint, libpq_environment, mask, open_connection, with_database
 from dbops.errors import MigrationError, StatementFailed
-from dbops.local import find_bindir
 from dbops.migrate.runner import Execution, Notify, Runner, RunSettings
+from dbops.pgbin import find_bindir
 
 
 def _environment(ep: Endpoint) -> dict[str, str]:
@@ -35,6 +35,12 @@ _HAS_OBJECTS = r"""
         OR EXISTS (SELECT FROM pg_type WHERE typnamespace IN (SELECT oid FROM ours))"""
 
 
+def has_objects(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the database holds anything a migration could lock, rewrite or fail on."""
+    row = conn.execute(_HAS_OBJECTS).fetchone()
+    return bool(row and row[0])
+
+
 def rehearse(ep: Endpoint, executions: tuple[Execution, ...], settings: RunSettings,
              notify: Notify, *, always: bool = False) -> None:
     """Apply `executions` to a throwaway copy of the target's schema; raise MigrationError naming
@@ -48,7 +54,7 @@ def rehearse(ep: Endpoint, executions: tuple[Execution, ...], settings: RunSetti
     prefix = f"dbops_rehearsal_{ep.dbname}"[:40]
     scratch = f"{prefix}_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
     with open_connection(ep, command="migrate-rehearsal", autocommit=True) as conn:
-        if not always and not conn.execute(_HAS_OBJECTS).fetchone()[0]:  # type: ignore[index]
+        if not always and not has_objects(conn):
             notify("not rehearsed: the database has no objects yet, the run itself is the "
                    "rehearsal")
             return

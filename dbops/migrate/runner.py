@@ -18,13 +18,13 @@ from psycopg import errors as pgerrors
 from psycopg import sql as pgsql
 from psycopg.pq import TransactionStatus
 
+from dbops import migration_history as history
 from dbops.changes import MigrationRun
 from dbops.config.model import Retries
 from dbops.errors import MigrationError, StatementFailed
-from dbops.migrate import history
-from dbops.migrate.history import Direction, Mode
-from dbops.migrate.source import Migration, Section
+from dbops.migrate.files import Migration, Section
 from dbops.migrate.sql import Statement, split, table_key
+from dbops.migration_history import Direction, Mode
 
 if TYPE_CHECKING:
     from dbops.migrate.runstate import RunState
@@ -85,6 +85,7 @@ def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool =
     statements = section.statements(migration.path)
     if zero_downtime and any(s.kind in _REWRITABLE for s in statements):
         # A rollback runs online too: a plain DROP INDEX in a down section would block the table.
+        # lazy: the online-rewrite planner (analyze, strategy) only for zero-downtime runs
         from dbops.migrate.strategy import online_steps
 
         online = online_steps(migration, state, direction)

@@ -26,11 +26,11 @@ from dbops.migrate.analyze import (
     known_rows,
     tracked_after,
 )
-from dbops.migrate.source import Migration
+from dbops.migrate.files import Migration
 from dbops.migrate.sql import table_key
 
 if TYPE_CHECKING:
-    from dbops.inspect import TableStats
+    from dbops.schema_facts import TableStats
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ def run_states(migrations: Sequence[Migration],
     for migration in migrations:
         states.append(state)
         if not migration.baseline:
-            new, empty = tracked_after(migration, state.new, state.empty)
+            new, empty = tracked_after(migration, state.new, state.empty, state.columns,
+                                       state.rows, state.checks, state.keys)
             state = RunState(new - live, empty, stats, max_blocking)
     return states

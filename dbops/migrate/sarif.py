@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from dbops.migrate.lint import LintReport
-from dbops.migrate.rules import RULES, Rule
+from dbops.migrate.rulebook import RULES, Rule
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVELS = {"error": "error", "warning": "warning", "info": "note"}

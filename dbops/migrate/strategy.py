@@ -14,8 +14,8 @@ from psycopg import sql
 
 from dbops.errors import MigrationError
 from dbops.migrate.analyze import RULES, Finding, analyze, with_live_severity
+from dbops.migrate.files import Migration
 from dbops.migrate.runstate import RunState
-from dbops.migrate.source import Migration
 from dbops.migrate.sql import Statement
 
 # Hazards no rewrite removes: a person must follow the recipe (or accept it in the file).
@@ -101,6 +101,7 @@ def online_steps(migration: Migration, state: RunState | None = None,
                     f"'-- dbops:ignore {finding.rule} <reason>')")
         rewritten = None
         if _risky(analysis.findings):
+            # A tree of its own: _rewrite edits it, and analyze's cached one must stay as parsed.
             node = pglast.parse_sql(statement.text)[0].stmt
             assert node is not None
             rewritten = _rewrite(node, statement)

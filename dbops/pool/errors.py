@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import psycopg
 
 from dbops.errors import ConnectionError as DbopsConnectionError
 from dbops.errors import DbopsError
@@ -103,3 +106,20 @@ class ConnectionLost(PoolError):
             f"the connection to {node} was lost during the call ({reason}); {outcome}; "
             "later calls use new connections"
         )
+
+
+# The server ended the session: admin_shutdown, crash_shutdown, cannot_connect_now,
+# idle_session_timeout. A statement that got one of these back may still have run (and, in
+# autocommit, committed) before the session was ended: the pool never sends it again.
+_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03", "57P05"})
+
+
+def connection_lost(exc: BaseException, conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether `exc` means the session is gone (as opposed to an error in the statement)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    return conn.broken or conn.closed or exc.sqlstate in _SESSION_ENDED
+
+
+def reason_of(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

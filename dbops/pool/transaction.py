@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from psycopg import IsolationLevel
 
-from dbops.pool.base import connection_lost, reason_of
 from dbops.pool.connection import PooledConnection, record_statement
-from dbops.pool.errors import ConnectionLost
+from dbops.pool.errors import ConnectionLost, connection_lost, reason_of
 
 if TYPE_CHECKING:
     from dbops.pool.aio import AsyncPoolManager
     from dbops.pool.aio_pool import AsyncPooledConnection
+    from dbops.pool.base import Written
     from dbops.pool.manager import PoolManager
 
 T = TypeVar("T")
@@ -103,34 +103,60 @@ async def run_async(
             stage.enter(COMMIT)
     except BaseException:
         stage.failed(conn)
+        await plain_async(conn)
         raise
+    await plain_async(conn)
     return result
 
 
-class TransactionBlock:
+async def plain_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    """plain() for an async connection (no round trip: the connection is idle)."""
+    with contextlib.suppress(psycopg.Error):
+        await conn.set_isolation_level(None)
+        await conn.set_read_only(None)
+
+
+class _Block:
+    """What both transaction blocks keep: the call's arguments, the checkout, its stage."""
+
+    __slots__ = ("_conn", "_level", "_manager", "_pool", "_read_only", "_site", "_stage",
+                 "_timeout", "_tx", "_written")
+    _pool: Any
+    _conn: Any
+    _stage: Stage
+    _tx: Any
+
+    def __init__(self, manager: Any, level: IsolationLevel | None, read_only: bool,
+                 timeout: float | None, site: Any, written: Written) -> None:
+        self._manager, self._level, self._read_only = manager, level, read_only
+        self._timeout, self._site, self._written = timeout, site, written
+
+    def _checkout_args(self) -> tuple[Any, ...]:
+        intent = "read" if self._read_only else "write"
+        return intent, self._timeout, True, None, self._site, self._written
+
+    def _marked(self) -> Written | None:
+        """The caller's read-your-writes holder to mark on return (a write), else None."""
+        return None if self._read_only else self._written
+
+    def _raise_if_lost(self, exc: BaseException | None) -> None:
+        """After the return: a lost connection raises ConnectionLost (from `exc`)."""
+        m, pool, conn = self._manager, self._pool, self._conn
+        if exc is not None and connection_lost(exc, conn):
+            if pool is not m._primary:
+                m._eject(pool.node, reason_of(exc))
+            raise lost(pool.node, exc, self._stage, self._read_only) from exc
+
+
+class TransactionBlock(_Block):
     """`with pool.transaction() as conn:`: one transaction, committed at the end of the block,
     rolled back when it raises. Not retried (a block cannot run twice); a lost connection raises
     ConnectionLost saying whether the COMMIT was sent."""
 
-    __slots__ = ("_conn", "_frame", "_level", "_manager", "_pool", "_read_only", "_stage",
-                 "_timeout", "_tx")
-
-    def __init__(
-        self,
-        manager: PoolManager,
-        level: IsolationLevel | None,
-        read_only: bool,
-        timeout: float | None,
-        frame: Any,
-    ) -> None:
-        self._manager, self._level, self._read_only = manager, level, read_only
-        self._timeout, self._frame = timeout, frame
+    _manager: PoolManager
 
     def __enter__(self) -> PooledConnection:
-        m = self._manager
-        self._pool, conn = m._checkout(
-            "read" if self._read_only else "write", self._timeout, True, None, self._frame
-        )
+        self._pool, conn = self._manager._checkout(*self._checkout_args())
         self._conn, self._stage = conn, Stage()
         try:
             conn.isolation_level = self._level
@@ -160,39 +186,17 @@ class TransactionBlock:
         self._finish(exc)
 
     def _finish(self, exc: BaseException | None) -> None:
-        """Return the connection; a lost one raises ConnectionLost (from `exc`)."""
-        m, pool, conn = self._manager, self._pool, self._conn
-        m._release(pool, conn, not self._read_only)
-        if exc is not None and connection_lost(exc, conn):
-            if pool is not m._primary:
-                m._eject(pool.node, reason_of(exc))
-            raise lost(pool.node, exc, self._stage, self._read_only) from exc
+        self._manager._release(self._pool, self._conn, self._marked())
+        self._raise_if_lost(exc)
 
 
-class AsyncTransactionBlock:
+class AsyncTransactionBlock(_Block):
     """`async with pool.transaction() as conn:` (see TransactionBlock)."""
 
-    __slots__ = ("_conn", "_frame", "_level", "_manager", "_node", "_read_only", "_stage",
-                 "_timeout", "_tx", "_written")
-
-    def __init__(
-        self,
-        manager: AsyncPoolManager,
-        level: IsolationLevel | None,
-        read_only: bool,
-        timeout: float | None,
-        frame: Any,
-        written: Any,
-    ) -> None:
-        self._manager, self._level, self._read_only = manager, level, read_only
-        self._timeout, self._frame, self._written = timeout, frame, written
+    _manager: AsyncPoolManager
 
     async def __aenter__(self) -> AsyncPooledConnection:
-        m = self._manager
-        self._node, conn = await m._checkout(
-            "read" if self._read_only else "write", self._timeout, True, None, self._frame,
-            self._written,
-        )
+        self._pool, conn = await self._manager._checkout(*self._checkout_args())
         self._conn, self._stage = conn, Stage()
         try:
             await conn.set_isolation_level(self._level)
@@ -201,6 +205,7 @@ class AsyncTransactionBlock:
             await self._tx.__aenter__()
         except BaseException as exc:
             self._stage.failed(conn)
+            await plain_async(conn)
             await self._finish(exc)
             raise
         self._stage.enter(BODY)
@@ -213,14 +218,12 @@ class AsyncTransactionBlock:
             await self._tx.__aexit__(exc_type, exc, tb)
         except BaseException as failure:
             self._stage.failed(self._conn)
+            await plain_async(self._conn)
             await self._finish(failure)
             raise
+        await plain_async(self._conn)
         await self._finish(exc)
 
     async def _finish(self, exc: BaseException | None) -> None:
-        m, node, conn = self._manager, self._node, self._conn
-        await m._release(node, conn, self._written if not self._read_only else None)
-        if exc is not None and connection_lost(exc, conn):
-            if node is not m._primary:
-                m._eject(node.node, reason_of(exc))
-            raise lost(node.node, exc, self._stage, self._read_only) from exc
+        await self._manager._release(self._pool, self._conn, self._marked())
+        self._raise_if_lost(exc)

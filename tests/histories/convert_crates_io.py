@@ -110,10 +110,10 @@ def convert(repo: Path, commit: str) -> int:
         "tests/histories/convert_crates_io.py (the SQL itself is unchanged).\n",
         encoding="utf-8")
     sys.path.insert(0, str(HERE.parents[1]))
-    from dbops.migrate import source
+    from dbops.migrate import files as migration_files
 
-    source.load(target)
-    source.write_sum(target)
+    migration_files.load(target)
+    migration_files.write_sum(target)
     return len(versions)
 
 

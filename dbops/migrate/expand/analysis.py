@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dbops.inspect import TableStats
 from dbops.migrate.analyze import Finding, written_seconds
 from dbops.migrate.expand.model import (
     AddColumn,
@@ -18,7 +17,8 @@ from dbops.migrate.expand.model import (
     RenameColumn,
     RenameTable,
 )
-from dbops.migrate.source import Migration
+from dbops.migrate.files import Migration
+from dbops.schema_facts import TableStats
 
 RULE = "expand-contract"
 

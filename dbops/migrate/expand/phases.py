@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import partial
@@ -15,17 +16,16 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 
+from dbops import migration_history as history
 from dbops.errors import MigrationError
-from dbops.health.replication import LsnTimeline
-from dbops.migrate import history
 from dbops.migrate.expand import ddl, state
 from dbops.migrate.expand.ddl import LiveColumn, LiveTable, TableLayout
 from dbops.migrate.expand.model import CreateIndex, ExpandSpec, RawSql
 from dbops.progress import step as progress_step
 
 if TYPE_CHECKING:
+    from dbops.migrate.files import Migration
     from dbops.migrate.runner import RunSettings
-    from dbops.migrate.source import Migration
 
 Notify = Callable[[str], None]
 _T = TypeVar("_T")
@@ -93,7 +93,10 @@ class Phases:
         self._settings = settings
         self._notify = notify or (lambda message: None)
         self._max_lag = max_lag  # the backfill waits while a replica lags more than this
-        self._timeline = LsnTimeline()
+        # (monotonic seconds, primary WAL position) as seen before each batch: when a replica's
+        # replay position was first passed (health.replication.LsnTimeline's reasoning; migrate
+        # may not import health).
+        self._seen: deque[tuple[float, int]] = deque(maxlen=4096)
 
     def expand(self, migration: Migration) -> float:
         """Expand (or resume expanding) one migration; returns its duration in milliseconds.
@@ -271,10 +274,11 @@ class Phases:
                 return  # no replica streams from this server
             now = time.monotonic()
             current, replayed, measured = int(row[0]), int(row[1]), row[2]
-            self._timeline.add(now, current)
+            self._seen.append((now, current))
             if replayed >= current:
                 return
-            lag = max(float(measured or 0.0), self._timeline.behind_since(replayed, now) or 0.0)
+            passed = next((at for at, lsn in self._seen if lsn > replayed), now)
+            lag = max(float(measured or 0.0), now - passed)
             if lag <= limit:
                 return
             if now - told > 30:

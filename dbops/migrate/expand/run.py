@@ -15,8 +15,8 @@ from dbops.migrate.expand import state
 from dbops.migrate.expand.phases import Phases
 
 if TYPE_CHECKING:
+    from dbops.migrate.files import Migration, MigrationSet
     from dbops.migrate.runner import RunSettings
-    from dbops.migrate.source import Migration, MigrationSet
 
 Notify = Callable[[str], None]
 

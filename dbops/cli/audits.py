@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
-from dbops.cli.base import (
+from dbops.cli.common import (
     _duration_option,
     _env_argument,
     _load,
@@ -24,6 +24,7 @@ from dbops.cli.base import (
 @handle_errors
 def audit_log(env: str | None, since: str | None, fmt: str) -> None:
     """Every operation on the environment's database, oldest first: when, what, result, who."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.audit import read
 
     window = _duration_option(since)

@@ -1,4 +1,4 @@
-"""cli/base.py: exit codes a CI job can trust (usage errors exit 1, never 2) and JSON errors."""
+"""cli/common.py: exit codes a CI job can trust (usage errors exit 1, never 2) and JSON errors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -93,3 +94,31 @@ def test_with_format_json_a_usage_error_is_json_too() -> None:
     }
     result = dbops("plan", "--format=json")
     assert (result.exit_code, json.loads(result.stdout)["error"]["type"]) == (1, "UsageError")
+
+
+def test_every_command_is_in_its_family_and_help_lists_them_all() -> None:
+    from dbops.cli import FAMILIES
+
+    listed = main.list_commands(click.Context(main))
+    assert set(listed) == set(FAMILIES)
+    assert set(main.commands) == set(FAMILIES)
+
+
+def test_a_command_imports_only_its_own_family() -> None:
+    """`dbops migrate ...` does not load the planner's, backups' or health's command modules,
+    nor rich (a terminal's live view) or pyinfra: start-up time counts on every CI run."""
+    probe = (
+        "import sys\n"
+        "from dbops.cli import main\n"
+        "try:\n"
+        "    main(['migrate', 'status', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    loaded = set(done.stdout.split())
+    assert "dbops.cli.migrations" in loaded
+    assert not loaded & {"dbops.cli.plans", "dbops.cli.backups", "dbops.cli.audit", "rich",
+                         "pyinfra", "dbops.planner"}

@@ -20,6 +20,7 @@ def check(doc: Document) -> list[Problem]:
         *_pool_sizes(doc, data["pool"]),
         *_budget(doc, data),
         *_alerts(doc, data),
+        *_backup_engine(doc, data.get("backup")),
         *setting_checks.check(doc, data.get("settings", {})),
     ]
 
@@ -131,4 +132,26 @@ def _webhook_url(doc: Document, path: JsonPath, alert: dict[str, Any],
     if scheme == "http" and environment != DEVELOPMENT and not alert.get("allow_http"):
         return [doc.problem(path, "a webhook outside development needs https:// "
                                   "(or allow_http: true on this alert)")]
+    return []
+
+
+def _backup_engine(doc: Document, backup: dict[str, Any] | None) -> list[Problem]:
+    """The pgbackrest engine is declared in its `pgbackrest` block; a block for the engine not
+    chosen is a mistake worth naming."""
+    if backup is None:
+        return []
+    engine = backup["engine"]
+    if engine == "pgbackrest" and "pgbackrest" not in backup:
+        return [doc.problem(("backup", "engine"), "engine pgbackrest needs a 'pgbackrest' block "
+                            "(pgbackrest: {repository: ...})")]
+    if engine == "pgbackrest":
+        owned = sorted(set(doc.data.get("settings", {})) & {"archive_mode", "archive_command",
+                                                              "archive_timeout"})
+        return [doc.problem(("settings", name), "engine pgbackrest sets it (archive-push into "
+                            "the stanza); remove it from settings (archive_timeout: "
+                            "backup.pgbackrest.archive_timeout)", at_key=True) for name in owned]
+    if engine == "pg_dump" and "pgbackrest" in backup:
+        return [doc.problem(("backup", "pgbackrest"), "a 'pgbackrest' block is read only with "
+                            "engine: pgbackrest (set backup.engine, or remove the block)",
+                            at_key=True)]
     return []

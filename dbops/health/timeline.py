@@ -19,7 +19,7 @@ from dbops.config.model import Plan
 from dbops.health.probe import Counters, ServerIdentity
 from dbops.health.result import STATUSES, CheckResult, HealthReport
 
-LOG = logging.getLogger("dbops.health.history")
+LOG = logging.getLogger("dbops.health.timeline")
 
 
 def history_path(plan: Plan) -> Path:

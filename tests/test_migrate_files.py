@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dbops.errors import MigrationError
-from dbops.migrate import source
+from dbops.migrate import files
 from dbops.migrate.engine import create_migration
 from dbops.migrate.sql import SqlSyntaxError, split
 
@@ -44,7 +44,7 @@ def test_metadata_and_sections_are_parsed(tmp_path: Path) -> None:
             "-- migrate:down\nDROP INDEX CONCURRENTLY i;\n"
         ),
     )
-    m = source.parse(path)
+    m = files.parse(path)
     assert (m.version, m.name, m.description) == (
         "20250610120000",
         "index_tasks",
@@ -58,14 +58,14 @@ def test_metadata_and_sections_are_parsed(tmp_path: Path) -> None:
         False,
     )
     assert m.up.line == 9 and m.down is not None and m.down.line == 12
-    assert m.checksum == source.checksum("CREATE INDEX CONCURRENTLY i ON t (a);")
+    assert m.checksum == files.checksum("CREATE INDEX CONCURRENTLY i ON t (a);")
 
 
 def test_checksum_ignores_line_endings_and_outer_blank_lines() -> None:
-    assert source.checksum("\nSELECT 1;\r\nSELECT 2;\n\n") == source.checksum(
+    assert files.checksum("\nSELECT 1;\r\nSELECT 2;\n\n") == files.checksum(
         "SELECT 1;\nSELECT 2;"
     )
-    assert source.checksum("SELECT 1;") != source.checksum("SELECT 2;")
+    assert files.checksum("SELECT 1;") != files.checksum("SELECT 2;")
 
 
 @pytest.mark.parametrize(
@@ -110,7 +110,7 @@ def test_bad_files_are_refused_with_file_and_line(
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "migrations", name, text)
     with pytest.raises(MigrationError) as caught:
-        source.load(Path("migrations"))
+        files.load(Path("migrations"))
     assert str(caught.value).startswith(f"migrations/{message}")
 
 
@@ -125,7 +125,7 @@ def test_duplicate_versions_name_both_files(
         match=r"^duplicate version 20250101000000: "
         r"migrations/20250101000000_a.sql and migrations/20250101000000_b.sql$",
     ):
-        source.load(Path("migrations"))
+        files.load(Path("migrations"))
 
 
 def test_unknown_dependency_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +140,7 @@ def test_unknown_dependency_names_the_file(tmp_path: Path, monkeypatch: pytest.M
         match=r"^migrations/20250101000000_a.sql: requires unknown "
         r"version 20240101000000$",
     ):
-        source.load(Path("migrations"))
+        files.load(Path("migrations"))
 
 
 def test_dependency_cycle_names_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +150,7 @@ def test_dependency_cycle_names_the_files(tmp_path: Path, monkeypatch: pytest.Mo
     write(d, "20250102000000_b.sql", simple("b", header="-- dbops:requires 20250101000000"))
     write(d, "20250103000000_c.sql", simple("c"))
     with pytest.raises(MigrationError) as caught:
-        source.load(Path("migrations"))
+        files.load(Path("migrations"))
     assert str(caught.value) == (
         "dependency cycle: migrations/20250101000000_a.sql -> migrations/20250102000000_b.sql"
         " -> migrations/20250101000000_a.sql"
@@ -161,18 +161,18 @@ def test_dependencies_come_first_then_versions(tmp_path: Path) -> None:
     write(tmp_path, "20250101000000_a.sql", simple("a", header="-- dbops:requires 20250103000000"))
     write(tmp_path, "20250102000000_b.sql", simple("b"))
     write(tmp_path, "20250103000000_c.sql", simple("c"))
-    order = [m.version for m in source.load(tmp_path)]
+    order = [m.version for m in files.load(tmp_path)]
     assert order == ["20250102000000", "20250103000000", "20250101000000"]
 
 
 def test_repository_migrations_parse_and_have_down_sections() -> None:
-    migrations = source.load(REPO / "migrations")
+    migrations = files.load(REPO / "migrations")
     assert len(migrations) >= 4
     for m in migrations:
         assert m.down is not None, m.file
         m.up.statements(m.path)
         m.down.statements(m.path)
-    source.check_sum(REPO / "migrations")
+    files.check_sum(REPO / "migrations")
 
 
 @pytest.mark.parametrize(
@@ -215,7 +215,7 @@ def test_syntax_error_names_the_file_line(tmp_path: Path, monkeypatch: pytest.Mo
         "20250101000000_broken.sql",
         "-- broken\n-- migrate:up\nCREATE TABLE a (id int);\n\nCREAT TABLE b (id int);\n",
     )
-    m = source.parse(Path("migrations") / path.name)
+    m = files.parse(Path("migrations") / path.name)
     with pytest.raises(
         MigrationError,
         match=r"^migrations/20250101000000_broken.sql:5: "
@@ -236,13 +236,13 @@ def test_sum_detects_added_changed_and_removed_files(
     d = Path("migrations")
     write(d, "20250101000000_a.sql", simple("a"))
     with pytest.raises(MigrationError, match=r"^migrations/dbops.sum is missing"):
-        source.check_sum(d)
-    source.write_sum(d)
-    source.check_sum(d)
+        files.check_sum(d)
+    files.write_sum(d)
+    files.check_sum(d)
     write(d, "20250102000000_b.sql", simple("b"))
     with pytest.raises(MigrationError, match=r"out of date \(20250102000000_b.sql added\)"):
-        source.check_sum(d)
-    source.write_sum(d)
+        files.check_sum(d)
+    files.write_sum(d)
     write(d, "20250101000000_a.sql", simple("a", body="CREATE TABLE t2 (id int);"))
     (d / "20250102000000_b.sql").unlink()
     with pytest.raises(
@@ -250,14 +250,14 @@ def test_sum_detects_added_changed_and_removed_files(
         match=r"\(20250101000000_a.sql changed, "
         r"20250102000000_b.sql removed\)",
     ):
-        source.check_sum(d)
+        files.check_sum(d)
 
 
 def test_sum_first_line_changes_with_any_file(tmp_path: Path) -> None:
     write(tmp_path, "20250101000000_a.sql", simple("a"))
-    before = source.render_sum(tmp_path).splitlines()[1]
+    before = files.render_sum(tmp_path).splitlines()[1]
     write(tmp_path, "20250102000000_b.sql", simple("b"))
-    assert source.render_sum(tmp_path).splitlines()[1] != before
+    assert files.render_sum(tmp_path).splitlines()[1] != before
 
 
 def test_create_writes_template_and_updates_sum(tmp_path: Path) -> None:
@@ -284,7 +284,7 @@ def test_create_writes_template_and_updates_sum(tmp_path: Path) -> None:
 def test_new_version_moves_past_taken_seconds(tmp_path: Path) -> None:
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     write(tmp_path, "20260102030405_a.sql", simple("a"))
-    assert source.new_version(tmp_path, now) == "20260102030406"
+    assert files.new_version(tmp_path, now) == "20260102030406"
 
 
 def test_create_refuses_a_bad_duration(tmp_path: Path) -> None:

@@ -65,6 +65,7 @@ def series(history: Sequence[HealthReport], kind: str) -> list[Series]:
 
 
 def _svg(title: str, lines: Sequence[Series], trends: Sequence[Trend], now: datetime) -> str:
+    # lazy: matplotlib is optional (dbops[report]) and slow to import
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
@@ -113,6 +114,7 @@ def _spell(check: str, value: float) -> str:
 def render_html(summary: HealthSummary, history: Sequence[HealthReport]) -> str:
     """The page for `summary` (the latest cycle, trends) and `history` (oldest first)."""
     try:
+        # lazy: probes the optional matplotlib
         import matplotlib  # noqa: F401
     except ImportError:
         raise DbopsError("the HTML report needs matplotlib: pip install 'dbops[report]'") from None

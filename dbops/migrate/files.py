@@ -41,7 +41,8 @@ class Section:
     def statements(self, path: Path) -> list[Statement]:
         if self.empty:
             return []  # a placeholder migration, or comments only
-        from dbops.migrate import sql  # pglast loads only when SQL is actually parsed
+        # lazy: pglast loads only when SQL is actually parsed
+        from dbops.migrate import sql
 
         try:
             return sql.split(self.text, self.line)
@@ -209,6 +210,7 @@ def parse_any(path: Path, text: str | None = None) -> Migration:
     where = _Where(path)
     if text is None:
         text = path.read_bytes().decode("utf-8")
+    # lazy: pglast loads only when SQL is actually parsed
     from dbops.migrate.sql import without_transaction_control
 
     text = without_transaction_control(text)

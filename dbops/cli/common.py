@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -16,10 +17,13 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 import psycopg
 
-from dbops import __version__
+from dbops import __version__, render
+from dbops.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from dbops.config.load import load_plan
+from dbops.config.project import find_project
 from dbops.config.units import parse_duration
 from dbops.connect import mask
-from dbops.errors import DbopsError, PlanError
+from dbops.errors import DbopsError, PlanError, UsageError
 
 if TYPE_CHECKING:
     from dbops.audit import Operation
@@ -30,8 +34,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def fail(message: str) -> None:
@@ -85,7 +87,24 @@ def _wants_json(args: Sequence[str]) -> bool:
 class DbopsGroup(click.Group):
     """Click's group with exit codes a CI job can trust: a usage error (bad option or choice,
     missing argument, unknown command) exits 1 like any other error, where click would exit 2,
-    which dbops keeps for "changes", "out-of-band drift" and "warning"."""
+    which dbops keeps for "changes", "out-of-band drift" and "warning".
+
+    Commands are registered by importing their family's module (`families`: command name ->
+    module), and a module is imported only when one of its commands runs: `dbops migrate up`
+    does not pay for the planner, backups or health. Help and completion import them all."""
+
+    families: Mapping[str, str] = {}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.families.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in dict.fromkeys(self.families.values()):
+            importlib.import_module(module)
+        return super().list_commands(ctx)
 
     def main(
         self,
@@ -138,8 +157,6 @@ def main(project_dir: Path | None) -> None:
 
 def _project() -> Project:
     """The project this command runs in, found once (lazily, so --help works in a broken one)."""
-    from dbops.config.project import find_project
-
     ctx = click.get_current_context()
     if "dbops.project" not in ctx.meta:
         ctx.meta["dbops.project"] = find_project(given=ctx.find_root().params.get("project_dir"))
@@ -165,11 +182,11 @@ def _confirm(action: str, environment: str, yes: bool) -> None:
     if yes or environment == "development":
         return
     if not sys.stdin.isatty():
-        raise DbopsError(
+        raise UsageError(
             f"refusing to {action} on {environment} without --yes (no terminal to ask)"
         )
     if not click.confirm(f"{action} on {environment}?", default=False):
-        raise DbopsError("cancelled")
+        raise UsageError("cancelled")
 
 
 @contextmanager
@@ -177,6 +194,7 @@ def _reporting(stream: TextIO | None = None) -> Iterator[None]:
     """Progress of the long steps run inside the block (dbops.progress), on the stream that
     has the command's other messages (default stdout; stderr for a command whose stdout is its
     result): live on a terminal, a line at each step's start and end otherwise."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import progress
 
     with progress.reporting(sys.stdout if stream is None else stream):
@@ -193,8 +211,6 @@ def _duration_option(value: str | None) -> timedelta | None:
 
 
 def _load(env: str | None, overrides: tuple[str, ...]) -> Plan:
-    from dbops.config.load import load_plan
-
     pairs = {}
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -214,8 +230,6 @@ _set_option = click.option(
 
 
 def _render(changeset: ChangeSet, fmt: str) -> str:
-    from dbops import render
-
     if fmt == "json":
         return render.json(changeset)
     if fmt == "markdown":
@@ -226,6 +240,7 @@ def _render(changeset: ChangeSet, fmt: str) -> str:
 @contextmanager
 def _audited(plan: Plan, action: str, *, replaces_database: bool = False) -> Iterator[Operation]:
     """The command's audit record (dbops.audit), written when the block ends."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.audit import audited
 
     with audited(plan, action, replaces_database=replaces_database) as operation:
@@ -233,6 +248,7 @@ def _audited(plan: Plan, action: str, *, replaces_database: bool = False) -> Ite
 
 
 def _backups(env: str | None) -> BackupManager:
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.backup import BackupManager
 
     return BackupManager.from_plan(

@@ -5,7 +5,9 @@ every cycle."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
+from dbops.backup import manifest, schedule
 from dbops.config.model import Plan
 from dbops.connect import mask
 from dbops.errors import DbopsError
@@ -34,11 +36,8 @@ class BackupFreshness:
         if policy is None or policy.schedule is None:
             return None
         try:
-            from dbops.backup.manager import BackupManager
-        except ImportError:  # a build without the backup module: nothing to judge against
-            return None
-        try:
-            overdue = BackupManager(self.plan).overdue()
+            overdue = schedule.overdue(policy, manifest.read_manifests(policy.directory),
+                                       datetime.now(UTC))
         except (DbopsError, OSError, ValueError) as exc:
             return CheckResult("backup_freshness", None, None, "warning",
                                f"could not read the backup catalog in {policy.directory}: "

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from dbops.cli.base import _project, handle_errors, main
+from dbops.cli.common import _project, handle_errors, main
 from dbops.config.profiles import PROFILES
 from dbops.config.source import display_path
+from dbops.connect import environment_endpoint
 
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9_-]*$")  # the plan schema's pattern for `environment`
 
@@ -30,6 +31,7 @@ def _environment(ctx: click.Context, param: click.Parameter, value: str) -> str:
 def init(directory: Path, environment: str) -> None:
     """Scaffold a dbops project in DIRECTORY: dbops.toml, plans, migrations, an inventory and CI
     workflows. Refuses to overwrite any existing file."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.scaffold import scaffold
 
     for path in scaffold(directory, environment):
@@ -50,8 +52,8 @@ def init(directory: Path, environment: str) -> None:
 def import_(env: str, from_database: bool, dsn: str | None, profile: str) -> None:
     """Write plans/ENV.yaml describing a running server: its non-default settings, login roles,
     replicas and a pool that fits its connections. Refuses to overwrite the plan."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.adopt import describe
-    from dbops.connect import environment_endpoint
     from dbops.inspect import read_facts
     from dbops.scaffold import refuse_existing
 
