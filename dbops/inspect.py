@@ -18,6 +18,8 @@ from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
 from dbops.health.probe import Stream, parse_lsn
 from dbops.locks import APPLY_LOCK, lock_holder
+from dbops.migrate.expand import state as expansion_state
+from dbops.migrate.expand.state import Expansion
 from dbops.schema_facts import schema_fingerprint
 from dbops.setting_values import SettingSpec, display
 
@@ -135,6 +137,7 @@ class LiveState:
     open_credit: ledger.OpenCredit | None = None
     runner_busy: bool = False
     pgbackrest: LiveSetup | None = None  # the pgbackrest engine's setup, when the plan has it
+    expansions: tuple[Expansion, ...] = ()  # expand/contract migrations not yet completed
 
     @property
     def primary(self) -> Server:
@@ -199,7 +202,8 @@ def _read_primary(conn: psycopg.Connection[Any], plan: Plan, ep: Endpoint, *,
         snapshot=ledger.read_snapshot(conn, plan.environment), current_user=str(user),
         unfinished=tuple(ledger.read_unfinished(conn, plan.environment, _apply_lock_pid(conn))),
         open_credit=credit,
-        runner_busy=credit is not None and history.lock_holder(conn) is not None)
+        runner_busy=credit is not None and history.lock_holder(conn) is not None,
+        expansions=tuple(expansion_state.in_flight(conn)))
 
 
 @dataclass(frozen=True)

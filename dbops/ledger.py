@@ -118,6 +118,20 @@ _UPGRADES: tuple[str, ...] = (
         recorded_at       timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # Expand/contract migrations in flight (dbops.migrate.expand.state): the phase reached and
+    # the backfill's keyset position per table, so a killed expansion resumes where it stopped.
+    """
+    CREATE TABLE dbops.expansion (
+        version      text PRIMARY KEY,
+        name         text NOT NULL,
+        base_schema  text NOT NULL,
+        phase        text NOT NULL CHECK (phase IN ('expanding', 'expanded', 'completed')),
+        started_at   timestamptz NOT NULL DEFAULT now(),
+        expanded_at  timestamptz,
+        completed_at timestamptz,
+        backfill     jsonb NOT NULL DEFAULT '{}'
+    );
+    """,
 )
 
 

@@ -75,6 +75,11 @@ def plan(the_plan: Plan, *, command: str = "plan") -> Planned:
     if lacking:
         changeset = dataclasses.replace(changeset, notes=changeset.notes + tuple(
             f"missing privilege: {finding}" for finding in lacking))
+    if live.expansions:
+        changeset = dataclasses.replace(changeset, notes=changeset.notes + tuple(
+            f"expand/contract in flight: migration {e.version} {e.name} {e.phase} since "
+            f"{e.started_at:%Y-%m-%d %H:%M:%S}, backfill {e.progress()}; next: {e.next_phase}"
+            for e in live.expansions))
     return Planned(changeset, live, findings)
 
 
@@ -170,6 +175,12 @@ def _analysis(
         lines = ["runs in one transaction" if execution.mode == "transaction"
                  else f"runs as {len(execution.steps)} journaled step(s)"
                  + (" (rewritten online)" if online else "")]
+        if migration.expand is not None:
+            lines = [f"expand/contract: expands now (version schema "
+                     f"{migration.expand.version_schema(migration.version)}), then "
+                     + ("completes in the same run (migrations.complete: auto)"
+                        if settings.complete == "auto" else
+                        "waits for `dbops migrate complete` (migrations.complete: manual)")]
         for finding in findings.get(migration.file, []):
             lines.append(
                 f"line {finding.line}: {finding.severity} {finding.rule}: {finding.message}"

@@ -47,7 +47,8 @@ def _directory(given: Path | None) -> Path:
 
 @main.group()
 def migrate() -> None:
-    """Versioned SQL migrations: create, hash, status, validate, up, baseline."""
+    """Versioned SQL and YAML (expand/contract) migrations: create, hash, status, validate, up,
+    complete, abort, baseline."""
 
 
 @migrate.command("create")
@@ -113,11 +114,14 @@ def migrate_status(env: str | None, fmt: str) -> None:
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate import listing
 
-    rows = _engine(env).status()
+    engine = _engine(env)
+    rows = engine.status()
+    expansions = engine.expansions()
     if fmt == "json":
-        click.echo(listing.status_json(rows))
+        click.echo(listing.status_json(rows, expansions))
     else:
         click.echo("\n".join(listing.status_table(rows, color=sys.stdout.isatty())))
+        click.echo("\n".join(listing.expansion_lines(expansions)))
 
 
 @migrate.command("validate")
@@ -182,6 +186,42 @@ def migrate_up(
                    else "nothing to apply: the database is up to date")
         record.detail = "; ".join(filter(None, (summary, record.detail)))
     click.echo(summary)
+
+
+@migrate.command("complete")
+@_env_argument
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
+@handle_errors
+def migrate_complete(env: str | None, yes: bool, lock_wait: str | None) -> None:
+    """Contract phase of expand/contract migrations: drop the old columns and triggers, rename
+    the new columns into place. Old clients (base schema) must have moved to the version schema."""
+    engine = _engine(env)
+    _confirm("complete the expansions in flight (old columns are dropped)",
+             engine.plan.environment, yes)
+    with _audited(engine.plan, "migrate complete") as record:
+        done = engine.complete_expansion(lock_wait=_duration_option(lock_wait))
+        record.detail = (f"completed: {', '.join(m.version for m in done)}" if done
+                         else "no expansion in flight")
+    click.echo(record.detail)
+
+
+@migrate.command("abort")
+@_env_argument
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
+@handle_errors
+def migrate_abort(env: str | None, yes: bool, lock_wait: str | None) -> None:
+    """Undo expand/contract migrations in flight: drop the new columns, triggers and version
+    schema; the old shape was never changed. The migrations become pending again."""
+    engine = _engine(env)
+    _confirm("abort the expansions in flight (new columns are dropped)",
+             engine.plan.environment, yes)
+    with _audited(engine.plan, "migrate abort") as record:
+        done = engine.abort_expansion(lock_wait=_duration_option(lock_wait))
+        record.detail = (f"aborted: {', '.join(m.version for m in done)}" if done
+                         else "no expansion in flight")
+    click.echo(record.detail)
 
 
 @migrate.command("lint")

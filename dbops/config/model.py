@@ -139,6 +139,8 @@ class Migrations:
     lint_max_blocking: timedelta
     rehearse: Literal["auto", "always", "never"]
     role: str | None = None  # SET ROLE for the migrations' own statements (the owner role)
+    # When an expand/contract migration contracts: on `dbops migrate complete`, or right away.
+    complete: Literal["auto", "manual"] = "manual"
 
 
 @dataclass(frozen=True)
@@ -488,6 +490,7 @@ def build_plan(doc: Document, *, source: Path, root: Path) -> Plan:
             lint_max_blocking=_dur(mig["lint"]["max_blocking"]),
             rehearse=mig["rehearse"],
             role=mig.get("role"),
+            complete=mig["complete"],
         ),
         backup=None
         if backup is None

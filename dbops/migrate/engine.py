@@ -28,8 +28,9 @@ from dbops.progress import step as progress_step
 from dbops.schema_facts import table_stats
 
 if TYPE_CHECKING:
+    from dbops.migrate.expand.state import Expansion
     from dbops.migrate.lint import LintReport
-    from dbops.migrate.runner import Execution, Notify
+    from dbops.migrate.runner import Execution, Notify, RunSettings
     from dbops.migrate.runstate import RunState
     from dbops.schema_facts import TableStats
 
@@ -215,9 +216,27 @@ class MigrationEngine:
                 self._notify,
             )
             durations: list[float] = []
+            if direction == "up" and executions:
+                from dbops.migrate.expand.run import check_none_in_flight
+
+                check_none_in_flight(conn, executions[0].migration.version)
             # What dbops itself changes is not drift, nor what a killed run changed before.
             with ledger.crediting(conn):
                 for number, execution in enumerate(executions, start=1):
+                    if execution.migration.expand is not None and direction == "up":
+                        from dbops.migrate.expand.run import expand
+
+                        durations.append(expand(
+                            conn, self._runner_settings(), execution.migration,
+                            settings.complete, self._notify,
+                            self.plan.health.thresholds.replication_lag))
+                        if progress:
+                            progress(number, len(executions), execution.migration,
+                                     durations[-1])
+                        if settings.complete == "manual":
+                            executions = executions[:number]  # later ones wait for complete
+                            break
+                        continue
                     steps = {
                         j.step: j.status
                         for j in journal
@@ -271,7 +290,14 @@ class MigrationEngine:
             runner = Runner(conn, RunSettings(settings.lock_timeout, settings.statement_timeout,
                                               settings.retries, settings.role), self._notify)
             with ledger.crediting(conn):  # what dbops itself changes is not drift
-                duration = runner.run(execution, steps)
+                if migration.expand is not None and run.direction == "up":
+                    from dbops.migrate.expand.run import check_none_in_flight, expand
+
+                    check_none_in_flight(conn, migration.version)
+                    duration = expand(conn, self._runner_settings(), migration, settings.complete,
+                                      self._notify, self.plan.health.thresholds.replication_lag)
+                else:
+                    duration = runner.run(execution, steps)
             if progress:
                 progress(1, 1, migration, duration)
         return duration
@@ -292,6 +318,42 @@ class MigrationEngine:
         if executions:
             self._prevalidate(tuple(executions),
                               self.table_stats([e.migration for e in executions]))
+
+    def expansions(self) -> list[Expansion]:
+        """Expand/contract migrations in flight (expanding or expanded), oldest first."""
+        from dbops.migrate.expand import state
+
+        with self._connect("migrate-status", autocommit=True) as conn:
+            conn.read_only = True
+            return state.in_flight(conn)
+
+    def complete_expansion(self, *, lock_wait: timedelta | None = None) -> list[Migration]:
+        """Contract every expanded migration into its new shape; returns those completed."""
+        return self._expansion_phase("complete", lock_wait)
+
+    def abort_expansion(self, *, lock_wait: timedelta | None = None) -> list[Migration]:
+        """Undo every expansion in flight (the old shape stays); returns those undone."""
+        return self._expansion_phase("abort", lock_wait)
+
+    def _expansion_phase(self, phase: str, lock_wait: timedelta | None) -> list[Migration]:
+        from dbops.migrate.expand.run import finish
+
+        settings = self.plan.migrations
+        wait = settings.lock_wait if lock_wait is None else lock_wait
+        with (
+            history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
+            self._connect(f"migrate-{phase}", autocommit=True) as conn,
+        ):
+            ledger.ensure_schema(conn)
+            with ledger.crediting(conn):
+                return finish(conn, self.migrations, phase, self._runner_settings(),
+                              self._notify)
+
+    def _runner_settings(self) -> RunSettings:
+        from dbops.migrate.runner import RunSettings
+
+        s = self.plan.migrations
+        return RunSettings(s.lock_timeout, s.statement_timeout, s.retries, s.role)
 
     def post_validate(self) -> None:
         """After migrations: no INVALID index left; constraints left NOT VALID are reported."""

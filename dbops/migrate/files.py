@@ -18,10 +18,12 @@ from dbops.config.source import display_path
 from dbops.errors import MigrationError
 
 if TYPE_CHECKING:
+    from dbops.migrate.expand.model import ExpandSpec
     from dbops.migrate.sql import Statement
 
 SUM_FILE = "dbops.sum"
 _NAME = re.compile(r"^(\d{14})_([a-z0-9][a-z0-9_]*)\.sql$")
+_YAML_NAME = re.compile(r"^(\d{14})_([a-z0-9][a-z0-9_]*)\.yaml$")
 _DIRECTIVE = re.compile(r"^--\s*dbops:([a-z-]+)\s*(.*?)\s*$")
 _SECTION = re.compile(r"^--\s*migrate:(up|down)\s*$")
 _FLAGS = {"zero-downtime", "baseline"}
@@ -72,6 +74,7 @@ class Migration:
     file_hash: str = ""  # SHA-256 of the whole file, as dbops.sum records it
     baseline: bool = False  # `-- dbops:baseline`: an existing schema, dumped, not written by hand
     foreign: bool = False  # any SQL file linted: another tool runs it as written, never online
+    expand: ExpandSpec | None = None  # a YAML migration's operations, run as expand/contract
 
     @property
     def file(self) -> str:
@@ -100,6 +103,8 @@ class _Where:
 def parse(path: Path) -> Migration:
     """One migration file; raises MigrationError naming the file and line of any problem."""
     where = _Where(path)
+    if _YAML_NAME.match(path.name):
+        return _parse_yaml(path)
     match = _NAME.match(path.name)
     if not match:
         raise MigrationError(
@@ -171,11 +176,36 @@ def parse(path: Path) -> Migration:
     )
 
 
+def _parse_yaml(path: Path) -> Migration:
+    """A YAML migration (expand/contract operations). Its `sql` operations form the up section,
+    so analysis and lint read them like any SQL migration; the checksum covers the whole file."""
+    from dbops.migrate.expand.model import RawSql, parse_file
+
+    match = _YAML_NAME.match(path.name)
+    assert match is not None
+    version, name = match.groups()
+    try:
+        _timestamp(version)
+    except ValueError:
+        raise MigrationError(
+            f"{display_path(path)}: version {version} is not a UTC timestamp YYYYMMDDHHMMSS"
+        ) from None
+    spec, text = parse_file(path)
+    raw = [op for op in spec.operations if isinstance(op, RawSql)]
+    up = Section("\n".join(op.up for op in raw), raw[0].line if raw else 1)
+    return Migration(
+        version=version, name=name, path=path,
+        description=name.replace("_", " "), up=up, down=None, requires=(), risk="medium",
+        estimated_duration=None, zero_downtime=True, transaction=True, checksum=checksum(text),
+        file_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(), expand=spec,
+    )
+
+
 def parse_any(path: Path, text: str | None = None) -> Migration:
     """Any SQL file for lint (Flyway, Alembic --sql, Rails, sqitch, hand-written): a dbops
     migration as `parse` reads it, otherwise the whole file (or `text`, read from standard input)
     as the up section, `-- dbops:ignore` directives honoured."""
-    if text is None and _NAME.match(path.name):
+    if text is None and (_NAME.match(path.name) or _YAML_NAME.match(path.name)):
         return parse(path)
     where = _Where(path)
     if text is None:
@@ -247,7 +277,8 @@ class MigrationSet:
 
 def migration_files(directory: Path) -> list[Path]:
     with os.scandir(directory) as entries:
-        names = sorted(e.name for e in entries if e.name.endswith(".sql") and e.is_file())
+        names = sorted(e.name for e in entries
+                       if e.name.endswith((".sql", ".yaml")) and e.is_file())
     return [directory / name for name in names]
 
 

@@ -87,13 +87,19 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
         if migration.baseline:
             continue  # pg_dump's picture of a schema that already exists: nothing to judge
         state = states[number] if states is not None else alone
-        online = (zero_downtime or migration.zero_downtime) and not migration.foreign
+        # A YAML migration's sql operations run as written, in the expansion's first transaction.
+        online = ((zero_downtime or migration.zero_downtime) and not migration.foreign
+                  and migration.expand is None)
         for rule, _ in migration.ignores:
             if rule not in RULES:
                 findings.append(Finding("unknown-rule", "error", migration.file, 1,
                                         f"dbops:ignore names an unknown rule '{rule}' "
                                         f"(rules: {', '.join(sorted(RULES))})"))
-        if migration.up.empty:
+        if migration.expand is not None:
+            from dbops.migrate.expand.analysis import findings as expand_findings
+
+            findings += expand_findings(migration, stats)
+        elif migration.up.empty:
             findings.append(Finding("empty-migration", "info", migration.file, migration.up.line,
                                     "the '-- migrate:up' section is empty: recorded as applied, "
                                     "nothing runs"))
@@ -169,6 +175,8 @@ def tables_of(migrations: list[Migration]) -> list[str]:
     """Every table the migrations' statements lock (to read live statistics for)."""
     names: list[str] = []
     for migration in migrations:
+        if migration.expand is not None:  # expand/contract tables: for the backfill estimate
+            names += [t for t in migration.expand.tables if t not in names]
         for analysis in analyze(migration):
             names += [relation for relation, _ in analysis.locks if relation not in names]
     return names

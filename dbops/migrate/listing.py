@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dbops.migrate.engine import RunResult
+from dbops.migrate.expand.state import Expansion
 from dbops.migrate.pending import MigrationStatus
 from dbops.style import styled
 
@@ -15,13 +16,24 @@ _STYLE = {"applied": "green", "pending": "yellow", "modified": "red", "missing-f
 _ALARM = {"modified", "missing-file"}
 
 
-def status_json(rows: list[MigrationStatus]) -> str:
+def status_json(rows: list[MigrationStatus], expansions: list[Expansion] | None = None) -> str:
     def row(r: MigrationStatus) -> dict[str, Any]:
         data = asdict(r)
         data["applied_at"] = r.applied_at.isoformat() if r.applied_at else None
         return data
 
-    return json.dumps({"format_version": 1, "migrations": [row(r) for r in rows]}, indent=2)
+    out: dict[str, Any] = {"format_version": 1, "migrations": [row(r) for r in rows]}
+    if expansions:
+        out["expansions"] = [{"version": e.version, "name": e.name, "phase": e.phase,
+                              "started_at": e.started_at.isoformat(), "backfill": e.backfill,
+                              "next": e.next_phase} for e in expansions]
+    return json.dumps(out, indent=2)
+
+
+def expansion_lines(expansions: list[Expansion]) -> list[str]:
+    """One line per expand/contract migration in flight: phase, since when, backfill, next."""
+    return [f"expansion {e.version} {e.name}: {e.phase} since {e.started_at:%Y-%m-%d %H:%M:%S}, "
+            f"backfill {e.progress()}; next: {e.next_phase}" for e in expansions]
 
 
 def status_table(rows: list[MigrationStatus], *, color: bool) -> list[str]:
@@ -57,6 +69,14 @@ def dry_run_listing(result: RunResult) -> list[str]:
     lines = [f"would {verb} {len(result.executions)} migration(s):"]
     for execution in result.executions:
         m = execution.migration
+        if m.expand is not None and result.direction == "up":
+            from dbops.migrate.expand.analysis import describe
+
+            lines.append(f"-- {m.version} {m.name} ({m.file}, expand/contract: expand now, "
+                         f"version schema {m.expand.version_schema(m.version)})")
+            lines += [f"--   {describe(op)}" for op in m.expand.operations]
+            lines += [f"{s.text};" for step in execution.steps for s in step.statements]
+            continue
         mode = (
             "one transaction"
             if execution.mode == "transaction"
