@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dbops.migrate.history import AppliedMigration
 
 from dbops.changes import ChangeSet
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.errors import PlanError
 from dbops.inspect import LiveRole, LiveSetting, LiveState, Server
-from dbops.migrate import source
+from dbops.migrate import files
+from dbops.migration_history import AppliedMigration
 from dbops.planner import make_changeset
 from dbops.setting_values import SettingSpec
 
@@ -49,7 +49,7 @@ def live(*, roles: dict[str, LiveRole] | None = None,
 def root(tmp_path: Path) -> Path:
     (tmp_path / "plans").mkdir()
     (tmp_path / "migrations").mkdir()
-    source.write_sum(tmp_path / "migrations")
+    files.write_sum(tmp_path / "migrations")
     return tmp_path
 
 
@@ -63,7 +63,7 @@ def plan(root: Path, extra: str = "", pool: str = "{ instances: 1, min_size: 1, 
 
 
 def changeset(root: Path, the_plan: Plan, state: LiveState) -> ChangeSet:
-    return make_changeset(the_plan, state, source.load(root / "migrations"), now=NOW)
+    return make_changeset(the_plan, state, files.load(root / "migrations"), now=NOW)
 
 
 def test_nothing_to_do(root: Path) -> None:
@@ -101,7 +101,7 @@ def test_a_role_is_created_or_altered(root: Path) -> None:
 def test_a_pending_migration(root: Path) -> None:
     (root / "migrations" / "20250101000001_items.sql").write_text(
         "-- migrate:up\nCREATE TABLE items (id int);\n-- migrate:down\nDROP TABLE items;\n")
-    source.write_sum(root / "migrations")
+    files.write_sum(root / "migrations")
     done = changeset(root, plan(root), live())
     [change] = done.changes
     assert (change.address, change.action, change.after, change.reversible) == (

@@ -393,7 +393,7 @@ def test_the_health_monitor_resets_a_real_pool_after_a_real_promotion(
     new primary at once, and writes go there."""
     primary = Cluster(scratch_dir / "primary", settings=TEST_SETTINGS)
     primary.up()
-    replica = primary.start_replica(scratch_dir / "replica")
+    replica = start_replica(primary, scratch_dir / "replica")
     (tmp_path / "plans").mkdir()
     (tmp_path / "plans" / "faults.yaml").write_text(
         "apiVersion: dbops/v1\nenvironment: faults\ndatabase:\n"
