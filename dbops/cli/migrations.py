@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -196,14 +196,7 @@ def migrate_up(
 def migrate_complete(env: str | None, yes: bool, lock_wait: str | None) -> None:
     """Contract phase of expand/contract migrations: drop the old columns and triggers, rename
     the new columns into place. Old clients (base schema) must have moved to the version schema."""
-    engine = _engine(env)
-    _confirm("complete the expansions in flight (old columns are dropped)",
-             engine.plan.environment, yes)
-    with _audited(engine.plan, "migrate complete") as record:
-        done = engine.complete_expansion(lock_wait=_duration_option(lock_wait))
-        record.detail = (f"completed: {', '.join(m.version for m in done)}" if done
-                         else "no expansion in flight")
-    click.echo(record.detail)
+    _finish_expansions(env, "complete", yes, lock_wait)
 
 
 @migrate.command("abort")
@@ -214,12 +207,21 @@ def migrate_complete(env: str | None, yes: bool, lock_wait: str | None) -> None:
 def migrate_abort(env: str | None, yes: bool, lock_wait: str | None) -> None:
     """Undo expand/contract migrations in flight: drop the new columns, triggers and version
     schema; the old shape was never changed. The migrations become pending again."""
+    _finish_expansions(env, "abort", yes, lock_wait)
+
+
+def _finish_expansions(env: str | None, phase: Literal["complete", "abort"], yes: bool,
+                       lock_wait: str | None) -> None:
+    """Complete or abort the expansions in flight, confirmed and audited."""
     engine = _engine(env)
-    _confirm("abort the expansions in flight (new columns are dropped)",
+    dropped = "old" if phase == "complete" else "new"
+    _confirm(f"{phase} the expansions in flight ({dropped} columns are dropped)",
              engine.plan.environment, yes)
-    with _audited(engine.plan, "migrate abort") as record:
-        done = engine.abort_expansion(lock_wait=_duration_option(lock_wait))
-        record.detail = (f"aborted: {', '.join(m.version for m in done)}" if done
+    finish = engine.complete_expansion if phase == "complete" else engine.abort_expansion
+    with _audited(engine.plan, f"migrate {phase}") as record:
+        done = finish(lock_wait=_duration_option(lock_wait))
+        verb = "completed" if phase == "complete" else "aborted"
+        record.detail = (f"{verb}: {', '.join(m.version for m in done)}" if done
                          else "no expansion in flight")
     click.echo(record.detail)
 

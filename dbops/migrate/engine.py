@@ -4,7 +4,8 @@ Wires the files (source), the database (history, runner) and the plan together; 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -189,12 +190,7 @@ class MigrationEngine:
             executions = self._prepare_run(chosen, direction, stats)
             return RunResult(direction, executions, (), dry_run=True)
         settings = self.plan.migrations
-        wait = settings.lock_wait if lock_wait is None else lock_wait
-        with (
-            history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
-            self._connect(f"migrate-{direction}", autocommit=True) as conn,
-        ):
-            ledger.ensure_schema(conn)
+        with self._runner_session(direction, lock_wait) as conn:
             applied = history.read(conn)
             chosen = choose(applied)
             stats = (_live_stats(conn, chosen, settings.lock_timeout, settings.lint_max_blocking)
@@ -273,12 +269,7 @@ class MigrationEngine:
             execution = from_run(run, migration)
         except MigrationError as exc:
             raise StalePlan(f"{address}: {exc}") from None
-        wait = settings.lock_wait if lock_wait is None else lock_wait
-        with (
-            history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
-            self._connect(f"migrate-{run.direction}", autocommit=True) as conn,
-        ):
-            ledger.ensure_schema(conn)
+        with self._runner_session(run.direction, lock_wait) as conn:
             applied = {a.version: a for a in history.read(conn)}
             if run.direction == "up" and run.version in applied:
                 raise StalePlan(f"{address}: already applied since the plan was made "
@@ -335,19 +326,25 @@ class MigrationEngine:
         """Undo every expansion in flight (the old shape stays); returns those undone."""
         return self._expansion_phase("abort", lock_wait)
 
+    @contextmanager
+    def _runner_session(self, what: str,
+                        lock_wait: timedelta | None) -> Iterator[psycopg.Connection[Any]]:
+        """The runner lock (one runner a database), then a connection with schema dbops in
+        place: where every run, planned run and expansion phase works."""
+        wait = self.plan.migrations.lock_wait if lock_wait is None else lock_wait
+        with (
+            history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
+            self._connect(f"migrate-{what}", autocommit=True) as conn,
+        ):
+            ledger.ensure_schema(conn)
+            yield conn
+
     def _expansion_phase(self, phase: str, lock_wait: timedelta | None) -> list[Migration]:
         from dbops.migrate.expand.run import finish
 
-        settings = self.plan.migrations
-        wait = settings.lock_wait if lock_wait is None else lock_wait
-        with (
-            history.runner_lock(endpoint(self.plan), wait=wait, command="migrate-lock"),
-            self._connect(f"migrate-{phase}", autocommit=True) as conn,
-        ):
-            ledger.ensure_schema(conn)
-            with ledger.crediting(conn):
-                return finish(conn, self.migrations, phase, self._runner_settings(),
-                              self._notify)
+        with self._runner_session(phase, lock_wait) as conn, ledger.crediting(conn):
+            return finish(conn, self.migrations, phase, self._runner_settings(),
+                          self._notify)
 
     def _runner_settings(self) -> RunSettings:
         from dbops.migrate.runner import RunSettings
