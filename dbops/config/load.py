@@ -161,6 +161,9 @@ def load_plan(
         raise PlanError(problems)
     apply_profile(doc.data.setdefault("pool", {}))
     schema.fill_defaults(doc.data)
+    problems = fleet.expand(doc, root)
+    if problems:
+        raise PlanError(problems)
     problems = semantics.check(doc) + fleet.problems(doc)
     if problems:
         raise PlanError(problems)
