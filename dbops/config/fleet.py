@@ -42,7 +42,8 @@ def expand(doc: Document, root: Path) -> list[Problem]:
         return [doc.problem(at, str(exc))]
     members = [h for h in hosts if h.group == group]
     if not members:
-        groups = ", ".join(dict.fromkeys(h.group for h in hosts)) or "none"
+        names = list(dict.fromkeys(h.group for h in hosts))
+        groups = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "") or "none"
         return [doc.problem(at, f"no group '{group}' in {display_path(path)} (groups: {groups})")]
     targets: list[dict[str, Any]] = []
     for host in members:

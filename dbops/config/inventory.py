@@ -46,5 +46,5 @@ def _pair(path: Path, group: str, member: Any) -> tuple[str, dict[str, Any]]:
     if (isinstance(member, list | tuple) and len(member) == 2 and isinstance(member[0], str)
             and isinstance(member[1], dict)):
         return member[0], member[1]
-    raise InventoryError(f"{display_path(path)}: group {group}: {member!r:.80} is neither a host "
-                         "name nor a (name, data) pair")
+    raise InventoryError(f"{display_path(path)}: group {group}: a {type(member).__name__} that "
+                         "is neither a host name nor a (name, data) pair")  # data may hold secrets
