@@ -17,7 +17,7 @@ from dbops.errors import InventoryError, PlanError, Problem
 _TARGET_PATH = re.compile(r"^fleet\.targets\[(\d+)\]")
 
 
-def expand(doc: Document, root: Path) -> list[Problem]:
+def expand(doc: Document, root: Path, *, cache: Path | None = None) -> list[Problem]:
     """Exactly one of `targets` / `inventory_group`; for a group, its hosts (inventory order)
     become `targets` (id: the host's `fleet_id` data or its name; its `database` data the
     overrides, checked as a written target's), every problem located at the group's key."""
@@ -57,7 +57,7 @@ def expand(doc: Document, root: Path) -> list[Problem]:
         for sub, _ in walk(targets, ("fleet", "targets")):
             doc.origins[sub] = where
     found = []
-    for problem in schema.validate(doc):
+    for problem in schema.validate(doc, cache=cache):
         match = _TARGET_PATH.match(problem.path)
         if match is None:
             continue

@@ -161,7 +161,7 @@ def load_plan(
         raise PlanError(problems)
     apply_profile(doc.data.setdefault("pool", {}))
     schema.fill_defaults(doc.data)
-    problems = fleet.expand(doc, root)
+    problems = fleet.expand(doc, root, cache=cache)
     if problems:
         raise PlanError(problems)
     problems = semantics.check(doc) + fleet.problems(doc)
