@@ -251,3 +251,8 @@ def test_inventory_group_errors_name_file_and_line(fleet_dbs: list[TestDatabase]
     assert "fleet.targets[0].id: inventory host Bad Host (group shards):" in result.stderr
     assert ("fleet.targets[0].database.port: inventory host Bad Host (group shards): must be "
             "<= 65535 (got 70000)") in result.stderr
+    both.write_plan("fleet:\n  inventory_group: shards\n")
+    result = both.run("validate", "test")
+    assert result.returncode == 1
+    assert ("fleet.inventory_group: an inventory group needs the plan's inventory file"
+            in result.stderr)
