@@ -58,12 +58,13 @@ def expand(doc: Document, root: Path, *, cache: Path | None = None) -> list[Prob
             doc.origins[sub] = where
     found = []
     for problem in schema.validate(doc, cache=cache):
+        if not problem.path.startswith("fleet.targets"):
+            continue  # the written plan validated before; only the synthesized targets are new
         match = _TARGET_PATH.match(problem.path)
-        if match is None:
-            continue
-        host = members[int(match.group(1))]
-        found.append(dataclasses.replace(problem, message=f"inventory host {host.name} (group "
-                                         f"{group}): {problem.message}"))
+        whose = (f"inventory host {members[int(match.group(1))].name}" if match
+                 else "inventory")
+        found.append(dataclasses.replace(problem, message=f"{whose} (group {group}): "
+                                         f"{problem.message}"))
     block["hosts"] = [h.name for h in members]
     return found
 
