@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import pwd
-import runpy
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from dbops import progress
 from dbops.backup import BackupManager
 from dbops.backup.pgbackrest import stanza_command
 from dbops.changes import Change, ChangeSet, Gate, MigrationRun
+from dbops.config import inventory
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import endpoint, mask, open_connection
@@ -105,21 +105,19 @@ def load_targets(plan: Plan) -> list[Target]:
     the primary group); without an inventory, the primary on @local."""
     if plan.inventory is None:
         return [Target("@local", "primary", {})]
-    try:
-        namespace = runpy.run_path(str(plan.inventory))
-    except (OSError, SyntaxError) as exc:
-        raise InventoryError(f"{display_path(plan.inventory)}: cannot load inventory: {exc}") from None
+    hosts = inventory.read(plan.inventory)
+    if plan.inventory_host is not None:  # a fleet target: its host alone, as the primary
+        for host in hosts:
+            if host.name == plan.inventory_host:
+                return [Target(host.name, "primary", host.data)]
+        raise InventoryError(f"{display_path(plan.inventory)}: no host {plan.inventory_host}")
     targets = []
-    for group, members in namespace.items():
-        if group.startswith("_") or not isinstance(members, list | tuple):
-            continue
-        for member in members:
-            name, data = (member, {}) if isinstance(member, str) else member
-            server = data.get("pg_name", "primary" if group == "primary" else None)
-            if server is None:
-                raise InventoryError(f"{display_path(plan.inventory)}: host {name} in group {group} "
-                                 "needs pg_name: the plan's replica name it runs")
-            targets.append(Target(name, server, dict(data)))
+    for host in hosts:
+        server = host.data.get("pg_name", "primary" if host.group == "primary" else None)
+        if server is None:
+            raise InventoryError(f"{display_path(plan.inventory)}: host {host.name} in group "
+                                 f"{host.group} needs pg_name: the plan's replica name it runs")
+        targets.append(Target(host.name, server, host.data))
     known = {"primary", *(r.name for r in plan.database.replicas)}
     for target in targets:
         if target.server not in known:

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from harness import Project, TestDatabase, fresh_database, make_project
 
+from dbops.config.fleet import chosen, target_plan
+from dbops.config.load import load_plan
+from dbops.execute import Target, load_targets
 from dbops.local import Cluster
 
 MIGRATIONS = {
@@ -173,3 +176,83 @@ def test_fleet_block_errors_name_file_and_line(fleet_dbs: list[TestDatabase],
     project.plan.write_text(text + "    - { id: t0, database: { name: other } }\n")
     result = project.run("validate", "test")
     assert "fleet.targets[1].id: target id 't0' is used twice" in result.stderr
+
+
+
+def inventory_project(root: Path, dbs: list[TestDatabase], group: str = "shards",
+                      fleet: str = "", hosts: tuple[str, ...] = ("db-a", "db-b", "db-c")) -> Project:
+    """A fleet over the hosts of an inventory group: each host's data names its database (and,
+    for a host whose pyinfra name is no id, its fleet_id)."""
+    project = fleet_project(root, dbs)
+    members = ""
+    for n, (host, db) in enumerate(zip(hosts, dbs, strict=False)):
+        fleet_id = {"fleet_id": f"s{n}"} if host.startswith("@") else {}
+        members += f"    ({host!r}, {{**{fleet_id!r}, 'database': {{'name': {db.name!r}}}}}),\n"
+    (root / "inventory.py").write_text(
+        f"primary = [('@local', {{}})]\nshards = [\n{members}]\n_private = ['x']\n")
+    project.write_plan(
+        "inventory: inventory.py\n"
+        "health:\n  gates: { before_apply: false, after_each_stage: true, settle: 0s }\n"
+        f"fleet:\n  canary: 1\n  batch: 2\n  parallel: 2\n  inventory_group: {group}\n" + fleet)
+    return project
+
+
+def test_inventory_group_hosts_are_the_targets(fleet_dbs: list[TestDatabase],
+                                               tmp_path: Path) -> None:
+    project = inventory_project(tmp_path / "p", fleet_dbs[:3])
+    planned = project.run("plan", "test", "--diff")
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert "fleet test: 3 target(s), 3 with changes" in planned.stdout
+    assert "    db-a, db-b, db-c" in planned.stdout
+    plan = load_plan("test", root=project.root, environ={})
+    assert plan.fleet is not None
+    [second] = chosen(plan, ("db-b",))
+    assert target_plan(plan, second).database.name == fleet_dbs[1].name
+    # the target's pyinfra operations run on its host alone, as the primary
+    assert load_targets(target_plan(plan, second)) == [
+        Target("db-b", "primary", {"database": {"name": fleet_dbs[1].name}})]
+
+
+def test_inventory_group_rollout_applies_every_host(fleet_dbs: list[TestDatabase],
+                                                    tmp_path: Path) -> None:
+    # pyinfra reaches this machine only as @local from the rollout's threads (@chroot and
+    # @ssh need a subprocess or a server), so the three hosts are @local, told apart by fleet_id
+    project = inventory_project(tmp_path / "p", fleet_dbs[:3], hosts=("@local",) * 3)
+    applied = project.run("apply", "test", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "rollout order: canary s0" in applied.stdout
+    for db in fleet_dbs[:3]:
+        assert tables(db) == {"accounts", "invoices"}
+    assert tables(fleet_dbs[3]) == set()
+    assert project.run("plan", "test", "--diff").returncode == 0  # every target at the plan
+
+
+def test_inventory_group_errors_name_file_and_line(fleet_dbs: list[TestDatabase],
+                                                   tmp_path: Path) -> None:
+    project = inventory_project(tmp_path / "p", fleet_dbs[:3], group="nope")
+    result = project.run("plan", "test")
+    assert result.returncode == 1
+    assert "plans/test.yaml:" in result.stderr and "Traceback" not in result.stderr
+    assert ("fleet.inventory_group: no group 'nope' in inventory.py (groups: primary, shards)"
+            in result.stderr)
+    both = inventory_project(tmp_path / "q", fleet_dbs[:3],
+                             fleet="  targets:\n    - { id: t0 }\n")
+    result = both.run("apply", "test", "--yes")
+    assert result.returncode == 1
+    assert "plans/test.yaml:" in result.stderr
+    assert "name exactly one of fleet.targets and fleet.inventory_group" in result.stderr
+    assert tables(fleet_dbs[0]) == set()
+    (both.root / "inventory.py").write_text(
+        "shards = [('Bad Host', {'database': {'name': 'x', 'port': 70000}})]\n")
+    both.write_plan("inventory: inventory.py\nfleet:\n  inventory_group: shards\n")
+    result = both.run("validate", "test")
+    assert result.returncode == 1
+    assert "plans/test.yaml:" in result.stderr
+    assert "fleet.targets[0].id: inventory host Bad Host (group shards):" in result.stderr
+    assert ("fleet.targets[0].database.port: inventory host Bad Host (group shards): must be "
+            "<= 65535 (got 70000)") in result.stderr
+    both.write_plan("fleet:\n  inventory_group: shards\n")
+    result = both.run("validate", "test")
+    assert result.returncode == 1
+    assert ("fleet.inventory_group: an inventory group needs the plan's inventory file"
+            in result.stderr)

@@ -4,12 +4,69 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
+from pathlib import Path
 from typing import Any
 
-from dbops.config import semantics
+from dbops.config import inventory, schema, semantics
 from dbops.config.model import FleetTarget, Plan, build_plan
-from dbops.config.source import Document, JsonPath, Origin
-from dbops.errors import PlanError, Problem
+from dbops.config.source import Document, JsonPath, Origin, display_path, walk
+from dbops.errors import InventoryError, PlanError, Problem
+
+_TARGET_PATH = re.compile(r"^fleet\.targets\[(\d+)\]")
+
+
+def expand(doc: Document, root: Path, *, cache: Path | None = None) -> list[Problem]:
+    """Exactly one of `targets` / `inventory_group`; for a group, its hosts (inventory order)
+    become `targets` (id: the host's `fleet_id` data or its name; its `database` data the
+    overrides, checked as a written target's), every problem located at the group's key."""
+    block = doc.data.get("fleet")
+    if not isinstance(block, dict):
+        return []
+    if ("targets" in block) == ("inventory_group" in block):
+        return [doc.problem(("fleet",), "name exactly one of fleet.targets and "
+                            "fleet.inventory_group (the targets, or the inventory group whose "
+                            "hosts they are)", at_key=True)]
+    if "targets" in block:
+        return []
+    at: JsonPath = ("fleet", "inventory_group")
+    group = block["inventory_group"]
+    if "inventory" not in doc.data:
+        return [doc.problem(at, "an inventory group needs the plan's inventory file "
+                                "(top-level `inventory`)")]
+    path = root / doc.data["inventory"]
+    try:
+        hosts = inventory.read(path)
+    except InventoryError as exc:
+        return [doc.problem(at, str(exc))]
+    members = [h for h in hosts if h.group == group]
+    if not members:
+        names = list(dict.fromkeys(h.group for h in hosts))
+        groups = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "") or "none"
+        return [doc.problem(at, f"no group '{group}' in {display_path(path)} (groups: {groups})")]
+    targets: list[dict[str, Any]] = []
+    for host in members:
+        target: dict[str, Any] = {"id": host.data.get("fleet_id", host.name)}
+        if "database" in host.data:
+            target["database"] = copy.deepcopy(host.data["database"])
+        targets.append(target)
+    block["targets"] = targets
+    where = doc.origin(at)
+    if where is not None:
+        for sub, _ in walk(targets, ("fleet", "targets")):
+            doc.origins[sub] = where
+    found = []
+    for problem in schema.validate(doc, cache=cache):
+        if not problem.path.startswith("fleet.targets"):
+            continue  # the written plan validated before; only the synthesized targets are new
+        match = _TARGET_PATH.match(problem.path)
+        whose = (f"inventory host {members[int(match.group(1))].name}" if match
+                 else "inventory")
+        found.append(dataclasses.replace(problem, message=f"{whose} (group {group}): "
+                                         f"{problem.message}"))
+    block["hosts"] = [h.name for h in members]
+    return found
 
 
 def problems(doc: Document) -> list[Problem]:
@@ -67,7 +124,8 @@ def target_document(doc: Document, index: int) -> Document:
 def target_plan(plan: Plan, target: FleetTarget) -> Plan:
     """The single-database plan of one target: what plan, apply and drift run for it."""
     doc = target_document(plan.document, target.index)
-    return build_plan(doc, source=plan.source, root=plan.root)
+    built = build_plan(doc, source=plan.source, root=plan.root)
+    return dataclasses.replace(built, inventory_host=target.host) if target.host else built
 
 
 def chosen(plan: Plan, ids: tuple[str, ...]) -> tuple[FleetTarget, ...]:

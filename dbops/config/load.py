@@ -160,7 +160,13 @@ def load_plan(
     if problems:
         raise PlanError(problems)
     apply_profile(doc.data.setdefault("pool", {}))
+    one_database = "fleet" not in doc.data
     schema.fill_defaults(doc.data)
+    if one_database:  # the fleet section has no required key, so the defaults would create it
+        doc.data.pop("fleet")
+    problems = fleet.expand(doc, root, cache=cache)
+    if problems:
+        raise PlanError(problems)
     problems = semantics.check(doc) + fleet.problems(doc)
     if problems:
         raise PlanError(problems)

@@ -273,6 +273,7 @@ class FleetTarget:
     id: str
     database: dict[str, Any]
     index: int  # its place in fleet.targets (where its problems are reported)
+    host: str | None = None  # the inventory host it runs on (fleet.inventory_group)
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,7 @@ class Plan:
     drift_unmanaged: Literal["report", "ignore"]  # out-of-band changes to what it does not declare
     document: Document = field(repr=False, compare=False)
     fleet: Fleet | None = None  # None: one database, as the database section says
+    inventory_host: str | None = None  # a fleet target's host: the inventory's only host, primary
 
     @property
     def secret_variables(self) -> frozenset[str]:
@@ -376,8 +378,10 @@ def _fleet(block: dict[str, Any] | None) -> Fleet | None:
     if block is None:
         return None
     return Fleet(
-        targets=tuple(FleetTarget(t["id"], dict(t.get("database", {})), n)
-                      for n, t in enumerate(block["targets"])),
+        targets=tuple(FleetTarget(t["id"], dict(t.get("database", {})), n, host)
+                      for n, (t, host) in enumerate(zip(
+                          block["targets"], block.get("hosts") or [None] * len(block["targets"]),
+                          strict=True))),
         canary=block["canary"],
         soak=_dur(block["soak"]),
         batch=block["batch"],
