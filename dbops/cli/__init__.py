@@ -1,8 +1,8 @@
 """The dbops command line: parse, call one pipeline function, render, pick the exit code. No logic.
 
 One module a family of commands; importing it registers them on `main`. `FAMILIES` says which
-module holds which command, so a command imports only its own family (start-up time: a
-`dbops migrate up` in CI runs hundreds of migrations in about a second, imports included).
+module holds which command, so a command imports only its own family (start-up time counts on
+every CI run of `dbops migrate up`).
 """
 
 from dbops.cli.common import main
