@@ -306,7 +306,7 @@ def test_health_and_stats(database: TestDatabase) -> None:
     with PoolManager(db_endpoint(database), min_size=2, max_size=3, **FAST) as pool:
         status = pool.get_health_status()
         assert status.status == "healthy" and status.message == "all servers up"
-        assert status.level == "ok" and status.as_dict()["status"] == "healthy"
+        assert status.level == "ok" and status.to_dict()["status"] == "healthy"
         assert status.nodes[0].latency is not None
         with pool.connection():
             stats = pool.get_pool_stats()["primary"]

@@ -36,7 +36,7 @@ class PoolStats:
     reclaimed: int
     reads_routed: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -61,7 +61,7 @@ class PerformanceMetrics:
     leaks: int
     utilization: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -94,7 +94,7 @@ class HealthStatus:
     def status(self) -> HealthLevel:
         return SEED_WORDS[self.level]
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, **asdict(self)}
 
 
