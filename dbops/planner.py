@@ -468,6 +468,8 @@ def _migrations(
         for migration, state in zip(waiting, run_states(waiting, stats) if waiting else [],
                                     strict=True):
             loses = data_loss(migration, new=state.new)
+            if migration.expand is not None and plan.migrations.complete == "auto":
+                loses += migration.expand.losses()  # completes, so drops, in this apply
             found.changes.append(
                 Change(
                     kind="migration",

@@ -436,3 +436,26 @@ operations:
     assert result.returncode == 1
     assert "20300102000000_idx.yaml:6: error: index-not-concurrent" in result.stdout
     assert ":2: info: expand-contract: rename_column tasks.owner -> assignee" in result.stdout
+
+
+def test_a_dropped_column_completed_by_apply_is_shown_and_needs_allow_destroy(
+        project: Project) -> None:
+    """Under `complete: auto` apply drops the column's data in the same run: plan lists it under
+    Destroys and apply refuses it, changing nothing, without --allow-destroy. Under manual the
+    expansion drops nothing (`dbops migrate complete` does, confirmed and audited)."""
+    setup_tasks(project, rows=10)
+    write(project, "20300102000000_no_owner.yaml",
+          "operations:\n  - drop_column:\n      table: tasks\n      column: owner\n")
+    engine(project).run_migrations(target="20300101000000")
+    manual = project.run("plan", "test")
+    assert "Destroys" not in manual.stdout, manual.stdout
+    project.write_plan("migrations:\n  complete: auto\n")
+    shown = project.run("plan", "test")
+    assert "Destroys (apply needs --allow-destroy): 1" in shown.stdout, shown.stdout
+    assert "drop_column tasks.owner: its data is gone once the expansion completes" in shown.stdout
+    refused = project.run("apply", "test", "--yes")
+    assert refused.returncode == 1 and "--allow-destroy" in refused.stderr, refused.stderr
+    assert "owner" in columns(project)
+    allowed = project.run("apply", "test", "--yes", "--allow-destroy")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "owner" not in columns(project)

@@ -119,6 +119,13 @@ class ExpandSpec:
     def version_schema(self, version: str) -> str:
         return f"{self.schema}_{version}"
 
+    def losses(self) -> list[str]:
+        """What completing the expansion destroys, one line each: a dropped column's data (an
+        altered or renamed column's values live on in the new column; `sql` operations are
+        judged like any SQL migration)."""
+        return [f"line {op.line}: drop_column {op.table}.{op.column}: its data is gone once "
+                "the expansion completes" for op in self.operations if isinstance(op, DropColumn)]
+
     @property
     def tables(self) -> tuple[str, ...]:
         """The base tables the operations touch, in order of first mention."""
