@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from dbops.backup.archiving import judge
-from dbops.backup.schedule import overdue
+from dbops.backup.schedule import overdue, overdue_since
 from dbops.changes import ChangeSet, Scalar
 from dbops.config.model import DriftIgnore, Plan
 from dbops.inspect import ROLE_ATTRIBUTES, LiveState
@@ -156,6 +156,11 @@ def _pgbackrest(plan: Plan, live: LiveState, changeset: ChangeSet,
     if verdict.verdict != "ok":
         items.append(DriftItem("out-of-band", "backup.archiving", None, verdict.verdict,
                                "ok", detail=verdict.message))
+    late = (overdue_since(policy.full, live.pgbackrest.newest_full, datetime.now(UTC))
+            if policy.full else None)
+    if late is not None:  # the full backups the plan's schedule promises are not there
+        items.append(DriftItem("out-of-band", "backup.pgbackrest.full", None, late, policy.full,
+                               detail=late))
     return items
 
 

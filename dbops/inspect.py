@@ -13,6 +13,7 @@ from dbops import migration_history as history
 from dbops.backup import record
 from dbops.backup.manifest import Manifest, read_manifests
 from dbops.backup.pgbackrest import LiveSetup, read_setup
+from dbops.backup.pitr import newest_full, recorded
 from dbops.config.model import Plan
 from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
@@ -164,7 +165,8 @@ def inspect(plan: Plan, *, command: str = "plan", fingerprint: bool = True) -> L
 def _read_pgbackrest(conn: psycopg.Connection[Any], plan: Plan) -> LiveSetup | None:
     if plan.backup is None or plan.backup.engine != "pgbackrest" or not plan.backup.pgbackrest:
         return None
-    return read_setup(conn, plan.backup.pgbackrest)
+    setup = read_setup(conn, plan.backup.pgbackrest)
+    return replace(setup, newest_full=newest_full(recorded(conn, plan.environment)))
 
 
 def _read_backups(conn: psycopg.Connection[Any], plan: Plan) -> tuple[tuple[Manifest, ...], str]:

@@ -302,3 +302,26 @@ def test_full_backup_overdue_under_its_schedule() -> None:
     assert late is not None and "wants one every 7 days" in late
     assert overdue_since(weekly, None, now) == (
         "there is no full backup; schedule '0 1 * * 0' wants one every 7 days")
+
+
+def test_drift_reports_a_full_backup_older_than_its_schedule(pitr_project: Project) -> None:
+    _ok(pitr_project.run("backup", "create", "test", "--type", "full"))
+    fresh = pitr_project.run("drift", "test")
+    assert "backup.pgbackrest.full" not in fresh.stdout, fresh.stdout
+    # The catalog says every full backup started long ago: the weekly schedule is missed.
+    saved = _sql(pitr_project, "SELECT id, manifest->>'started_at' FROM dbops.backup_catalog"
+                               " WHERE manifest->>'type' = 'full'")
+    try:
+        _sql(pitr_project, "UPDATE dbops.backup_catalog SET manifest = jsonb_set(manifest,"
+                           " '{started_at}', to_jsonb('2020-01-05T00:00:00+00:00'::text))"
+                           " WHERE manifest->>'type' = 'full'")
+        late = pitr_project.run("drift", "test")
+        assert late.returncode == 2, late.stdout + late.stderr
+        assert "backup.pgbackrest.full" in late.stdout, late.stdout
+        health = pitr_project.run("health", "test")
+        assert re.search(r"warning\s+full_backup_age", health.stdout), health.stdout
+    finally:
+        for backup_id, started in saved:
+            _sql(pitr_project, "UPDATE dbops.backup_catalog SET manifest = jsonb_set(manifest,"
+                               f" '{{started_at}}', to_jsonb('{started}'::text))"
+                               f" WHERE id = '{backup_id}'")

@@ -294,6 +294,7 @@ class LiveSetup:
     stanza_exists: bool | None
     archive: ArchiveStatus
     problem: str = ""  # why `facts` could not be read
+    newest_full: datetime | None = None  # the newest good full backup the catalog records
 
 
 def read_setup(conn: psycopg.Connection[Any], policy: PgBackRest) -> LiveSetup:

@@ -291,6 +291,12 @@ def recorded(conn: psycopg.Connection[Any], environment: str) -> list[dict[str, 
     return [{**manifest, "verified": verified} for manifest, verified in rows]
 
 
+def newest_full(sets: list[dict[str, Any]]) -> datetime | None:
+    """When the newest good full backup of `recorded` sets started (None: there is none)."""
+    return max((datetime.fromisoformat(m["started_at"]) for m in sets
+                if m.get("type") == "full" and not m.get("error")), default=None)
+
+
 def write_owned(path: Path, text: str, uid: int, gid: int, mode: int = 0o640) -> None:
     """Write `text` to `path` (parents created), owned by uid:gid, atomically."""
     try:

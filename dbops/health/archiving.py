@@ -40,7 +40,7 @@ class ArchiveHealth:
         if policy is None:
             return []
         try:
-            status, recorded = on_primary(self._read)
+            status, newest = on_primary(self._read)
         except (DbopsError, psycopg.Error) as exc:
             return [CheckResult("wal_archiving", None, None, "warning",
                                 f"could not read pg_stat_archiver: {mask(str(exc).strip())}")]
@@ -55,9 +55,6 @@ class ArchiveHealth:
              "last_archived_wal": status.last_archived_wal,
              "last_failed_wal": status.last_failed_wal})]
         if policy.full is not None:
-            fulls = [datetime.fromisoformat(m["started_at"]) for m in recorded
-                     if m.get("type") == "full" and not m.get("error")]
-            newest = max(fulls, default=None)
             try:
                 late = schedule.overdue_since(policy.full, newest, datetime.now(UTC))
             except DbopsError as exc:
@@ -69,7 +66,8 @@ class ArchiveHealth:
         return results
 
     def _read(self, conn: psycopg.Connection[Any]) -> tuple[archiving.ArchiveStatus,
-                                                             list[dict[str, Any]]]:
-        from dbops.backup.pitr import recorded
+                                                             datetime | None]:
+        # lazy: the pgBackRest machinery only for plans of that engine
+        from dbops.backup.pitr import newest_full, recorded
 
-        return archiving.read(conn), recorded(conn, self.plan.environment)
+        return archiving.read(conn), newest_full(recorded(conn, self.plan.environment))
