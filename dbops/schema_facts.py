@@ -71,6 +71,22 @@ class TableStats:
     partition_key: tuple[str, ...] = ()
 
 
+# Anything a migration could lock, rewrite or fail on, outside the system schemas and dbops' own.
+_HAS_OBJECTS = r"""
+    WITH ours AS (SELECT oid FROM pg_namespace
+                  WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'dbops')
+                    AND nspname NOT LIKE 'pg\_%')
+    SELECT EXISTS (SELECT FROM pg_class WHERE relnamespace IN (SELECT oid FROM ours))
+        OR EXISTS (SELECT FROM pg_proc WHERE pronamespace IN (SELECT oid FROM ours))
+        OR EXISTS (SELECT FROM pg_type WHERE typnamespace IN (SELECT oid FROM ours))"""
+
+
+def has_objects(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the database holds anything a migration could lock, rewrite or fail on."""
+    row = conn.execute(_HAS_OBJECTS).fetchone()
+    return bool(row and row[0])
+
+
 def schema_fingerprint(conn: psycopg.Connection[Any]) -> dict[str, str]:
     """Every user table, index, constraint, view and function, with a hash of its definition."""
     return dict(conn.execute(_FINGERPRINT).fetchall())

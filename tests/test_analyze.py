@@ -334,3 +334,25 @@ def test_attach_partition_proven_by_a_valid_check_is_neither_flagged_nor_refused
                 online_steps(change, run_states([change], stats)[0])
         else:
             assert online_steps(change, run_states([change], stats)[0])
+
+
+def test_indexes_and_materialized_views_made_earlier_in_the_run_are_new(tmp_path: Path) -> None:
+    """An index of a table the run created, and a materialized view the run created, need no
+    online care later in the run: a transactional migration stays one transaction."""
+    run = [numbered(tmp_path, 1, "CREATE TABLE crates (id int, name text);"),
+           numbered(tmp_path, 2, "CREATE INDEX crates_name ON crates (name);"
+                                 " CREATE MATERIALIZED VIEW recent AS SELECT id FROM crates;"),
+           numbered(tmp_path, 3, "ALTER INDEX crates_name RENAME TO crates_by_name;"
+                                 " CREATE UNIQUE INDEX recent_id ON recent (id);"),
+           numbered(tmp_path, 4, "DROP INDEX crates_by_name; DROP INDEX recent_id;"
+                                 " DROP INDEX live_index;")]
+    states = run_states(run, {})
+    assert sorted(states[2].new) == ["crates", "crates_name", "recent"]
+    assert sorted(states[3].new) == ["crates", "crates_by_name", "recent", "recent_id"]
+    report = lint(run, zero_downtime=True, fail_on="error", states=states)
+    # Only the index the run did not make (it may be live and large) is judged.
+    assert [(f.line, f.rule) for f in report.findings] == [(3, "drop-index-not-concurrent")]
+    steps = online_steps(run[3], states[3])
+    assert [(len(s.statements), s.transactional, s.note) for s in steps] == [
+        (2, True, ""), (1, False, "DROP INDEX CONCURRENTLY")]
+    assert online_steps(run[2], states[2])[0].transactional  # as written: one transaction

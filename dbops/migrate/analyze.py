@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import pglast
 from pglast import ast, enums
-from pglast.stream import RawStream
 
 from dbops.migrate.files import Migration, Section, checksum
 from dbops.migrate.rulebook import RULES, SEVERITY_ORDER, Rule, Severity
@@ -94,11 +93,19 @@ def _names(items: tuple[ast.Node, ...] | None) -> list[str]:
             else str(getattr(item, "sval", item)) for item in items or ()]
 
 
+def sql_text(node: ast.Node) -> str:
+    """A parse tree printed back as SQL."""
+    # lazy: pglast's printers take ~0.1 s to import, and most runs print nothing
+    from pglast.stream import RawStream
+
+    return str(RawStream()(node))
+
+
 def _volatile(expr: ast.Node | None) -> bool:
     """A default PostgreSQL evaluates per row (so ADD COLUMN rewrites the table)."""
     volatile = {"random", "clock_timestamp", "gen_random_uuid", "uuid_generate_v4", "nextval",
                 "timeofday", "txid_current"}
-    text = RawStream()(expr).lower() if expr is not None else ""
+    text = sql_text(expr).lower() if expr is not None else ""
     return any(f"{name}(" in text for name in volatile)
 
 
@@ -110,7 +117,7 @@ _ANALYSED = frozenset({"CreateStmt", "IndexStmt", "DropStmt", "ReindexStmt", "Al
                        "RenameStmt", "TruncateStmt", "VacuumStmt", "ClusterStmt",
                        "VariableSetStmt", "AlterEnumStmt", "InsertStmt", "UpdateStmt",
                        "DeleteStmt", "CreateDomainStmt", "LockStmt", "RefreshMatViewStmt",
-                       "CreateTrigStmt", "AlterSeqStmt", "CommentStmt"})
+                       "CreateTrigStmt", "AlterSeqStmt", "CommentStmt", "CreateTableAsStmt"})
 _TRIGGER_SWITCHES = frozenset({
     enums.AlterTableType.AT_EnableTrig, enums.AlterTableType.AT_EnableAlwaysTrig,
     enums.AlterTableType.AT_EnableReplicaTrig, enums.AlterTableType.AT_EnableTrigAll,
@@ -241,6 +248,12 @@ class _Analyzer:
             table = _relation(node.relation)
             locks.append((table, "SHARE UPDATE EXCLUSIVE" if node.concurrent else "SHARE"))
             scans = True
+            if node.idxname and self.is_new(table):
+                # An index lives in its table's schema, and shares its names with the tables: an
+                # index of a new table is new too (dropping it blocks nobody).
+                schema = node.relation.schemaname if node.relation else None
+                self.created.add(table_key(f"{schema}.{node.idxname}" if schema
+                                           else str(node.idxname)))
             if not node.concurrent and not self.is_idle(table):
                 findings.append(self.finding("index-not-concurrent", statement,
                                              f"CREATE INDEX on {table} blocks writes while it builds",
@@ -251,6 +264,9 @@ class _Analyzer:
                                              table))
         elif isinstance(node, ast.DropStmt):
             findings += self._drop(node, statement, locks)
+        elif isinstance(node, ast.CreateTableAsStmt) and node.into is not None:
+            # CREATE TABLE ... AS, CREATE MATERIALIZED VIEW, SELECT INTO: a new relation.
+            self.created.add(table_key(_relation(node.into.rel)))
         elif isinstance(node, ast.ReindexStmt):
             concurrent = any(getattr(p, "defname", None) == "concurrently" for p in node.params or ())
             target = _relation(node.relation)
@@ -269,7 +285,8 @@ class _Analyzer:
             locks.append((target, "ACCESS EXCLUSIVE"))
             what = "column" if node.renameType == enums.ObjectType.OBJECT_COLUMN else "object"
             fresh = self.is_new(target)
-            if node.renameType == enums.ObjectType.OBJECT_TABLE:
+            if node.renameType in (enums.ObjectType.OBJECT_TABLE, enums.ObjectType.OBJECT_INDEX,
+                                   enums.ObjectType.OBJECT_MATVIEW):
                 schema = node.relation.schemaname if node.relation else None
                 renamed = table_key(f"{schema}.{node.newname}" if schema else str(node.newname))
                 for tracked in (self.created, self.empty):
@@ -305,7 +322,7 @@ class _Analyzer:
                                          "CLUSTER rewrites the table under ACCESS EXCLUSIVE",
                                          _relation(node.relation)))
         elif isinstance(node, ast.VariableSetStmt) and node.name == "lock_timeout":
-            value = RawStream()(node.args[0]) if node.args else ""
+            value = sql_text(node.args[0]) if node.args else ""
             if value.strip("'") in ("0", "0ms", "0s"):
                 findings.append(self.finding("missing-lock-timeout", statement,
                                              "lock_timeout is switched off"))
@@ -397,12 +414,15 @@ class _Analyzer:
             for name in names:
                 locks.append((name, "SHARE UPDATE EXCLUSIVE" if node.concurrent else "ACCESS EXCLUSIVE"))
             if not node.concurrent:
-                findings.append(self.finding("drop-index-not-concurrent", statement,
-                                             f"DROP INDEX {', '.join(names)} blocks the table",
-                                             names[0] if names else None))
+                if not all(self.is_new(name) for name in names):  # an index of a new table
+                    findings.append(self.finding("drop-index-not-concurrent", statement,
+                                                 f"DROP INDEX {', '.join(names)} blocks the table",
+                                                 names[0] if names else None))
             elif self.outside_transaction and not node.missing_ok:
                 findings.append(self.finding("not-idempotent-outside-transaction", statement,
                                              "DROP INDEX CONCURRENTLY without IF EXISTS"))
+            for name in names:
+                self.created.discard(table_key(name))
         elif node.removeType == enums.ObjectType.OBJECT_TABLE:
             for name in names:
                 locks.append((name, "ACCESS EXCLUSIVE"))
@@ -556,7 +576,7 @@ class _Analyzer:
         serial = _SERIAL & {str(getattr(n, "sval", n)).lower()
                             for n in (column.typeName.names if column.typeName else None) or ()}
         identity = any(c.contype == enums.ConstrType.CONSTR_IDENTITY for c in constraints)
-        if ((default is not None and _volatile(default)) or serial or identity) and not idle:
+        if not idle and ((default is not None and _volatile(default)) or serial or identity):
             findings.append(self.finding("volatile-default", statement,
                                          f"{table}.{column.colname} gets a volatile default: "
                                          "the table is rewritten", table))

@@ -23,10 +23,11 @@ from dbops.config.source import display_path
 from dbops.connect import endpoint, open_connection
 from dbops.errors import MigrationError, StalePlan
 from dbops.migrate import files, pending
+from dbops.migrate.expand.state import check_none_in_flight
 from dbops.migrate.files import Migration, MigrationSet
 from dbops.migration_history import Direction
 from dbops.progress import step as progress_step
-from dbops.schema_facts import table_stats
+from dbops.schema_facts import has_objects, table_stats
 
 if TYPE_CHECKING:
     from dbops.migrate.expand.state import Expansion
@@ -213,8 +214,6 @@ class MigrationEngine:
             )
             durations: list[float] = []
             if direction == "up" and executions:
-                from dbops.migrate.expand.run import check_none_in_flight
-
                 check_none_in_flight(conn, executions[0].migration.version)
             # What dbops itself changes is not drift, nor what a killed run changed before.
             with ledger.crediting(conn):
@@ -282,7 +281,7 @@ class MigrationEngine:
                                               settings.retries, settings.role), self._notify)
             with ledger.crediting(conn):  # what dbops itself changes is not drift
                 if migration.expand is not None and run.direction == "up":
-                    from dbops.migrate.expand.run import check_none_in_flight, expand
+                    from dbops.migrate.expand.run import expand
 
                     check_none_in_flight(conn, migration.version)
                     duration = expand(conn, self._runner_settings(), migration, settings.complete,
@@ -574,8 +573,6 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
     # lazy: pglast only once migrations run; `migrate status` stays light
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
-    from dbops.migrate.rehearsal import has_objects
-
     if not has_objects(conn):
         return {}
     names = tables_of(migrations)

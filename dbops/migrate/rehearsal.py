@@ -17,6 +17,7 @@ from dbops.connect import Endpoint, libpq_environment, mask, open_connection, wi
 from dbops.errors import MigrationError, StatementFailed
 from dbops.migrate.runner import Execution, Notify, Runner, RunSettings
 from dbops.pgbin import find_bindir
+from dbops.schema_facts import has_objects
 
 
 def _environment(ep: Endpoint) -> dict[str, str]:
@@ -25,20 +26,7 @@ def _environment(ep: Endpoint) -> dict[str, str]:
     return libpq_environment(ep, "migrate-rehearsal")
 
 
-# Anything a migration could lock, rewrite or fail on, outside the system schemas and dbops' own.
-_HAS_OBJECTS = r"""
-    WITH ours AS (SELECT oid FROM pg_namespace
-                  WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'dbops')
-                    AND nspname NOT LIKE 'pg\_%')
-    SELECT EXISTS (SELECT FROM pg_class WHERE relnamespace IN (SELECT oid FROM ours))
-        OR EXISTS (SELECT FROM pg_proc WHERE pronamespace IN (SELECT oid FROM ours))
-        OR EXISTS (SELECT FROM pg_type WHERE typnamespace IN (SELECT oid FROM ours))"""
-
-
-def has_objects(conn: psycopg.Connection[Any]) -> bool:
-    """Whether the database holds anything a migration could lock, rewrite or fail on."""
-    row = conn.execute(_HAS_OBJECTS).fetchone()
-    return bool(row and row[0])
+NOT_REHEARSED = "not rehearsed: the database has no objects yet, the run itself is the rehearsal"
 
 
 def rehearse(ep: Endpoint, executions: tuple[Execution, ...], settings: RunSettings,
@@ -55,8 +43,7 @@ def rehearse(ep: Endpoint, executions: tuple[Execution, ...], settings: RunSetti
     scratch = f"{prefix}_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
     with open_connection(ep, command="migrate-rehearsal", autocommit=True) as conn:
         if not always and not has_objects(conn):
-            notify("not rehearsed: the database has no objects yet, the run itself is the "
-                   "rehearsal")
+            notify(NOT_REHEARSED)
             return
         # Copies left by a runner killed mid-rehearsal: under the runner lock, none is in use.
         for (stale,) in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",

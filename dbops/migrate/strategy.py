@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 import pglast
 from pglast import ast, enums
-from pglast.stream import RawStream
 from psycopg import sql
 
 from dbops.errors import MigrationError
-from dbops.migrate.analyze import RULES, Finding, analyze, with_live_severity
+from dbops.migrate.analyze import RULES, Finding, analyze, sql_text, with_live_severity
 from dbops.migrate.files import Migration
 from dbops.migrate.runstate import RunState
 from dbops.migrate.sql import Statement
@@ -139,10 +138,10 @@ def _rewrite(node: ast.Node, statement: Statement) -> list[OnlineStep] | None:
         return [_concurrent_index(node, statement)]
     if isinstance(node, ast.DropStmt) and len(node.objects or ()) == 1:
         node.concurrent, node.missing_ok = True, True
-        return [OnlineStep((_derived(statement, RawStream()(node), transactional=False),), False,
+        return [OnlineStep((_derived(statement, sql_text(node), transactional=False),), False,
                            "DROP INDEX CONCURRENTLY")]
     if isinstance(node, ast.ReindexStmt):
-        text = RawStream()(node)
+        text = sql_text(node)
         text = text.replace("REINDEX ", "REINDEX (CONCURRENTLY) ", 1) if "(" not in text.split()[1] \
             else text
         return [OnlineStep((_derived(statement, text, transactional=False),), False,
@@ -161,7 +160,7 @@ def _concurrent_index(node: ast.IndexStmt, statement: Statement) -> OnlineStep:
         columns = [p.name or "expr" for p in node.indexParams or ()]
         node.idxname = _name(str(node.relation.relname), *columns, "idx")
     node.concurrent, node.if_not_exists = True, True
-    return OnlineStep((_derived(statement, RawStream()(node), transactional=False,
+    return OnlineStep((_derived(statement, sql_text(node), transactional=False,
                                 index=(node.relation.schemaname, node.idxname)),), False,
                       "CREATE INDEX CONCURRENTLY")
 
@@ -189,7 +188,7 @@ def _alter_command(node: ast.AlterTableStmt, cmd: ast.AlterTableCmd,
                     constraint.conname = _name(relname, *(cols if len(cols) == 1 else []), "check")
             constraint.skip_validation = True
             single = ast.AlterTableStmt(relation=node.relation, cmds=(cmd,), objtype=node.objtype)
-            return [tx(RawStream()(single), note="added NOT VALID: no scan under the strong lock"),
+            return [tx(sql_text(single), note="added NOT VALID: no scan under the strong lock"),
                     tx(f"ALTER TABLE {table} VALIDATE CONSTRAINT {_q(constraint.conname)}",
                        note="validated under SHARE UPDATE EXCLUSIVE: writes go on")]
         if constraint.contype in (ct.CONSTR_UNIQUE, ct.CONSTR_PRIMARY) and not constraint.indexname:
@@ -216,4 +215,4 @@ def _alter_command(node: ast.AlterTableStmt, cmd: ast.AlterTableCmd,
                    f"ALTER TABLE {table} DROP CONSTRAINT {_q(check)}",
                    note="SET NOT NULL uses the validated CHECK and skips the scan")]
     single = ast.AlterTableStmt(relation=node.relation, cmds=(cmd,), objtype=node.objtype)
-    return [tx(RawStream()(single))]
+    return [tx(sql_text(single))]

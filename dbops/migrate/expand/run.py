@@ -39,19 +39,6 @@ def expand(conn: psycopg.Connection[Any], settings: RunSettings, migration: Migr
     return duration
 
 
-def check_none_in_flight(conn: psycopg.Connection[Any], next_version: str) -> None:
-    """Refuse to run migrations while an expansion waits for complete or abort (only the one
-    being resumed may be in flight)."""
-    for e in state.in_flight(conn):
-        if e.phase == "expanded" or e.version != next_version:
-            raise MigrationError(
-                f"migration {e.version} {e.name} is {e.phase} (expand/contract in flight): run "
-                "`dbops migrate complete` or `dbops migrate abort` before further migrations"
-                if e.phase == "expanded" else
-                f"migration {e.version} {e.name} was interrupted while expanding: run "
-                "`dbops migrate up` with it as the next migration, or `dbops migrate abort`")
-
-
 def finish(conn: psycopg.Connection[Any], migrations: MigrationSet, phase: str,
            settings: RunSettings, notify: Notify | None) -> list[Migration]:
     """Complete (or abort) every expansion in flight, oldest first; idempotent."""

@@ -11,6 +11,8 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from dbops.errors import MigrationError
+
 Phase = Literal["expanding", "expanded", "completed"]
 
 
@@ -107,3 +109,16 @@ def set_phase(conn: psycopg.Connection[Any], version: str, phase: Phase) -> None
 
 def forget(conn: psycopg.Connection[Any], version: str) -> None:
     conn.execute("DELETE FROM dbops.expansion WHERE version = %s", (version,))
+
+
+def check_none_in_flight(conn: psycopg.Connection[Any], next_version: str) -> None:
+    """Refuse to run migrations while an expansion waits for complete or abort (only the one
+    being resumed may be in flight)."""
+    for e in in_flight(conn):
+        if e.phase == "expanded" or e.version != next_version:
+            raise MigrationError(
+                f"migration {e.version} {e.name} is {e.phase} (expand/contract in flight): run "
+                "`dbops migrate complete` or `dbops migrate abort` before further migrations"
+                if e.phase == "expanded" else
+                f"migration {e.version} {e.name} was interrupted while expanding: run "
+                "`dbops migrate up` with it as the next migration, or `dbops migrate abort`")
