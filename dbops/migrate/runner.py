@@ -65,6 +65,9 @@ class Execution:
     migration: Migration
     direction: Direction
     steps: tuple[Step, ...]
+    # Relations made earlier in the same run (RunState.new): no session older than the run can
+    # hold a lock on them, so nobody is waited for there.
+    new: frozenset[str] = frozenset()
 
     @property
     def mode(self) -> Mode:
@@ -84,6 +87,7 @@ def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool =
     section: Section | None = migration.up if direction == "up" else migration.down
     assert section is not None, "callers check for a down section first"
     statements = section.statements(migration.path)
+    new = state.new if state is not None and direction == "up" else frozenset()
     if zero_downtime and any(s.kind in _REWRITABLE for s in statements):
         # A rollback runs online too: a plain DROP INDEX in a down section would block the table.
         # lazy: the online-rewrite planner (analyze, strategy) only for zero-downtime runs
@@ -93,9 +97,9 @@ def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool =
         if len(online) > 1 or not online[0].transactional:
             return Execution(migration, direction, tuple(
                 Step(n, step.statements, step.transactional, step.note)
-                for n, step in enumerate(online, start=1)))
+                for n, step in enumerate(online, start=1)), new)
     if migration.transaction and all(s.transactional for s in statements):
-        return Execution(migration, direction, (Step(1, tuple(statements), True),))
+        return Execution(migration, direction, (Step(1, tuple(statements), True),), new)
     steps: list[Step] = []
     for statement in statements:
         joinable = (
@@ -106,7 +110,7 @@ def prepare(migration: Migration, direction: Direction, *, zero_downtime: bool =
             steps[-1] = Step(last.number, (*last.statements, statement), True)
         else:
             steps.append(Step(len(steps) + 1, (statement,), statement.transactional))
-    return Execution(migration, direction, tuple(steps))
+    return Execution(migration, direction, tuple(steps), new)
 
 
 def from_run(run: MigrationRun, migration: Migration) -> Execution:
@@ -348,7 +352,8 @@ class Runner:
         retries = self._settings.retries
         delay = retries.backoff.total_seconds()
         tables = tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)
-                                     if table_key(r) not in self._created))
+                                     if table_key(r) not in self._created
+                                     and table_key(r) not in execution.new))
         first = statements[0] if statements else None
         for attempt in range(1, retries.attempts + 1):
             blockers = self._blockers(tables)
