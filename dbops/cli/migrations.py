@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from dbops.cli.common import (
+    F,
     _audited,
     _backups,
     _confirm,
@@ -188,11 +189,21 @@ def migrate_up(
     click.echo(summary)
 
 
+def _finishing(command: F) -> F:
+    """The arguments `migrate complete` and `migrate abort` share."""
+    for option in reversed((
+        _env_argument,
+        click.option("--yes", is_flag=True, help="Do not ask for confirmation."),
+        click.option("--lock-wait",
+                     help="How long to wait for another runner (default: the plan's)."),
+        handle_errors,
+    )):
+        command = option(command)
+    return command
+
+
 @migrate.command("complete")
-@_env_argument
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
-@handle_errors
+@_finishing
 def migrate_complete(env: str | None, yes: bool, lock_wait: str | None) -> None:
     """Contract phase of expand/contract migrations: drop the old columns and triggers, rename
     the new columns into place. Old clients (base schema) must have moved to the version schema."""
@@ -200,10 +211,7 @@ def migrate_complete(env: str | None, yes: bool, lock_wait: str | None) -> None:
 
 
 @migrate.command("abort")
-@_env_argument
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--lock-wait", help="How long to wait for another runner (default: the plan's).")
-@handle_errors
+@_finishing
 def migrate_abort(env: str | None, yes: bool, lock_wait: str | None) -> None:
     """Undo expand/contract migrations in flight: drop the new columns, triggers and version
     schema; the old shape was never changed. The migrations become pending again."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import psycopg
 
@@ -491,24 +491,18 @@ class MigrationEngine:
         files.load(self.directory)  # refuse to bless a directory that does not parse
         return files.write_sum(self.directory)
 
-    def create_migration(
-        self,
-        description: str,
-        *,
-        zero_downtime: bool = False,
-        estimated_duration: str | None = None,
-        risk: str = "low",
-        requires: tuple[str, ...] = (),
-    ) -> Path:
+    def create_migration(self, description: str, **options: Unpack[NewMigration]) -> Path:
         """Write a new migration from the template and update dbops.sum; returns its path."""
-        return create_migration(
-            self.directory,
-            description,
-            zero_downtime=zero_downtime,
-            estimated_duration=estimated_duration,
-            risk=risk,
-            requires=requires,
-        )
+        return create_migration(self.directory, description, **options)
+
+
+class NewMigration(TypedDict, total=False):
+    """The options of a new migration file (see create_migration)."""
+
+    zero_downtime: bool
+    estimated_duration: str | None
+    risk: str
+    requires: tuple[str, ...]
 
 
 def create_migration(
