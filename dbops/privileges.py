@@ -29,7 +29,8 @@ _ROLE = """
            has_function_privilege('pg_catalog.pg_reload_conf()', 'EXECUTE'),
            pg_has_role('pg_monitor', 'USAGE'), pg_has_role('pg_read_all_settings', 'USAGE'),
            (SELECT pg_has_role(nspowner, 'USAGE') FROM pg_namespace WHERE nspname = 'dbops'),
-           has_database_privilege(current_database(), 'CREATE')
+           has_database_privilege(current_database(), 'CREATE'),
+           (SELECT array_agg(word) FROM pg_get_keywords() WHERE catcode <> 'U')
     FROM pg_roles r WHERE r.rolname = current_user"""
 
 _PARAMETERS = "SELECT name, has_parameter_privilege(name, 'ALTER SYSTEM') FROM unnest(%s::text[]) name"
@@ -62,6 +63,9 @@ class Facts:
     owner_role: bool | None = None  # may SET ROLE to migrations.role; None: no such role
     unreadable: tuple[str, ...] = ()
     replicas: dict[str, str] = field(default_factory=dict)  # name -> "" reachable, else why not
+    # The words this server does not take as a bare name (reserved, column-name and type or
+    # function-name keywords): a statement quotes a name among them.
+    keywords: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def _read(conn: psycopg.Connection[Any], plan: Plan) -> Facts:
     if row is None:  # a role dropped while connected
         raise DbopsError("the connecting role is not in pg_roles")
     (role, superuser, createrole, createdb, version, database, reload, monitor, read_settings,
-     ledger_schema, create_on_database) = row
+     ledger_schema, create_on_database, keywords) = row
     names = sorted(plan.settings)
     if superuser or not names:
         alter_system = dict.fromkeys(names, bool(superuser))
@@ -126,13 +130,14 @@ def _read(conn: psycopg.Connection[Any], plan: Plan) -> Facts:
                  database=str(database), createrole=bool(createrole), createdb=bool(createdb),
                  reload=bool(reload), monitor=bool(monitor), read_settings=bool(read_settings),
                  ledger_schema=ledger_schema, create_on_database=bool(create_on_database),
-                 alter_system=alter_system, owner_role=owner_role, unreadable=unreadable)
+                 alter_system=alter_system, owner_role=owner_role, unreadable=unreadable,
+                 keywords=frozenset(keywords or ()))
 
 
 def judge(plan: Plan, facts: Facts) -> tuple[Finding, ...]:
     """Every need of the plan, met or not. Statements name the connecting role, or the dedicated
     role `dbops` when the connecting role is a superuser (what it would take to stop being one)."""
-    to = _ident(DEDICATED_ROLE if facts.superuser else facts.role)
+    to = _ident(DEDICATED_ROLE if facts.superuser else facts.role, facts.keywords)
     su = facts.superuser
     findings = [_ledger(facts, to)]
     findings.append(Finding(
@@ -143,7 +148,7 @@ def judge(plan: Plan, facts: Facts) -> tuple[Finding, ...]:
         can = facts.alter_system.get(name, su)
         if facts.server_version >= PARAMETER_GRANTS:
             findings.append(Finding(f"settings.{name}", f"ALTER SYSTEM on {name}", can,
-                                    f"GRANT ALTER SYSTEM ON PARAMETER {_parameter(name)} TO {to};"))
+                                    f"GRANT ALTER SYSTEM ON PARAMETER {_parameter(name, facts.keywords)} TO {to};"))
         else:
             findings.append(Finding(f"settings.{name}", f"ALTER SYSTEM on {name}", can,
                                     detail="before PostgreSQL 15 only a superuser may"))
@@ -168,7 +173,7 @@ def _ledger(facts: Facts, to: str) -> Finding:
     need = "schema dbops (migration history, journal, snapshot, audit)"
     if facts.ledger_schema is None:
         return Finding("dbops", need + ": create it", facts.superuser or facts.create_on_database,
-                       f"GRANT CREATE ON DATABASE {_ident(facts.database)} TO {to};")
+                       f"GRANT CREATE ON DATABASE {_ident(facts.database, facts.keywords)} TO {to};")
     return Finding("dbops", need, facts.superuser or facts.ledger_schema,
                    f"ALTER SCHEMA dbops OWNER TO {to};")
 
@@ -186,7 +191,7 @@ def _migrations(plan: Plan, facts: Facts, to: str) -> list[Finding]:
         return [Finding("migrations.role", f"SET ROLE {owner}", False,
                         detail=f"role {owner} does not exist")]
     return [Finding("migrations.role", f"SET ROLE {owner} (membership in the owner role)",
-                    facts.owner_role, f"GRANT {_ident(owner)} TO {to};")]
+                    facts.owner_role, f"GRANT {_ident(owner, facts.keywords)} TO {to};")]
 
 
 def _backups(plan: Plan, facts: Facts, to: str) -> list[Finding]:
@@ -220,17 +225,12 @@ def statements(findings: Sequence[Finding]) -> list[str]:
     return list(dict.fromkeys(f.grant for f in findings if f.grant))
 
 
-def _ident(name: str) -> str:
+def _ident(name: str, keywords: frozenset[str]) -> str:
     """A name as a person would type it: bare when PostgreSQL reads it back unchanged."""
-    # lazy: pglast only when a role name is printed for `dbops doctor`
-    from pglast import keywords
-
-    reserved = (keywords.RESERVED_KEYWORDS | keywords.COL_NAME_KEYWORDS
-                | keywords.TYPE_FUNC_NAME_KEYWORDS)
-    if _BARE.fullmatch(name) and name not in reserved:
+    if _BARE.fullmatch(name) and name not in keywords:
         return name
     return sql.Identifier(name).as_string(None)
 
 
-def _parameter(name: str) -> str:
-    return ".".join(_ident(part) for part in name.split("."))
+def _parameter(name: str, keywords: frozenset[str]) -> str:
+    return ".".join(_ident(part, keywords) for part in name.split("."))

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
-from harness import child_env
+from harness import Project, child_env
 
 from dbops.cli import main
 
@@ -123,3 +123,24 @@ def test_a_command_imports_only_its_own_family() -> None:
     assert "dbops.cli.migrations" in loaded
     assert not loaded & {"dbops.cli.plans", "dbops.cli.backups", "dbops.cli.audit", "rich",
                          "pyinfra", "dbops.planner"}
+
+
+def test_plan_with_nothing_pending_loads_neither_pglast_nor_pyinfra(project: Project) -> None:
+    """`dbops plan` is the pull-request check: with no migration pending it parses no SQL (no
+    pglast, ~0.3 s to load) and executes nothing (no pyinfra). Twice before, a helper of the plan
+    (the health checks, the privileges' keyword list) loaded pglast again; this says when."""
+    probe = (
+        "import sys\n"
+        "from dbops.cli import main\n"
+        "try:\n"
+        "    main(['plan', 'test'])\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code, file=sys.stderr)\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=project.root, env=child_env(drop=("DB_",)))
+    assert "exit 0" in done.stderr, done.stderr
+    loaded = set(done.stdout.split())
+    assert "dbops.planner" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("pglast", "pyinfra")}

@@ -215,3 +215,18 @@ def test_judging_is_pure_and_names_what_each_server_version_allows(project: Proj
         "GRANT ALTER SYSTEM ON PARAMETER work_mem TO dbops;",
         "GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO dbops;",
         "GRANT pg_read_all_data TO dbops;"]
+
+
+def test_names_the_server_reserves_are_quoted_in_the_statements(project: Project) -> None:
+    """The probe reads the server's own keywords (pg_get_keywords): a role named like one is
+    quoted in the statements `dbops doctor` prints, an ordinary name is not."""
+    from dbops.config.load import load_plan
+    from dbops.privileges import Facts, judge, probe, statements
+
+    plan = load_plan("test", root=project.root)
+    keywords = probe(plan, replicas=False).keywords
+    assert {"select", "user", "order"} <= keywords and "widgets" not in keywords
+    for role, shown in (("user", '"user"'), ("ops", "ops")):
+        facts = Facts(role=role, superuser=False, server_version=160000, database="order",
+                      keywords=keywords)
+        assert f'GRANT CREATE ON DATABASE "order" TO {shown};' in statements(judge(plan, facts))
