@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from dbops.config.model import Thresholds
-from dbops.health.probe import Blocked, Counters, PrimarySnapshot, Session
+from dbops.health.probe import Blocked, Counters, PrimarySnapshot
 from dbops.health.result import CheckResult, Detail
 from dbops.levels import Status, status_of
+from dbops.locks import LockHolder
 from dbops.units import format_duration
 
 XID_LIMIT = 2**31
@@ -37,8 +38,8 @@ class Window:
     totals: Counters
 
 
-def _who(session: Session) -> str:
-    return f"pid {session.pid} ({session.application or 'no application_name'}, {session.user})"
+def _who(session: LockHolder) -> str:
+    return f"pid {session.pid} ({session.application}, {session.user})"
 
 
 def _share(value: float) -> str:
@@ -122,8 +123,8 @@ def long_query(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult:
 
 
 def _oldest_session(
-    name: str, session: Session | None, threshold: timedelta, none: str,
-    said: Callable[[Session], str], details: Callable[[Session], Mapping[str, Detail]],
+    name: str, session: LockHolder | None, threshold: timedelta, none: str,
+    said: Callable[[LockHolder], str], details: Callable[[LockHolder], Mapping[str, Detail]],
     *, idle: Mapping[str, Detail] | None = None,
 ) -> CheckResult:
     """The one rule of the session-age checks: the session that has been longest in the state
@@ -138,10 +139,10 @@ def _oldest_session(
         f"(threshold {format_duration(threshold)})", details(session))
 
 
-def _chain_heads(blocked: tuple[Blocked, ...]) -> list[Session]:
+def _chain_heads(blocked: tuple[Blocked, ...]) -> list[LockHolder]:
     """Blockers that wait on nobody: ending them would release the whole chain."""
     waiting = {b.session.pid for b in blocked}
-    heads: dict[int, Session] = {}
+    heads: dict[int, LockHolder] = {}
     for b in blocked:
         for blocker in b.blockers:
             if blocker.pid not in waiting:
