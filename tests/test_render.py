@@ -1,4 +1,5 @@
-"""render.py with plain values: text, markdown and JSON (against schemas/changeset.schema.json)."""
+"""dbops.render with plain values: the ChangeSet as text, markdown and JSON (against
+schemas/changeset.schema.json); the drift report as text and JSON."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from dbops.changes import (
     MigrationStep,
     Risk,
 )
+from dbops.drift import DriftItem, DriftReport
+from dbops.render import drift_report
 from dbops.style import styled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -375,3 +378,36 @@ def test_renders_the_masked_database_and_no_password() -> None:
     for out in (render.text(cs, color=True), render.markdown(cs), render.json(cs)):
         assert DATABASE in out
         assert "password" not in out.lower()
+
+
+def test_drift_report_text_lists_each_kind_under_its_title_then_the_verdict() -> None:
+    report = DriftReport("prod", DATABASE, "2026-11-30T10:00:00+00:00", (
+        DriftItem("pending", "setting.work_mem", "4MB", "4MB", "8MB"),
+        DriftItem("out-of-band", "role.app", None, "superuser", None, ignored="known, until 2027-01-01"),
+        DriftItem("out-of-band", "setting.max_connections", "100", "200", "100"),
+    ), backup_source="the catalog in /backups")
+    assert drift_report.lines(report) == [
+        f"drift for prod ({DATABASE}), last applied 2026-11-30T10:00:00+00:00",
+        "Out-of-band drift (the live database changed):",
+        "  role.app: dbops applied nothing, live is 'superuser' (ignored: known, until 2027-01-01)",
+        "  setting.max_connections: dbops applied '100', live is '200'",
+        "Pending configuration (the plan changed):",
+        "  setting.work_mem: applied '4MB', plan says '8MB'",
+        "Backups judged from the catalog in /backups.",
+        "Out-of-band drift found.",
+    ]
+    assert drift_report.text(report) == "\n".join(drift_report.lines(report))
+    never = DriftReport("prod", DATABASE, None, ())
+    assert drift_report.lines(never) == [f"drift for prod ({DATABASE}), dbops never applied here",
+                                         "In sync."]
+
+
+def test_drift_report_json_carries_the_exit_code_and_every_item() -> None:
+    item = DriftItem("pending", "setting.work_mem", "4MB", "4MB", "8MB")
+    data = json.loads(drift_report.json(DriftReport("prod", DATABASE, None, (item,)), 3))
+    assert data == {"format_version": 1, "exit_code": 3, "environment": "prod",
+                    "database": DATABASE, "baseline": None, "backup_source": "",
+                    "items": [{"kind": "pending", "address": "setting.work_mem",
+                               "last_applied": "4MB", "live": "4MB", "planned": "8MB",
+                               "ignored": "", "detail": ""}]}
+

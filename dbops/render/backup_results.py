@@ -1,0 +1,88 @@
+"""The backup reports as text (and the catalog listing as JSON): what `dbops backup verify`,
+`prune` and `list` print, and what apply records of a prune. The results themselves are values in
+`dbops.backup.results`. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from dbops.backup.manifest import DamagedBackup, Manifest
+from dbops.backup.results import PruneResult, VerifyResult
+from dbops.units import format_age, format_moment, format_size
+
+LIST_FORMAT_VERSION = 1
+
+
+def verify(result: VerifyResult) -> list[str]:
+    """A verification in lines: what matched, or every problem found."""
+    if not result.ok:
+        return [f"backup {result.id} FAILED verification:", *(f"  {p}" for p in result.problems)]
+    out = [f"backup {result.id} verified: {result.files} file(s) match their SHA-256, "
+           f"pg_restore lists {result.toc_entries} entries"]
+    if result.restore_seconds is not None:
+        out.append(f"restore test: restored in {result.restore_seconds:.1f}s (recovery time), "
+                   f"row counts of {result.tables_compared} table(s) match; scratch database "
+                   "dropped")
+    return out
+
+
+def prune(result: PruneResult) -> list[str]:
+    """A prune in lines: what was (or would be) deleted and why, what was left alone."""
+    verb = "would delete" if result.dry_run else "deleted"
+    out = [f"{verb} {len(result.deleted)} backup(s), kept {len(result.kept)}"
+           + (f" (floor: {result.floor})" if result.floor else "")]
+    out += [f"  - {i}: {result.effect.why[i]}" for i in result.deleted]
+    out += [f"  {verb} folder {name} left by an interrupted run" for name in result.abandoned]
+    out += [f"  left alone: {d.id} is CORRUPT ({d.reason}); inspect it and delete it by hand"
+            for d in result.corrupt]
+    effect = result.effect
+    if effect.earliest_before != effect.earliest_after:
+        out.append(f"earliest restorable point: {_moment(effect.earliest_before)} -> "
+                   f"{_moment(effect.earliest_after)}")
+    return out
+
+
+def verified_label(manifest: Manifest) -> str:
+    last = manifest.last_check
+    if last is None:
+        return "no"
+    if not last.ok:
+        return "FAILED"
+    return "restore-tested" if last is manifest.restore_test else "checksums"
+
+
+def list_table(manifests: Sequence[Manifest], now: datetime,
+               damaged: Sequence[DamagedBackup] = ()) -> list[str]:
+    """The catalog as aligned columns, oldest first; damaged backups after them as CORRUPT,
+    each with its reason on a line of its own."""
+    if not manifests and not damaged:
+        return ["no backups"]
+    rows = [("ID", "AGE", "SIZE", "REASON", "MIGRATION", "VERIFIED")]
+    rows += [(m.id, format_age(now - m.started_at), format_size(m.size), m.reason,
+              m.migration_version or "-", verified_label(m)) for m in manifests]
+    rows += [(d.id, "-", "-", "-", "-", "CORRUPT") for d in damaged]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+           for r in rows]
+    return out + [f"{d.id}: CORRUPT: {d.reason}" for d in damaged]
+
+
+def list_json(manifests: Sequence[Manifest], now: datetime,
+              damaged: Sequence[DamagedBackup] = ()) -> str:
+    return json.dumps({
+        "format_version": LIST_FORMAT_VERSION,
+        "backups": [{
+            "id": m.id, "age_seconds": round((now - m.started_at).total_seconds()),
+            "size": m.size, "reason": m.reason, "migration_version": m.migration_version,
+            "verified": m.verified, "verification": verified_label(m),
+            "started_at": m.to_dict()["started_at"], "format": m.format,
+            "path": str(m.folder),
+        } for m in manifests],
+        "corrupt": [{"id": d.id, "path": str(d.folder), "reason": d.reason} for d in damaged],
+    }, indent=2)
+
+
+def _moment(value: datetime | None) -> str:
+    return "nothing" if value is None else format_moment(value)
