@@ -90,10 +90,13 @@ def _trim(number: float, digits: int) -> str:
     return f"{number:.{digits}f}".removesuffix(".0")
 
 
-def format_duration(value: float | timedelta) -> str:
+def format_duration(value: float | timedelta, *, whole_seconds: bool = False) -> str:
     """A duration (seconds, or a timedelta) for people, in the plan's units and exact when the
-    value is a whole number of one: `250ms`, `7.5s`, `30s`, `5m`, `12m 3s`, `2h 5m`, `30d`."""
+    value is a whole number of one: `250ms`, `7.5s`, `30s`, `5m`, `12m 3s`, `2h 5m`, `30d`.
+    `whole_seconds`: the fraction of a second dropped first (`7s`, `0s`), for measured ages."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if whole_seconds:
+        seconds = float(int(seconds))
     if seconds <= 0:
         return "0s"
     if seconds < 1:

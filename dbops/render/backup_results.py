@@ -1,6 +1,6 @@
 """The backup reports as text (and the catalog listing as JSON): what `dbops backup verify`,
-`prune` and `list` print, and what apply records of a prune. The results themselves are values in
-`dbops.backup.results`. Pure."""
+`prune`, `list` and (engine pgbackrest) `restore` print, and what apply records of a prune. The
+results themselves are values in `dbops.backup.results` and `dbops.backup.pitr`. Pure."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dbops.backup.manifest import DamagedBackup, Manifest
+from dbops.backup.pitr import PitrResult, PitrVerification
 from dbops.backup.results import PruneResult, VerifyResult
-from dbops.units import format_age, format_moment, format_size
+from dbops.units import format_age, format_duration, format_moment, format_size
 
 LIST_FORMAT_VERSION = 1
 
@@ -41,6 +42,35 @@ def prune(result: PruneResult) -> list[str]:
     if effect.earliest_before != effect.earliest_after:
         out.append(f"earliest restorable point: {_moment(effect.earliest_before)} -> "
                    f"{_moment(effect.earliest_after)}")
+    return out
+
+
+def pitr_verify(found: PitrVerification) -> list[str]:
+    """A pgbackrest verification in lines, the restore drill's after it when one ran."""
+    if not found.ok:
+        return [f"pgbackrest verify FAILED: {found.failure}"]
+    head = f"pgbackrest verify of {found.what}: ok"
+    return [head, *pitr_restore(found.drill)] if found.drill else [head]
+
+
+def pitr_restore(result: PitrResult) -> list[str]:
+    """A point-in-time restore (or drill) in lines: where to, how long, what was recovered."""
+    target = (f"to {result.target.isoformat(sep=' ')}" if result.target
+              else "to the end of the archived WAL")
+    out = [f"restored stanza {result.stanza} from backup set {result.backup_set or '?'} {target} "
+           f"into {result.data_directory} in {result.seconds:.1f}s (recovery time)",
+           "recovered up to the transaction committed at "
+           + (result.recovered_to.isoformat(sep=" ") if result.recovered_to else "unknown")
+           + ("" if result.wal_bytes is None
+              else f"; {format_size(result.wal_bytes)} of WAL replayed")]
+    if result.rpo is not None:
+        out.append(f"data-loss window proven: {format_duration(result.rpo, whole_seconds=True)} (writes "
+                   "after the newest archived WAL segment would be lost)")
+    if result.running:
+        out.append(f"the restored copy runs on 127.0.0.1:{result.port}; stop it with "
+                   f"pg_ctl -D {result.data_directory} stop")
+    else:
+        out.append("the drill's copy was stopped and removed")
     return out
 
 
