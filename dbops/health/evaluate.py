@@ -106,7 +106,7 @@ def idle_in_transaction(snap: PrimarySnapshot, threshold: timedelta) -> CheckRes
         lambda s: f"{snap.idle_in_transaction} session(s) idle in a transaction; oldest: "
                   f"{_who(s)} for",
         lambda s: {"sessions": snap.idle_in_transaction, "pid": s.pid, "role": s.user},
-        idle={"sessions": 0})
+        none_details={"sessions": 0})
 
 
 def long_transaction(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult:
@@ -125,14 +125,14 @@ def long_query(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult:
 def _oldest_session(
     name: str, session: LockHolder | None, threshold: timedelta, none: str,
     said: Callable[[LockHolder], str], details: Callable[[LockHolder], Mapping[str, Detail]],
-    *, idle: Mapping[str, Detail] | None = None,
+    *, none_details: Mapping[str, Detail] | None = None,
 ) -> CheckResult:
     """The one rule of the session-age checks: the session that has been longest in the state
-    the check watches, judged by its age against `threshold` (`none`: there is no such session;
-    `said`: who it is and what it does, before its age)."""
+    the check watches, judged by its age against `threshold` (`none`, `none_details`: there is
+    no such session; `said`: who it is and what it does, before its age)."""
     limit = threshold.total_seconds()
     if session is None:
-        return CheckResult(name, 0.0, limit, "ok", none, idle or {})
+        return CheckResult(name, 0.0, limit, "ok", none, none_details or {})
     return CheckResult(
         name, session.age, limit, status_of(session.age, limit),
         f"{said(session)} {format_duration(session.age)} "
