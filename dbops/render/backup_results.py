@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from dbops.backup.manifest import DamagedBackup, Manifest
-from dbops.backup.pitr import PitrResult, PitrVerification
-from dbops.backup.results import PruneResult, VerifyResult
 from dbops.units import format_age, format_duration, format_moment, format_size
+
+if TYPE_CHECKING:  # the results are only read here: rendering loads no backup machinery
+    from dbops.backup.manifest import DamagedBackup, Manifest
+    from dbops.backup.pitr import PitrResult, PitrVerification
+    from dbops.backup.results import PruneResult, VerifyResult
 
 LIST_FORMAT_VERSION = 1
 
