@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
@@ -13,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from dbops import render
+from dbops.backup.pitr import PitrResult, PitrVerification
 from dbops.changes import (
     Action,
     Change,
@@ -25,7 +27,7 @@ from dbops.changes import (
     Risk,
 )
 from dbops.drift import DriftItem, DriftReport
-from dbops.render import drift_report
+from dbops.render import backup_results, drift_report
 from dbops.style import styled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -410,4 +412,26 @@ def test_drift_report_json_carries_the_exit_code_and_every_item() -> None:
                     "items": [{"kind": "pending", "address": "setting.work_mem",
                                "last_applied": "4MB", "live": "4MB", "planned": "8MB",
                                "ignored": "", "detail": ""}]}
+
+
+def test_pgbackrest_verify_shows_the_drill_after_the_verdict_and_a_failure_alone() -> None:
+    drill = PitrResult("main", "20261201-100000F", Path("/tmp/drill"), 5433, None,
+                       datetime(2026, 12, 1, 10, 5, tzinfo=UTC), 16 * 1024**2, 12.34, False,
+                       rpo=timedelta(seconds=61.8))
+    assert backup_results.pitr_verify(PitrVerification("backup set 20261201-100000F", None)) == [
+        "pgbackrest verify of backup set 20261201-100000F: ok"]
+    assert backup_results.pitr_verify(PitrVerification("the repository", None, drill)) == [
+        "pgbackrest verify of the repository: ok",
+        "restored stanza main from backup set 20261201-100000F to the end of the archived WAL "
+        "into /tmp/drill in 12.3s (recovery time)",
+        "recovered up to the transaction committed at 2026-12-01 10:05:00+00:00; 16 MB of WAL "
+        "replayed",
+        "data-loss window proven: 1m 1s (writes after the newest archived WAL segment would be "
+        "lost)",
+        "the drill's copy was stopped and removed",
+    ]
+    failed = PitrVerification("the repository", "checksum mismatch in 000000010000000000000003")
+    assert not failed.ok
+    assert backup_results.pitr_verify(failed) == [
+        "pgbackrest verify FAILED: checksum mismatch in 000000010000000000000003"]
 
