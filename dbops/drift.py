@@ -6,9 +6,8 @@ dbops last applied.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -25,9 +24,6 @@ from dbops.setting_values import SettingSpec, same, spelled_like
 
 Kind = Literal["out-of-band", "pending"]
 Verdict = Literal["in sync", "out-of-band", "pending only"]
-_VERDICT_LINES: dict[Verdict, str] = {"in sync": "In sync.",
-                                      "out-of-band": "Out-of-band drift found.",
-                                      "pending only": "Pending configuration only."}
 
 
 @dataclass(frozen=True)
@@ -58,30 +54,6 @@ class DriftReport:
         if self.active("out-of-band"):
             return "out-of-band"
         return "pending only" if self.active("pending") else "in sync"
-
-    def to_json(self, exit_code: int) -> str:
-        """The report as JSON, with the exit code the command chose for it (dbops.cli.exits)."""
-        return json.dumps({"format_version": 1, "exit_code": exit_code, **asdict(self)},
-                          indent=2, default=str)
-
-    def lines(self) -> list[str]:
-        head = f"drift for {self.environment} ({self.database})"
-        since = f"last applied {self.baseline}" if self.baseline else "dbops never applied here"
-        out = [f"{head}, {since}"]
-        for kind, title in (("out-of-band", "Out-of-band drift (the live database changed)"),
-                            ("pending", "Pending configuration (the plan changed)")):
-            items = [i for i in self.items if i.kind == kind]
-            if items:
-                out.append(f"{title}:")
-                out += [_line(i) for i in items]
-        if self.backup_source:
-            out.append(f"Backups judged from {self.backup_source}.")
-        out.append(_VERDICT_LINES[self.verdict])
-        return out
-
-
-def _line(item: DriftItem) -> str:
-    return f"  {describe(item)}"
 
 
 def describe(item: DriftItem) -> str:

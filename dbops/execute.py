@@ -30,6 +30,7 @@ from dbops.connect import endpoint, mask, open_connection
 from dbops.errors import DbopsError, GateFailed, InventoryError, MigrationError
 from dbops.health.checks import Counters, counters, gate_checks
 from dbops.migrate.engine import MigrationEngine
+from dbops.render import backup_results
 
 Result = Literal["applied", "rolled back", "failed"]
 Notify = Callable[[str], None]
@@ -316,7 +317,7 @@ class Executor:
 
     def _prune_backups(self) -> None:
         pruned = self._backups().prune()
-        self.applied.backups += [line for line in pruned.lines() if line]
+        self.applied.backups += [line for line in backup_results.prune(pruned) if line]
 
     def _backups(self) -> BackupManager:
         return BackupManager.from_plan(self.plan, notify=self.notify)

@@ -14,7 +14,7 @@ from dbops.backup import record
 from dbops.backup.manifest import Manifest, read_manifests
 from dbops.backup.pgbackrest import LiveSetup, read_setup
 from dbops.backup.pitr import newest_full, recorded
-from dbops.config.model import Plan
+from dbops.config.model import Plan, Role
 from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
 from dbops.health.probe import Stream, parse_lsn
@@ -93,11 +93,10 @@ ROLE_ATTRIBUTES = ("superuser", "login", "createrole", "createdb", "replication"
 
 
 @dataclass(frozen=True)
-class LiveRole:
-    name: str
-    login: bool
-    connection_limit: int
-    settings: dict[str, str]
+class LiveRole(Role):
+    """A role as the server has it: what a plan's Role says (name, login, connection limit,
+    settings), its open sessions, and the attributes drift watches."""
+
     sessions: int
     superuser: bool = False
     createrole: bool = False
@@ -111,10 +110,9 @@ class LiveRole:
         return {key: bool(getattr(self, key)) for key in ROLE_ATTRIBUTES}
 
     def snapshot(self) -> dict[str, Any]:
-        """The role in the last-applied snapshot's form (config.model.Role.snapshot), with the
-        attributes drift watches besides."""
-        return {"connection_limit": self.connection_limit, "settings": self.settings,
-                **self.attributes}
+        """The role in the last-applied snapshot's form (Role.snapshot), with the attributes
+        drift watches besides."""
+        return {**super().snapshot(), **self.attributes}
 
 
 @dataclass(frozen=True)

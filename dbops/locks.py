@@ -25,9 +25,12 @@ APPLY_LOCK = 1_684_172_913
 
 @dataclass(frozen=True)
 class LockHolder:
-    """A session holding a lock others wait for: the runner or apply lock (held `since` the
-    lock was taken), or a table lock a migration step queues behind (`since` its transaction
-    began; `query` and `query_start`: what it runs)."""
+    """A session as pg_stat_activity names it, where a lock matters: the holder of the runner or
+    apply lock (held `since` the lock was taken); a session holding a table lock a migration step
+    queues behind (`since` its transaction began; `query` and `query_start`: what it runs); or a
+    session a health check names, holding a lock, waiting for one, or simply old (`since` it
+    entered the state the check watches, `age` seconds ago by the server's clock; `state` as
+    pg_stat_activity says it). The one model of a session for locks and health alike."""
 
     pid: int
     application_name: str
@@ -36,11 +39,22 @@ class LockHolder:
     client: str | None
     query: str = ""
     query_start: datetime | None = None
+    state: str = ""
+    age: float = 0.0
+
+    @property
+    def application(self) -> str:
+        """Its application_name, or words that say it has none."""
+        return self.application_name or "no application_name"
+
+    def describe(self) -> str:
+        """The session in a few words: its pid and application."""
+        return f"pid {self.pid} ({self.application})"
 
     def __str__(self) -> str:
         client = f" from {self.client}" if self.client else ""
         return (
-            f"pid {self.pid} ({self.application_name or 'no application_name'}, "
+            f"pid {self.pid} ({self.application}, "
             f"user {self.user}{client}) since {self.since:%Y-%m-%d %H:%M:%S %Z}"
         )
 
@@ -48,7 +62,7 @@ class LockHolder:
         """The holder as a migration step waiting for its table lock names it."""
         started = f"{self.query_start:%H:%M:%S}" if self.query_start else "?"
         return (
-            f"pid {self.pid} ({self.application_name or 'no application_name'}), in a transaction"
+            f"{self.describe()}, in a transaction"
             f" since {self.since:%H:%M:%S}, query started {started}: {self.query}"
         )
 

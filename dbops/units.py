@@ -1,6 +1,6 @@
 """Durations and sizes: one table of time units and one of byte units, the grammars that read
 them (a plan's `30s`, `5m`, `2GB`; PostgreSQL's `min`, `us`, `8kB` pages), and the one family
-of formatters for display (`format_duration`, `format_age`, `format_size`).
+of formatters for display (`format_duration`, `format_age`, `format_size`, `format_moment`).
 
 Each grammar is an explicit choice of spellings: a plan writes minutes as `m` (or `min`) and
 has no microseconds; PostgreSQL writes `min` (its `m` is not a unit) and has `us`. Both read
@@ -10,7 +10,7 @@ sizes in 1024-based units, as PostgreSQL does. Part of the value model: imports 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 # One of each unit in bytes and in milliseconds (PostgreSQL's base for time settings).
 BYTES: dict[str, int] = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
@@ -90,10 +90,13 @@ def _trim(number: float, digits: int) -> str:
     return f"{number:.{digits}f}".removesuffix(".0")
 
 
-def format_duration(value: float | timedelta) -> str:
+def format_duration(value: float | timedelta, *, whole_seconds: bool = False) -> str:
     """A duration (seconds, or a timedelta) for people, in the plan's units and exact when the
-    value is a whole number of one: `250ms`, `7.5s`, `30s`, `5m`, `12m 3s`, `2h 5m`, `30d`."""
+    value is a whole number of one: `250ms`, `7.5s`, `30s`, `5m`, `12m 3s`, `2h 5m`, `30d`.
+    `whole_seconds`: the fraction of a second dropped first (`7s`, `0s`), for measured ages."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if whole_seconds:
+        seconds = float(int(seconds))
     if seconds <= 0:
         return "0s"
     if seconds < 1:
@@ -141,3 +144,8 @@ def format_size(count: int) -> str:
             return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def format_moment(value: datetime) -> str:
+    """A moment for people, to the second, in UTC: `2026-12-01 10:42:00 UTC`."""
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"

@@ -27,9 +27,9 @@ from test_backup_support import (
 )
 
 from dbops.backup import BackupError, BackupManager, read_manifests
-from dbops.backup import results as backup_report
 from dbops.backup.dump import Started
 from dbops.migrate.engine import MigrationEngine
+from dbops.render import backup_results as backup_report
 
 
 def live_counts(project: Project) -> dict[str, int]:
@@ -201,7 +201,7 @@ def test_verify_restore_test_records_the_recovery_time(project: Project) -> None
     assert recorded.restore_test.restore_seconds == result.restore_seconds
     assert recorded.restore_test.tables_compared == len(backup.row_counts)
     assert backup_report.verified_label(recorded) == "restore-tested"
-    assert "recovery time" in "\n".join(result.lines())
+    assert "recovery time" in "\n".join(backup_report.verify(result))
 
 
 def test_restore_over_live_brings_history_back_with_the_schema(project: Project) -> None:
@@ -325,7 +325,7 @@ def test_prune_applies_retention_and_reports_the_earliest_restorable_point(
     assert preview.deleted == (made[1].id, made[0].id)
     assert preview.abandoned == (".tmp-20200101T000000Z-dead",)
     assert len(backups.list()) == 4
-    assert "earliest restorable point" in "\n".join(preview.lines())
+    assert "earliest restorable point" in "\n".join(backup_report.prune(preview))
 
     result = backups.prune()
     assert result.deleted == preview.deleted

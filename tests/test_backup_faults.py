@@ -29,8 +29,8 @@ from test_backup_support import (
 )
 
 from dbops.backup import BackupError, CorruptBackup, UnknownBackup
-from dbops.backup import results as backup_report
 from dbops.backup.dump import Started
+from dbops.render import backup_results as backup_report
 
 
 def entries(directory: Path) -> list[str]:
@@ -142,7 +142,7 @@ def test_corrupted_file_fails_verify_naming_both_checksums_and_restore_refuses(
     assert not result.ok
     assert result.problems == (f"dump.pgdump: SHA-256 mismatch: manifest {expected} "
                                f"({len(data)} bytes), file {actual} ({len(data)} bytes)",)
-    assert "FAILED" in result.lines()[0]
+    assert "FAILED" in backup_report.verify(result)[0]
     recorded = backups.get(backup.id)
     assert recorded.failed and backup_report.verified_label(recorded) == "FAILED"
     before = database_names(project.database)
@@ -197,7 +197,7 @@ def test_prune_floor_keeps_the_newest_verified_backup(project: Project) -> None:
     assert result.deleted == (made[2].id, made[0].id)
     assert "its verification FAILED" in result.effect.why[made[2].id]
     assert [m.id for m in backups.list()] == [made[1].id]
-    assert "floor" in result.lines()[0]
+    assert "floor" in backup_report.prune(result)[0]
 
 
 def test_killed_restore_over_live_leaves_the_live_database_as_it_was(project: Project) -> None:

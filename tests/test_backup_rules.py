@@ -22,8 +22,8 @@ from dbops.backup import (
     schedule,
 )
 from dbops.backup import manifest as manifests
-from dbops.backup.results import list_table
 from dbops.config.model import BackupPolicy, Retention
+from dbops.render.backup_results import list_table
 from dbops.units import format_age, format_size
 
 NOW = datetime(2025, 6, 12, 10, 0, tzinfo=UTC)  # a Thursday

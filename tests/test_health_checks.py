@@ -20,9 +20,10 @@ from dbops.cli import exits
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.health.checks import Checker, check_once, gate_checks
-from dbops.health.probe import read_counters
+from dbops.health.probe import read_counters, read_primary
 from dbops.health.result import CheckResult, HealthReport
 from dbops.local import Cluster
+from dbops.locks import LockHolder
 
 PRIMARY_CHECKS = [
     "connectivity", "writable", "connection_utilization", "idle_in_transaction",
@@ -117,6 +118,50 @@ def test_idle_in_transaction_session_is_named_with_its_age(project: Project) -> 
         assert result(report, "long_transaction").message.startswith(
             f"oldest transaction: pid {pid(idler)} (report-job) open for ")
         assert exits.health(report) == 3
+
+
+def test_the_probe_names_sessions_as_lock_holders_with_the_servers_times(project: Project) -> None:
+    """The health probe and the runner/apply locks share one model of a session (LockHolder):
+    `since` is pg_stat_activity's own time (the transaction's start for the oldest transaction
+    and a lock holder, the lock wait's start for a waiter), `age` the server's count of it."""
+    with project.database.connect() as conn:
+        conn.execute("CREATE TABLE jobs (id int)")
+    head = session(project.database, "holder")
+    head.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+    head_pid = pid(head)
+
+    def wait_on_jobs() -> None:
+        with session(project.database, "waiter", autocommit=True) as conn:
+            conn.execute("SELECT 1 FROM jobs")
+
+    waiter = threading.Thread(target=wait_on_jobs)
+    try:
+        waiter.start()
+        wait_until(functools.partial(waiting_for_lock, project.database, "waiter"),
+                   what="the waiter to wait for its lock")
+        with project.database.connect() as conn:
+            snap = read_primary(conn, roles=())
+            started = conn.execute("SELECT xact_start, host(client_addr) FROM pg_stat_activity"
+                                   " WHERE pid = %s", (head_pid,)).fetchone()
+    finally:
+        head.rollback()
+        head.close()
+        waiter.join(10)
+    assert started is not None
+    oldest = snap.oldest_transaction
+    assert isinstance(oldest, LockHolder)
+    assert (oldest.pid, oldest.application_name, oldest.user) == (head_pid, "holder", "postgres")
+    assert oldest.since == started[0]
+    assert oldest.age >= 0
+    assert oldest.client == started[1]
+    client = f" from {started[1]}" if started[1] else ""
+    assert str(oldest).startswith(f"pid {head_pid} (holder, user postgres{client}) since ")
+    [blocked] = snap.blocked
+    assert blocked.session.application_name == "waiter"
+    assert blocked.session.state == "active"
+    assert blocked.session.since >= started[0]
+    assert [(b.pid, b.since, b.state) for b in blocked.blockers] == [
+        (head_pid, started[0], "idle in transaction")]
 
 
 def test_blocked_lock_chain_names_the_blocker_and_the_longest_query(project: Project) -> None:

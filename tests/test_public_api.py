@@ -16,6 +16,7 @@ from dbops.config.load import load_plan
 from dbops.drift import DriftItem, DriftReport
 from dbops.health.monitor import HealthMonitor
 from dbops.migrate.engine import MigrationEngine
+from dbops.render import drift_report
 
 
 @pytest.mark.parametrize("package", ["dbops", "dbops.health", "dbops.backup", "dbops.pool"])
@@ -80,7 +81,7 @@ def test_drift_exit_codes_are_chosen_by_the_cli_from_the_verdict() -> None:
     for items, verdict, code in cases:
         report = drift_of(*items)
         assert (report.verdict, exits.drift(report)) == (verdict, code)
-        assert f'"exit_code": {code}' in report.to_json(exits.drift(report))
+        assert f'"exit_code": {code}' in drift_report.json(report, exits.drift(report))
 
 
 def test_health_exit_codes_are_chosen_by_the_cli() -> None:

@@ -1,9 +1,11 @@
-"""render.py with plain values: text, markdown and JSON (against schemas/changeset.schema.json)."""
+"""dbops.render with plain values: the ChangeSet as text, markdown and JSON (against
+schemas/changeset.schema.json); the drift report as text and JSON."""
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
@@ -12,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from dbops import render
+from dbops.backup.pitr import PitrResult, PitrVerification
 from dbops.changes import (
     Action,
     Change,
@@ -23,6 +26,8 @@ from dbops.changes import (
     MigrationStep,
     Risk,
 )
+from dbops.drift import DriftItem, DriftReport
+from dbops.render import backup_results, drift_report
 from dbops.style import styled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -375,3 +380,58 @@ def test_renders_the_masked_database_and_no_password() -> None:
     for out in (render.text(cs, color=True), render.markdown(cs), render.json(cs)):
         assert DATABASE in out
         assert "password" not in out.lower()
+
+
+def test_drift_report_text_lists_each_kind_under_its_title_then_the_verdict() -> None:
+    report = DriftReport("prod", DATABASE, "2026-11-30T10:00:00+00:00", (
+        DriftItem("pending", "setting.work_mem", "4MB", "4MB", "8MB"),
+        DriftItem("out-of-band", "role.app", None, "superuser", None, ignored="known, until 2027-01-01"),
+        DriftItem("out-of-band", "setting.max_connections", "100", "200", "100"),
+    ), backup_source="the catalog in /backups")
+    assert drift_report.lines(report) == [
+        f"drift for prod ({DATABASE}), last applied 2026-11-30T10:00:00+00:00",
+        "Out-of-band drift (the live database changed):",
+        "  role.app: dbops applied nothing, live is 'superuser' (ignored: known, until 2027-01-01)",
+        "  setting.max_connections: dbops applied '100', live is '200'",
+        "Pending configuration (the plan changed):",
+        "  setting.work_mem: applied '4MB', plan says '8MB'",
+        "Backups judged from the catalog in /backups.",
+        "Out-of-band drift found.",
+    ]
+    assert drift_report.text(report) == "\n".join(drift_report.lines(report))
+    never = DriftReport("prod", DATABASE, None, ())
+    assert drift_report.lines(never) == [f"drift for prod ({DATABASE}), dbops never applied here",
+                                         "In sync."]
+
+
+def test_drift_report_json_carries_the_exit_code_and_every_item() -> None:
+    item = DriftItem("pending", "setting.work_mem", "4MB", "4MB", "8MB")
+    data = json.loads(drift_report.json(DriftReport("prod", DATABASE, None, (item,)), 3))
+    assert data == {"format_version": 1, "exit_code": 3, "environment": "prod",
+                    "database": DATABASE, "baseline": None, "backup_source": "",
+                    "items": [{"kind": "pending", "address": "setting.work_mem",
+                               "last_applied": "4MB", "live": "4MB", "planned": "8MB",
+                               "ignored": "", "detail": ""}]}
+
+
+def test_pgbackrest_verify_shows_the_drill_after_the_verdict_and_a_failure_alone() -> None:
+    drill = PitrResult("main", "20261201-100000F", Path("/tmp/drill"), 5433, None,
+                       datetime(2026, 12, 1, 10, 5, tzinfo=UTC), 16 * 1024**2, 12.34, False,
+                       rpo=timedelta(seconds=61.8))
+    assert backup_results.pitr_verify(PitrVerification("backup set 20261201-100000F", None)) == [
+        "pgbackrest verify of backup set 20261201-100000F: ok"]
+    assert backup_results.pitr_verify(PitrVerification("the repository", None, drill)) == [
+        "pgbackrest verify of the repository: ok",
+        "restored stanza main from backup set 20261201-100000F to the end of the archived WAL "
+        "into /tmp/drill in 12.3s (recovery time)",
+        "recovered up to the transaction committed at 2026-12-01 10:05:00+00:00; 16 MB of WAL "
+        "replayed",
+        "data-loss window proven: 1m 1s (writes after the newest archived WAL segment would be "
+        "lost)",
+        "the drill's copy was stopped and removed",
+    ]
+    failed = PitrVerification("the repository", "checksum mismatch in 000000010000000000000003")
+    assert not failed.ok
+    assert backup_results.pitr_verify(failed) == [
+        "pgbackrest verify FAILED: checksum mismatch in 000000010000000000000003"]
+

@@ -3,7 +3,7 @@ the display formatters. Plain values, no database."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -11,6 +11,7 @@ from dbops.setting_values import SettingSpec, display, same
 from dbops.units import (
     format_age,
     format_duration,
+    format_moment,
     format_size,
     parse_duration,
     parse_size,
@@ -43,6 +44,16 @@ def test_format_duration(value: float | timedelta, shown: str) -> None:
 def test_a_whole_plan_duration_is_shown_as_the_plan_spells_it() -> None:
     for text in ("500ms", "30s", "5m", "2h", "7d"):
         assert format_duration(parse_duration(text)) == text
+
+
+def test_measured_ages_drop_the_fraction_of_a_second_and_moments_are_shown_in_utc() -> None:
+    assert [format_duration(v, whole_seconds=True) for v in (0.4, 7.9, timedelta(seconds=723.6))] == [
+        "0s", "7s", "12m 3s"]
+    assert format_duration(7.9) == "7.9s"
+    berlin = timezone(timedelta(hours=1))
+    assert format_moment(datetime(2026, 12, 1, 11, 42, 5, 900_000, tzinfo=berlin)) == (
+        "2026-12-01 10:42:05 UTC")
+    assert format_moment(datetime(2026, 12, 1, 10, 42, tzinfo=UTC)) == "2026-12-01 10:42:00 UTC"
 
 
 def test_format_age_and_size() -> None:

@@ -11,10 +11,10 @@ The planner, drift and health read the catalog without a server: `read_manifests
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dbops.errors import AmbiguousBackup, BackupError, CorruptBackup, UnknownBackup
+from dbops.lazy import exports
 
 if TYPE_CHECKING:
     from dbops.backup.catalog import RetentionEffect, retention_effect
@@ -64,8 +64,4 @@ __all__ = [
     "retention_effect",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"dbops.backup.{_HOMES[name]}"), name)
-    raise AttributeError(f"module 'dbops.backup' has no attribute {name!r}")
+__getattr__ = exports(__name__, {name: f"{__name__}.{home}" for name, home in _HOMES.items()})

@@ -83,11 +83,8 @@ def judge(status: ArchiveStatus, objective: timedelta | None,
     age = status.read_at - status.last_archived_time
     if objective is not None and age > objective:
         return Judgement("warning", f"the newest archived WAL ({status.last_archived_wal}) is "
-                         f"{format_duration(_whole(age))} old, beyond recovery_objective "
+                         f"{format_duration(age, whole_seconds=True)} old, beyond recovery_objective "
                          f"{format_duration(objective)}: a crash now loses more than promised")
     return Judgement("ok", f"WAL archiving works: {status.last_archived_wal} archived "
-                     f"{format_duration(_whole(age))} ago, {status.failed_count} failure(s)")
+                     f"{format_duration(age, whole_seconds=True)} ago, {status.failed_count} failure(s)")
 
-
-def _whole(age: timedelta) -> timedelta:
-    return timedelta(seconds=max(0, int(age.total_seconds())))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,66 +130,16 @@ class Manifest:
         return replace(self, archive_check=check)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "id": self.id,
-            "environment": self.environment,
-            "database": self.database,
-            "server": self.server,
-            "server_version": self.server_version,
-            "pg_dump_version": self.pg_dump_version,
-            "dbops_version": self.dbops_version,
-            "migration_version": self.migration_version,
-            "reason": self.reason,
-            "started_at": _time(self.started_at),
-            "finished_at": _time(self.finished_at),
-            "duration_s": round(self.duration_s, 3),
-            "size": self.size,
-            "format": self.format,
-            "jobs": self.jobs,
-            "globals": self.globals,
-            "encoding": self.encoding,
-            "lc_collate": self.lc_collate,
-            "lc_ctype": self.lc_ctype,
-            "status": self.status,
-            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
-            "row_counts": dict(self.row_counts),
-            "archive_check": _check_dict(self.archive_check),
-            "restore_test": _check_dict(self.restore_test),
-        }
+        return {"format_version": FORMAT_VERSION,
+                **{name: to_json(getattr(self, name)) for name, (_, to_json) in _FIELDS.items()}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], folder: Path) -> Manifest:
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported format_version {data.get('format_version')!r}")
-        return cls(
-            id=str(data["id"]),
-            environment=str(data["environment"]),
-            database=str(data["database"]),
-            server=str(data["server"]),
-            server_version=str(data["server_version"]),
-            pg_dump_version=str(data["pg_dump_version"]),
-            dbops_version=str(data["dbops_version"]),
-            migration_version=data["migration_version"],
-            reason=str(data["reason"]),
-            started_at=_parse_time(data["started_at"]),
-            finished_at=_parse_time(data["finished_at"]),
-            duration_s=float(data["duration_s"]),
-            size=int(data["size"]),
-            format=data["format"],
-            jobs=int(data["jobs"]),
-            globals=bool(data["globals"]),
-            encoding=str(data["encoding"]),
-            lc_collate=str(data["lc_collate"]),
-            lc_ctype=str(data["lc_ctype"]),
-            status=str(data["status"]),
-            files=tuple(FileEntry(str(f["path"]), int(f["size"]), str(f["sha256"]))
-                        for f in data["files"]),
-            row_counts={str(k): int(v) for k, v in data["row_counts"].items()},
-            archive_check=_check(data.get("archive_check")),
-            restore_test=_check(data.get("restore_test")),
-            folder=folder,
-        )
+        values = {name: from_json(data.get(name) if name in _OPTIONAL else data[name])
+                  for name, (from_json, _) in _FIELDS.items()}
+        return cls(**values, folder=folder)
 
 
 @dataclass(frozen=True)
@@ -298,3 +248,42 @@ def _check(data: Mapping[str, Any] | None) -> Verification | None:
                         problems=tuple(data.get("problems", ())),
                         restore_seconds=data.get("restore_seconds"),
                         tables_compared=data.get("tables_compared"))
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _files(data: Any) -> tuple[FileEntry, ...]:
+    return tuple(FileEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in data)
+
+
+# manifest.json's fields, in the file's order: how each is read from JSON and written to it.
+_FIELDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "id": (str, _as_is),
+    "environment": (str, _as_is),
+    "database": (str, _as_is),
+    "server": (str, _as_is),
+    "server_version": (str, _as_is),
+    "pg_dump_version": (str, _as_is),
+    "dbops_version": (str, _as_is),
+    "migration_version": (_as_is, _as_is),
+    "reason": (str, _as_is),
+    "started_at": (_parse_time, _time),
+    "finished_at": (_parse_time, _time),
+    "duration_s": (float, lambda seconds: round(seconds, 3)),
+    "size": (int, _as_is),
+    "format": (_as_is, _as_is),
+    "jobs": (int, _as_is),
+    "globals": (bool, _as_is),
+    "encoding": (str, _as_is),
+    "lc_collate": (str, _as_is),
+    "lc_ctype": (str, _as_is),
+    "status": (str, _as_is),
+    "files": (_files, lambda files: [{"path": f.path, "size": f.size, "sha256": f.sha256}
+                                     for f in files]),
+    "row_counts": (lambda counts: {str(k): int(v) for k, v in counts.items()}, dict),
+    "archive_check": (_check, _check_dict),
+    "restore_test": (_check, _check_dict),
+}
+_OPTIONAL = frozenset({"archive_check", "restore_test"})  # absent in a manifest: never verified

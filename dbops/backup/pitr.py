@@ -42,7 +42,6 @@ from dbops.backup.pgbackrest import (
 from dbops.config.model import PgBackRest, Plan
 from dbops.connect import connection, endpoint, mask, open_connection
 from dbops.errors import BackupError, DbopsError
-from dbops.units import format_duration, format_size
 
 Notify = Callable[[str], None]
 KINDS: dict[str, BackupType] = {"full": "full", "diff": "diff", "differential": "diff",
@@ -70,23 +69,20 @@ class PitrResult:
     running: bool
     rpo: timedelta | None = None
 
-    def lines(self) -> list[str]:
-        target = (f"to {self.target.isoformat(sep=' ')}" if self.target
-                  else "to the end of the archived WAL")
-        out = [f"restored stanza {self.stanza} from backup set {self.backup_set or '?'} {target} "
-               f"into {self.data_directory} in {self.seconds:.1f}s (recovery time)",
-               "recovered up to the transaction committed at "
-               + (self.recovered_to.isoformat(sep=" ") if self.recovered_to else "unknown")
-               + ("" if self.wal_bytes is None else f"; {format_size(self.wal_bytes)} of WAL replayed")]
-        if self.rpo is not None:
-            out.append(f"data-loss window proven: {format_duration(_whole(self.rpo))} (writes "
-                       "after the newest archived WAL segment would be lost)")
-        if self.running:
-            out.append(f"the restored copy runs on 127.0.0.1:{self.port}; stop it with "
-                       f"pg_ctl -D {self.data_directory} stop")
-        else:
-            out.append("the drill's copy was stopped and removed")
-        return out
+
+@dataclass(frozen=True)
+class PitrVerification:
+    """What `backup verify` found with engine pgbackrest: what it verified (a backup set, or
+    the repository and its WAL archive), why it failed (None: it passed), and the restore drill
+    when one ran."""
+
+    what: str
+    failure: str | None
+    drill: PitrResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
 
 
 class PgBackRestBackups:
@@ -148,33 +144,30 @@ class PgBackRestBackups:
             self._notify(f"backup {made[-1].label} complete in {time.monotonic() - clock:.1f}s")
             return made[-1]
 
-    def verify(self, label: str | None, restore_test: bool = False) -> tuple[bool, list[str]]:
+    def verify(self, label: str | None, restore_test: bool = False) -> PitrVerification:
         """pgbackrest verify (of set `label`, or the whole repository); with `restore_test`, a
-        restore drill too. (ok, lines)."""
+        restore drill too."""
         with self._server("backup-verify") as (conn, facts):
             runner = self.runner(facts)
             info = runner.info()
             if label is not None and label not in {b.label for b in info.backups}:
                 raise BackupError(f"no backup set {label!r} in stanza {self.policy.stanza}; "
                                   f"sets: {', '.join(b.label for b in info.backups) or 'none'}")
-            lines: list[str] = []
-            ok = True
+            what = (f"backup set {label}" if label else
+                    f"the repository ({len(info.backups)} backup set(s), WAL archive "
+                    f"{info.archive_min or '-'} .. {info.archive_max or '-'})")
             try:
                 runner.verify(label)
-                what = (f"backup set {label}" if label else
-                        f"the repository ({len(info.backups)} backup set(s), WAL archive "
-                        f"{info.archive_min or '-'} .. {info.archive_max or '-'})")
-                lines.append(f"pgbackrest verify of {what}: ok")
             except BackupError as exc:
-                ok = False
-                lines.append(f"pgbackrest verify FAILED: {exc}")
+                found = PitrVerification(what, str(exc))
+            else:
+                found = PitrVerification(what, None)
             tested_at: datetime | None = None
-            if ok and restore_test:
-                drill = self.restore(None, None, drill=True)
-                lines += drill.lines()
+            if found.ok and restore_test:
+                found = replace(found, drill=self.restore(None, None, drill=True))
                 tested_at = datetime.now(UTC)
-            self._record(conn, info, verified=(label, ok), restore_tested_at=tested_at)
-            return ok, lines
+            self._record(conn, info, verified=(label, found.ok), restore_tested_at=tested_at)
+            return found
 
     def prune(self, dry_run: bool = False) -> list[str]:
         """pgbackrest expire under the plan's retention; what it expired (or would)."""
@@ -425,6 +418,3 @@ def _fatal(text: str) -> str:
     lines = [line for line in text.splitlines() if "FATAL" in line]
     return lines[-1].split("FATAL:", 1)[-1].strip() if lines else "see the log"
 
-
-def _whole(age: timedelta) -> timedelta:
-    return timedelta(seconds=max(0, int(age.total_seconds())))

@@ -67,7 +67,7 @@ def backup_list(env: str | None, fmt: str) -> None:
     from datetime import UTC, datetime
 
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
-    from dbops.backup import results
+    from dbops.render import backup_results
 
     backups = _backups(env)
     if (engine := backups.pgbackrest) is not None:
@@ -75,9 +75,9 @@ def backup_list(env: str | None, fmt: str) -> None:
         return
     found, now = backups.catalog(), datetime.now(UTC)
     click.echo(
-        results.list_json(found.backups, now, found.damaged)
+        backup_results.list_json(found.backups, now, found.damaged)
         if fmt == "json"
-        else "\n".join(results.list_table(found.backups, now, found.damaged))
+        else "\n".join(backup_results.list_table(found.backups, now, found.damaged))
     )
 
 
@@ -94,6 +94,9 @@ def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
     """Check every file's SHA-256 and pg_restore --list; exit 1 when the backup is damaged.
     Engine pgbackrest: pgbackrest verify (of set ID, or the whole repository); --restore-test
     restores to the end of the archive into a scratch directory and reports RTO and RPO."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.render import backup_results
+
     backups = _backups(env)
     if (engine := backups.pgbackrest) is not None:
         pitr.verify(engine, backup_id, restore_test)
@@ -102,7 +105,7 @@ def backup_verify(env: str, backup_id: str, restore_test: bool) -> None:
         raise click.UsageError("missing argument ID: the backup to verify")
     with _reporting(sys.stderr):
         result = backups.verify(backup_id, restore_test=restore_test)
-    for line in result.lines():
+    for line in backup_results.verify(result):
         click.echo(mask(line), err=not result.ok)
     if not result.ok:
         sys.exit(EXIT_ERROR)
@@ -173,14 +176,17 @@ def backup_restore(env: str, backup_id: str | None, into: str | None, replace: b
 def backup_prune(env: str | None, dry_run: bool) -> None:
     """Delete what retention no longer keeps; never the newest verified backup. Engine
     pgbackrest: pgbackrest expire under the plan's retention."""
+    # lazy: keeps `dbops --help` and other commands from loading what this command needs
+    from dbops.render import backup_results
+
     backups = _backups(env)
     if (engine := backups.pgbackrest) is not None:
         pitr.prune(engine, dry_run)
         return
     if dry_run:
-        click.echo("\n".join(backups.prune(dry_run=True).lines()))
+        click.echo("\n".join(backup_results.prune(backups.prune(dry_run=True))))
         return
     with _audited(backups.plan, "backup prune") as record:
-        lines = backups.prune(dry_run=False).lines()
+        lines = backup_results.prune(backups.prune(dry_run=False))
         record.detail = "; ".join(lines)
     click.echo("\n".join(lines))

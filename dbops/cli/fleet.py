@@ -20,6 +20,7 @@ from dbops.connect import mask
 from dbops.errors import DbopsError
 from dbops.fleet import planning, report, rollout
 from dbops.health import command
+from dbops.render import drift_report
 
 if TYPE_CHECKING:
     from dbops.config.model import FleetTarget, Plan
@@ -141,7 +142,8 @@ def drift(the_plan: Plan, ids: tuple[str, ...], *, fmt: str) -> None:
             return report.TargetCheck(target.id, EXIT_ERROR, (f"error: {exc}",))
         code = exits.drift(found)
         return report.TargetCheck(target.id, code,
-                                  (found.to_json(code),) if fmt == "json" else tuple(found.lines()))
+                                  (drift_report.json(found, code),) if fmt == "json"
+                                  else tuple(drift_report.lines(found)))
 
     checks = planning.each(the_plan, targets_of(the_plan, ids), one)
     _finish(checks, "drift", fmt, DRIFT_NAMES, DRIFT_SEVERITY)

@@ -15,6 +15,7 @@ from dbops.cli.common import _audited, _reporting
 from dbops.cli.exits import EXIT_ERROR
 from dbops.connect import mask
 from dbops.errors import DbopsError
+from dbops.render import backup_results
 from dbops.units import format_age, format_size
 
 
@@ -52,11 +53,12 @@ def listing(engine: PgBackRestBackups, fmt: str) -> None:
 def verify(engine: PgBackRestBackups, label: str | None, restore_test: bool) -> None:
     with _audited(engine.plan, "backup verify") as record:
         with _reporting(sys.stderr):
-            ok, lines = engine.verify(label, restore_test=restore_test)
+            found = engine.verify(label, restore_test=restore_test)
+        lines = backup_results.pitr_verify(found)
         record.detail = "; ".join(lines)
     for line in lines:
-        click.echo(mask(line), err=not ok)
-    if not ok:
+        click.echo(mask(line), err=not found.ok)
+    if not found.ok:
         sys.exit(EXIT_ERROR)
 
 
@@ -69,8 +71,8 @@ def restore(engine: PgBackRestBackups, to_time: str | None, into: str | None) ->
                          f"{into}")
         with _reporting(sys.stderr):
             result = engine.restore(moment, Path(into))
-        record.detail = "; ".join(result.lines())
-    click.echo("\n".join(mask(line) for line in result.lines()))
+        record.detail = "; ".join(backup_results.pitr_restore(result))
+    click.echo("\n".join(mask(line) for line in backup_results.pitr_restore(result)))
 
 
 def prune(engine: PgBackRestBackups, dry_run: bool) -> None:

@@ -305,6 +305,7 @@ def drift(env: str | None, fmt: str, target_ids: tuple[str, ...],
     A fleet plan: per target, then a summary; the exit code is the worst target's."""
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops import pipeline
+    from dbops.render import drift_report
 
     the_plan = _load(env, overrides)
     if the_plan.fleet is not None or target_ids:
@@ -314,7 +315,7 @@ def drift(env: str | None, fmt: str, target_ids: tuple[str, ...],
         fleet.drift(the_plan, target_ids, fmt=fmt)
     report = pipeline.drift(the_plan)
     code = exits.drift(report)
-    click.echo(report.to_json(code) if fmt == "json" else "\n".join(report.lines()))
+    click.echo(drift_report.json(report, code) if fmt == "json" else drift_report.text(report))
     sys.exit(code)
 
 

@@ -4,8 +4,9 @@ endpoints. Imported lazily: the apply gates need only `checks`."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dbops.lazy import exports
 
 if TYPE_CHECKING:
     from dbops.health.checks import CheckResult, HealthReport, check_once, gate_checks
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["AttachedPool", "CheckResult", "HealthMonitor", "HealthReport", "HealthSummary",
            "check_once", "gate_checks"]
 
-_EXPORTS = {
+__getattr__ = exports(__name__, {
     "AttachedPool": "dbops.health.pool_checks",
     "CheckResult": "dbops.health.checks",
     "HealthMonitor": "dbops.health.monitor",
@@ -23,10 +24,4 @@ _EXPORTS = {
     "HealthSummary": "dbops.health.monitor",
     "check_once": "dbops.health.checks",
     "gate_checks": "dbops.health.checks",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dbops.health' has no attribute {name!r}")
+})

@@ -5,13 +5,15 @@ Thresholds the plan does not carry are constants here, each with the reason for 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from dbops.config.model import Thresholds
-from dbops.health.probe import Blocked, Counters, PrimarySnapshot, Session
-from dbops.health.result import CheckResult
+from dbops.health.probe import Blocked, Counters, PrimarySnapshot
+from dbops.health.result import CheckResult, Detail
 from dbops.levels import Status, status_of
+from dbops.locks import LockHolder
 from dbops.units import format_duration
 
 XID_LIMIT = 2**31
@@ -36,8 +38,8 @@ class Window:
     totals: Counters
 
 
-def _who(session: Session) -> str:
-    return f"pid {session.pid} ({session.application or 'no application_name'}, {session.user})"
+def _who(session: LockHolder) -> str:
+    return f"pid {session.pid} ({session.application}, {session.user})"
 
 
 def _share(value: float) -> str:
@@ -99,46 +101,48 @@ def role_connections(snap: PrimarySnapshot, threshold: float) -> list[CheckResul
 
 
 def idle_in_transaction(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult:
-    limit = threshold.total_seconds()
-    oldest = snap.oldest_idle
-    if oldest is None:
-        return CheckResult("idle_in_transaction", 0.0, limit, "ok",
-                           "no session is idle in a transaction", {"sessions": 0})
-    return CheckResult(
-        "idle_in_transaction", oldest.age, limit, status_of(oldest.age, limit),
-        f"{snap.idle_in_transaction} session(s) idle in a transaction; oldest: {_who(oldest)} "
-        f"for {format_duration(oldest.age)} (threshold {format_duration(threshold)})",
-        {"sessions": snap.idle_in_transaction, "pid": oldest.pid, "role": oldest.user})
+    return _oldest_session(
+        "idle_in_transaction", snap.oldest_idle, threshold, "no session is idle in a transaction",
+        lambda s: f"{snap.idle_in_transaction} session(s) idle in a transaction; oldest: "
+                  f"{_who(s)} for",
+        lambda s: {"sessions": snap.idle_in_transaction, "pid": s.pid, "role": s.user},
+        none_details={"sessions": 0})
 
 
 def long_transaction(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult:
-    limit = threshold.total_seconds()
-    oldest = snap.oldest_transaction
-    if oldest is None:
-        return CheckResult("long_transaction", 0.0, limit, "ok", "no open transactions")
-    return CheckResult(
-        "long_transaction", oldest.age, limit, status_of(oldest.age, limit),
-        f"oldest transaction: {oldest.describe()} open for {format_duration(oldest.age)} "
-        f"(threshold {format_duration(threshold)})",
-        {"pid": oldest.pid, "state": oldest.state})
+    return _oldest_session(
+        "long_transaction", snap.oldest_transaction, threshold, "no open transactions",
+        lambda s: f"oldest transaction: {s.describe()} open for",
+        lambda s: {"pid": s.pid, "state": s.state})
 
 
 def long_query(snap: PrimarySnapshot, threshold: timedelta) -> CheckResult:
+    return _oldest_session(
+        "long_query", snap.longest_query, threshold, "no query is running",
+        lambda s: f"longest query: {_who(s)} running for", lambda s: {"pid": s.pid})
+
+
+def _oldest_session(
+    name: str, session: LockHolder | None, threshold: timedelta, none: str,
+    said: Callable[[LockHolder], str], details: Callable[[LockHolder], Mapping[str, Detail]],
+    *, none_details: Mapping[str, Detail] | None = None,
+) -> CheckResult:
+    """The one rule of the session-age checks: the session that has been longest in the state
+    the check watches, judged by its age against `threshold` (`none`, `none_details`: there is
+    no such session; `said`: who it is and what it does, before its age)."""
     limit = threshold.total_seconds()
-    query = snap.longest_query
-    if query is None:
-        return CheckResult("long_query", 0.0, limit, "ok", "no query is running")
+    if session is None:
+        return CheckResult(name, 0.0, limit, "ok", none, none_details or {})
     return CheckResult(
-        "long_query", query.age, limit, status_of(query.age, limit),
-        f"longest query: {_who(query)} running for {format_duration(query.age)} "
-        f"(threshold {format_duration(threshold)})",
-        {"pid": query.pid})
+        name, session.age, limit, status_of(session.age, limit),
+        f"{said(session)} {format_duration(session.age)} "
+        f"(threshold {format_duration(threshold)})", details(session))
 
 
-def _chain_heads(blocked: tuple[Blocked, ...]) -> list[Session]:
+def _chain_heads(blocked: tuple[Blocked, ...]) -> list[LockHolder]:
     """Blockers that wait on nobody: ending them would release the whole chain."""
     waiting = {b.session.pid for b in blocked}
-    heads: dict[int, Session] = {}
+    heads: dict[int, LockHolder] = {}
     for b in blocked:
         for blocker in b.blockers:
             if blocker.pid not in waiting:
@@ -224,18 +228,22 @@ def cache_hit_ratio(window: Window) -> CheckResult:
 
 def invalid_indexes(snap: PrimarySnapshot) -> CheckResult:
     names = snap.invalid_indexes
-    if not names:
-        return CheckResult("invalid_indexes", 0, 0, "ok", "no INVALID indexes")
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    return CheckResult("invalid_indexes", len(names), 0, "warning",
-                       f"{len(names)} INVALID index(es), left by a failed concurrent build: "
-                       f"{shown} (drop and rebuild them)")
+    return _warn_on_any("invalid_indexes", names, "no INVALID indexes",
+                        f"{len(names)} INVALID index(es), left by a failed concurrent build: "
+                        f"{shown} (drop and rebuild them)")
 
 
 def pending_restart(snap: PrimarySnapshot) -> CheckResult:
     names = snap.pending_restart
+    return _warn_on_any("pending_restart", names, "no settings wait for a restart",
+                        f"{len(names)} setting(s) changed but waiting for a restart: "
+                        f"{', '.join(names)}")
+
+
+def _warn_on_any(name: str, names: tuple[str, ...], none: str, found: str) -> CheckResult:
+    """The one rule of the checks that list objects: ok when there are none (`none` says so),
+    a warning counting them otherwise (`found` names them); never critical."""
     if not names:
-        return CheckResult("pending_restart", 0, 0, "ok", "no settings wait for a restart")
-    return CheckResult("pending_restart", len(names), 0, "warning",
-                       f"{len(names)} setting(s) changed but waiting for a restart: "
-                       f"{', '.join(names)}")
+        return CheckResult(name, 0, 0, "ok", none)
+    return CheckResult(name, len(names), 0, "warning", found)

@@ -7,10 +7,13 @@ tested with plain values. Every figure a cycle needs travels in one row per serv
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from dbops.locks import LockHolder
 
 
 @dataclass(frozen=True)
@@ -40,25 +43,11 @@ class Counters:
 
 
 @dataclass(frozen=True)
-class Session:
-    """A session a check names: who it is and how long it has been in the state that matters."""
-
-    pid: int
-    application: str
-    user: str
-    age: float
-    state: str = ""
-
-    def describe(self) -> str:
-        return f"pid {self.pid} ({self.application or 'no application_name'})"
-
-
-@dataclass(frozen=True)
 class Blocked:
     """A session waiting on a lock, and the sessions holding it up (pg_blocking_pids)."""
 
-    session: Session
-    blockers: tuple[Session, ...]
+    session: LockHolder
+    blockers: tuple[LockHolder, ...]
 
 
 @dataclass(frozen=True)
@@ -100,9 +89,9 @@ class PrimarySnapshot:
     clients: int
     roles: tuple[RoleUse, ...]
     idle_in_transaction: int
-    oldest_idle: Session | None
-    oldest_transaction: Session | None
-    longest_query: Session | None
+    oldest_idle: LockHolder | None
+    oldest_transaction: LockHolder | None
+    longest_query: LockHolder | None
     blocked: tuple[Blocked, ...]
     blocked_count: int
     counters: Counters
@@ -146,15 +135,15 @@ WITH act AS MATERIALIZED (
          extract(epoch FROM now() - a.xact_start)::float8 AS xact_age,
          extract(epoch FROM now() - a.query_start)::float8 AS query_age,
          extract(epoch FROM now() - a.state_change)::float8 AS state_age,
-         a.wait_event_type
+         a.xact_start, a.query_start, coalesce(a.state_change, now()) AS state_change,
+         host(a.client_addr) AS client, a.wait_event_type
   FROM pg_stat_activity a
   WHERE a.backend_type = 'client backend'
 ),
 blocked AS MATERIALIZED (
-  SELECT a.pid, a.app, a.usename, a.state, pg_blocking_pids(a.pid) AS blockers,
-         coalesce(extract(epoch FROM now() - (SELECT min(l.waitstart) FROM pg_locks l
-                                              WHERE l.pid = a.pid AND NOT l.granted))::float8,
-                  a.state_age) AS wait
+  SELECT a.pid, a.app, a.usename, a.state, a.client, pg_blocking_pids(a.pid) AS blockers,
+         coalesce((SELECT min(l.waitstart) FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted),
+                  a.state_change) AS wait_start
   FROM act a WHERE a.wait_event_type = 'Lock' AND NOT a.me
 ),
 db AS (
@@ -181,22 +170,27 @@ SELECT
        ON u.usename = r.rolname
     WHERE r.rolconnlimit >= 0 AND (u.n > 0 OR r.rolname = ANY(%(roles)s::text[]))) AS roles,
   (SELECT count(*) FROM act WHERE state LIKE 'idle in transaction%%')::int AS idle_count,
-  (SELECT row_to_json(x) FROM (SELECT pid, app, usename, state_age AS age, state FROM act
+  (SELECT row_to_json(x) FROM (SELECT pid, app, usename, client, state_age AS age,
+                                      state_change AS since, state FROM act
      WHERE state LIKE 'idle in transaction%%' AND NOT me
      ORDER BY state_age DESC NULLS LAST LIMIT 1) x) AS oldest_idle,
-  (SELECT row_to_json(x) FROM (SELECT pid, app, usename, xact_age AS age, state FROM act
+  (SELECT row_to_json(x) FROM (SELECT pid, app, usename, client, xact_age AS age,
+                                      xact_start AS since, state FROM act
      WHERE xact_age IS NOT NULL AND NOT me ORDER BY xact_age DESC LIMIT 1) x) AS oldest_xact,
-  (SELECT row_to_json(x) FROM (SELECT pid, app, usename, query_age AS age, state FROM act
+  (SELECT row_to_json(x) FROM (SELECT pid, app, usename, client, query_age AS age,
+                                      coalesce(query_start, state_change) AS since, state FROM act
      WHERE state = 'active' AND NOT me ORDER BY query_age DESC NULLS LAST LIMIT 1) x)
     AS longest_query,
   (SELECT count(*) FROM blocked)::int AS blocked_count,
   (SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM (
-     SELECT b.pid, b.app, b.usename, b.wait AS age, b.state,
+     SELECT b.pid, b.app, b.usename, b.client, b.wait_start AS since, b.state,
+            extract(epoch FROM now() - b.wait_start)::float8 AS age,
             (SELECT coalesce(json_agg(json_build_object('pid', h.pid, 'app', h.app,
-                      'usename', h.usename, 'state', h.state,
+                      'usename', h.usename, 'client', h.client, 'state', h.state,
+                      'since', coalesce(h.xact_start, h.state_change),
                       'age', coalesce(h.xact_age, h.state_age)) ORDER BY h.pid), '[]')
                FROM act h WHERE h.pid = ANY(b.blockers)) AS blockers
-     FROM blocked b ORDER BY b.wait DESC NULLS LAST LIMIT 20) x) AS blocked,
+     FROM blocked b ORDER BY b.wait_start ASC LIMIT 20) x) AS blocked,
   (SELECT row_to_json(db) FROM db) AS db,
   (SELECT row_to_json(wrap) FROM wrap) AS wrap,
   (SELECT coalesce(json_agg(i.indexrelid::regclass::text ORDER BY 1), '[]') FROM pg_index i
@@ -227,11 +221,15 @@ SELECT pg_is_in_recovery() AS in_recovery,
 """
 
 
-def _session(row: dict[str, Any] | None) -> Session | None:
+def _session(row: dict[str, Any] | None) -> LockHolder | None:
+    """A session of the health query's JSON rows; its query text is never read (it may hold
+    secrets, and no check shows it)."""
     if row is None:
         return None
-    return Session(int(row["pid"]), row.get("app") or "", row.get("usename") or "",
-                   float(row.get("age") or 0.0), row.get("state") or "")
+    since = datetime.fromisoformat(row["since"])
+    return LockHolder(int(row["pid"]), row.get("app") or "", since, row.get("usename") or "",
+                      row.get("client"), state=row.get("state") or "",
+                      age=float(row.get("age") or 0.0))
 
 
 def read_counters(conn: psycopg.Connection[Any]) -> Counters:

@@ -15,17 +15,9 @@ HealthLevel = SeedWord  # the seed's spelling of dbops.levels.Status
 
 
 @dataclass(frozen=True)
-class PoolStats:
-    """One server's pool now: sizes and counters since open."""
+class PoolStats(Gauges):
+    """One server's pool now: its gauges (the sizes), and counters since open."""
 
-    node: str
-    size: int
-    idle: int
-    in_use: int
-    waiting: int
-    min_size: int
-    max_size: int
-    target_size: int
     utilization: float
     acquires: int
     acquire_timeouts: int
@@ -100,14 +92,7 @@ class HealthStatus:
 
 def pool_stats(metrics: NodeMetrics, g: Gauges) -> PoolStats:
     return PoolStats(
-        node=g.node,
-        size=g.size,
-        idle=g.idle,
-        in_use=g.in_use,
-        waiting=g.waiting,
-        min_size=g.min_size,
-        max_size=g.max_size,
-        target_size=g.target_size,
+        **vars(g),
         utilization=g.in_use / g.max_size if g.max_size else 0.0,
         acquires=metrics.acquire_wait.count,
         acquire_timeouts=metrics.acquire_timeouts,
