@@ -12,6 +12,7 @@ from lint_corpus.corpus import Size, build, cases, dbops_verdicts, judged
 
 from dbops.migrate import files as migration_files
 from dbops.migrate.engine import MigrationEngine
+from dbops.render import lint_report
 
 
 @pytest.mark.parametrize("size", ["large", "small"])
@@ -23,7 +24,7 @@ def test_every_verdict_on_the_corpus_is_right(project: Project, size: Size) -> N
     files = sorted({case.file for case in chosen})
     engine = MigrationEngine.from_plan(size, root=project.root)
     report = engine.lint([migration_files.parse_any(file) for file in files])
-    verdicts = dbops_verdicts(json.loads(report.to_json())["findings"])
+    verdicts = dbops_verdicts(json.loads(lint_report.json(report))["findings"])
     wrong = {case.id: judged(case, verdicts) for case in chosen
              if judged(case, verdicts) != case.verdict}
     known = {case.id: "safe" if case.verdict == "hazard" else "hazard"

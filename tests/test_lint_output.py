@@ -15,7 +15,8 @@ from harness import child_env
 from dbops.migrate import files
 from dbops.migrate.lint import lint
 from dbops.migrate.rulebook import RULES, page
-from dbops.migrate.sarif import sarif
+from dbops.render import lint_report
+from dbops.render.lint_report import sarif
 from dbops.schema_facts import TableStats
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def test_json_carries_lock_blocking_estimate_and_rule_url(tmp_path: Path) -> Non
     path.write_text("CREATE INDEX i ON tasks (name);\nUPDATE tasks SET attempt = 0;\n")
     stats = {"tasks": TableStats("tasks", 2_000_000, 500 * 1024 * 1024, 40.0)}
     report = lint([files.parse_any(path)], zero_downtime=False, fail_on="error", stats=stats)
-    [index, update] = json.loads(report.to_json())["findings"]
+    [index, update] = json.loads(lint_report.json(report))["findings"]
     assert (index["rule"], index["lock"], index["estimated_blocking_seconds"], index["rule_url"]) \
         == ("index-not-concurrent", "SHARE", 10.0, "docs/rules/index-not-concurrent.md")
     assert (update["rule"], update["lock"], update["severity"]) == \

@@ -247,7 +247,7 @@ def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
     # lazy: keeps `dbops --help` and other commands from loading what this command needs
     from dbops.migrate import files as migration_files
     from dbops.migrate.lint import lint
-    from dbops.migrate.sarif import sarif
+    from dbops.render import lint_report
 
     chosen = [migration_files.parse_any(Path("<stdin>"), sys.stdin.read()) if str(f) == "-"
               else migration_files.parse_any(f) for f in files]
@@ -256,10 +256,8 @@ def migrate_lint(files: tuple[Path, ...], env: str | None, fmt: str) -> None:
     else:
         migrations = chosen or list(migration_files.load(_directory(None)))
         report = lint(migrations, zero_downtime=True, fail_on="error", downs=True)
-    if fmt == "sarif":
-        click.echo(sarif(report))
-    else:
-        click.echo(report.to_json() if fmt == "json" else "\n".join(report.lines()))
+    render = {"sarif": lint_report.sarif, "json": lint_report.json, "text": lint_report.text}
+    click.echo(render[fmt](report))
     if report.failing():
         sys.exit(EXIT_ERROR)
 

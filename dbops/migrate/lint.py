@@ -3,10 +3,8 @@ statistics when they are given, and the exact steps a migration will run. Pure."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from dbops.errors import MigrationError
 from dbops.migrate.analyze import (
@@ -44,31 +42,6 @@ class LintReport:
         floor = SEVERITY_ORDER[self.fail_on]  # type: ignore[index]
         return [f for f in self.findings
                 if not f.suppressed and SEVERITY_ORDER[f.severity] >= floor]
-
-    def lines(self) -> list[str]:
-        out = []
-        for finding in self.findings:
-            out.append(f"{finding} [{finding.rule_url}]" if finding.rule_url else str(finding))
-            out += [f"    {line}" for line in self.estimates.get(f"{finding.file}:{finding.line}", ())]
-        counts = {level: sum(1 for f in self.findings if f.severity == level and not f.suppressed)
-                  for level in ("error", "warning", "info")}
-        ignored = sum(1 for f in self.findings if f.suppressed)
-        out.append(f"{counts['error']} error(s), {counts['warning']} warning(s), "
-                   f"{counts['info']} info, {ignored} ignored; failing at {self.fail_on}")
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps({"format_version": 1, "fail_on": self.fail_on,
-                           "failing": len(self.failing()),
-                           "findings": [self._entry(f) for f in self.findings]}, indent=2)
-
-    def _entry(self, finding: Finding) -> dict[str, Any]:
-        return {"rule": finding.rule, "severity": finding.severity, "level": finding.level,
-                "file": finding.file, "line": finding.line, "message": finding.message,
-                "relation": finding.relation, "suppressed": finding.suppressed,
-                "estimate": list(self.estimates.get(f"{finding.file}:{finding.line}", ())),
-                "lock": finding.lock, "estimated_blocking_seconds": finding.blocking_seconds,
-                "rule_url": finding.rule_url}
 
 
 def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,

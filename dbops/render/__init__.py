@@ -4,6 +4,7 @@ reports are values and never format themselves; colour comes only through rich (
 - `changeset`: the plan (`dbops plan`): text, json, markdown; its functions are also this
   package's own (`render.text`, `render.json`, `render.markdown`).
 - `drift_report`: `dbops drift`: text, json.
+- `lint_report`: `dbops migrate lint`: text, json, SARIF.
 - `backup_results`: `dbops backup verify`, `prune` and `list`: text (and the list as json).
 """
 
