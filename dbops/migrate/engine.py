@@ -567,6 +567,7 @@ def _live_stats(conn: psycopg.Connection[Any], migrations: list[Migration],
     # lazy: pglast only once migrations run; `migrate status` stays light
     from dbops.migrate.analyze import sample_from
     from dbops.migrate.lint import planned_of, tables_of
+
     if not has_objects(conn):
         return {}
     names = tables_of(migrations)
