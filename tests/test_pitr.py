@@ -108,6 +108,13 @@ def test_pitr_restore_contains_exactly_the_rows_written_before_the_target(
     _, base = archiving_cluster
     _sql(pitr_project, "CREATE TABLE IF NOT EXISTS events (id int PRIMARY KEY)")
     _ok(pitr_project.run("backup", "create", "test", "--type", "full"))
+    # pgBackRest restores a time from a backup that ended before it, to the second.
+    time.sleep(1.1)
+    too_early = pitr_project.run("backup", "restore", "test", "--to-time",
+                                 "2000-01-01 00:00:00+00", "--into", str(base / "too-early"))
+    assert too_early.returncode == 1
+    assert "no backup ended before 2000-01-01 00:00:00" in too_early.stderr, too_early.stderr
+    assert not (base / "too-early").exists()  # refused before anything was made
     for n in range(1, 31):  # one transaction each: the target falls between two commits
         _sql(pitr_project, f"INSERT INTO events VALUES ({n})")
     time.sleep(0.05)

@@ -218,9 +218,11 @@ class Runner:
             raise BackupError(f"pgbackrest {command[-1]} did not finish within "
                               f"{timeout:.0f}s") from None
         if done.returncode != 0:
-            lines = [line for line in (done.stderr + done.stdout).splitlines()
+            lines = [line.strip() for line in (done.stderr + done.stdout).splitlines()
                      if line.strip() and "exclude special file" not in line]
-            detail = lines[-1].strip() if lines else f"exit status {done.returncode}"
+            # pgBackRest's own ERROR line says why; its last line only that the command ended.
+            errors = [line for line in lines if " ERROR: " in f" {line}"]
+            detail = (errors or lines or [f"exit status {done.returncode}"])[-1]
             raise BackupError(f"pgbackrest {command[-1]} (stanza {self.policy.stanza}) failed: "
                               f"{detail}")
         return done.stdout

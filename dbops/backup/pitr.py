@@ -200,6 +200,8 @@ class PgBackRestBackups:
             started = datetime.now(UTC)
             archive = archiving.read(conn)
             account = os_account(facts.data_directory)
+            if to_time is not None:  # before anything is made on disk
+                _check_a_backup_precedes(self.runner(facts).info(), to_time)
             if drill:
                 into = Path(tempfile.mkdtemp(prefix="dbops-drill-",
                                              dir=self.policy.repository.parent))
@@ -418,3 +420,13 @@ def _fatal(text: str) -> str:
     lines = [line for line in text.splitlines() if "FATAL" in line]
     return lines[-1].split("FATAL:", 1)[-1].strip() if lines else "see the log"
 
+
+def _check_a_backup_precedes(info: RepositoryInfo, to_time: datetime) -> None:
+    """pgBackRest restores a point in time from the newest backup that ended before it, and
+    records when a backup ended to the second: refuse, saying so, when none did."""
+    ended = [b.finished_at for b in info.backups if not b.error]
+    if not any(int(end.timestamp()) < int(to_time.timestamp()) for end in ended):
+        first = f"the first backup ended at {min(ended):%Y-%m-%d %H:%M:%S %Z}" if ended \
+            else "the repository has no backup"
+        raise BackupError(f"no backup ended before {to_time:%Y-%m-%d %H:%M:%S.%f %Z}: {first} "
+                          "(pgBackRest records it to the second); choose a later --to-time")
