@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from dbops.config.model import Plan, Replica, Secret
 from dbops.errors import ConnectFailed
+
+T = TypeVar("T")
 
 MASK = "***"
 
@@ -232,6 +234,42 @@ def connection(
         yield conn
     finally:
         conn.close()
+
+
+class KeptSession:
+    """One autocommit session a command uses again and again for its own bookkeeping (an
+    apply's audit row, progress, error-rate baselines and final record: one session where each
+    used to open its own, which a fleet rollout pays per target). Opened on first use; when the
+    server dropped it (a restart the apply made), the next use opens a new one and runs once
+    more. Close it with `close()`."""
+
+    def __init__(self, ep: Endpoint, *, command: str) -> None:
+        self._ep, self._command = ep, command
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`work(conn)`; run again on a new session when the kept one turns out to be gone
+        (`work` must be safe to repeat then: its transaction, if any, did not commit)."""
+        conn = self._conn
+        kept = conn is not None and not conn.closed and not conn.broken
+        if conn is None or not kept:
+            conn = self._open()
+        try:
+            return work(conn)
+        except psycopg.OperationalError:
+            if not kept or not conn.broken:
+                raise
+        return work(self._open())
+
+    def _open(self) -> psycopg.Connection[Any]:
+        self.close()
+        self._conn = open_connection(self._ep, command=self._command, autocommit=True)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def with_database(ep: Endpoint, dbname: str) -> Endpoint:

@@ -26,7 +26,7 @@ from dbops.changes import Change, ChangeSet, Gate, MigrationRun
 from dbops.config import inventory
 from dbops.config.model import Plan
 from dbops.config.source import display_path
-from dbops.connect import endpoint, mask, open_connection
+from dbops.connect import KeptSession, endpoint, mask, open_connection
 from dbops.errors import DbopsError, GateFailed, InventoryError, MigrationError
 from dbops.health.checks import Counters, counters, gate_checks
 from dbops.migrate.engine import MigrationEngine
@@ -136,8 +136,13 @@ class Executor:
     def __init__(self, plan: Plan, changeset: ChangeSet, *, allow_restart: bool,
                  notify: Notify | None = None, skip_backup: bool = False,
                  progress: Callable[[list[str]], None] | None = None,
-                 halted: Callable[[], str] | None = None) -> None:
+                 halted: Callable[[], str] | None = None,
+                 bookkeeping: KeptSession | None = None) -> None:
         self.plan, self.changeset = plan, changeset
+        # The session the error-rate baselines are read on (the caller's, shared with its own
+        # bookkeeping; else one of the executor's own).
+        self._own_bookkeeping = bookkeeping is None
+        self.bookkeeping = bookkeeping or KeptSession(endpoint(plan), command="apply")
         self.halted = halted or (lambda: "")  # a reason to stop before the next stage
         self.allow_restart = allow_restart
         self.skip_backup = skip_backup
@@ -377,10 +382,16 @@ class Executor:
     def _mark_baseline(self) -> None:
         """Error rates are judged from here on: the application's rollbacks after a stage, not
         the ones dbops's own work causes (pg_dump, for one, ends its transaction by rolling back)."""
-        with open_connection(endpoint(self.plan), command="apply", autocommit=True) as conn:
-            self.baseline = counters(conn)
+        self.baseline = self.bookkeeping.run(counters)
 
     def run(self) -> ApplyReport:
+        try:
+            return self._run()
+        finally:
+            if self._own_bookkeeping:
+                self.bookkeeping.close()
+
+    def _run(self) -> ApplyReport:
         self._mark_baseline()
         for skipped in self.skipped:
             self.notify(f"skipped {skipped.address}: needs a restart (--allow-restart)")

@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from dbops import ledger, locks, privileges
 from dbops.changes import ChangeSet
 from dbops.config.model import Plan
-from dbops.connect import connection, endpoint
+from dbops.connect import KeptSession, connection, endpoint, mask
 from dbops.drift import (
     DriftReport,
     adopted_by_apply,
@@ -262,29 +264,39 @@ def apply(the_plan: Plan, changeset: ChangeSet, live: LiveState, *, allow_restar
     # lazy: apply's machinery (pyinfra, backups, the runner) only for apply and dry runs
     from dbops.execute import Executor
 
-    with connection(the_plan, command="apply", autocommit=True) as conn:
-        ledger.ensure_schema(conn)
-        audit_id = ledger.begin_apply(
-            conn, environment=the_plan.environment, plan_hash=changeset.plan_hash,
-            changes=[{"address": c.address, "action": c.action, "before": c.before,
-                      "after": c.after} for c in changeset.changes],
-            plan_file_sha256=plan_file_sha256, lock_pid=lock_pid)
+    bookkeeping = KeptSession(endpoint(the_plan), command="apply")  # one session for all of it
+    try:
+        def begin(conn: psycopg.Connection[Any]) -> int:
+            ledger.ensure_schema(conn)
+            return ledger.begin_apply(
+                conn, environment=the_plan.environment, plan_hash=changeset.plan_hash,
+                changes=[{"address": c.address, "action": c.action, "before": c.before,
+                          "after": c.after} for c in changeset.changes],
+                plan_file_sha256=plan_file_sha256, lock_pid=lock_pid)
 
-    def progress(done: list[str]) -> None:
-        try:
-            with connection(the_plan, command="apply", autocommit=True) as conn:
-                ledger.progress_apply(conn, audit_id, done)
-        except DbopsError as exc:
-            notify(f"could not record progress in the audit log: {exc}")
+        audit_id = bookkeeping.run(begin)
 
-    report = Executor(the_plan, changeset, allow_restart=allow_restart, notify=notify,
-                      skip_backup=skip_backup, progress=progress, halted=halted).run()
-    record(the_plan, changeset, live, report, audit_id, skip_backup=skip_backup)
+        def progress(done: list[str]) -> None:
+            try:
+                bookkeeping.run(lambda conn: ledger.progress_apply(conn, audit_id, done))
+            except (DbopsError, psycopg.OperationalError) as exc:
+                notify(f"could not record progress in the audit log: {mask(str(exc))}")
+
+        report = Executor(the_plan, changeset, allow_restart=allow_restart, notify=notify,
+                          skip_backup=skip_backup, progress=progress, halted=halted,
+                          bookkeeping=bookkeeping).run()
+        bookkeeping.run(lambda conn: record(conn, the_plan, changeset, live, report, audit_id,
+                                            skip_backup=skip_backup))
+    finally:
+        bookkeeping.close()
     return report
 
 
-def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyReport,
-           audit_id: int, *, skip_backup: bool = False) -> None:
+def record(conn: psycopg.Connection[Any], the_plan: Plan, changeset: ChangeSet,
+           live: LiveState, report: ApplyReport, audit_id: int, *,
+           skip_backup: bool = False) -> None:
+    """The apply's end in one transaction: its audit row's result and, when it applied, the
+    snapshot drift compares against."""
     skipped = set(report.skipped)
     previous = live.snapshot.settings if live.snapshot else {}
     settings = {
@@ -298,7 +310,7 @@ def record(the_plan: Plan, changeset: ChangeSet, live: LiveState, report: ApplyR
         }
     )
     roles = {name: r.snapshot() for name, r in the_plan.roles.items()}
-    with connection(the_plan, command="apply", autocommit=True) as conn, conn.transaction():
+    with conn.transaction():
         if report.result == "applied":
             # Migrations credited their changes to the snapshot as they ran; a first apply
             # adopts what exists.

@@ -53,3 +53,37 @@ def test_a_revealed_password_is_masked_where_it_is_a_credential_only(project: Pr
     plan = load_plan("test", environ={"DB_PASSWORD": "127"})
     assert connect.endpoint(plan).password == "127"
     assert connect.mask("host=127.0.0.1 password=127") == "host=127.0.0.1 password=***"
+
+
+def test_a_kept_session_is_one_session_and_comes_back_after_the_server_drops_it(
+        project: Project) -> None:
+    """An apply's bookkeeping runs on one KeptSession: the same backend each time, a new one
+    when the server dropped it (as a restart does), and an error that is not a lost session is
+    raised, not retried."""
+    import psycopg
+
+    plan = load_plan("test", environ={"DB_PASSWORD": SENTINEL})
+    kept = connect.KeptSession(connect.endpoint(plan), command="apply")
+    try:
+        def pid(conn: psycopg.Connection[object]) -> int:
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None
+            return int(row[0])
+
+        first = kept.run(pid)
+        assert kept.run(pid) == first
+        with project.database.connect() as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        again = kept.run(pid)
+        assert again != first and kept.run(pid) == again
+        calls = []
+
+        def failing(conn: psycopg.Connection[object]) -> None:
+            calls.append(1)
+            conn.execute("SELECT 1/0")
+
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            kept.run(failing)
+        assert calls == [1] and kept.run(pid) == again
+    finally:
+        kept.close()
