@@ -11,8 +11,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from dbops.backup.archiving import judge
-from dbops.backup.schedule import overdue, overdue_since
 from dbops.changes import ChangeSet, Scalar
 from dbops.config.model import DriftIgnore, Plan
 from dbops.inspect import ROLE_ATTRIBUTES, LiveState
@@ -100,7 +98,7 @@ def detect(plan: Plan, live: LiveState, changeset: ChangeSet, *, today: date,
     items += _unfinished(live)
     if stale_sum:
         items.append(DriftItem("out-of-band", "dbops.sum", None, stale_sum, None))
-    late = overdue(plan.backup, live.backups, datetime.now(UTC))
+    late = _overdue(plan, live)
     if late is not None:  # out-of-band in effect: the backups the plan promises are not there
         items.append(DriftItem("out-of-band", "backup.schedule", None, late,
                                plan.backup.schedule if plan.backup else None,
@@ -120,6 +118,10 @@ def _pgbackrest(plan: Plan, live: LiveState, changeset: ChangeSet,
     policy = plan.backup.pgbackrest if plan.backup else None
     if policy is None or live.pgbackrest is None:
         return []
+    # lazy: the backup rules only when the plan has a pgBackRest policy
+    from dbops.backup.archiving import judge
+    from dbops.backup.schedule import overdue_since
+
     items = [] if listed else [
         DriftItem("pending", c.address, None, c.before, c.after)
         for c in changeset.of_kind("backup") if c.address.startswith("backup.pgbackrest.")
@@ -382,3 +384,13 @@ def _address(path: str) -> str:
         if path.startswith(plural):
             return singular + path.removeprefix(plural)
     return path
+
+
+def _overdue(plan: Plan, live: LiveState) -> str | None:
+    """What the backup schedule misses, if the plan has one."""
+    if plan.backup is None:
+        return None
+    # lazy: the backup rules only for a plan with a backup policy (`dbops plan` stays light)
+    from dbops.backup.schedule import overdue
+
+    return overdue(plan.backup, live.backups, datetime.now(UTC))

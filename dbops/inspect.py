@@ -4,16 +4,12 @@ with a handful of queries. The facts side of dbops: never writes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from dbops import ledger
 from dbops import migration_history as history
-from dbops.backup import record
-from dbops.backup.manifest import Manifest, read_manifests
-from dbops.backup.pgbackrest import LiveSetup, read_setup
-from dbops.backup.pitr import newest_full, recorded
 from dbops.config.model import Plan, Role
 from dbops.config.source import display_path
 from dbops.connect import Endpoint, endpoint, open_connection
@@ -23,6 +19,10 @@ from dbops.migrate.expand import state as expansion_state
 from dbops.migrate.expand.state import Expansion
 from dbops.schema_facts import schema_fingerprint
 from dbops.setting_values import SettingSpec, display
+
+if TYPE_CHECKING:
+    from dbops.backup.manifest import Manifest
+    from dbops.backup.pgbackrest import LiveSetup
 
 _SETTINGS = """
     SELECT name, setting, unit, vartype, context, source, pending_restart, min_val, max_val,
@@ -163,6 +163,10 @@ def inspect(plan: Plan, *, command: str = "plan", fingerprint: bool = True) -> L
 def _read_pgbackrest(conn: psycopg.Connection[Any], plan: Plan) -> LiveSetup | None:
     if plan.backup is None or plan.backup.engine != "pgbackrest" or not plan.backup.pgbackrest:
         return None
+    # lazy: the backup readers only for a plan with a backup policy (`dbops plan` stays light)
+    from dbops.backup.pgbackrest import read_setup
+    from dbops.backup.pitr import newest_full, recorded
+
     setup = read_setup(conn, plan.backup.pgbackrest)
     return replace(setup, newest_full=newest_full(recorded(conn, plan.environment)))
 
@@ -172,6 +176,10 @@ def _read_backups(conn: psycopg.Connection[Any], plan: Plan) -> tuple[tuple[Mani
     from here, else the copy recorded in the database (a CI runner has no backup directory)."""
     if plan.backup is None:
         return (), ""
+    # lazy: the backup readers only for a plan with a backup policy (`dbops plan` stays light)
+    from dbops.backup import record
+    from dbops.backup.manifest import read_manifests
+
     directory = plan.backup.directory
     if directory.is_dir():
         return tuple(read_manifests(directory)), f"the backup directory {display_path(directory)}"

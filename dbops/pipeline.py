@@ -34,7 +34,6 @@ from dbops.errors import (
     Problem,
     StalePlan,
 )
-from dbops.health.operations import record_drift
 from dbops.inspect import LiveState, inspect
 from dbops.migrate import files, pending
 from dbops.migrate.files import Migration
@@ -196,6 +195,9 @@ def drift(the_plan: Plan, *, today: date | None = None) -> DriftReport:
     """Classify the differences. Unlike plan, an edited applied migration or a stale dbops.sum
     is drift reported beside the rest, not an error that hides it."""
     migrations, stale_sum = load_migrations(the_plan), ""
+    # lazy: the operations log (and the backup catalog it reads) only for drift
+    from dbops.health.operations import record_drift
+
     live = inspect(the_plan, command="drift")
     try:
         files.check_sum(the_plan.migrations.directory, migrations)

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 from dbops import settings_catalog
-from dbops.backup.catalog import retention_effect
-from dbops.backup.schedule import overdue
 from dbops.changes import (
     Action,
     BackupStep,
@@ -530,6 +528,10 @@ def _backups(plan: Plan, live: LiveState, found: _Findings, now: datetime) -> No
     policy = plan.backup
     if policy is None:
         return
+    # lazy: the backup rules only for a plan with a backup policy (`dbops plan` stays light)
+    from dbops.backup.catalog import retention_effect
+    from dbops.backup.schedule import overdue
+
     late = overdue(policy, live.backups, now)
     source = f" (judged from {live.backup_source})" if live.backup_source else ""
     if late is not None:

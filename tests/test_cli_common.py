@@ -126,6 +126,7 @@ def test_a_command_imports_only_its_own_family() -> None:
 
 
 def test_plan_with_nothing_pending_loads_neither_pglast_nor_pyinfra(project: Project) -> None:
+    assert "backup:" not in (project.root / "plans" / "test.yaml").read_text()
     """`dbops plan` is the pull-request check: with no migration pending it parses no SQL (no
     pglast, ~0.3 s to load) and executes nothing (no pyinfra). Twice before, a helper of the plan
     (the health checks, the privileges' keyword list) loaded pglast again; this says when."""
@@ -144,3 +145,5 @@ def test_plan_with_nothing_pending_loads_neither_pglast_nor_pyinfra(project: Pro
     loaded = set(done.stdout.split())
     assert "dbops.planner" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("pglast", "pyinfra")}
+    # A plan without a backup policy reads no backups: none of their machinery is loaded.
+    assert not {m for m in loaded if m.startswith(("dbops.backup", "dbops.health.operations"))}
