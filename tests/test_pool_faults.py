@@ -342,16 +342,7 @@ def test_reset_after_a_real_promotion_moves_the_pool_to_the_new_primary(
                 wait_until(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
                                                 (lsn,)).fetchone() == (True,), what="replay")
             assert pool.router.replicas["r1"].admitted
-            address = primary.port
-            primary.down()
-            with psycopg.connect(host=replica.host, port=replica.port, user="postgres",
-                                 dbname="postgres", autocommit=True) as conn:
-                assert conn.execute("SELECT pg_promote()").fetchone() == (True,)
-            replica.down()
-            # pg_basebackup copied the primary's socket lock file: the address is free now.
-            (replica.data_dir / f".s.PGSQL.{address}.lock").unlink(missing_ok=True)
-            moved = Cluster(replica.data_dir, port=address, settings=TEST_SETTINGS)
-            moved.up()  # the promoted server now answers at the primary's address
+            moved = _failover(primary, replica)  # the promoted server at the primary's address
 
             pool.reset()
             assert pool.get_pool_stats()["primary"].size == 2
