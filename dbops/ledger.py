@@ -153,15 +153,18 @@ class Snapshot:
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     """Create schema dbops on first use and apply the upgrades since; idempotent."""
     with conn.transaction():
-        conn.execute("CREATE SCHEMA IF NOT EXISTS dbops")
-        conn.execute("CREATE TABLE IF NOT EXISTS dbops.meta (key text PRIMARY KEY, value text NOT NULL)")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS dbops;"
+                     " CREATE TABLE IF NOT EXISTS dbops.meta (key text PRIMARY KEY, value text NOT NULL)",
+                     prepare=False)
         row = conn.execute("SELECT value FROM dbops.meta WHERE key = 'schema_version'").fetchone()
         current = int(row[0]) if row else 0
-        for number, ddl in enumerate(_UPGRADES[current:], start=current + 1):
-            conn.execute(ddl)
+        if current < len(_UPGRADES):
+            # Every missing upgrade and the new version in one message: one round trip.
             conn.execute(
-                "INSERT INTO dbops.meta VALUES ('schema_version', %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(number),))
+                "".join(f"{ddl.strip()}\n" for ddl in _UPGRADES[current:])
+                + f"INSERT INTO dbops.meta VALUES ('schema_version', '{len(_UPGRADES)}')"
+                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                prepare=False)
 
 
 def read_snapshot(conn: psycopg.Connection[Any], environment: str) -> Snapshot | None:
@@ -249,10 +252,11 @@ def _settle_credit(conn: psycopg.Connection[Any]) -> None:
         credit = open_credit(conn)
         if credit is None:
             return
-        after = schema_fingerprint(conn)
-        for environment, known in conn.execute(
-                "SELECT environment, schema_fingerprint FROM dbops.applied_snapshot"
-                " FOR UPDATE").fetchall():
+        snapshots = conn.execute("SELECT environment, schema_fingerprint"
+                                 " FROM dbops.applied_snapshot FOR UPDATE").fetchall()
+        # No snapshot yet (a plan was never applied here): nothing to advance, nothing to read.
+        after = schema_fingerprint(conn) if snapshots else {}
+        for environment, known in snapshots:
             conn.execute("UPDATE dbops.applied_snapshot SET schema_fingerprint = %s"
                          " WHERE environment = %s",
                          (Jsonb(advance(known, credit.before, after)), environment))

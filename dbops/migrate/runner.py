@@ -351,9 +351,13 @@ class Runner:
         exponential backoff and jitter; when the attempts run out, the blockers are named."""
         retries = self._settings.retries
         delay = retries.backoff.total_seconds()
+        # A table these statements create (CREATE TABLE, then its index) is nobody else's yet.
+        made_here = {table_key(s.relations[0]) for s in statements
+                     if s.kind == "CreateStmt" and s.relations}
         tables = tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)
                                      if table_key(r) not in self._created
-                                     and table_key(r) not in execution.new))
+                                     and table_key(r) not in execution.new
+                                     and table_key(r) not in made_here))
         first = statements[0] if statements else None
         for attempt in range(1, retries.attempts + 1):
             blockers = self._blockers(tables)
@@ -364,8 +368,7 @@ class Runner:
                         statement=first.summary if first else "", sqlstate="55P03",
                         reason=f"waiting for {blockers[0]}")
                 action()
-                self._created.update(table_key(s.relations[0]) for s in statements
-                                     if s.kind == "CreateStmt" and s.relations)
+                self._created.update(made_here)
                 return
             except StatementFailed as failure:
                 lock_wait = bool(blockers) or isinstance(failure.__cause__, pgerrors.LockNotAvailable)

@@ -70,20 +70,19 @@ DDL_KINDS = frozenset({"AlterTableStmt", "IndexStmt", "DropStmt", "ReindexStmt",
 
 def _relations(node: Node) -> tuple[str, ...]:
     """Every relation a statement names (its RangeVars), in order."""
-    found: list[str] = []
+    found: dict[str, None] = {}
 
-    def visit(item: object) -> None:
-        if isinstance(item, dict):
-            if "relname" in item:
-                schema = item.get("schemaname")
-                name = f"{schema}.{item['relname']}" if schema else str(item["relname"])
-                if name not in found:
-                    found.append(name)
-            for value in item.values():
+    def visit(item: Node) -> None:  # called for dicts only: most values are scalars
+        if "relname" in item:
+            schema = item.get("schemaname")
+            found[f"{schema}.{item['relname']}" if schema else str(item["relname"])] = None
+        for value in item.values():
+            if type(value) is dict:
                 visit(value)
-        elif isinstance(item, list):
-            for element in item:
-                visit(element)
+            elif type(value) is list:
+                for element in value:
+                    if type(element) is dict:
+                        visit(element)
 
     visit(node)
     return tuple(found)
