@@ -16,6 +16,7 @@ from dbops.migrate.analyze import (
     analyze,
     estimate,
     lint_text,
+    parse_ahead,
     tracked_after,
     with_live_severity,
 )
@@ -56,6 +57,7 @@ def lint(migrations: Sequence[Migration], *, zero_downtime: bool, fail_on: str,
     findings: list[Finding] = []
     estimates: dict[str, tuple[str, ...]] = {}
     alone = starting(stats, max_blocking)
+    parse_ahead((m for m in migrations if not m.baseline), downs=downs)
     for number, migration in enumerate(migrations):
         if migration.baseline:
             continue  # pg_dump's picture of a schema that already exists: nothing to judge

@@ -24,6 +24,7 @@ from dbops.migrate.analyze import (
     known_columns,
     known_keys,
     known_rows,
+    parse_ahead,
     tracked_after,
 )
 from dbops.migrate.files import Migration
@@ -89,6 +90,7 @@ def run_states(migrations: Sequence[Migration],
                      if table.rows > 0 or blocking_seconds(table) >= max_blocking)
     state = starting(stats, max_blocking)
     states = []
+    parse_ahead(m for m in migrations if not m.baseline)
     for migration in migrations:
         states.append(state)
         if not migration.baseline:
