@@ -126,10 +126,10 @@ def test_a_command_imports_only_its_own_family() -> None:
 
 
 def test_plan_with_nothing_pending_loads_neither_pglast_nor_pyinfra(project: Project) -> None:
-    assert "backup:" not in (project.root / "plans" / "test.yaml").read_text()
     """`dbops plan` is the pull-request check: with no migration pending it parses no SQL (no
     pglast, ~0.3 s to load) and executes nothing (no pyinfra). Twice before, a helper of the plan
     (the health checks, the privileges' keyword list) loaded pglast again; this says when."""
+    assert "backup:" not in (project.root / "plans" / "test.yaml").read_text()
     probe = (
         "import sys\n"
         "from dbops.cli import main\n"
@@ -147,3 +147,29 @@ def test_plan_with_nothing_pending_loads_neither_pglast_nor_pyinfra(project: Pro
     assert not {m for m in loaded if m.split(".")[0] in ("pglast", "pyinfra")}
     # A plan without a backup policy reads no backups: none of their machinery is loaded.
     assert not {m for m in loaded if m.startswith(("dbops.backup", "dbops.health.operations"))}
+
+
+def test_migrate_up_without_a_backup_policy_loads_no_backup_machinery(project: Project) -> None:
+    """Every CI job runs `dbops migrate up`: a plan that takes no before-migrate backup loads none
+    of pg_dump's machinery (about 15 ms of imports) and no pyinfra."""
+    assert "backup:" not in (project.root / "plans" / "test.yaml").read_text()
+    (project.root / "migrations" / "20260101000000_gadgets.sql").write_text(
+        "-- migrate:up\nCREATE TABLE gadgets (id bigint PRIMARY KEY);\n"
+        "CREATE INDEX gadgets_id ON gadgets (id);\n")
+    assert project.run("migrate", "hash").returncode == 0
+    probe = (
+        "import sys\n"
+        "from dbops.cli import main\n"
+        "try:\n"
+        "    main(['migrate', 'up', 'test', '--yes'])\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code, file=sys.stderr)\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=project.root, env=child_env(drop=("DB_",)))
+    assert "exit 0" in done.stderr, done.stderr
+    with project.database.connect() as conn:
+        assert conn.execute("SELECT to_regclass('gadgets') IS NOT NULL").fetchone() == (True,)
+    loaded = set(done.stdout.split())
+    assert not {m for m in loaded if m.startswith(("dbops.backup", "pyinfra"))}

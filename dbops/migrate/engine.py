@@ -201,11 +201,12 @@ class MigrationEngine:
             journal = history.read_journal(conn)
             if direction == "up" and executions:
                 self._prevalidate(executions, stats)
-                # lazy: pg_dump's machinery and rich only when a backup is taken
-                from dbops.backup import backup_before_migrate
+                if self.plan.backup is not None and self.plan.backup.before_migrate:
+                    # lazy: pg_dump's machinery only when the policy takes a backup
+                    from dbops.backup import backup_before_migrate
 
-                # Under the runner lock, so no other runner migrates between backup and run.
-                backup_before_migrate(self.plan, skip=skip_backup, notify=self._notify)
+                    # Under the runner lock, so no other runner migrates between backup and run.
+                    backup_before_migrate(self.plan, skip=skip_backup, notify=self._notify)
             runner = Runner(
                 conn,
                 RunSettings(settings.lock_timeout, settings.statement_timeout, settings.retries,
