@@ -188,7 +188,7 @@ class MigrationEngine:
             applied, _ = self._read()
             chosen = choose(applied)
             stats = self.table_stats(chosen) if direction == "up" and chosen else {}
-            executions = self._prepare_run(chosen, direction, stats)
+            executions = self._prepare_run(chosen, self._states(chosen, direction, stats))
             return RunResult(direction, executions, (), dry_run=True)
         settings = self.plan.migrations
         with self._runner_session(direction, lock_wait) as conn:
@@ -197,10 +197,11 @@ class MigrationEngine:
             stats = (_live_stats(conn, chosen, settings.lock_timeout, settings.lint_max_blocking)
                      if direction == "up" and chosen else {})
             # Parse everything before running anything: a syntax error refuses the whole run.
-            executions = self._prepare_run(chosen, direction, stats)
+            states = self._states(chosen, direction, stats)
+            executions = self._prepare_run(chosen, states)
             journal = history.read_journal(conn)
             if direction == "up" and executions:
-                self._prevalidate(executions, stats)
+                self._prevalidate(executions, stats, states)
                 if self.plan.backup is not None and self.plan.backup.before_migrate:
                     # lazy: pg_dump's machinery only when the policy takes a backup
                     from dbops.backup import backup_before_migrate
@@ -360,22 +361,23 @@ class MigrationEngine:
         with self._connect("migrate-check", autocommit=True) as conn:
             post_validate(conn, self._notify or (lambda message: None))
 
-    def _prevalidate(self, executions: tuple[Execution, ...],
-                     stats: dict[str, TableStats]) -> None:
+    def _prevalidate(self, executions: tuple[Execution, ...], stats: dict[str, TableStats],
+                     states: list[RunState] | None = None) -> None:
         """Lint the pending run at the plan's fail_on (each migration against what the earlier
-        ones leave behind), then (when the policy says) rehearse on a schema copy."""
+        ones leave behind: `states`, when the caller has them), then (when the policy says)
+        rehearse on a schema copy."""
         # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.lint import lint
         from dbops.migrate.rehearsal import rehearse
         from dbops.migrate.runner import RunSettings
-        from dbops.migrate.runstate import run_states
 
         settings = self.plan.migrations
         migrations = [e.migration for e in executions]
         blocking = settings.lint_max_blocking.total_seconds()
         report = lint(migrations, zero_downtime=settings.zero_downtime,
                       fail_on=settings.lint_fail_on, stats=stats,
-                      states=run_states(migrations, stats, blocking), max_blocking=blocking)
+                      states=states or self._states(migrations, "up", stats),
+                      max_blocking=blocking)
         failing = report.failing()
         if failing:
             raise MigrationError(f"{failing[0]} (lint fails at {settings.lint_fail_on}: fix it, "
@@ -396,19 +398,25 @@ class MigrationEngine:
         online = self.plan.migrations.zero_downtime or migration.zero_downtime
         return prepare(migration, direction, zero_downtime=online, state=state)
 
-    def _prepare_run(self, migrations: list[Migration], direction: Direction,
-                     stats: dict[str, TableStats]) -> tuple[Execution, ...]:
-        """Every migration's Execution; going up, each judged against the state the earlier
-        pending migrations leave behind."""
+    def _states(self, migrations: list[Migration], direction: Direction,
+                stats: dict[str, TableStats]) -> list[RunState] | None:
+        """Going up, the state each migration starts from: what the earlier pending ones leave
+        behind (None going down)."""
         if direction == "down":
-            return tuple(self._prepare(m, direction) for m in migrations)
+            return None
         # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.runstate import run_states
 
-        return tuple(self._prepare(m, direction, state)
-                     for m, state in zip(migrations, run_states(
-                         migrations, stats, self.plan.migrations.lint_max_blocking.total_seconds()),
-                                         strict=True))
+        return run_states(migrations, stats, self.plan.migrations.lint_max_blocking.total_seconds())
+
+    def _prepare_run(self, migrations: list[Migration],
+                     states: list[RunState] | None) -> tuple[Execution, ...]:
+        """Every migration's Execution; going up (with `states`), each judged against the state
+        the earlier pending migrations leave behind."""
+        if states is None:
+            return tuple(self._prepare(m, "down") for m in migrations)
+        return tuple(self._prepare(m, "up", state)
+                     for m, state in zip(migrations, states, strict=True))
 
     def table_stats(self, migrations: list[Migration]) -> dict[str, TableStats]:
         """Live statistics of the tables these migrations touch (read-only)."""
