@@ -107,7 +107,7 @@ def test_down_sections_are_linted_and_rewritten_online(tmp_path: Path) -> None:
 
     down = prepare(migration, "down", zero_downtime=True)
     assert [s.text for step in down.steps for s in step.statements] == [
-        "DROP INDEX CONCURRENTLY IF EXISTS i"]
+        'DROP INDEX CONCURRENTLY IF EXISTS "i"']
 
 
 def test_the_pre_commit_hook() -> None:

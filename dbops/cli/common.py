@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 import psycopg
 
-from dbops import __version__, render
+from dbops import __version__
 from dbops.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from dbops.config.load import load_plan
 from dbops.config.project import find_project
@@ -230,6 +230,8 @@ _set_option = click.option(
 
 
 def _render(changeset: ChangeSet, fmt: str) -> str:
+    from dbops import render  # lazy: only the commands that show a plan render one
+
     if fmt == "json":
         return render.json(changeset)
     if fmt == "markdown":

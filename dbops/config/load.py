@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dotenv import dotenv_values
 
 from dbops.config import fleet, schema, semantics
 from dbops.config.model import Plan, build_plan
@@ -117,6 +116,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
     are skipped. The file is bounded and must be UTF-8 like every other input."""
     if not path.is_file():
         return {}
+    from dotenv import dotenv_values  # lazy: only for a project that has a .env file
+
     text = read_text(path, ".env", MAX_DOTENV_FILE)
     parsed = dotenv_values(stream=io.StringIO(text), interpolate=False)
     return {key: value for key, value in parsed.items() if value is not None}

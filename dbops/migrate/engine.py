@@ -16,7 +16,6 @@ import psycopg
 
 from dbops import ledger
 from dbops import migration_history as history
-from dbops.changes import MigrationRun
 from dbops.config.load import load_plan
 from dbops.config.model import Plan
 from dbops.config.source import display_path
@@ -30,6 +29,7 @@ from dbops.progress import step as progress_step
 from dbops.schema_facts import has_objects, table_stats
 
 if TYPE_CHECKING:
+    from dbops.changes import MigrationRun
     from dbops.migrate.expand.state import Expansion
     from dbops.migrate.lint import LintReport
     from dbops.migrate.runner import Execution, Notify, RunSettings

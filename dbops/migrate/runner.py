@@ -19,7 +19,6 @@ from psycopg import sql as pgsql
 from psycopg.pq import TransactionStatus
 
 from dbops import migration_history as history
-from dbops.changes import MigrationRun
 from dbops.config.model import Retries
 from dbops.errors import MigrationError, StatementFailed
 from dbops.locks import LockHolder
@@ -28,6 +27,7 @@ from dbops.migrate.sql import Statement, split, table_key
 from dbops.migration_history import Direction, Mode
 
 if TYPE_CHECKING:
+    from dbops.changes import MigrationRun
     from dbops.migrate.runstate import RunState
 
 # Online index operations: their locks never block writes, so lock_timeout does not apply.
