@@ -201,7 +201,7 @@ class MigrationEngine:
             executions = self._prepare_run(chosen, states)
             journal = history.read_journal(conn)
             if direction == "up" and executions:
-                self._prevalidate(executions, stats, states)
+                self._prevalidate(executions, stats, states, session=conn)
                 if self.plan.backup is not None and self.plan.backup.before_migrate:
                     # lazy: pg_dump's machinery only when the policy takes a backup
                     from dbops.backup import backup_before_migrate
@@ -362,10 +362,11 @@ class MigrationEngine:
             post_validate(conn, self._notify or (lambda message: None))
 
     def _prevalidate(self, executions: tuple[Execution, ...], stats: dict[str, TableStats],
-                     states: list[RunState] | None = None) -> None:
+                     states: list[RunState] | None = None, *,
+                     session: psycopg.Connection[Any] | None = None) -> None:
         """Lint the pending run at the plan's fail_on (each migration against what the earlier
         ones leave behind: `states`, when the caller has them), then (when the policy says)
-        rehearse on a schema copy."""
+        rehearse on a schema copy (`session`: the run's connection, when it has one)."""
         # lazy: pglast only once migrations run; `migrate status` stays light
         from dbops.migrate.lint import lint
         from dbops.migrate.rehearsal import rehearse
@@ -388,7 +389,7 @@ class MigrationEngine:
             rehearse(endpoint(self.plan), executions,
                      RunSettings(settings.lock_timeout, settings.statement_timeout,
                                  settings.retries), self._notify or (lambda message: None),
-                     always=settings.rehearse == "always")
+                     always=settings.rehearse == "always", session=session)
 
     def _prepare(self, migration: Migration, direction: Direction,
                  state: RunState | None = None) -> Execution:

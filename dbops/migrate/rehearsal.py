@@ -30,7 +30,8 @@ NOT_REHEARSED = "not rehearsed: the database has no objects yet, the run itself 
 
 
 def rehearse(ep: Endpoint, executions: tuple[Execution, ...], settings: RunSettings,
-             notify: Notify, *, always: bool = False) -> None:
+             notify: Notify, *, always: bool = False,
+             session: psycopg.Connection[Any] | None = None) -> None:
     """Apply `executions` to a throwaway copy of the target's schema; raise MigrationError naming
     the failing statement, the target untouched. The copy is always dropped.
 
@@ -38,7 +39,11 @@ def rehearse(ep: Endpoint, executions: tuple[Execution, ...], settings: RunSetti
     schemas and dbops') is not rehearsed unless `always`: its copy would be the same empty
     database, so the run itself is the rehearsal, and there are no rows or sessions a failure
     could hurt; a failing migration rolls back (or stops at a journaled step that the next run
-    resumes), the ones before it stay applied, exactly what the copy would have shown."""
+    resumes), the ones before it stay applied, exactly what the copy would have shown.
+    `session`, the caller's connection to the target, answers that question without a new one."""
+    if not always and session is not None and not has_objects(session):
+        notify(NOT_REHEARSED)
+        return
     prefix = f"dbops_rehearsal_{ep.dbname}"[:40]
     scratch = f"{prefix}_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
     with open_connection(ep, command="migrate-rehearsal", autocommit=True) as conn:
