@@ -5,6 +5,7 @@ first failure, resumed after the fix."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -102,8 +103,9 @@ def test_failure_in_second_batch_halts_then_resume_finishes(
     result = project.run("apply", "test", "--yes")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rollout" in result.stderr and "halted: t3:" in result.stderr
-    table = {line.split()[0]: line.split()[1] for line in result.stderr.splitlines()
-             if line.startswith("  t")}
+    # Columns are two or more spaces apart; a status may hold one ("rolled back").
+    table = {cells[0]: cells[1] for cells in (re.split(r"\s{2,}", line.strip()) for line in
+                                              result.stderr.splitlines() if line.startswith("  t"))}
     assert table["t0"] == table["t1"] == table["t2"] == "applied", result.stderr
     assert table["t3"] == "failed"
     assert table["t5"] == "untouched"
