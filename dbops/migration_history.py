@@ -88,17 +88,29 @@ def record(
                               duration_ms=duration_ms, mode=mode))
 
 
+# A migration that travels in one message with its history row marks when it starts: its
+# transaction's own start time is the message's, which several migrations may share.
+MARK_START = "SELECT set_config('dbops.started', clock_timestamp()::text, true)"
+_STARTED = ("coalesce(nullif(current_setting('dbops.started', true), '')::timestamptz,"
+            " transaction_timestamp())")  # the mark, unless the migration reset it
+
+
 def record_query(*, version: str, name: str, checksum: str, duration_ms: float | None,
                  mode: Mode) -> sql.Composed:
     """The history INSERT with its values bound as literals, so it can travel in one message with
-    the migration's own statements. Without a duration, the message's own run time is recorded."""
-    duration = (sql.Literal(duration_ms) if duration_ms is not None else sql.SQL(
-        "1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())"))
+    the migration's own statements (after MARK_START). Without a duration, the time since that
+    mark is recorded."""
+    started: sql.Composable
+    duration: sql.Composable
+    if duration_ms is not None:
+        started, duration = sql.SQL("now()"), sql.Literal(duration_ms)
+    else:
+        started = sql.SQL(_STARTED)
+        duration = sql.SQL(f"1000 * extract(epoch FROM clock_timestamp() - {_STARTED})")
     return sql.SQL(
-        "INSERT INTO dbops.migration_history"
-        " (version, name, checksum, duration_ms, applied_by_host, dbops_version, execution_mode)"
-        " VALUES ({}, {}, {}, {}, {}, {}, {})"
-    ).format(sql.Literal(version), sql.Literal(name), sql.Literal(checksum), duration,
+        "INSERT INTO dbops.migration_history (version, name, checksum, applied_at, duration_ms,"
+        " applied_by_host, dbops_version, execution_mode) VALUES ({}, {}, {}, {}, {}, {}, {}, {})"
+    ).format(sql.Literal(version), sql.Literal(name), sql.Literal(checksum), started, duration,
              sql.Literal(socket.gethostname()), sql.Literal(__version__), sql.Literal(mode))
 
 

@@ -93,6 +93,34 @@ def test_failure_in_third_of_five_keeps_two_and_rolls_back_the_third(project: Pr
     assert history(project) == ["20250101000001", "20250101000002"]
 
 
+def test_migrations_sharing_a_message_record_their_own_time(project: Project) -> None:
+    """Several migrations in one message (Runner.run_together) each record when they started
+    and how long they took themselves, not the message; a failing one stops the message there,
+    rolled back, with the ones before it kept."""
+    from datetime import timedelta
+
+    from dbops.config.model import Retries
+    from dbops.ledger import ensure_schema
+    from dbops.migrate.runner import Runner, RunSettings, prepare
+
+    bodies = ["CREATE TABLE t1 (id int);\nSELECT pg_sleep(0.3);", "CREATE TABLE t2 (id int);",
+              "CREATE TABLE t3 (id int);\nCREATE TABLE t3 (id int);", "CREATE TABLE t4 (id int);"]
+    paths = [migration(project, f"2025010100000{n}", body) for n, body in enumerate(bodies, 1)]
+    executions = [prepare(files.parse(path), "up") for path in paths]
+    settings = RunSettings(timedelta(seconds=2), timedelta(0), Retries(1, timedelta(0)))
+    with psycopg.connect(project.database.conninfo, autocommit=True) as conn:
+        ensure_schema(conn)
+        durations = Runner(conn, settings).run_together(executions)
+        rows = conn.execute("SELECT version, applied_at, duration_ms FROM dbops.migration_history"
+                            " ORDER BY applied_order").fetchall()
+    assert [r[0] for r in rows] == ["20250101000001", "20250101000002"]
+    assert durations == [r[2] for r in rows]
+    (_, first, slept), (_, second, quick) = rows
+    assert slept >= 300 and quick < 250, rows
+    assert (second - first).total_seconds() >= 0.3, rows
+    assert tables(project) == {"t1", "t2"}  # t3 rolled back, t4 never run
+
+
 def test_statement_failed_carries_location_and_sqlstate(project: Project) -> None:
     migration(project, "20250101000001", "CREATE TABLE t (id int);\nCREATE TABLE t (id int);")
     with pytest.raises(StatementFailed) as caught:

@@ -219,7 +219,24 @@ class MigrationEngine:
                 check_none_in_flight(conn, executions[0].migration.version)
             # What dbops itself changes is not drift, nor what a killed run changed before.
             with ledger.crediting(conn):
-                for number, execution in enumerate(executions, start=1):
+                index, alone = 0, False  # alone: the one a shared message stopped at
+                while index < len(executions):
+                    execution, number = executions[index], index + 1
+                    together = 0 if alone else runner.together(executions[index:])
+                    if together > 1:
+                        shared = executions[index:index + together]
+                        with progress_step(f"migrations {shared[0].migration.version} to "
+                                           f"{shared[-1].migration.version} {direction} "
+                                           f"[{number}-{index + together}/{len(executions)}]"):
+                            done = runner.run_together(shared)
+                        for offset, duration in enumerate(done):
+                            durations.append(duration)
+                            if progress:
+                                progress(number + offset, len(executions),
+                                         shared[offset].migration, duration)
+                        index, alone = index + len(done), len(done) < together
+                        continue
+                    index, alone = index + 1, False
                     if execution.migration.expand is not None and direction == "up":
                         from dbops.migrate.expand.run import expand
 

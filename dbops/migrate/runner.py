@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +32,17 @@ if TYPE_CHECKING:
 
 # Online index operations: their locks never block writes, so lock_timeout does not apply.
 MAX_PAUSE = 2.0  # seconds between two attempts at most, however long the backoff has grown
+# Migrations that share one message at most (run_together): progress is still reported often.
+MAX_TOGETHER = 50
+# Statements that only change the catalog, or tables the run made (which hold little): quick, so
+# migrations made of them may share a message. A killed runner's server finishes the message it
+# was sent; data statements (and anything else) run one migration a message, so it stops soon.
+_SHAREABLE = frozenset({
+    "CreateStmt", "AlterTableStmt", "IndexStmt", "DropStmt", "RenameStmt", "CommentStmt",
+    "CreateFunctionStmt", "CreateTrigStmt", "ViewStmt", "CreateSeqStmt", "AlterSeqStmt",
+    "CreateEnumStmt", "AlterEnumStmt", "CompositeTypeStmt", "CreateDomainStmt", "DefineStmt",
+    "CreateExtensionStmt", "CreateSchemaStmt", "GrantStmt", "AlterOwnerStmt", "CreatePolicyStmt",
+})
 
 _CONCURRENT_KINDS = frozenset({"IndexStmt", "DropStmt", "ReindexStmt"})
 
@@ -190,6 +201,49 @@ class Runner:
                 self._finish(execution, started)
         return (time.perf_counter() - started) * 1000
 
+    def together(self, executions: Sequence[Execution]) -> int:
+        """How many of the leading `executions` can share one message (run_together): up
+        migrations that run as one transaction of shareable statements (_SHAREABLE) and wait
+        for nobody (every table they lock is new to the run or made by them), at most
+        MAX_TOGETHER."""
+        made: set[str] = set()
+        count = 0
+        for execution in executions[:MAX_TOGETHER]:
+            if (execution.direction != "up" or execution.mode != "transaction"
+                    or execution.migration.expand is not None):
+                break
+            statements = execution.steps[0].statements
+            if (any(s.kind not in _SHAREABLE for s in statements)
+                    or self._waited_for(execution, statements, made)):
+                break
+            made |= _made(statements)
+            count += 1
+        return count
+
+    def run_together(self, executions: Sequence[Execution]) -> list[float]:
+        """Run `executions` (as `together` allows) in one message, each still in its own
+        transaction with its history row, as psql -v ON_ERROR_STOP=1 runs a file: a failing one
+        is rolled back and the ones after it are not run. Returns the durations (ms) of those
+        that committed, in order: fewer than given when one failed, which the caller then runs
+        alone, to retry it or to name its failing statement. A long history applies to a new
+        database in a few round trips instead of one a migration."""
+        try:
+            self._conn.execute(";\n".join(self._one_message(e) for e in executions),
+                               prepare=False)
+        except psycopg.Error:
+            if self._conn.info.transaction_status != TransactionStatus.IDLE:
+                self._conn.execute("ROLLBACK")
+        recorded = dict(self._conn.execute(
+            "SELECT version, duration_ms FROM dbops.migration_history WHERE version = ANY(%s)",
+            ([e.migration.version for e in executions],)).fetchall())
+        durations = []
+        for execution in executions:
+            if execution.migration.version not in recorded:
+                break
+            durations.append(float(recorded[execution.migration.version]))
+            self._created |= _made(execution.steps[0].statements)
+        return durations
+
     def _in_transaction(self, execution: Execution, started: float) -> None:
         """The whole migration and its history row in one message (one round trip); on any
         error, rolled back and run again statement by statement to name the failing one."""
@@ -212,7 +266,8 @@ class Runner:
         if role is not None:  # the bookkeeping after RESET ROLE: see _as_owner
             owner = pgsql.SQL("SET LOCAL ROLE {}").format(pgsql.Identifier(role))
             body = f"{owner.as_string(self._conn)};\n{body}RESET ROLE;\n"
-        return f"BEGIN;\n{body}{bookkeeping.as_string(self._conn)};\nCOMMIT"
+        start = f"{history.MARK_START};\n" if execution.direction == "up" else ""
+        return f"BEGIN;\n{start}{body}{bookkeeping.as_string(self._conn)};\nCOMMIT"
 
     def _statement_by_statement(self, execution: Execution, started: float) -> None:
         with self._conn.transaction():
@@ -351,13 +406,7 @@ class Runner:
         exponential backoff and jitter; when the attempts run out, the blockers are named."""
         retries = self._settings.retries
         delay = retries.backoff.total_seconds()
-        # A table these statements create (CREATE TABLE, then its index) is nobody else's yet.
-        made_here = {table_key(s.relations[0]) for s in statements
-                     if s.kind == "CreateStmt" and s.relations}
-        tables = tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)
-                                     if table_key(r) not in self._created
-                                     and table_key(r) not in execution.new
-                                     and table_key(r) not in made_here))
+        tables = self._waited_for(execution, statements)
         first = statements[0] if statements else None
         for attempt in range(1, retries.attempts + 1):
             blockers = self._blockers(tables)
@@ -368,7 +417,7 @@ class Runner:
                         statement=first.summary if first else "", sqlstate="55P03",
                         reason=f"waiting for {blockers[0]}")
                 action()
-                self._created.update(made_here)
+                self._created |= _made(statements)
                 return
             except StatementFailed as failure:
                 lock_wait = bool(blockers) or isinstance(failure.__cause__, pgerrors.LockNotAvailable)
@@ -388,6 +437,15 @@ class Runner:
                              f"{failure.line}, retry {attempt}/{retries.attempts - 1} in {pause:.1f}s")
                 time.sleep(pause)
                 delay *= 2
+
+    def _waited_for(self, execution: Execution, statements: tuple[Statement, ...],
+                    made: set[str] | frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """The tables these statements lock that a session older than the run may hold: not
+        those the run made (`made`: by migrations about to run before them), nor those the
+        statements create themselves (CREATE TABLE, then its index: nobody else's yet)."""
+        known = self._created | execution.new | made | _made(statements)
+        return tuple(dict.fromkeys(r for s in statements for r in _locked_tables(s)
+                                   if table_key(r) not in known))
 
     def _blockers(self, tables: tuple[str, ...], *, any_age: bool = False) -> list[str]:
         """Sessions holding a lock on these tables inside a transaction older than lock_timeout,
@@ -415,6 +473,11 @@ def _locked_tables(statement: Statement) -> tuple[str, ...]:
     if statement.kind == "CreateStmt":
         return statement.relations[1:]
     return statement.relations
+
+
+def _made(statements: tuple[Statement, ...]) -> set[str]:
+    """The tables these statements create."""
+    return {table_key(s.relations[0]) for s in statements if s.kind == "CreateStmt" and s.relations}
 
 
 def _first_line(exc: psycopg.Error) -> str:
