@@ -127,7 +127,10 @@ def parse(path: Path) -> Migration:
     directives: dict[str, list[str]] = {}
     description = ""
     for number, line in enumerate(lines, start=1):
-        section = _SECTION.match(line.strip())
+        stripped = line.strip()
+        if not stripped.startswith("--"):
+            continue  # SQL: neither a section, a directive nor the description
+        section = _SECTION.match(stripped)
         if section:
             if section.group(1) in sections:
                 raise MigrationError(
@@ -136,7 +139,7 @@ def parse(path: Path) -> Migration:
                 )
             sections[section.group(1)] = number
             continue
-        directive = _DIRECTIVE.match(line.strip())
+        directive = _DIRECTIVE.match(stripped)
         if directive:
             key, value = directive.groups()
             _check_directive(where, number, key, value)
@@ -220,7 +223,7 @@ def parse_any(path: Path, text: str | None = None) -> Migration:
                              "<YYYYMMDDHHMMSS>_<slug>.sql")
     ignores = []
     for number, line in enumerate(lines, start=1):
-        directive = _DIRECTIVE.match(line.strip())
+        directive = _DIRECTIVE.match(stripped)
         if directive and directive.group(1) == "ignore":
             _check_directive(where, number, "ignore", directive.group(2))
             rule, reason = directive.group(2).split(None, 1)
