@@ -88,6 +88,8 @@ def record(
                               duration_ms=duration_ms, mode=mode))
 
 
+# The column the history INSERT returns: a message of several migrations reads their durations.
+RECORDED = "dbops_recorded_ms"
 # A migration that travels in one message with its history row marks when it starts: its
 # transaction's own start time is the message's, which several migrations may share.
 MARK_START = "SELECT set_config('dbops.started', clock_timestamp()::text, true)"
@@ -110,6 +112,7 @@ def record_query(*, version: str, name: str, checksum: str, duration_ms: float |
     return sql.SQL(
         "INSERT INTO dbops.migration_history (version, name, checksum, applied_at, duration_ms,"
         " applied_by_host, dbops_version, execution_mode) VALUES ({}, {}, {}, {}, {}, {}, {}, {})"
+        f" RETURNING duration_ms AS {RECORDED}"
     ).format(sql.Literal(version), sql.Literal(name), sql.Literal(checksum), started, duration,
              sql.Literal(socket.gethostname()), sql.Literal(__version__), sql.Literal(mode))
 

@@ -223,7 +223,7 @@ def parse_any(path: Path, text: str | None = None) -> Migration:
                              "<YYYYMMDDHHMMSS>_<slug>.sql")
     ignores = []
     for number, line in enumerate(lines, start=1):
-        directive = _DIRECTIVE.match(stripped)
+        directive = _DIRECTIVE.match(line.strip())
         if directive and directive.group(1) == "ignore":
             _check_directive(where, number, "ignore", directive.group(2))
             rule, reason = directive.group(2).split(None, 1)

@@ -4,6 +4,7 @@ unfinished step. Retries statements that hit lock_timeout; cleans up invalid con
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -227,20 +228,25 @@ class Runner:
         that committed, in order: fewer than given when one failed, which the caller then runs
         alone, to retry it or to name its failing statement. A long history applies to a new
         database in a few round trips instead of one a migration."""
+        durations: list[float] = []
         try:
-            self._conn.execute(";\n".join(self._one_message(e) for e in executions),
-                               prepare=False)
+            cursor = self._conn.execute(";\n".join(self._one_message(e) for e in executions),
+                                        prepare=False)
+            while True:  # each history row's RETURNING, in order (the DDL returns no rows)
+                if cursor.description and cursor.description[0].name == history.RECORDED:
+                    durations += [float(row[0]) for row in cursor.fetchall()]
+                if not cursor.nextset():
+                    break
         except psycopg.Error:
             if self._conn.info.transaction_status != TransactionStatus.IDLE:
                 self._conn.execute("ROLLBACK")
-        recorded = dict(self._conn.execute(
-            "SELECT version, duration_ms FROM dbops.migration_history WHERE version = ANY(%s)",
-            ([e.migration.version for e in executions],)).fetchall())
-        durations = []
-        for execution in executions:
-            if execution.migration.version not in recorded:
-                break
-            durations.append(float(recorded[execution.migration.version]))
+            recorded = dict(self._conn.execute(
+                "SELECT version, duration_ms FROM dbops.migration_history WHERE version = ANY(%s)",
+                ([e.migration.version for e in executions],)).fetchall())
+            durations = [float(recorded[e.migration.version]) for e in
+                         itertools.takewhile(lambda e: e.migration.version in recorded,
+                                             executions)]
+        for execution in executions[:len(durations)]:
             self._created |= _made(execution.steps[0].statements)
         return durations
 
