@@ -148,7 +148,12 @@ def journal_done(
 
 
 def journal_clear(conn: psycopg.Connection[Any], version: str) -> None:
-    conn.execute("DELETE FROM dbops.migration_journal WHERE version = %s", (version,))
+    conn.execute(journal_clear_query(version))
+
+
+def journal_clear_query(version: str) -> sql.Composed:
+    return sql.SQL("DELETE FROM dbops.migration_journal WHERE version = {}").format(
+        sql.Literal(version))
 
 
 def lock_holder(conn: psycopg.Connection[Any]) -> LockHolder | None:

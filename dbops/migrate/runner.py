@@ -198,8 +198,7 @@ class Runner:
                         execution, partial(self._outside_step, execution, step, resumed=resumed),
                         step.statements,
                     )
-            with self._conn.transaction():
-                self._finish(execution, started)
+            self._finish_steps(execution, started)
         return (time.perf_counter() - started) * 1000
 
     def together(self, executions: Sequence[Execution]) -> int:
@@ -294,8 +293,22 @@ class Runner:
             )
         else:
             history.forget(self._conn, migration.version)
-        if execution.mode == "steps":
-            history.journal_clear(self._conn, migration.version)
+
+    def _finish_steps(self, execution: Execution, started: float) -> None:
+        """The history row and the journal's end, in one transaction sent as one message."""
+        migration = execution.migration
+        row = (history.record_query(version=migration.version, name=migration.name,
+                                    checksum=migration.checksum, mode="steps",
+                                    duration_ms=(time.perf_counter() - started) * 1000)
+               if execution.direction == "up" else history.forget_query(migration.version))
+        clear = history.journal_clear_query(migration.version)
+        try:
+            self._conn.execute(f"BEGIN;\n{row.as_string(self._conn)};\n"
+                               f"{clear.as_string(self._conn)};\nCOMMIT", prepare=False)
+        except psycopg.Error:
+            if self._conn.info.transaction_status != TransactionStatus.IDLE:
+                self._conn.execute("ROLLBACK")
+            raise
 
     def _transactional_step(self, execution: Execution, step: Step) -> None:
         version = execution.migration.version
