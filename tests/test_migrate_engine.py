@@ -121,6 +121,26 @@ def test_migrations_sharing_a_message_record_their_own_time(project: Project) ->
     assert tables(project) == {"t1", "t2"}  # t3 rolled back, t4 never run
 
 
+def test_a_statement_ending_in_a_comment_shares_a_message(project: Project) -> None:
+    """A section's last statement may run on into a trailing -- comment (no semicolon of its
+    own, as crates.io's history has): the shared message still holds every migration."""
+    from datetime import timedelta
+
+    from dbops.config.model import Retries
+    from dbops.ledger import ensure_schema
+    from dbops.migrate.runner import Runner, RunSettings, prepare
+
+    first = migration(project, "20250101000001", "CREATE TABLE t1 (id int);\n"
+                      "COMMENT ON TABLE t1 IS 'one'\n\n-- to do by hand: DROP TABLE t0;")
+    second = migration(project, "20250101000002", "CREATE TABLE t2 (id int);")
+    executions = [prepare(files.parse(path), "up") for path in (first, second)]
+    settings = RunSettings(timedelta(seconds=2), timedelta(0), Retries(1, timedelta(0)))
+    with psycopg.connect(project.database.conninfo, autocommit=True) as conn:
+        ensure_schema(conn)
+        assert len(Runner(conn, settings).run_together(executions)) == 2
+    assert history(project) == ["20250101000001", "20250101000002"]
+
+
 def test_statement_failed_carries_location_and_sqlstate(project: Project) -> None:
     migration(project, "20250101000001", "CREATE TABLE t (id int);\nCREATE TABLE t (id int);")
     with pytest.raises(StatementFailed) as caught:
