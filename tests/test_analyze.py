@@ -375,3 +375,9 @@ def test_trusted_parse_builds_the_trees_pglast_builds_and_keeps_its_check():
         assert fast == checked and fast() == checked(), text
     with pytest.raises(ValueError, match="Bad value"):
         ast.RangeVar().relname = 42
+
+
+def test_a_statement_is_terminated_past_its_trailing_comment() -> None:
+    last, = split("COMMENT ON TABLE t IS 'a--b'\n-- later: DROP TABLE t;\n")
+    assert last.terminated.endswith("\n;")
+    assert split("CREATE TABLE t (id int);")[0].terminated == "CREATE TABLE t (id int);"

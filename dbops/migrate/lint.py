@@ -133,7 +133,7 @@ def explain(execution: Execution, stats: Mapping[str, TableStats] | None = None)
             analysis = _statement(statement.text, migration)
             lock = analysis.strongest_lock if analysis else None
             where = ", ".join(r for r, _ in analysis.locks) if analysis and analysis.locks else ""
-            lines.append(f"    {statement.text};")
+            lines.append(f"    {statement.terminated}")
             if lock:
                 lines.append(f"      lock: {lock}{' on ' + where if where else ''}")
             if analysis and stats:

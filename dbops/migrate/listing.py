@@ -75,7 +75,7 @@ def dry_run_listing(result: RunResult) -> list[str]:
             lines.append(f"-- {m.version} {m.name} ({m.file}, expand/contract: expand now, "
                          f"version schema {m.expand.version_schema(m.version)})")
             lines += [f"--   {describe(op)}" for op in m.expand.operations]
-            lines += [f"{s.text};" for step in execution.steps for s in step.statements]
+            lines += [s.terminated for step in execution.steps for s in step.statements]
             continue
         mode = (
             "one transaction"
@@ -86,5 +86,5 @@ def dry_run_listing(result: RunResult) -> list[str]:
         for step in execution.steps:
             if execution.mode == "steps":
                 lines.append(f"--   {step.describe()}")
-            lines += [f"{s.text};" for s in step.statements]
+            lines += [s.terminated for s in step.statements]
     return lines

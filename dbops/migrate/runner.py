@@ -266,8 +266,7 @@ class Runner:
             history.record_query(version=migration.version, name=migration.name,
                                  checksum=migration.checksum, duration_ms=None, mode="transaction")
             if execution.direction == "up" else history.forget_query(migration.version))
-        # The semicolon on a line of its own: a statement's text may end in a -- comment.
-        body = "".join(f"{s.text}\n;\n" for s in execution.steps[0].statements)
+        body = "".join(f"{s.terminated}\n" for s in execution.steps[0].statements)
         role = self._settings.role
         if role is not None:  # the bookkeeping after RESET ROLE: see _as_owner
             owner = pgsql.SQL("SET LOCAL ROLE {}").format(pgsql.Identifier(role))

@@ -32,6 +32,12 @@ class Statement:
     relations: tuple[str, ...] = ()  # tables a DDL statement locks (for finding its blockers)
 
     @property
+    def terminated(self) -> str:
+        """The statement and its semicolon, which goes on a line of its own when the text's last
+        line may end in a -- comment (a section's last statement runs on to the end of it)."""
+        return f"{self.text}\n;" if "--" in self.text.rsplit("\n", 1)[-1] else f"{self.text};"
+
+    @property
     def summary(self) -> str:
         first = " ".join(self.text.split())
         return first if len(first) <= 80 else first[:77] + "..."
