@@ -125,16 +125,13 @@ def test_a_command_imports_only_its_own_family() -> None:
                          "pyinfra", "dbops.planner"}
 
 
-def test_plan_with_nothing_pending_loads_neither_pglast_nor_pyinfra(project: Project) -> None:
-    """`dbops plan` is the pull-request check: with no migration pending it parses no SQL (no
-    pglast, ~0.3 s to load) and executes nothing (no pyinfra). Twice before, a helper of the plan
-    (the health checks, the privileges' keyword list) loaded pglast again; this says when."""
-    assert "backup:" not in (project.root / "plans" / "test.yaml").read_text()
+def modules_loaded(project: Project, *args: str) -> set[str]:
+    """The modules a dbops command run in the project loads; the command must exit 0."""
     probe = (
         "import sys\n"
         "from dbops.cli import main\n"
         "try:\n"
-        "    main(['plan', 'test'])\n"
+        f"    main({list(args)!r})\n"
         "except SystemExit as exc:\n"
         "    print('exit', exc.code, file=sys.stderr)\n"
         "print(' '.join(sorted(sys.modules)))\n"
@@ -142,7 +139,15 @@ def test_plan_with_nothing_pending_loads_neither_pglast_nor_pyinfra(project: Pro
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True, cwd=project.root, env=child_env(drop=("DB_",)))
     assert "exit 0" in done.stderr, done.stderr
-    loaded = set(done.stdout.split())
+    return set(done.stdout.split())
+
+
+def test_plan_with_nothing_pending_loads_neither_pglast_nor_pyinfra(project: Project) -> None:
+    """`dbops plan` is the pull-request check: with no migration pending it parses no SQL (no
+    pglast, ~0.3 s to load) and executes nothing (no pyinfra). Twice before, a helper of the plan
+    (the health checks, the privileges' keyword list) loaded pglast again; this says when."""
+    assert "backup:" not in (project.root / "plans" / "test.yaml").read_text()
+    loaded = modules_loaded(project, "plan", "test")
     assert "dbops.planner" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("pglast", "pyinfra")}
     # A plan without a backup policy reads no backups: none of their machinery is loaded.
@@ -157,19 +162,7 @@ def test_migrate_up_without_a_backup_policy_loads_no_backup_machinery(project: P
         "-- migrate:up\nCREATE TABLE gadgets (id bigint PRIMARY KEY);\n"
         "CREATE INDEX gadgets_id ON gadgets (id);\n")
     assert project.run("migrate", "hash").returncode == 0
-    probe = (
-        "import sys\n"
-        "from dbops.cli import main\n"
-        "try:\n"
-        "    main(['migrate', 'up', 'test', '--yes'])\n"
-        "except SystemExit as exc:\n"
-        "    print('exit', exc.code, file=sys.stderr)\n"
-        "print(' '.join(sorted(sys.modules)))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True, cwd=project.root, env=child_env(drop=("DB_",)))
-    assert "exit 0" in done.stderr, done.stderr
+    loaded = modules_loaded(project, "migrate", "up", "test", "--yes")
     with project.database.connect() as conn:
         assert conn.execute("SELECT to_regclass('gadgets') IS NOT NULL").fetchone() == (True,)
-    loaded = set(done.stdout.split())
     assert not {m for m in loaded if m.startswith(("dbops.backup", "pyinfra"))}
