@@ -355,6 +355,25 @@ def test_lock_timeout_gives_up_after_the_last_attempt(project: Project) -> None:
     assert history(project) == []
 
 
+def test_create_table_if_not_exists_of_an_old_table_still_waits_for_its_blockers(
+        project: Project) -> None:
+    """CREATE TABLE IF NOT EXISTS may find an old, busy table: the statements after it in the same
+    migration still look for the sessions holding it, and name them."""
+    with project.database.connect() as conn:
+        conn.execute("CREATE TABLE busy (id int)")
+    migration(project, "20250101000001", "CREATE TABLE IF NOT EXISTS busy (id int);\n"
+                                         "ALTER TABLE busy ADD COLUMN note text;")
+    e = engine(
+        project, "migrations: { lock_timeout: 100ms, retries: { attempts: 2, backoff: 50ms } }\n"
+    )
+    with psycopg.connect(project.database.conninfo) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StatementFailed) as caught:
+            e.run_migrations()
+    assert "no lock after 2 attempts (lock_timeout 100ms); blocked by pid " in str(caught.value)
+    assert history(project) == []
+
+
 def test_rehearsal_finds_the_failure_before_the_target_is_touched(project: Project) -> None:
     with project.database.connect() as conn:
         conn.execute("CREATE TABLE accounts (id int)")  # a database with objects is rehearsed

@@ -495,8 +495,8 @@ def _locked_tables(statement: Statement) -> tuple[str, ...]:
 
 
 def _made(statements: tuple[Statement, ...]) -> set[str]:
-    """The tables these statements create."""
-    return {table_key(s.relations[0]) for s in statements if s.kind == "CreateStmt" and s.relations}
+    """The tables these statements create (a CREATE TABLE IF NOT EXISTS may find an old one)."""
+    return {table_key(s.creates) for s in statements if s.creates}
 
 
 def _first_line(exc: psycopg.Error) -> str:

@@ -30,6 +30,7 @@ class Statement:
     transactional: bool
     index: tuple[str | None, str] | None = None  # (schema, name) an online index build creates
     relations: tuple[str, ...] = ()  # tables a DDL statement locks (for finding its blockers)
+    creates: str | None = None  # the table a CREATE TABLE makes (not one IF NOT EXISTS may find)
 
     @property
     def terminated(self) -> str:
@@ -166,6 +167,8 @@ def _split(text: str, first_line: int) -> tuple[Statement, ...]:
                 transactional=_transactional(kind, node),
                 index=index,
                 relations=_relations(node) if kind in DDL_KINDS else (),
+                creates=(_relations(node["relation"])[0] if kind == "CreateStmt"
+                         and not node.get("if_not_exists") and "relation" in node else None),
             )
         )
     return tuple(statements)
