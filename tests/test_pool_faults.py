@@ -282,7 +282,7 @@ def test_a_terminated_statement_is_never_run_again(database: TestDatabase) -> No
     with PoolManager(db_endpoint(database), min_size=1, max_size=2, **FAST) as pool:
         pool.query("CREATE TABLE applied (n int)")
         pool.query("CREATE PROCEDURE apply_once() LANGUAGE plpgsql AS $$ BEGIN"
-                   " INSERT INTO applied VALUES (1); COMMIT; PERFORM pg_sleep(3); END $$")
+                   " INSERT INTO applied VALUES (1); COMMIT; PERFORM pg_sleep(30); END $$")
         killer = threading.Thread(target=_kill_when_running, args=(database, "apply_once"))
         killer.start()
         with pytest.raises(ConnectionLost) as caught:
@@ -300,9 +300,10 @@ def test_a_terminated_statement_is_never_run_again(database: TestDatabase) -> No
             attempts.append(1)
             conn.execute("INSERT INTO applied VALUES (2)")
             if len(attempts) == 1:
+                # Long enough for a loaded machine to find it; the kill ends it at once.
                 threading.Thread(target=_kill_when_running,
-                                 args=(database, "pg_sleep(2.5)")).start()
-                conn.execute("SELECT pg_sleep(2.5)")
+                                 args=(database, "pg_sleep(29.5)")).start()
+                conn.execute("SELECT pg_sleep(29.5)")
 
         pool.transaction(body)
         assert len(attempts) == 2
