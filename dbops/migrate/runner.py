@@ -229,16 +229,13 @@ class Runner:
         database in a few round trips instead of one a migration."""
         durations: list[float] = []
         try:
-            cursor = self._conn.execute(";\n".join(self._one_message(e) for e in executions),
-                                        prepare=False)
+            cursor = self._send(";\n".join(self._one_message(e) for e in executions))
             while True:  # each history row's RETURNING, in order (the DDL returns no rows)
                 if cursor.description and cursor.description[0].name == history.RECORDED:
                     durations += [float(row[0]) for row in cursor.fetchall()]
                 if not cursor.nextset():
                     break
         except psycopg.Error:
-            if self._conn.info.transaction_status != TransactionStatus.IDLE:
-                self._conn.execute("ROLLBACK")
             recorded = dict(self._conn.execute(
                 "SELECT version, duration_ms FROM dbops.migration_history WHERE version = ANY(%s)",
                 ([e.migration.version for e in executions],)).fetchall())
@@ -253,12 +250,9 @@ class Runner:
         """The whole migration and its history row in one message (one round trip); on any
         error, rolled back and run again statement by statement to name the failing one."""
         try:
-            self._conn.execute(self._one_message(execution), prepare=False)
-            return
+            self._send(self._one_message(execution))
         except psycopg.Error:
-            if self._conn.info.transaction_status != TransactionStatus.IDLE:
-                self._conn.execute("ROLLBACK")
-        self._statement_by_statement(execution, started)
+            self._statement_by_statement(execution, started)
 
     def _one_message(self, execution: Execution) -> str:
         migration = execution.migration
@@ -302,9 +296,13 @@ class Runner:
                                     duration_ms=(time.perf_counter() - started) * 1000)
                if execution.direction == "up" else history.forget_query(migration.version))
         clear = history.journal_clear_query(migration.version)
+        self._send(f"BEGIN;\n{row.as_string(self._conn)};\n{clear.as_string(self._conn)};\nCOMMIT")
+
+    def _send(self, message: str) -> psycopg.Cursor[Any]:
+        """Send a message of explicit transactions; on an error, the one it left open is rolled
+        back before the error is raised."""
         try:
-            self._conn.execute(f"BEGIN;\n{row.as_string(self._conn)};\n"
-                               f"{clear.as_string(self._conn)};\nCOMMIT", prepare=False)
+            return self._conn.execute(message, prepare=False)
         except psycopg.Error:
             if self._conn.info.transaction_status != TransactionStatus.IDLE:
                 self._conn.execute("ROLLBACK")
